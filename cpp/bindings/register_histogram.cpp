@@ -1,0 +1,43 @@
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include "palette/histogram.hpp"
+#include "views.hpp"
+
+namespace py = pybind11;
+using palette::bindings::U8Array;
+
+void register_histogram(py::module_& m) {
+    py::class_<palette::Histogram>(m, "Histogram",
+                                   "Streaming 32x32x32 RGB histogram with exact per-cell moments.")
+        .def(py::init<bool>(), py::arg("track_members") = false)
+        .def(
+            "add",
+            [](palette::Histogram& h, const U8Array& pixels, std::uint8_t alpha_threshold) {
+                const palette::PixelView view = palette::bindings::view_of(pixels);
+                py::gil_scoped_release release;  // safe: only the buffer and the C++ histogram are touched
+                h.add(view, alpha_threshold);
+            },
+            py::arg("pixels").noconvert(), py::arg("alpha_threshold") = 128,
+            "Add a HxW or HxWxC (C in 1..4) uint8 array, read through its strides.")
+        .def(
+            "merge",
+            [](palette::Histogram& h, const palette::Histogram& other) {
+                py::gil_scoped_release release;  // safe: C++ objects only
+                h.merge(other);
+            },
+            py::arg("other"), "Add another histogram's counts into this one.")
+        .def("clear", &palette::Histogram::clear, "Forget every pixel.")
+        .def_property_readonly("opaque_pixels", &palette::Histogram::opaque_pixels)
+        .def_property_readonly("transparent_pixels", &palette::Histogram::transparent_pixels)
+        .def_property_readonly("tracks_members", &palette::Histogram::tracks_members)
+        .def_property_readonly(
+            "distinct_cells",
+            [](const palette::Histogram& h) {
+                const auto& cells = h.cells();
+                std::size_t n = 0;
+                for (int i = 0; i < palette::kCellCount; ++i) n += cells[static_cast<std::size_t>(i)].count ? 1 : 0;
+                return n;
+            },
+            "Number of non-empty color cells.");
+}

@@ -1,0 +1,70 @@
+// A streaming weighted color histogram: 32x32x32 RGB cells, each with exact moments
+// (pixel count, per-channel sums, sum of squares) so cell means and errors are exact.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "palette/pixels.hpp"
+
+namespace palette {
+
+inline constexpr int kCellBits = 5;
+inline constexpr int kCellsPerAxis = 1 << kCellBits;
+inline constexpr int kCellCount = kCellsPerAxis * kCellsPerAxis * kCellsPerAxis;
+// Pixels below the alpha threshold go to this extra cell, so kernels never branch on alpha.
+inline constexpr int kTransparentCell = kCellCount;
+
+// Exact totals of one cell.
+struct CellMoments {
+    std::uint64_t count = 0;
+    std::uint64_t sum_r = 0, sum_g = 0, sum_b = 0;
+    std::uint64_t sum_sq = 0;  // sum of r^2 + g^2 + b^2
+};
+
+// Packed accumulators that the kernels update with two adds per pixel. Offsets inside a cell
+// (value & 7) are summed instead of values, so every field stays small: flushed to CellMoments
+// before kPackedCapacity pixels can overflow them.
+//   lo: sum dr (bits 0-20) | sum dg (21-41) | sum db (42-62)
+//   hi: count (bits 0-18)  | sum (dr^2 + dg^2 + db^2) (bits 19-63)
+struct PackedCell {
+    std::uint64_t lo = 0;
+    std::uint64_t hi = 0;
+};
+inline constexpr std::int64_t kPackedCapacity = std::int64_t{1} << 18;
+
+inline constexpr int cell_index(std::uint32_t r, std::uint32_t g, std::uint32_t b) {
+    return static_cast<int>(((r >> 3) << 10) | ((g >> 3) << 5) | (b >> 3));
+}
+
+class Histogram {
+public:
+    // track_members: also remember one real pixel color per cell (for medoid snapping).
+    explicit Histogram(bool track_members = false);
+
+    // Adds every pixel of the view; pixels with alpha < alpha_threshold count as transparent.
+    void add(const PixelView& view, std::uint8_t alpha_threshold = 128);
+    void merge(const Histogram& other);
+    void clear();
+
+    std::uint64_t opaque_pixels() const;
+    std::uint64_t transparent_pixels() const;
+    bool tracks_members() const { return track_members_; }
+
+    // Exact moments of all cells (index = cell_index(r, g, b)).
+    const std::vector<CellMoments>& cells() const;
+    // One real color (0xBBGGRR) per non-empty cell; empty unless track_members.
+    const std::vector<std::uint32_t>& members() const { return members_; }
+
+private:
+    void flush() const;
+
+    bool track_members_;
+    mutable std::vector<PackedCell> packed_;   // kCellCount + 1 entries
+    mutable std::vector<CellMoments> cells_;   // kCellCount + 1 entries
+    mutable std::int64_t pending_ = 0;         // pixels in packed_ not yet flushed
+    std::vector<std::uint32_t> members_;       // kCellCount + 1 entries, or empty
+};
+
+}  // namespace palette

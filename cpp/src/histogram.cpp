@@ -1,0 +1,118 @@
+#include "palette/histogram.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "palette/dispatch.hpp"
+
+namespace palette {
+
+void PixelView::validate() const {
+    if (data == nullptr && width * height > 0) throw std::invalid_argument("pixel data is null");
+    if (width < 0 || height < 0)
+        throw std::invalid_argument("image size must not be negative, got " +
+                                    std::to_string(width) + "x" + std::to_string(height));
+    if (channels < 1 || channels > 4)
+        throw std::invalid_argument("pixels must have 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA) "
+                                    "channels, got " + std::to_string(channels));
+    if (pixel_stride < channels)
+        throw std::invalid_argument("pixel stride " + std::to_string(pixel_stride) +
+                                    " is smaller than the channel count " + std::to_string(channels));
+    if (height > 1 && row_stride < width * pixel_stride)
+        throw std::invalid_argument("row stride " + std::to_string(row_stride) +
+                                    " is smaller than a row (" + std::to_string(width * pixel_stride) +
+                                    " bytes); rows must not overlap");
+}
+
+Histogram::Histogram(bool track_members)
+    : track_members_(track_members),
+      packed_(kCellCount + 1),
+      cells_(kCellCount + 1),
+      members_(track_members ? kCellCount + 1 : 0, 0u) {}
+
+void Histogram::add(const PixelView& view, std::uint8_t alpha_threshold) {
+    view.validate();
+    const AccumulateRowFn accumulate = active_kernels().accumulate_row;
+    std::uint32_t* members = track_members_ ? members_.data() : nullptr;
+    for (std::int64_t y = 0; y < view.height; ++y) {
+        const std::uint8_t* row = view.row(y);
+        std::int64_t x = 0;
+        while (x < view.width) {
+            if (pending_ == kPackedCapacity) flush();
+            const std::int64_t n = std::min(view.width - x, kPackedCapacity - pending_);
+            accumulate(row + x * view.pixel_stride, n, view.pixel_stride, view.channels,
+                       alpha_threshold, packed_.data(), members);
+            pending_ += n;
+            x += n;
+        }
+    }
+}
+
+void Histogram::flush() const {
+    if (pending_ == 0) return;
+    constexpr std::uint64_t mask21 = (std::uint64_t{1} << 21) - 1;
+    constexpr std::uint64_t mask19 = (std::uint64_t{1} << 19) - 1;
+    for (int index = 0; index <= kCellCount; ++index) {
+        PackedCell& p = packed_[static_cast<std::size_t>(index)];
+        if (p.hi == 0) continue;
+        const std::uint64_t n = p.hi & mask19;
+        const std::uint64_t dsq = p.hi >> 19;
+        const std::uint64_t dr = p.lo & mask21, dg = (p.lo >> 21) & mask21, db = (p.lo >> 42) & mask21;
+        // Cell base values (lowest channel value in the cell).
+        const std::uint64_t br = static_cast<std::uint64_t>((index >> 10) & 31) << 3;
+        const std::uint64_t bg = static_cast<std::uint64_t>((index >> 5) & 31) << 3;
+        const std::uint64_t bb = static_cast<std::uint64_t>(index & 31) << 3;
+        CellMoments& c = cells_[static_cast<std::size_t>(index)];
+        c.count += n;
+        c.sum_r += n * br + dr;
+        c.sum_g += n * bg + dg;
+        c.sum_b += n * bb + db;
+        // sum (base + d)^2 = n base^2 + 2 base sum d + sum d^2, over the three channels.
+        c.sum_sq += n * (br * br + bg * bg + bb * bb) + 2 * (br * dr + bg * dg + bb * db) + dsq;
+        p = PackedCell{};
+    }
+    pending_ = 0;
+}
+
+void Histogram::merge(const Histogram& other) {
+    flush();
+    other.flush();
+    for (std::size_t i = 0; i < cells_.size(); ++i) {
+        const CellMoments& o = other.cells_[i];
+        if (o.count == 0) continue;
+        CellMoments& c = cells_[i];
+        c.count += o.count;
+        c.sum_r += o.sum_r;
+        c.sum_g += o.sum_g;
+        c.sum_b += o.sum_b;
+        c.sum_sq += o.sum_sq;
+        if (track_members_ && other.track_members_) members_[i] = other.members_[i];
+    }
+}
+
+void Histogram::clear() {
+    std::fill(packed_.begin(), packed_.end(), PackedCell{});
+    std::fill(cells_.begin(), cells_.end(), CellMoments{});
+    std::fill(members_.begin(), members_.end(), 0u);
+    pending_ = 0;
+}
+
+const std::vector<CellMoments>& Histogram::cells() const {
+    flush();
+    return cells_;
+}
+
+std::uint64_t Histogram::opaque_pixels() const {
+    flush();
+    std::uint64_t total = 0;
+    for (int i = 0; i < kCellCount; ++i) total += cells_[static_cast<std::size_t>(i)].count;
+    return total;
+}
+
+std::uint64_t Histogram::transparent_pixels() const {
+    flush();
+    return cells_[kTransparentCell].count;
+}
+
+}  // namespace palette

@@ -1,0 +1,46 @@
+#include "palette/oklab.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace palette {
+namespace {
+
+double linear_to_srgb(double x) {
+    x = std::clamp(x, 0.0, 1.0);
+    const double v = x <= 0.0031308 ? 12.92 * x : 1.055 * std::pow(x, 1.0 / 2.4) - 0.055;
+    return v * 255.0;
+}
+
+}  // namespace
+
+double srgb_to_linear(double channel_0_255) {
+    const double c = channel_0_255 / 255.0;
+    return c <= 0.04045 ? c / 12.92 : std::pow((c + 0.055) / 1.055, 2.4);
+}
+
+Lab srgb_to_oklab(double r8, double g8, double b8) {
+    const double r = srgb_to_linear(r8), g = srgb_to_linear(g8), b = srgb_to_linear(b8);
+    const double l = std::cbrt(0.4122214708 * r + 0.5363325363 * g + 0.0514459929 * b);
+    const double m = std::cbrt(0.2119034982 * r + 0.6806995451 * g + 0.1073969566 * b);
+    const double s = std::cbrt(0.0883024619 * r + 0.2817188376 * g + 0.6299787005 * b);
+    return {0.2104542553 * l + 0.7936177850 * m - 0.0040720468 * s,
+            1.9779984951 * l - 2.4285922050 * m + 0.4505937099 * s,
+            0.0259040371 * l + 0.7827717662 * m - 0.8086757660 * s};
+}
+
+Rgb8 oklab_to_srgb8(const Lab& lab) {
+    const double l_ = lab[0] + 0.3963377774 * lab[1] + 0.2158037573 * lab[2];
+    const double m_ = lab[0] - 0.1055613458 * lab[1] - 0.0638541728 * lab[2];
+    const double s_ = lab[0] - 0.0894841775 * lab[1] - 1.2914855480 * lab[2];
+    const double l = l_ * l_ * l_, m = m_ * m_ * m_, s = s_ * s_ * s_;
+    const double r = 4.0767416621 * l - 3.3077115913 * m + 0.2309699292 * s;
+    const double g = -1.2684380046 * l + 2.6097574011 * m - 0.3413193965 * s;
+    const double b = -0.0041960863 * l - 0.7034186147 * m + 1.7076147010 * s;
+    auto to8 = [](double linear) {
+        return static_cast<std::uint8_t>(std::lround(linear_to_srgb(linear)));
+    };
+    return {to8(r), to8(g), to8(b)};
+}
+
+}  // namespace palette

@@ -1,0 +1,420 @@
+// Histogram -> palette: cell means in Oklab, Wu box splits as seeds, weighted k-means,
+// over-cluster then merge down (Ward) to exactly K, then distinct 8-bit colors.
+#include "palette/quantize.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+namespace palette {
+namespace {
+
+// Weighted colors to cluster: histogram cells or explicit colors.
+struct Points {
+    std::vector<Lab> lab;                   // Oklab of the mean color
+    std::vector<double> weight;             // clustering weight (count, maybe capped)
+    std::vector<std::uint64_t> count;       // true pixel count
+    std::vector<std::array<double, 3>> sum; // per-channel sums (0-255)
+    std::vector<double> sum_sq;             // sum of r^2 + g^2 + b^2
+    std::vector<Rgb8> real;                 // a real image color inside the cell (or the mean)
+    std::vector<int> cell;                  // cell index on the 32^3 grid
+
+    std::size_t size() const { return lab.size(); }
+    std::uint64_t total() const { return std::accumulate(count.begin(), count.end(), std::uint64_t{0}); }
+};
+
+Rgb8 rounded_mean(const std::array<double, 3>& sum, std::uint64_t n) {
+    const double dn = static_cast<double>(n);
+    auto ch = [dn](double s) { return static_cast<std::uint8_t>(std::lround(s / dn)); };
+    return {ch(sum[0]), ch(sum[1]), ch(sum[2])};
+}
+
+void push_point(Points& p, std::uint64_t n, const std::array<double, 3>& sum, double sum_sq,
+                const Rgb8& real, int cell) {
+    const double dn = static_cast<double>(n);
+    p.lab.push_back(srgb_to_oklab(sum[0] / dn, sum[1] / dn, sum[2] / dn));
+    p.weight.push_back(dn);
+    p.count.push_back(n);
+    p.sum.push_back(sum);
+    p.sum_sq.push_back(sum_sq);
+    p.real.push_back(real);
+    p.cell.push_back(cell);
+}
+
+void apply_weight_cap(Points& p, double max_fraction) {
+    if (max_fraction <= 0.0 || max_fraction >= 1.0) return;
+    const double cap = max_fraction * static_cast<double>(p.total());
+    for (double& w : p.weight) w = std::min(w, std::max(cap, 1.0));
+}
+
+double dist2(const Lab& a, const Lab& b) {
+    const double d0 = a[0] - b[0], d1 = a[1] - b[1], d2 = a[2] - b[2];
+    return d0 * d0 + d1 * d1 + d2 * d2;
+}
+
+// ---- Wu's variance-minimising box splits on the 33^3 cumulative moment grid -------------
+constexpr int kSide = kCellsPerAxis + 1;
+
+struct Moment {
+    double w = 0, r = 0, g = 0, b = 0, q = 0;
+    Moment& operator+=(const Moment& o) { w += o.w; r += o.r; g += o.g; b += o.b; q += o.q; return *this; }
+    Moment& operator-=(const Moment& o) { w -= o.w; r -= o.r; g -= o.g; b -= o.b; q -= o.q; return *this; }
+};
+
+struct Box {
+    int lo[3];  // exclusive
+    int hi[3];  // inclusive
+};
+
+class WuGrid {
+public:
+    explicit WuGrid(const Points& p) : m_(static_cast<std::size_t>(kSide * kSide * kSide)) {
+        for (std::size_t i = 0; i < p.size(); ++i) {
+            const int c = p.cell[i];
+            const double scale = p.weight[i] / static_cast<double>(p.count[i]);
+            Moment& m = at((c >> 10) + 1, ((c >> 5) & 31) + 1, (c & 31) + 1);
+            m.w += p.weight[i];
+            m.r += p.sum[i][0] * scale;
+            m.g += p.sum[i][1] * scale;
+            m.b += p.sum[i][2] * scale;
+            m.q += p.sum_sq[i] * scale;
+        }
+        // Running sums along each axis in turn make every entry the total of the box (0, idx].
+        for (int r = 1; r < kSide; ++r)
+            for (int g = 1; g < kSide; ++g)
+                for (int b = 1; b < kSide; ++b) at(r, g, b) += at(r, g, b - 1);
+        for (int r = 1; r < kSide; ++r)
+            for (int g = 1; g < kSide; ++g)
+                for (int b = 1; b < kSide; ++b) at(r, g, b) += at(r, g - 1, b);
+        for (int r = 1; r < kSide; ++r)
+            for (int g = 1; g < kSide; ++g)
+                for (int b = 1; b < kSide; ++b) at(r, g, b) += at(r - 1, g, b);
+    }
+
+    Moment volume(const Box& x) const {
+        Moment v = at(x.hi[0], x.hi[1], x.hi[2]);
+        v -= at(x.hi[0], x.hi[1], x.lo[2]);
+        v -= at(x.hi[0], x.lo[1], x.hi[2]);
+        v += at(x.hi[0], x.lo[1], x.lo[2]);
+        v -= at(x.lo[0], x.hi[1], x.hi[2]);
+        v += at(x.lo[0], x.hi[1], x.lo[2]);
+        v += at(x.lo[0], x.lo[1], x.hi[2]);
+        v -= at(x.lo[0], x.lo[1], x.lo[2]);
+        return v;
+    }
+
+    double variance(const Box& x) const {
+        const Moment v = volume(x);
+        if (v.w <= 0) return 0.0;
+        return v.q - (v.r * v.r + v.g * v.g + v.b * v.b) / v.w;
+    }
+
+    // Best cut of `x` into two non-empty boxes; false if none exists.
+    bool cut(const Box& x, Box& lower, Box& upper) const {
+        const Moment whole = volume(x);
+        double best = -1.0;
+        int best_axis = -1, best_pos = 0;
+        for (int axis = 0; axis < 3; ++axis) {
+            for (int pos = x.lo[axis] + 1; pos < x.hi[axis]; ++pos) {
+                Box half = x;
+                half.hi[axis] = pos;
+                const Moment a = volume(half);
+                Moment b = whole;
+                b -= a;
+                if (a.w <= 0 || b.w <= 0) continue;
+                const double score = (a.r * a.r + a.g * a.g + a.b * a.b) / a.w +
+                                     (b.r * b.r + b.g * b.g + b.b * b.b) / b.w;
+                if (score > best) { best = score; best_axis = axis; best_pos = pos; }
+            }
+        }
+        if (best_axis < 0) return false;
+        lower = x;
+        upper = x;
+        lower.hi[best_axis] = best_pos;
+        upper.lo[best_axis] = best_pos;
+        return true;
+    }
+
+private:
+    Moment& at(int r, int g, int b) { return m_[static_cast<std::size_t>((r * kSide + g) * kSide + b)]; }
+    const Moment& at(int r, int g, int b) const { return m_[static_cast<std::size_t>((r * kSide + g) * kSide + b)]; }
+    std::vector<Moment> m_;
+};
+
+std::vector<Lab> wu_seeds(const Points& p, int k) {
+    WuGrid grid(p);
+    std::vector<Box> boxes{Box{{0, 0, 0}, {kCellsPerAxis, kCellsPerAxis, kCellsPerAxis}}};
+    std::vector<double> var{grid.variance(boxes[0])};
+    while (static_cast<int>(boxes.size()) < k) {
+        const auto widest = std::max_element(var.begin(), var.end());
+        if (*widest <= 0.0) break;
+        const std::size_t i = static_cast<std::size_t>(widest - var.begin());
+        Box lower, upper;
+        if (!grid.cut(boxes[i], lower, upper)) { var[i] = 0.0; continue; }
+        boxes[i] = lower;
+        var[i] = grid.variance(lower);
+        boxes.push_back(upper);
+        var.push_back(grid.variance(upper));
+    }
+    std::vector<Lab> seeds;
+    for (const Box& b : boxes) {
+        const Moment v = grid.volume(b);
+        if (v.w > 0) seeds.push_back(srgb_to_oklab(v.r / v.w, v.g / v.w, v.b / v.w));
+    }
+    return seeds;
+}
+
+// ---- weighted k-means ---------------------------------------------------------------------
+int nearest(const Lab& x, const std::vector<Lab>& centers, double* best_d = nullptr) {
+    int best = 0;
+    double bd = std::numeric_limits<double>::infinity();
+    for (std::size_t j = 0; j < centers.size(); ++j) {
+        const double d = dist2(x, centers[j]);
+        if (d < bd) { bd = d; best = static_cast<int>(j); }
+    }
+    if (best_d != nullptr) *best_d = bd;
+    return best;
+}
+
+// Lloyd iterations from the given centers; returns iterations spent. Empty clusters are reseeded
+// with the point that costs most where it is. Deterministic: fixed order, ties to the lower index.
+int kmeans(const Points& p, std::vector<Lab>& centers, std::vector<int>& assign, int max_iterations) {
+    const std::size_t n = p.size(), k = centers.size();
+    assign.assign(n, -1);
+    std::vector<double> cost(n);
+    int it = 0;
+    for (; it < max_iterations; ++it) {
+        std::size_t changed = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            double d;
+            const int a = nearest(p.lab[i], centers, &d);
+            cost[i] = d * p.weight[i];
+            if (a != assign[i]) { assign[i] = a; ++changed; }
+        }
+        std::vector<Lab> sum(k, Lab{0, 0, 0});
+        std::vector<double> w(k, 0.0);
+        std::vector<std::size_t> members(k, 0);
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto a = static_cast<std::size_t>(assign[i]);
+            for (int c = 0; c < 3; ++c) sum[a][static_cast<std::size_t>(c)] += p.lab[i][static_cast<std::size_t>(c)] * p.weight[i];
+            w[a] += p.weight[i];
+            ++members[a];
+        }
+        bool reseeded = false;
+        for (std::size_t j = 0; j < k; ++j) {
+            if (members[j] == 0) {
+                // Take the costliest point from a cluster that keeps at least one other point.
+                std::size_t pick = n;
+                for (std::size_t i = 0; i < n; ++i) {
+                    if (members[static_cast<std::size_t>(assign[i])] < 2) continue;
+                    if (pick == n || cost[i] > cost[pick]) pick = i;
+                }
+                if (pick == n) continue;  // fewer points than clusters; caller handles it
+                const auto from = static_cast<std::size_t>(assign[pick]);
+                for (int c = 0; c < 3; ++c) sum[from][static_cast<std::size_t>(c)] -= p.lab[pick][static_cast<std::size_t>(c)] * p.weight[pick];
+                w[from] -= p.weight[pick];
+                --members[from];
+                assign[pick] = static_cast<int>(j);
+                cost[pick] = 0.0;
+                sum[j] = Lab{p.lab[pick][0] * p.weight[pick], p.lab[pick][1] * p.weight[pick], p.lab[pick][2] * p.weight[pick]};
+                w[j] = p.weight[pick];
+                members[j] = 1;
+                reseeded = true;
+            }
+        }
+        for (std::size_t j = 0; j < k; ++j)
+            if (w[j] > 0) centers[j] = Lab{sum[j][0] / w[j], sum[j][1] / w[j], sum[j][2] / w[j]};
+        if (changed == 0 && !reseeded) { ++it; break; }
+    }
+    return it;
+}
+
+// Merge the pair of clusters whose union adds the least squared error (Ward) until k remain.
+void merge_down(const Points& p, std::vector<Lab>& centers, const std::vector<int>& assign, std::size_t k) {
+    std::vector<double> w(centers.size(), 0.0);
+    for (std::size_t i = 0; i < p.size(); ++i) w[static_cast<std::size_t>(assign[i])] += p.weight[i];
+    // Drop clusters that own nothing first.
+    for (std::size_t j = centers.size(); j-- > 0;) {
+        if (centers.size() <= k) break;
+        if (w[j] <= 0) { centers.erase(centers.begin() + static_cast<long>(j)); w.erase(w.begin() + static_cast<long>(j)); }
+    }
+    while (centers.size() > k) {
+        double best = std::numeric_limits<double>::infinity();
+        std::size_t bi = 0, bj = 1;
+        for (std::size_t i = 0; i < centers.size(); ++i)
+            for (std::size_t j = i + 1; j < centers.size(); ++j) {
+                const double c = w[i] * w[j] / (w[i] + w[j]) * dist2(centers[i], centers[j]);
+                if (c < best) { best = c; bi = i; bj = j; }
+            }
+        const double wt = w[bi] + w[bj];
+        for (std::size_t c = 0; c < 3; ++c) centers[bi][c] = (centers[bi][c] * w[bi] + centers[bj][c] * w[bj]) / wt;
+        w[bi] = wt;
+        centers.erase(centers.begin() + static_cast<long>(bj));
+        w.erase(w.begin() + static_cast<long>(bj));
+    }
+}
+
+void fill_metrics(const Points& p, const std::vector<Rgb8>& colors, PaletteResult& out) {
+    std::vector<Lab> lab(colors.size());
+    for (std::size_t j = 0; j < colors.size(); ++j) lab[j] = srgb_to_oklab(colors[j][0], colors[j][1], colors[j][2]);
+    out.population.assign(colors.size(), 0);
+    std::vector<std::pair<double, std::uint64_t>> de(p.size());
+    double sse = 0.0, de_sum = 0.0;
+    const std::uint64_t total = p.total();
+    for (std::size_t i = 0; i < p.size(); ++i) {
+        double d;
+        const auto j = static_cast<std::size_t>(nearest(p.lab[i], lab, &d));
+        out.population[j] += p.count[i];
+        const double n = static_cast<double>(p.count[i]);
+        const double c0 = colors[j][0], c1 = colors[j][1], c2 = colors[j][2];
+        sse += p.sum_sq[i] - 2.0 * (c0 * p.sum[i][0] + c1 * p.sum[i][1] + c2 * p.sum[i][2]) +
+               n * (c0 * c0 + c1 * c1 + c2 * c2);
+        const double e = 100.0 * std::sqrt(d);
+        de[i] = {e, p.count[i]};
+        de_sum += e * n;
+    }
+    PaletteMetrics& m = out.metrics;
+    const double dn = static_cast<double>(total);
+    m.mse = total ? std::max(0.0, sse) / (3.0 * dn) : 0.0;
+    m.psnr = m.mse > 0 ? 10.0 * std::log10(255.0 * 255.0 / m.mse) : std::numeric_limits<double>::infinity();
+    m.delta_e_mean = total ? de_sum / dn : 0.0;
+    std::sort(de.begin(), de.end());
+    const double target = 0.95 * dn;
+    double cum = 0.0;
+    m.delta_e_p95 = 0.0;
+    for (const auto& [e, n] : de) {
+        cum += static_cast<double>(n);
+        m.delta_e_p95 = e;
+        if (cum >= target) break;
+    }
+}
+
+void order_by_population(PaletteResult& out) {
+    std::vector<std::size_t> order(out.colors.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+        if (out.population[a] != out.population[b]) return out.population[a] > out.population[b];
+        return out.colors[a] < out.colors[b];
+    });
+    std::vector<Rgb8> colors;
+    std::vector<std::uint64_t> pop;
+    for (std::size_t i : order) { colors.push_back(out.colors[i]); pop.push_back(out.population[i]); }
+    out.colors = std::move(colors);
+    out.population = std::move(pop);
+}
+
+PaletteResult palette_from_points(Points& p, const PaletteParams& params) {
+    if (params.colors < 1 || params.colors > 256)
+        throw std::invalid_argument("colors must be between 1 and 256, got " + std::to_string(params.colors));
+    if (!(params.max_color_fraction >= 0.0 && params.max_color_fraction <= 1.0))
+        throw std::invalid_argument("max_color_fraction must be between 0 and 1");
+    if (params.max_iterations < 1)
+        throw std::invalid_argument("max_iterations must be at least 1");
+
+    PaletteResult out;
+    out.total_pixels = p.total();
+    out.distinct_cells = p.size();
+    const auto k = static_cast<std::size_t>(params.colors);
+    if (p.size() == 0) {
+        out.reason = "the image has no opaque pixels";
+        return out;
+    }
+    std::vector<Rgb8> colors;
+    if (p.size() <= k) {
+        for (std::size_t i = 0; i < p.size(); ++i)
+            colors.push_back(params.snap_to_members ? p.real[i] : rounded_mean(p.sum[i], p.count[i]));
+        if (p.size() < k)
+            out.reason = "the image has only " + std::to_string(p.size()) + " distinct color" +
+                         (p.size() == 1 ? "" : "s") + " at the histogram's resolution";
+    } else {
+        apply_weight_cap(p, params.max_color_fraction);
+        const std::size_t over = std::min(p.size(), k + (k + 1) / 2);
+        std::vector<Lab> centers = wu_seeds(p, static_cast<int>(over));
+        std::vector<int> assign;
+        out.iterations = kmeans(p, centers, assign, params.max_iterations);
+        if (centers.size() > k) {
+            merge_down(p, centers, assign, k);
+            out.iterations += kmeans(p, centers, assign, params.max_iterations);
+        }
+        while (centers.size() < k) {  // Wu found fewer boxes than k: add the costliest points
+            std::size_t pick = 0;
+            double worst = -1.0;
+            for (std::size_t i = 0; i < p.size(); ++i) {
+                double d;
+                nearest(p.lab[i], centers, &d);
+                if (d * p.weight[i] > worst) { worst = d * p.weight[i]; pick = i; }
+            }
+            centers.push_back(p.lab[pick]);
+            out.iterations += kmeans(p, centers, assign, params.max_iterations);
+        }
+        // To 8-bit colors: the cluster center, or its member nearest the center when snapping.
+        // Distinct: a color already taken is replaced by the nearest unused member color.
+        std::vector<Rgb8> used;
+        auto taken = [&](const Rgb8& c) { return std::find(used.begin(), used.end(), c) != used.end(); };
+        for (std::size_t j = 0; j < k; ++j) {
+            Rgb8 c = oklab_to_srgb8(centers[j]);
+            if (params.snap_to_members || taken(c)) {
+                std::size_t best = p.size();
+                double bd = std::numeric_limits<double>::infinity();
+                for (int pass = 0; pass < 2 && best == p.size(); ++pass) {
+                    for (std::size_t i = 0; i < p.size(); ++i) {
+                        if (pass == 0 && assign[i] != static_cast<int>(j)) continue;
+                        const Rgb8 cand = params.snap_to_members ? p.real[i] : rounded_mean(p.sum[i], p.count[i]);
+                        if (taken(cand)) continue;
+                        const double d = dist2(p.lab[i], centers[j]);
+                        if (d < bd) { bd = d; best = i; }
+                    }
+                }
+                c = params.snap_to_members ? p.real[best] : rounded_mean(p.sum[best], p.count[best]);
+            }
+            used.push_back(c);
+        }
+        colors = std::move(used);
+    }
+    out.colors = colors;
+    fill_metrics(p, colors, out);
+    order_by_population(out);
+    return out;
+}
+
+}  // namespace
+
+PaletteResult build_palette(const Histogram& histogram, const PaletteParams& params) {
+    if (params.snap_to_members && !histogram.tracks_members())
+        throw std::invalid_argument("snapping to image colors needs a histogram built with track_members=True");
+    const auto& cells = histogram.cells();
+    Points p;
+    for (int i = 0; i < kCellCount; ++i) {
+        const CellMoments& c = cells[static_cast<std::size_t>(i)];
+        if (c.count == 0) continue;
+        Rgb8 real{};
+        if (histogram.tracks_members()) {
+            const std::uint32_t m = histogram.members()[static_cast<std::size_t>(i)];
+            real = {static_cast<std::uint8_t>(m & 255), static_cast<std::uint8_t>((m >> 8) & 255),
+                    static_cast<std::uint8_t>((m >> 16) & 255)};
+        }
+        push_point(p, c.count,
+                   {static_cast<double>(c.sum_r), static_cast<double>(c.sum_g), static_cast<double>(c.sum_b)},
+                   static_cast<double>(c.sum_sq), real, i);
+    }
+    return palette_from_points(p, params);
+}
+
+PaletteResult build_palette_from_colors(const std::uint8_t* colors, const std::uint64_t* weights,
+                                        std::size_t count, const PaletteParams& params) {
+    Points p;
+    for (std::size_t i = 0; i < count; ++i) {
+        if (weights[i] == 0) continue;
+        const std::uint8_t* c = colors + 3 * i;
+        const double n = static_cast<double>(weights[i]);
+        push_point(p, weights[i], {c[0] * n, c[1] * n, c[2] * n},
+                   n * (c[0] * c[0] + c[1] * c[1] + c[2] * c[2]), Rgb8{c[0], c[1], c[2]},
+                   cell_index(c[0], c[1], c[2]));
+    }
+    return palette_from_points(p, params);
+}
+
+}  // namespace palette
