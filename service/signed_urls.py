@@ -1,0 +1,188 @@
+"""Signed, expiring download links for job results (S3/GCS presign semantics).
+
+``POST /v1/jobs/{id}/download-url`` (authenticated like every job route) returns a URL such as::
+
+    /v1/downloads/jobs/{id}/results?disposition=attachment&expires=1767225600&kid=k1&sig=...
+
+that serves the job's results to anyone holding it until ``expires``. The signature is
+HMAC-SHA256 over the method, the path and every query parameter but ``sig`` itself (so the expiry,
+the key id and every response-shaping parameter are covered, and adding a parameter breaks it),
+keyed by the secret named by ``kid``. Keys come from ``PALETTE_URL_SIGNING_KEYS``
+(``kid1:secret,kid2:secret``: the first signs, all verify, so keys rotate by prepending a new one);
+without it a key is generated once and kept in the data dir.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+DEFAULT_EXPIRES_IN = 900
+MAX_EXPIRES_IN = 7 * 24 * 3600
+KEYS_FILE = "url_signing_keys"
+DISPOSITIONS = ("attachment", "inline")
+_KID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+_FILENAME = re.compile(r"^[A-Za-z0-9 _.,()+-]{1,128}$")
+
+
+class SignatureInvalid(Exception):
+    code = "signature_invalid"
+
+
+class UrlExpired(Exception):
+    code = "url_expired"
+
+
+@dataclass(frozen=True)
+class SigningKeys:
+    """Ordered ``(kid, secret)`` pairs: the first signs, every one verifies."""
+
+    keys: tuple[tuple[str, bytes], ...]
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            raise ValueError("at least one URL signing key is needed")
+
+    @property
+    def current(self) -> tuple[str, bytes]:
+        return self.keys[0]
+
+    def get(self, kid: str) -> bytes | None:
+        for key_id, secret in self.keys:
+            if hmac.compare_digest(key_id, kid):
+                return secret
+        return None
+
+    @classmethod
+    def parse(cls, text: str) -> SigningKeys:
+        pairs: list[tuple[str, bytes]] = []
+        for item in text.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            kid, sep, secret = item.partition(":")
+            if not sep or not _KID.match(kid) or len(secret) < 16:
+                raise ValueError(
+                    "PALETTE_URL_SIGNING_KEYS entries are 'kid:secret' (kid: letters, digits, "
+                    "'_.-', at most 32; secret: at least 16 characters)"
+                )
+            pairs.append((kid, secret.encode()))
+        return cls(tuple(pairs))
+
+    @classmethod
+    def load(cls, data_dir: Path, environ: Mapping[str, str] | None = None) -> SigningKeys:
+        env = os.environ if environ is None else environ
+        configured = env.get("PALETTE_URL_SIGNING_KEYS", "").strip()
+        if configured:
+            return cls.parse(configured)
+        return cls.parse(_load_or_create_key_file(Path(data_dir) / KEYS_FILE))
+
+
+def _load_or_create_key_file(path: Path) -> str:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        line = f"k{secrets.token_hex(4)}:{secrets.token_urlsafe(32)}\n"
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(line)
+        try:
+            os.link(tmp, path)  # the first process to start wins; the others read its key
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def canonical(method: str, path: str, params: Sequence[tuple[str, str]]) -> bytes:
+    """What is signed: method, path and the sorted, percent-encoded parameters (``sig`` excluded)."""
+    items = sorted((k, v) for k, v in params if k != "sig")
+    query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in items)
+    return f"{method.upper()}\n{path}\n{query}".encode()
+
+
+def _mac(secret: bytes, message: bytes) -> str:
+    digest = hmac.new(secret, message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+class UrlSigner:
+    def __init__(self, keys: SigningKeys, clock: Callable[[], float] = time.time) -> None:
+        self.keys = keys
+        self.clock = clock
+
+    def sign(self, path: str, params: Mapping[str, str], expires_at: int, method: str = "GET") -> str:
+        """The path plus a query string that carries the signature."""
+        kid, secret = self.keys.current
+        signed = [*params.items(), ("expires", str(expires_at)), ("kid", kid)]
+        sig = _mac(secret, canonical(method, path, signed))
+        return path + "?" + urlencode([*signed, ("sig", sig)])
+
+    def verify(self, method: str, path: str, params: Sequence[tuple[str, str]]) -> dict[str, str]:
+        """Check a presented URL; returns its parameters. Raises SignatureInvalid / UrlExpired."""
+        names = [k for k, _ in params]
+        if any(names.count(n) > 1 for n in names):
+            raise SignatureInvalid("a parameter appears more than once")
+        values = dict(params)
+        sig, kid, expires = values.get("sig"), values.get("kid"), values.get("expires")
+        if not sig or not kid or not expires:
+            raise SignatureInvalid("the URL lacks its signature, key id or expiry")
+        secret = self.keys.get(kid)
+        if secret is None:
+            raise SignatureInvalid("the URL was signed with a key this service does not hold")
+        # HEAD is GET without a body: a URL signed for GET may be probed with HEAD.
+        signed_method = "GET" if method.upper() == "HEAD" else method
+        expected = _mac(secret, canonical(signed_method, path, params))
+        if not hmac.compare_digest(expected, sig):
+            raise SignatureInvalid("the signature does not match the URL")
+        if not expires.isdigit() or int(expires) <= self.clock():
+            raise UrlExpired(f"the URL expired at {expires}")
+        return values
+
+
+def content_disposition(disposition: str, filename: str) -> str:
+    return f'{disposition}; filename="{filename}"'
+
+
+def download_options(body: Mapping[str, object], job_id: str) -> tuple[int, dict[str, str]]:
+    """Validate the request body of ``POST .../download-url``; -> (expires_in, signed params).
+
+    Raises ``ValueError`` with ``(field, message)`` on a bad value.
+    """
+    expires_in = body.get("expires_in", DEFAULT_EXPIRES_IN)
+    if (not isinstance(expires_in, int) or isinstance(expires_in, bool)
+            or not 1 <= expires_in <= MAX_EXPIRES_IN):
+        raise ValueError("expires_in", f"expires_in must be whole seconds from 1 to {MAX_EXPIRES_IN}")
+    disposition = body.get("disposition", "attachment")
+    if disposition not in DISPOSITIONS:
+        raise ValueError("disposition", f"disposition must be one of {', '.join(DISPOSITIONS)}")
+    filename = body.get("filename", f"{job_id}-results.json")
+    if not isinstance(filename, str) or not _FILENAME.match(filename):
+        raise ValueError(
+            "filename", "filename must be 1-128 characters of letters, digits, space and _.,()+-"
+        )
+    unknown = sorted(set(body) - {"expires_in", "disposition", "filename"})
+    if unknown:
+        raise ValueError(unknown[0], f"unknown field {unknown[0]!r}")
+    return expires_in, {"disposition": str(disposition), "filename": filename}
+
+
+def dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+# Routes are added once the service's results-serving code is wired in (see below).
+from starlette.routing import BaseRoute  # noqa: E402
+
+ROUTES: list[BaseRoute] = []

@@ -1,0 +1,413 @@
+"""HTTP routes for webhook endpoints and messages (thin: parse, call the store, render)."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from service.egress import EgressRefused
+from service.problems import Problem
+from service.webhooks.store import (
+    JOB_EVENTS,
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    etag_matches,
+)
+
+if TYPE_CHECKING:
+    from service.webhooks import WebhookSystem
+
+MAX_BODY_BYTES = 64 * 1024
+EVENT_TYPE_CHOICES = ("*", *JOB_EVENTS)
+MESSAGE_STATUSES = ("pending", "succeeded", "failed")
+MAX_BATCH_EVENTS = 1000
+MAX_BATCH_WAIT_MS = 600_000
+ENDPOINT_FIELDS = ("url", "description", "event_types", "disabled", "disabled_reason", "batch",
+                   "metadata")
+
+
+def system_of(request: Request) -> WebhookSystem:
+    system = getattr(request.app.state, "webhooks", None)
+    if system is None:
+        raise Problem(503, "webhooks_unavailable", "Webhooks are not running in this process.")
+    return system  # type: ignore[no-any-return]
+
+
+def tenant_of(request: Request) -> str:
+    """The caller's tenant as the service's auth layer recorded it (``public`` when open)."""
+    for source in (request.scope, request.scope.get("state") or {}):
+        value = source.get("tenant") if isinstance(source, dict) else None
+        if isinstance(value, str) and value:
+            return value
+    return "public"
+
+
+def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _read_json(request: Request, *, required: bool = True) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise Problem(413, "body_too_large", "The JSON body is too large.",
+                      limit_bytes=MAX_BODY_BYTES, actual_bytes=len(raw))
+    if not raw.strip():
+        if required:
+            raise Problem(400, "invalid_json", "A JSON object body is required.")
+        return {}
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Problem(400, "invalid_json", f"The body is not valid JSON ({exc}).") from exc
+    if not isinstance(value, dict):
+        raise Problem(400, "invalid_json", "The body must be a JSON object.")
+    return value
+
+
+def _invalid(field: str, detail: str) -> Problem:
+    return Problem(422, "invalid_webhook_endpoint", detail, field=field)
+
+
+def validate_endpoint_fields(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+    unknown = sorted(set(body) - set(ENDPOINT_FIELDS))
+    if unknown:
+        raise _invalid(unknown[0], f"Unknown field {unknown[0]!r}; allowed: {', '.join(ENDPOINT_FIELDS)}.")
+    out: dict[str, Any] = {}
+    if "url" in body or creating:
+        url = body.get("url")
+        if not isinstance(url, str) or not url or len(url) > 2048:
+            raise _invalid("url", "url must be an http(s) URL of at most 2048 characters.")
+        out["url"] = url
+    if "description" in body:
+        desc = body["description"]
+        if not isinstance(desc, str) or len(desc) > 500:
+            raise _invalid("description", "description must be a string of at most 500 characters.")
+        out["description"] = desc
+    if "event_types" in body or creating:
+        types = body.get("event_types", ["*"])
+        if (not isinstance(types, list) or not types
+                or any(t not in EVENT_TYPE_CHOICES for t in types)):
+            raise _invalid(
+                "event_types",
+                f"event_types must be a non-empty list of {', '.join(EVENT_TYPE_CHOICES)} "
+                "('*' is every event except the opt-in job.progress).",
+            )
+        out["event_types"] = sorted(set(types))
+    if "disabled" in body:
+        if not isinstance(body["disabled"], bool):
+            raise _invalid("disabled", "disabled must be true or false.")
+        out["disabled"] = body["disabled"]
+        reason = body.get("disabled_reason")
+        if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
+            raise _invalid("disabled_reason", "disabled_reason must be a string (max 500).")
+        out["disabled_reason"] = reason or ("disabled by the owner" if body["disabled"] else None)
+    if "batch" in body:
+        batch = body["batch"]
+        if batch is None:
+            out["batch"] = None
+        else:
+            if not isinstance(batch, dict) or set(batch) - {"max_events", "max_wait_ms"}:
+                raise _invalid("batch", "batch must be null or {max_events, max_wait_ms}.")
+            max_events = batch.get("max_events", 100)
+            max_wait = batch.get("max_wait_ms", 1000)
+            if (not isinstance(max_events, int) or isinstance(max_events, bool)
+                    or not 1 <= max_events <= MAX_BATCH_EVENTS):
+                raise _invalid("batch.max_events",
+                               f"batch.max_events must be an integer from 1 to {MAX_BATCH_EVENTS}.")
+            if (not isinstance(max_wait, int) or isinstance(max_wait, bool)
+                    or not 0 <= max_wait <= MAX_BATCH_WAIT_MS):
+                raise _invalid("batch.max_wait_ms",
+                               f"batch.max_wait_ms must be an integer from 0 to {MAX_BATCH_WAIT_MS}.")
+            out["batch"] = {"max_events": max_events, "max_wait_ms": max_wait}
+    if "metadata" in body:
+        meta = body["metadata"]
+        if (not isinstance(meta, dict) or len(meta) > 50
+                or any(not isinstance(k, str) or not isinstance(v, str) or len(k) > 100
+                       or len(v) > 1000 for k, v in meta.items())):
+            raise _invalid("metadata", "metadata must map at most 50 strings to strings.")
+        out["metadata"] = meta
+    return out
+
+
+async def vet_url(system: WebhookSystem, url: str) -> None:
+    """The creation-time SSRF check (DNS runs in a thread: it blocks)."""
+    try:
+        await run_in_threadpool(system.settings.egress.vet_url, url)
+    except EgressRefused as exc:
+        raise Problem(422, exc.code, exc.detail, field="url") from exc
+
+
+def _endpoint_headers(endpoint: dict[str, Any]) -> dict[str, str]:
+    return {"ETag": endpoint["etag"], "Cache-Control": "no-cache"}
+
+
+def _public(endpoint: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in endpoint.items() if k != "etag"}
+
+
+def _not_found(exc: Exception) -> Problem:
+    return Problem(404, "not_found", str(exc))
+
+
+async def create_endpoint(request: Request) -> Response:
+    system = system_of(request)
+    fields = validate_endpoint_fields(await _read_json(request), creating=True)
+    await vet_url(system, fields["url"])
+    endpoint, secret = await run_in_threadpool(
+        system.store.create_endpoint, tenant_of(request), fields
+    )
+    body = {**_public(endpoint), "secret": secret}
+    headers = {**_endpoint_headers(endpoint), "Location": f"/v1/webhook-endpoints/{endpoint['id']}"}
+    return _json_response(body, 201, headers)
+
+
+async def list_endpoints(request: Request) -> Response:
+    system = system_of(request)
+    limit = _limit(request)
+    after = request.query_params.get("cursor") or None
+    rows = await run_in_threadpool(system.store.list_endpoints, tenant_of(request), limit + 1, after)
+    next_cursor = rows[limit - 1]["id"] if len(rows) > limit else None
+    return _json_response({"data": [_public(r) for r in rows[:limit]], "next_cursor": next_cursor})
+
+
+async def get_endpoint(request: Request) -> Response:
+    system = system_of(request)
+    try:
+        endpoint = await run_in_threadpool(
+            system.store.get_endpoint, request.path_params["endpoint_id"], tenant_of(request)
+        )
+    except NotFound as exc:
+        raise _not_found(exc) from exc
+    inm = request.headers.get("if-none-match")
+    if inm is not None and _weak_match(inm, endpoint["etag"]):
+        return Response(status_code=304, headers=_endpoint_headers(endpoint))
+    return _json_response(_public(endpoint), headers=_endpoint_headers(endpoint))
+
+
+async def update_endpoint(request: Request) -> Response:
+    system = system_of(request)
+    changes = validate_endpoint_fields(await _read_json(request), creating=False)
+    if "url" in changes:
+        await vet_url(system, changes["url"])
+    try:
+        endpoint = await run_in_threadpool(
+            system.store.update_endpoint, request.path_params["endpoint_id"], tenant_of(request),
+            changes, request.headers.get("if-match"),
+        )
+    except NotFound as exc:
+        raise _not_found(exc) from exc
+    except PreconditionFailed as exc:
+        raise Problem(412, "precondition_failed", "If-Match does not match the endpoint's ETag.",
+                      headers={"ETag": exc.current_etag}) from exc
+    system.wake()
+    return _json_response(_public(endpoint), headers=_endpoint_headers(endpoint))
+
+
+async def delete_endpoint(request: Request) -> Response:
+    system = system_of(request)
+    try:
+        await run_in_threadpool(
+            system.store.delete_endpoint, request.path_params["endpoint_id"], tenant_of(request),
+            request.headers.get("if-match"),
+        )
+    except NotFound as exc:
+        raise _not_found(exc) from exc
+    except PreconditionFailed as exc:
+        raise Problem(412, "precondition_failed", "If-Match does not match the endpoint's ETag.",
+                      headers={"ETag": exc.current_etag}) from exc
+    return Response(status_code=204)
+
+
+async def rotate_secret(request: Request) -> Response:
+    system = system_of(request)
+    try:
+        endpoint, secret = await run_in_threadpool(
+            system.store.rotate_secret, request.path_params["endpoint_id"], tenant_of(request)
+        )
+    except NotFound as exc:
+        raise _not_found(exc) from exc
+    return _json_response({**_public(endpoint), "secret": secret},
+                          headers=_endpoint_headers(endpoint))
+
+
+async def send_test(request: Request) -> Response:
+    system = system_of(request)
+    body = await _read_json(request, required=False)
+    event_type = body.get("event_type", "job.succeeded")
+    if event_type not in JOB_EVENTS:
+        raise Problem(422, "invalid_event_type",
+                      f"event_type must be one of {', '.join(JOB_EVENTS)}.", field="event_type")
+    owner = tenant_of(request)
+    try:
+        message_id = await run_in_threadpool(
+            system.store.enqueue_test, request.path_params["endpoint_id"], owner, event_type
+        )
+        message = await run_in_threadpool(system.store.get_message, message_id, owner)
+    except NotFound as exc:
+        raise _not_found(exc) from exc
+    system.wake()
+    return _json_response(message, 202)
+
+
+def _limit(request: Request) -> int:
+    raw = request.query_params.get("limit", "50")
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = -1
+    if not 1 <= limit <= 200:
+        raise Problem(400, "invalid_parameter", "limit must be an integer from 1 to 200.",
+                      parameter="limit")
+    return limit
+
+
+def _message_cursor(request: Request) -> tuple[float, str] | None:
+    raw = request.query_params.get("cursor")
+    if not raw:
+        return None
+    created, _, message_id = raw.partition("~")
+    try:
+        return float(created), message_id
+    except ValueError as exc:
+        raise Problem(400, "invalid_parameter", "cursor is not one this service issued.",
+                      parameter="cursor") from exc
+
+
+async def _list_messages(request: Request, endpoint_id: str | None, callbacks_only: bool) -> Response:
+    system = system_of(request)
+    status = request.query_params.get("status")
+    if status is not None and status not in MESSAGE_STATUSES:
+        raise Problem(400, "invalid_parameter",
+                      f"status must be one of {', '.join(MESSAGE_STATUSES)}.", parameter="status")
+    limit = _limit(request)
+    owner = tenant_of(request)
+    if endpoint_id is not None:
+        try:
+            await run_in_threadpool(system.store.get_endpoint, endpoint_id, owner)
+        except NotFound as exc:
+            raise _not_found(exc) from exc
+    rows = await run_in_threadpool(
+        lambda: system.store.list_messages(
+            owner, endpoint_id=endpoint_id, callbacks_only=callbacks_only, status=status,
+            limit=limit + 1, cursor=_message_cursor(request),
+        )
+    )
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = f"{_epoch(last['created_at'])!r}~{last['id']}"
+    return _json_response({"data": rows[:limit], "next_cursor": next_cursor})
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+async def list_endpoint_messages(request: Request) -> Response:
+    return await _list_messages(request, request.path_params["endpoint_id"], False)
+
+
+async def list_callback_messages(request: Request) -> Response:
+    return await _list_messages(request, None, True)
+
+
+async def get_message(request: Request) -> Response:
+    system = system_of(request)
+    try:
+        message = await run_in_threadpool(
+            system.store.get_message, request.path_params["message_id"], tenant_of(request),
+            request.path_params.get("endpoint_id"),
+        )
+    except NotFound as exc:
+        raise _not_found(exc) from exc
+    return _json_response(message)
+
+
+async def resend_message(request: Request) -> Response:
+    system = system_of(request)
+    try:
+        message = await run_in_threadpool(
+            system.store.resend, request.path_params["message_id"], tenant_of(request),
+            request.path_params.get("endpoint_id"),
+        )
+    except NotFound as exc:
+        raise _not_found(exc) from exc
+    except Conflict as exc:
+        raise Problem(409, "message_in_flight", str(exc)) from exc
+    system.wake()
+    return _json_response(message, 202)
+
+
+def _time_field(body: dict[str, Any], name: str, *, required: bool) -> float | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise Problem(422, "invalid_recover_window",
+                          f"{name} is required (RFC 3339 time or epoch seconds).", field=name)
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            pass
+    raise Problem(422, "invalid_recover_window",
+                  f"{name} must be an RFC 3339 time or epoch seconds.", field=name)
+
+
+async def recover(request: Request) -> Response:
+    system = system_of(request)
+    body = await _read_json(request)
+    since = _time_field(body, "since", required=True)
+    until = _time_field(body, "until", required=False)
+    assert since is not None
+    if until is not None and until <= since:
+        raise Problem(422, "invalid_recover_window", "until must be after since.", field="until")
+    try:
+        count = await run_in_threadpool(
+            system.store.recover, request.path_params["endpoint_id"], tenant_of(request), since,
+            until,
+        )
+    except NotFound as exc:
+        raise _not_found(exc) from exc
+    system.wake()
+    return _json_response({"recovered": count, "since": since, "until": until or time.time()}, 202)
+
+
+def _weak_match(header: str, etag: str) -> bool:
+    opaque = etag.removeprefix("W/")
+    for candidate in (c.strip() for c in header.split(",")):
+        if candidate == "*" or candidate.removeprefix("W/") == opaque:
+            return True
+    return False
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/v1/webhook-endpoints", create_endpoint, methods=["POST"]),
+    Route("/v1/webhook-endpoints", list_endpoints, methods=["GET"]),
+    Route("/v1/webhook-endpoints/{endpoint_id}", get_endpoint, methods=["GET"]),
+    Route("/v1/webhook-endpoints/{endpoint_id}", update_endpoint, methods=["PATCH"]),
+    Route("/v1/webhook-endpoints/{endpoint_id}", delete_endpoint, methods=["DELETE"]),
+    Route("/v1/webhook-endpoints/{endpoint_id}/secret/rotate", rotate_secret, methods=["POST"]),
+    Route("/v1/webhook-endpoints/{endpoint_id}/test", send_test, methods=["POST"]),
+    Route("/v1/webhook-endpoints/{endpoint_id}/recover", recover, methods=["POST"]),
+    Route("/v1/webhook-endpoints/{endpoint_id}/messages", list_endpoint_messages, methods=["GET"]),
+    Route("/v1/webhook-endpoints/{endpoint_id}/messages/{message_id}", get_message,
+          methods=["GET"]),
+    Route("/v1/webhook-endpoints/{endpoint_id}/messages/{message_id}/resend", resend_message,
+          methods=["POST"]),
+    Route("/v1/webhook-messages", list_callback_messages, methods=["GET"]),
+    Route("/v1/webhook-messages/{message_id}", get_message, methods=["GET"]),
+    Route("/v1/webhook-messages/{message_id}/resend", resend_message, methods=["POST"]),
+]
+
+__all__ = ["ROUTES", "etag_matches", "tenant_of", "validate_endpoint_fields"]
