@@ -328,7 +328,7 @@ PaletteResult palette_from_points(Points& p, const PaletteParams& params) {
             colors.push_back(params.snap_to_members ? p.real[i] : rounded_mean(p.sum[i], p.count[i]));
         if (p.size() < k)
             out.reason = "the image has only " + std::to_string(p.size()) + " distinct color" +
-                         (p.size() == 1 ? "" : "s") + " at the histogram's resolution";
+                         (p.size() == 1 ? "" : "s");
     } else {
         apply_weight_cap(p, params.max_color_fraction);
         const std::size_t over = std::min(p.size(), k + (k + 1) / 2);

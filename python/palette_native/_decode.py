@@ -1,0 +1,221 @@
+"""Decoding: any supported source -> 8-bit sRGB pixel strips (NumPy views, no copies).
+
+Files and bytes go through libvips: the header is read first (so the pixel limit is checked
+before any pixel is decoded), then the image is opened again in sequential mode with the
+loader's shrink-on-load where it has one, colour-managed to sRGB and read in strips.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyvips
+
+from .errors import BadParameterError, CanceledError, DecodeError, ImageTooLargeError, UnsupportedFormatError
+
+#: Pixels analysed per image unless ``exact=True``; see benchmarks/README.md for the measurement.
+DEFAULT_PIXEL_BUDGET = 262_144
+#: Images with more pixels than this are refused from their header (decompression bombs).
+DEFAULT_MAX_PIXELS = 250_000_000
+#: Bytes per strip when streaming full-resolution images.
+STRIP_BYTES = 4 << 20
+
+Pixels = npt.NDArray[np.uint8]
+CancelCheck = Callable[[], bool] | None
+
+
+@dataclass
+class Decoded:
+    width: int  # of the source image
+    height: int
+    strips: Iterator[Pixels]  # HxWxC uint8, C in 1..4, in top-to-bottom order
+
+
+def _check_cancel(should_cancel: CancelCheck) -> None:
+    if should_cancel is not None and should_cancel():
+        raise CanceledError("canceled by the caller")
+
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"image is {width}x{height} = {width * height:,} pixels, more than the limit of "
+            f"{max_pixels:,}",
+            limit_pixels=max_pixels,
+            actual_pixels=width * height,
+        )
+
+
+def _subsample_step(pixels: int, budget: int) -> int:
+    return max(1, math.ceil(math.sqrt(pixels / budget))) if pixels > budget else 1
+
+
+# ---- arrays -------------------------------------------------------------------------------
+def _from_array(arr: Any, exact: bool, budget: int, max_pixels: int) -> Decoded:
+    if not isinstance(arr, np.ndarray):
+        raise BadParameterError(f"expected a NumPy array, got {type(arr).__name__}")
+    if arr.dtype != np.uint8:
+        raise BadParameterError(f"pixel arrays must be uint8, got {arr.dtype}")
+    if arr.ndim == 2:
+        arr = arr[:, :, np.newaxis]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
+        raise BadParameterError(
+            f"pixel arrays must be HxW or HxWxC with C in 1..4, got shape {arr.shape}"
+        )
+    height, width = int(arr.shape[0]), int(arr.shape[1])
+    _check_pixels(width, height, max_pixels)
+    if arr.strides[2] != 1 or arr.strides[0] < 0 or arr.strides[1] < 0:
+        arr = np.ascontiguousarray(arr)
+    step = 1 if exact else _subsample_step(width * height, budget)
+    view = arr[::step, ::step] if step > 1 else arr  # strided view, read in place by the core
+    return Decoded(width, height, iter([view]))
+
+
+def _from_pil(img: Any, exact: bool, budget: int, max_pixels: int) -> Decoded:
+    _check_pixels(img.width, img.height, max_pixels)
+    mode = img.mode
+    if mode not in ("L", "LA", "RGB", "RGBA"):
+        has_alpha = "A" in mode or "transparency" in img.info
+        img = img.convert("RGBA" if has_alpha else "RGB")
+    return _from_array(np.asarray(img), exact, budget, max_pixels)
+
+
+# ---- libvips ------------------------------------------------------------------------------
+def _is_srgb_profile(profile: bytes) -> bool:
+    # Most photos carry a plain sRGB profile; transforming through it changes nothing but time.
+    return b"sRGB" in profile[:1024] or b"s\x00R\x00G\x00B" in profile[:2048]
+
+
+def _to_srgb8(im: pyvips.Image) -> pyvips.Image:
+    icc = im.get_typeof("icc-profile-data") != 0
+    interpretation = im.interpretation
+    if icc and not _is_srgb_profile(im.get("icc-profile-data")):
+        im = im.icc_transform("srgb", embedded=True, intent="perceptual")
+    elif interpretation == "cmyk":
+        im = im.icc_transform("srgb", input_profile="cmyk", intent="perceptual")
+    elif interpretation in ("b-w", "grey16"):
+        if im.format != "uchar":
+            im = im.colourspace("b-w") if interpretation != "b-w" else im
+            if im.format != "uchar":
+                im = (im / 257).cast("uchar") if im.format == "ushort" else im.cast("uchar")
+    elif interpretation != "srgb" or im.format != "uchar":
+        im = im.colourspace("srgb")
+    if im.format != "uchar":
+        im = im.cast("uchar")
+    if im.bands > 4:
+        im = im.extract_band(0, n=4)
+    return im
+
+
+def _vips_open(source: str | bytes, **options: Any) -> pyvips.Image:
+    if isinstance(source, str):
+        return pyvips.Image.new_from_file(source, **options)
+    return pyvips.Image.new_from_buffer(source, "", **options)
+
+
+def _describe_vips_error(err: pyvips.Error) -> str:
+    detail = (getattr(err, "detail", "") or str(err)).strip().splitlines()
+    return detail[-1] if detail else "unknown libvips error"
+
+
+def _from_vips_source(source: str | bytes, label: str, exact: bool, budget: int,
+                      max_pixels: int) -> Decoded:
+    try:
+        header = _vips_open(source, access="sequential")
+    except pyvips.Error as err:
+        message = _describe_vips_error(err)
+        if "not a known" in message or "not in a known format" in message or "is not a known file format" in message:
+            raise UnsupportedFormatError(f"{label}: not a supported image format") from None
+        raise DecodeError(f"{label}: cannot read image header: {message}") from None
+    width, height = header.width, header.height
+    _check_pixels(width, height, max_pixels)
+    loader = header.get("vips-loader")
+    options: dict[str, Any] = {"access": "sequential", "fail_on": "truncated"}
+    pixels = width * height
+    if not exact and pixels > budget:
+        factor = math.sqrt(pixels / budget)
+        if loader.startswith("jpegload"):
+            # libjpeg scales by 1/2, 1/4, 1/8 while decoding: take the strongest that keeps
+            # at least half the budget; subsample the rest.
+            shrink = 1
+            while shrink < 8 and (width // (shrink * 2)) * (height // (shrink * 2)) >= budget // 2:
+                shrink *= 2
+            options["shrink"] = shrink
+        elif loader.startswith("webpload"):
+            options["scale"] = 1.0 / factor
+    try:
+        im = _vips_open(source, **options)
+        im = _to_srgb8(im)
+        if not exact and im.width * im.height > budget * 2:
+            step = _subsample_step(im.width * im.height, budget)
+            im = im.subsample(step, step)
+    except pyvips.Error as err:
+        raise DecodeError(f"{label}: cannot decode image: {_describe_vips_error(err)}") from None
+    return Decoded(width, height, _vips_strips(im, label))
+
+
+def _vips_strips(im: pyvips.Image, label: str) -> Iterator[Pixels]:
+    width, height, bands = im.width, im.height, im.bands
+    rows = max(1, min(height, STRIP_BYTES // max(1, width * bands)))
+    try:
+        if rows >= height:
+            data = im.write_to_memory()
+            yield np.frombuffer(data, dtype=np.uint8).reshape(height, width, bands)
+            return
+        region = pyvips.Region.new(im)
+        for top in range(0, height, rows):
+            n = min(rows, height - top)
+            data = region.fetch(0, top, width, n)
+            yield np.frombuffer(data, dtype=np.uint8).reshape(n, width, bands)
+    except pyvips.Error as err:
+        raise DecodeError(f"{label}: cannot decode image: {_describe_vips_error(err)}") from None
+
+
+def decode(source: Any, *, exact: bool, pixel_budget: int, max_pixels: int) -> Decoded:
+    """Open any supported source as 8-bit sRGB strips (see ``palette_native.extract``)."""
+    if isinstance(source, np.ndarray):
+        return _from_array(source, exact, pixel_budget, max_pixels)
+    if isinstance(source, pyvips.Image):
+        _check_pixels(source.width, source.height, max_pixels)
+        try:
+            im = _to_srgb8(source)
+            if not exact and im.width * im.height > pixel_budget:
+                step = _subsample_step(im.width * im.height, pixel_budget)
+                im = im.subsample(step, step)
+        except pyvips.Error as err:
+            raise DecodeError(f"pyvips image: {_describe_vips_error(err)}") from None
+        return Decoded(source.width, source.height, _vips_strips(im, "pyvips image"))
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.isfile(path):
+            raise DecodeError(f"{path}: no such file", code="file_not_found")
+        return _from_vips_source(path, path, exact, pixel_budget, max_pixels)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if not data:
+            raise DecodeError("empty input: no image bytes", code="empty_input")
+        return _from_vips_source(data, "image bytes", exact, pixel_budget, max_pixels)
+    if hasattr(source, "read"):
+        data = source.read()
+        if not isinstance(data, (bytes, bytearray)):
+            raise BadParameterError("file objects must be opened in binary mode")
+        if not data:
+            raise DecodeError("empty input: no image bytes", code="empty_input")
+        label = str(getattr(source, "name", "file object"))
+        return _from_vips_source(bytes(data), label, exact, pixel_budget, max_pixels)
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - pillow is a dependency
+        Image = None  # type: ignore[assignment]
+    if Image is not None and isinstance(source, Image.Image):
+        return _from_pil(source, exact, pixel_budget, max_pixels)
+    raise BadParameterError(
+        "source must be a path, bytes, a binary file object, a NumPy uint8 array, a PIL image "
+        f"or a pyvips image; got {type(source).__name__}"
+    )
