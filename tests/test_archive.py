@@ -1,0 +1,531 @@
+"""ZIP streaming with limits (palette_native.archive).
+
+Every archive is built here: normal ones with ``zipfile``, hostile ones (bombs, overlapping
+entries, encrypted flags, unsafe names) byte by byte with the small writer below.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import struct
+import time
+import tracemalloc
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from palette_native.archive import (
+    ArchiveEntry,
+    ArchiveLimits,
+    iter_archive,
+    sniff,
+)
+from palette_native.errors import ArchiveError, BadParameterError, PaletteError
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+# --- a tiny ZIP writer for hand-made archives ----------------------------------------------
+
+
+def local_header(
+    name: bytes, *, method: int, crc: int, csize: int, usize: int, flags: int = 0
+) -> bytes:
+    return struct.pack(
+        "<4sHHHHHIIIHH", b"PK\x03\x04", 20, flags, method, 0, 0x21, crc, csize, usize,
+        len(name), 0,
+    ) + name
+
+
+def central_header(
+    name: bytes, *, method: int, crc: int, csize: int, usize: int, offset: int, flags: int = 0
+) -> bytes:
+    return struct.pack(
+        "<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, 20, flags, method, 0, 0x21, crc, csize,
+        usize, len(name), 0, 0, 0, 0, 0, offset,
+    ) + name
+
+
+def end_record(count: int, directory: bytes, directory_offset: int) -> bytes:
+    return struct.pack(
+        "<4sHHHHIIH", b"PK\x05\x06", 0, 0, count, count, len(directory), directory_offset, 0
+    )
+
+
+def raw_zip(
+    entries: list[tuple[bytes, bytes]], *, flags: int = 0, method: int = 0
+) -> bytes:
+    """A valid archive of (name, plain bytes) entries, stored or deflated, with ``flags``."""
+    body = b""
+    directory = b""
+    for name, plain in entries:
+        payload = plain
+        if method == zipfile.ZIP_DEFLATED:
+            compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+            payload = compressor.compress(plain) + compressor.flush()
+        fields: dict[str, Any] = dict(
+            method=method, crc=zlib.crc32(plain), csize=len(payload), usize=len(plain),
+            flags=flags,
+        )
+        directory += central_header(name, offset=len(body), **fields)
+        body += local_header(name, **fields) + payload
+    return body + directory + end_record(len(entries), directory, len(body))
+
+
+def png_bytes(color: tuple[int, int, int], size: tuple[int, int] = (16, 12)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def zip_bytes(files: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=method) as archive:
+        for name, data in files.items():
+            if name.endswith("/"):
+                archive.writestr(zipfile.ZipInfo(name), b"")
+            else:
+                archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def zero_bomb(total_bytes: int, prefix: bytes = PNG_SIGNATURE) -> tuple[bytes, int]:
+    """A raw deflate stream of ``prefix`` + zeros, ``total_bytes`` long, and its CRC.
+
+    Built from one compressed MiB of zeros repeated: after a full flush the compressor starts
+    afresh, so every flushed MiB of zeros compresses to the same bytes.
+    """
+    assert total_bytes % MiB == 0
+    zeros = bytes(MiB)
+    first_plain = prefix + bytes(MiB - len(prefix))
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = compressor.compress(first_plain) + compressor.flush(zlib.Z_FULL_FLUSH)
+    repeat = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
+    again = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
+    assert repeat == again, "flushed blocks of zeros should compress identically"
+    count = total_bytes // MiB - 1
+    stream = first + repeat * count + compressor.flush(zlib.Z_FINISH)
+    crc = zlib.crc32(first_plain)
+    for _ in range(count):
+        crc = zlib.crc32(zeros, crc)
+    return stream, crc
+
+
+def bomb_zip(total_bytes: int, name: bytes = b"bomb.png") -> bytes:
+    stream, crc = zero_bomb(total_bytes)
+    fields: dict[str, Any] = dict(method=8, crc=crc, csize=len(stream), usize=total_bytes)
+    body = local_header(name, **fields) + stream
+    directory = central_header(name, offset=0, **fields)
+    return body + directory + end_record(1, directory, len(body))
+
+
+# --- normal archives ----------------------------------------------------------------------
+
+
+RED = png_bytes((220, 20, 30))
+BLUE = png_bytes((10, 40, 200), size=(30, 20))
+
+
+def mixed_archive() -> bytes:
+    return zip_bytes(
+        {
+            "photos/": b"",
+            "photos/red.png": RED,
+            "photos/blue.data": BLUE,  # an image whatever the extension says
+            "readme.jpg": b"this is text, not a JPEG",  # not an image whatever the extension
+            "__MACOSX/photos/._red.png": b"\x00\x05\x16\x07 resource fork",
+            "photos/.hidden.png": RED,
+            "inner.zip": zip_bytes({"deep.png": RED}),
+            "notes.tar.gz.bin": b"\x1f\x8b\x08\x00" + bytes(40),
+            "empty.png": b"",
+        }
+    )
+
+
+EXPECTED = [
+    ("photos/red.png", hashlib.sha256(RED).hexdigest(), None),
+    ("photos/blue.data", hashlib.sha256(BLUE).hexdigest(), None),
+    ("readme.jpg", None, "not_image"),
+    ("__MACOSX/photos/._red.png", None, "metadata"),
+    ("photos/.hidden.png", None, "metadata"),
+    ("inner.zip", None, "nested_archive"),
+    ("notes.tar.gz.bin", None, "nested_archive"),
+    ("empty.png", None, "not_image"),
+]
+
+
+def summarize(entries: list[ArchiveEntry]) -> list[tuple[str, str | None, str | None]]:
+    return [
+        (e.name, hashlib.sha256(e.data).hexdigest() if e.data is not None else None,
+         e.skipped_reason)
+        for e in entries
+    ]
+
+
+@pytest.mark.parametrize("kind", ["path", "str_path", "bytes", "bytearray", "memoryview",
+                                  "bytesio", "open_file"])
+def test_entries_from_every_source_kind(kind: str, tmp_path: Path) -> None:
+    data = mixed_archive()
+    path = tmp_path / "mixed.zip"
+    path.write_bytes(data)
+    if kind == "open_file":
+        with open(path, "rb") as handle:
+            entries = list(iter_archive(handle))
+            assert not handle.closed  # the caller's file is left open
+    else:
+        source: Any = {
+            "path": path, "str_path": str(path), "bytes": data, "bytearray": bytearray(data),
+            "memoryview": memoryview(data), "bytesio": io.BytesIO(data),
+        }[kind]
+        entries = list(iter_archive(source))
+    assert summarize(entries) == EXPECTED
+    assert entries[0].format == "png" and entries[5].format == "zip"
+
+
+def test_nested_archive_is_not_recursed() -> None:
+    entries = list(iter_archive(mixed_archive()))
+    assert "deep.png" not in {e.name for e in entries}
+
+
+def test_stored_entries_and_empty_archive() -> None:
+    entries = list(iter_archive(zip_bytes({"a.png": RED}, method=zipfile.ZIP_STORED)))
+    assert [(e.name, e.data) for e in entries] == [("a.png", RED)]
+    assert list(iter_archive(zip_bytes({}))) == []
+
+
+def test_bzip2_entries_are_skipped_not_inflated() -> None:
+    data = zip_bytes({"a.png": RED, "b.png": BLUE}, method=zipfile.ZIP_BZIP2)
+    entries = list(iter_archive(data))
+    assert [e.skipped_reason for e in entries] == ["unsupported_compression"] * 2
+
+
+@pytest.mark.parametrize(
+    "head, expected",
+    [
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", ("image", "jpeg")),
+        (PNG_SIGNATURE + b"\x00\x00\x00\x0dIHDR", ("image", "png")),
+        (b"GIF89a\x01\x00", ("image", "gif")),
+        (b"RIFF\x10\x00\x00\x00WEBPVP8 ", ("image", "webp")),
+        (b"II*\x00\x08\x00\x00\x00", ("image", "tiff")),
+        (b"MM\x00*\x00\x00\x00\x08", ("image", "tiff")),
+        (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00", ("image", "avif")),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00", ("image", "heif")),
+        (b"BM" + bytes(12) + b"\x28" + bytes(20), ("image", "bmp")),
+        (b"BMW trip notes, definitely text", None),
+        (b"PK\x03\x04\x14\x00", ("archive", "zip")),
+        (b"\x1f\x8b\x08\x00", ("archive", "gzip")),
+        (b"7z\xbc\xaf\x27\x1c\x00\x04", ("archive", "7z")),
+        (bytes(257) + b"ustar\x0000", ("archive", "tar")),
+        (b"%PDF-1.7", None),
+        (b"", None),
+    ],
+    ids=lambda v: repr(v)[:24] if isinstance(v, bytes) else str(v),
+)
+def test_sniff(head: bytes, expected: tuple[str, str] | None) -> None:
+    assert sniff(head) == expected
+
+
+# --- limits ------------------------------------------------------------------------------
+
+
+def test_too_many_entries() -> None:
+    data = zip_bytes({f"{i}.png": RED for i in range(6)})
+    assert len(list(iter_archive(data, ArchiveLimits(max_entries=6)))) == 6
+    with pytest.raises(ArchiveError) as info:
+        list(iter_archive(data, ArchiveLimits(max_entries=5)))
+    assert info.value.code == "archive_too_many_entries"
+    assert info.value.details["limit_entries"] == 5
+    assert info.value.details["actual_entries"] == 6
+
+
+def test_entry_too_large() -> None:
+    data = zip_bytes({"small.png": RED, "big.png": BLUE})
+    limit = len(RED) + 1
+    assert len(BLUE) > limit
+    with pytest.raises(ArchiveError) as info:
+        list(iter_archive(data, ArchiveLimits(max_entry_bytes=limit)))
+    assert info.value.code == "archive_entry_too_large"
+    assert info.value.details["name"] == "big.png"
+    assert info.value.details["limit_bytes"] == limit
+    assert info.value.details["actual_bytes"] == len(BLUE)
+    assert "big.png" in str(info.value)
+
+
+def test_total_too_large() -> None:
+    data = zip_bytes({f"{i}.png": RED for i in range(4)})
+    limit = len(RED) * 3 + 10
+    with pytest.raises(ArchiveError) as info:
+        list(iter_archive(data, ArchiveLimits(max_total_bytes=limit)))
+    assert info.value.code == "archive_too_large"
+    assert info.value.details["limit_bytes"] == limit
+    assert info.value.details["actual_bytes"] == len(RED) * 4
+
+
+@pytest.fixture(scope="module")
+def gigabyte_bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("bomb") / "bomb.zip"
+    path.write_bytes(bomb_zip(GiB))
+    return path
+
+
+def test_gigabyte_bomb_is_valid_and_tiny(gigabyte_bomb: Path) -> None:
+    # The bomb is a real, valid archive: zipfile agrees on its size and the first bytes.
+    assert gigabyte_bomb.stat().st_size < 2 * MiB
+    with zipfile.ZipFile(gigabyte_bomb) as archive:
+        (info,) = archive.infolist()
+        assert info.file_size == GiB
+        with archive.open(info) as stream:
+            assert stream.read(16) == PNG_SIGNATURE + bytes(8)
+
+
+def test_gigabyte_bomb_refused_before_inflating(gigabyte_bomb: Path) -> None:
+    started = time.perf_counter()
+    with pytest.raises(ArchiveError) as info:
+        list(iter_archive(gigabyte_bomb))
+    assert time.perf_counter() - started < 1.0
+    assert info.value.code == "archive_entry_too_large"
+    assert info.value.details["actual_bytes"] == GiB
+    assert info.value.details["limit_bytes"] == ArchiveLimits().max_entry_bytes
+
+
+def test_gigabyte_bomb_ratio_caught_while_inflating(gigabyte_bomb: Path) -> None:
+    # Size limits wide open: only the ratio, counted on bytes actually inflated, can stop it.
+    limits = ArchiveLimits(max_entry_bytes=2 * GiB, max_total_bytes=2 * GiB)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ArchiveError) as info:
+            list(iter_archive(gigabyte_bomb, limits))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert info.value.code == "archive_ratio_exceeded"
+    details = info.value.details
+    assert details["limit_ratio"] == 100
+    assert details["actual_ratio"] > 100
+    assert details["inflated_bytes"] < 32 * MiB  # stopped early, nowhere near 1 GiB
+    assert peak < 48 * MiB
+
+
+def test_ratio_floor_spares_small_compressible_files() -> None:
+    # A 512 KiB very compressible "image" is under the floor; 4 MiB of it is not.
+    small = PNG_SIGNATURE + bytes(512 * 1024)
+    large = PNG_SIGNATURE + bytes(4 * MiB)
+    (entry,) = list(iter_archive(zip_bytes({"small.png": small})))
+    assert entry.data == small
+    with pytest.raises(ArchiveError) as info:
+        list(iter_archive(zip_bytes({"large.png": large})))
+    assert info.value.code == "archive_ratio_exceeded"
+    assert info.value.details["name"] == "large.png"
+    # And a higher limit lets it through.
+    (entry,) = list(iter_archive(zip_bytes({"large.png": large}), ArchiveLimits(max_ratio=1e6)))
+    assert entry.data == large
+
+
+def test_lying_size_header_is_caught() -> None:
+    # The directory claims half the real size of a stored entry: zipfile stops there and the
+    # CRC of what came out does not match, so the archive is reported corrupt.
+    plain = RED
+    fields: dict[str, Any] = dict(method=0, crc=zlib.crc32(plain), csize=len(plain))
+    body = local_header(b"a.png", usize=len(plain) // 2, **fields) + plain
+    directory = central_header(b"a.png", usize=len(plain) // 2, offset=0, **fields)
+    data = body + directory + end_record(1, directory, len(body))
+    with pytest.raises(ArchiveError) as info:
+        list(iter_archive(data))
+    assert info.value.code == "archive_corrupt"
+    assert info.value.details["name"] == "a.png"
+
+
+def test_overlapping_entries_full_overlap() -> None:
+    # Two directory records pointing at one local header: the classic overlap bomb.
+    plain = RED
+    fields: dict[str, Any] = dict(method=0, crc=zlib.crc32(plain), csize=len(plain),
+                                  usize=len(plain))
+    body = local_header(b"a.png", **fields) + plain
+    directory = central_header(b"a.png", offset=0, **fields) + central_header(
+        b"b.png", offset=0, **fields
+    )
+    data = body + directory + end_record(2, directory, len(body))
+    with pytest.raises(ArchiveError) as info:
+        list(iter_archive(data))
+    assert info.value.code == "archive_overlapping_entries"
+    assert {info.value.details["name"], info.value.details["other"]} == {"a.png", "b.png"}
+
+
+def test_overlapping_entries_quoted_overlap() -> None:
+    # The first entry's data span swallows the second entry's local header (a "quoted" overlap,
+    # as in Fifield's non-recursive zip bomb).
+    second_plain = BLUE
+    second_fields: dict[str, Any] = dict(method=0, crc=zlib.crc32(second_plain),
+                                         csize=len(second_plain), usize=len(second_plain))
+    second = local_header(b"b.png", **second_fields) + second_plain
+    first_plain = RED + second
+    first_fields: dict[str, Any] = dict(method=0, crc=zlib.crc32(first_plain),
+                                        csize=len(first_plain), usize=len(first_plain))
+    first_header = local_header(b"a.png", **first_fields)
+    body = first_header + RED + second
+    second_offset = len(first_header) + len(RED)
+    directory = central_header(b"a.png", offset=0, **first_fields) + central_header(
+        b"b.png", offset=second_offset, **second_fields
+    )
+    data = body + directory + end_record(2, directory, len(body))
+    with pytest.raises(ArchiveError) as info:
+        list(iter_archive(data))
+    assert info.value.code == "archive_overlapping_entries"
+    assert info.value.details["name"] == "a.png"
+    assert info.value.details["other"] == "b.png"
+    assert info.value.details["other_start"] == second_offset
+
+
+def test_entry_running_into_the_directory() -> None:
+    plain = RED
+    fields: dict[str, Any] = dict(method=0, crc=zlib.crc32(plain), usize=len(plain))
+    body = local_header(b"a.png", csize=len(plain), **fields) + plain
+    directory = central_header(b"a.png", csize=len(plain) + 40, offset=0, **fields)
+    data = body + directory + end_record(1, directory, len(body))
+    with pytest.raises(ArchiveError) as info:
+        list(iter_archive(data))
+    assert info.value.code == "archive_overlapping_entries"
+    assert info.value.details["other"] == "central directory"
+
+
+def test_well_formed_raw_zip_passes() -> None:
+    # The hand-made writer itself makes archives that iter_archive and zipfile accept.
+    data = raw_zip([(b"a.png", RED), (b"b.png", BLUE)], method=zipfile.ZIP_DEFLATED)
+    assert zipfile.ZipFile(io.BytesIO(data)).testzip() is None
+    assert [(e.name, e.data) for e in iter_archive(data)] == [("a.png", RED), ("b.png", BLUE)]
+
+
+@pytest.mark.parametrize("flag", [0x1, 0x41], ids=["zipcrypto", "strong"])
+def test_encrypted_entry(flag: int) -> None:
+    data = raw_zip([(b"a.png", RED)], flags=flag)
+    with pytest.raises(ArchiveError) as info:
+        list(iter_archive(data))
+    assert info.value.code == "archive_encrypted_entry"
+    assert info.value.details["name"] == "a.png"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [b"../evil.png", b"photos/../../evil.png", b"/etc/evil.png", b"\\server\\evil.png",
+     b"C:/evil.png", b"c:evil.png", b"..\\evil.png", b"nul\x00.png"],
+    ids=["dotdot", "nested-dotdot", "absolute", "backslash-absolute", "drive", "drive-relative",
+         "backslash-dotdot", "nul"],
+)
+def test_unsafe_names(name: bytes) -> None:
+    data = raw_zip([(b"fine.png", RED), (name, RED)])
+    with pytest.raises(ArchiveError) as info:
+        list(iter_archive(data))
+    assert info.value.code == "archive_unsafe_name"
+    assert info.value.details["name"] == name.decode("cp437")
+
+
+def test_names_with_dots_that_are_safe() -> None:
+    data = raw_zip([(b"a..b.png", RED), (b"dir.v2/x.png", BLUE)])
+    assert [e.name for e in iter_archive(data)] == ["a..b.png", "dir.v2/x.png"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"not a zip at all" * 10, b"PK\x03\x04" + bytes(100)],
+    ids=["empty", "text", "header-only"],
+)
+def test_not_a_zip_is_corrupt(data: bytes) -> None:
+    with pytest.raises(ArchiveError) as info:
+        list(iter_archive(data))
+    assert info.value.code == "archive_corrupt"
+
+
+def test_truncated_zip_is_corrupt() -> None:
+    data = mixed_archive()
+    with pytest.raises(ArchiveError) as info:
+        list(iter_archive(data[: len(data) // 2]))
+    assert info.value.code == "archive_corrupt"
+
+
+def test_damaged_entry_data_is_corrupt() -> None:
+    data = bytearray(raw_zip([(b"a.png", RED)]))
+    data[40] ^= 0xFF  # inside a.png's stored bytes
+    with pytest.raises(ArchiveError) as info:
+        list(iter_archive(bytes(data)))
+    assert info.value.code == "archive_corrupt"
+    assert info.value.details["name"] == "a.png"
+
+
+def test_damaged_deflate_stream_is_corrupt() -> None:
+    data = bytearray(raw_zip([(b"a.png", bytes(range(256)) * 64)], method=8))
+    for i in range(40, 60):
+        data[i] = 0xFF
+    with pytest.raises(ArchiveError) as info:
+        list(iter_archive(bytes(data)))
+    assert info.value.code == "archive_corrupt"
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ArchiveError) as info:
+        list(iter_archive(tmp_path / "nope.zip"))
+    assert info.value.code == "archive_unreadable"
+    assert isinstance(info.value, PaletteError)
+
+
+class Unseekable(io.RawIOBase):
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+
+def test_bad_sources() -> None:
+    with pytest.raises(BadParameterError, match="seekable"):
+        list(iter_archive(Unseekable()))
+    with pytest.raises(BadParameterError, match="path, bytes or a binary file"):
+        list(iter_archive(12345))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("max_entries", 0), ("max_entry_bytes", -1), ("chunk_bytes", 0), ("max_ratio", 0.5),
+     ("max_total_bytes", 1.5), ("ratio_floor_bytes", -1)],
+)
+def test_limits_validation(field: str, value: Any) -> None:
+    with pytest.raises(BadParameterError, match=field):
+        ArchiveLimits(**{field: value})
+
+
+def test_memory_stays_flat_over_a_large_archive(tmp_path: Path) -> None:
+    # 48 incompressible 1 MiB "images" (48 MiB archive on disk); reading them one at a time
+    # must never hold much more than one entry.
+    path = tmp_path / "big.zip"
+    digests = []
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for i in range(48):
+            data = PNG_SIGNATURE + os.urandom(MiB - len(PNG_SIGNATURE))
+            digests.append(hashlib.sha256(data).hexdigest())
+            archive.writestr(f"img{i:02d}.png", data)
+    tracemalloc.start()
+    try:
+        seen = [hashlib.sha256(e.data or b"").hexdigest() for e in iter_archive(path)]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert seen == digests
+    assert peak < 4 * MiB, f"peak traced memory {peak / MiB:.1f} MiB"
+
+
+def test_limits_stop_partway_after_earlier_entries() -> None:
+    # Directory checks pass (sizes are declared honestly), the ratio trips on the second entry:
+    # the first one has already been yielded.
+    data = zip_bytes({"ok.png": RED, "flat.png": PNG_SIGNATURE + bytes(4 * MiB)})
+    iterator = iter_archive(data)
+    first = next(iterator)
+    assert first.name == "ok.png" and first.data == RED
+    with pytest.raises(ArchiveError, match="flat.png"):
+        next(iterator)
