@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
-
 from palette_native.archive import (
     ArchiveEntry,
     ArchiveLimits,
@@ -27,6 +25,7 @@ from palette_native.archive import (
     sniff,
 )
 from palette_native.errors import ArchiveError, BadParameterError, PaletteError
+from PIL import Image
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MiB = 1 << 20
@@ -39,19 +38,51 @@ GiB = 1 << 30
 def local_header(
     name: bytes, *, method: int, crc: int, csize: int, usize: int, flags: int = 0
 ) -> bytes:
-    return struct.pack(
-        "<4sHHHHHIIIHH", b"PK\x03\x04", 20, flags, method, 0, 0x21, crc, csize, usize,
-        len(name), 0,
-    ) + name
+    return (
+        struct.pack(
+            "<4sHHHHHIIIHH",
+            b"PK\x03\x04",
+            20,
+            flags,
+            method,
+            0,
+            0x21,
+            crc,
+            csize,
+            usize,
+            len(name),
+            0,
+        )
+        + name
+    )
 
 
 def central_header(
     name: bytes, *, method: int, crc: int, csize: int, usize: int, offset: int, flags: int = 0
 ) -> bytes:
-    return struct.pack(
-        "<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, 20, flags, method, 0, 0x21, crc, csize,
-        usize, len(name), 0, 0, 0, 0, 0, offset,
-    ) + name
+    return (
+        struct.pack(
+            "<4sHHHHHHIIIHHHHHII",
+            b"PK\x01\x02",
+            20,
+            20,
+            flags,
+            method,
+            0,
+            0x21,
+            crc,
+            csize,
+            usize,
+            len(name),
+            0,
+            0,
+            0,
+            0,
+            0,
+            offset,
+        )
+        + name
+    )
 
 
 def end_record(count: int, directory: bytes, directory_offset: int) -> bytes:
@@ -60,9 +91,7 @@ def end_record(count: int, directory: bytes, directory_offset: int) -> bytes:
     )
 
 
-def raw_zip(
-    entries: list[tuple[bytes, bytes]], *, flags: int = 0, method: int = 0
-) -> bytes:
+def raw_zip(entries: list[tuple[bytes, bytes]], *, flags: int = 0, method: int = 0) -> bytes:
     """A valid archive of (name, plain bytes) entries, stored or deflated, with ``flags``."""
     body = b""
     directory = b""
@@ -72,7 +101,10 @@ def raw_zip(
             compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
             payload = compressor.compress(plain) + compressor.flush()
         fields: dict[str, Any] = dict(
-            method=method, crc=zlib.crc32(plain), csize=len(payload), usize=len(plain),
+            method=method,
+            crc=zlib.crc32(plain),
+            csize=len(payload),
+            usize=len(plain),
             flags=flags,
         )
         directory += central_header(name, offset=len(body), **fields)
@@ -164,14 +196,18 @@ EXPECTED = [
 
 def summarize(entries: list[ArchiveEntry]) -> list[tuple[str, str | None, str | None]]:
     return [
-        (e.name, hashlib.sha256(e.data).hexdigest() if e.data is not None else None,
-         e.skipped_reason)
+        (
+            e.name,
+            hashlib.sha256(e.data).hexdigest() if e.data is not None else None,
+            e.skipped_reason,
+        )
         for e in entries
     ]
 
 
-@pytest.mark.parametrize("kind", ["path", "str_path", "bytes", "bytearray", "memoryview",
-                                  "bytesio", "open_file"])
+@pytest.mark.parametrize(
+    "kind", ["path", "str_path", "bytes", "bytearray", "memoryview", "bytesio", "open_file"]
+)
 def test_entries_from_every_source_kind(kind: str, tmp_path: Path) -> None:
     data = mixed_archive()
     path = tmp_path / "mixed.zip"
@@ -182,8 +218,12 @@ def test_entries_from_every_source_kind(kind: str, tmp_path: Path) -> None:
             assert not handle.closed  # the caller's file is left open
     else:
         source: Any = {
-            "path": path, "str_path": str(path), "bytes": data, "bytearray": bytearray(data),
-            "memoryview": memoryview(data), "bytesio": io.BytesIO(data),
+            "path": path,
+            "str_path": str(path),
+            "bytes": data,
+            "bytearray": bytearray(data),
+            "memoryview": memoryview(data),
+            "bytesio": io.BytesIO(data),
         }[kind]
         entries = list(iter_archive(source))
     assert summarize(entries) == EXPECTED
@@ -346,8 +386,9 @@ def test_lying_size_header_is_caught() -> None:
 def test_overlapping_entries_full_overlap() -> None:
     # Two directory records pointing at one local header: the classic overlap bomb.
     plain = RED
-    fields: dict[str, Any] = dict(method=0, crc=zlib.crc32(plain), csize=len(plain),
-                                  usize=len(plain))
+    fields: dict[str, Any] = dict(
+        method=0, crc=zlib.crc32(plain), csize=len(plain), usize=len(plain)
+    )
     body = local_header(b"a.png", **fields) + plain
     directory = central_header(b"a.png", offset=0, **fields) + central_header(
         b"b.png", offset=0, **fields
@@ -363,12 +404,14 @@ def test_overlapping_entries_quoted_overlap() -> None:
     # The first entry's data span swallows the second entry's local header (a "quoted" overlap,
     # as in Fifield's non-recursive zip bomb).
     second_plain = BLUE
-    second_fields: dict[str, Any] = dict(method=0, crc=zlib.crc32(second_plain),
-                                         csize=len(second_plain), usize=len(second_plain))
+    second_fields: dict[str, Any] = dict(
+        method=0, crc=zlib.crc32(second_plain), csize=len(second_plain), usize=len(second_plain)
+    )
     second = local_header(b"b.png", **second_fields) + second_plain
     first_plain = RED + second
-    first_fields: dict[str, Any] = dict(method=0, crc=zlib.crc32(first_plain),
-                                        csize=len(first_plain), usize=len(first_plain))
+    first_fields: dict[str, Any] = dict(
+        method=0, crc=zlib.crc32(first_plain), csize=len(first_plain), usize=len(first_plain)
+    )
     first_header = local_header(b"a.png", **first_fields)
     body = first_header + RED + second
     second_offset = len(first_header) + len(RED)
@@ -414,10 +457,26 @@ def test_encrypted_entry(flag: int) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    [b"../evil.png", b"photos/../../evil.png", b"/etc/evil.png", b"\\server\\evil.png",
-     b"C:/evil.png", b"c:evil.png", b"..\\evil.png", b"nul\x00.png"],
-    ids=["dotdot", "nested-dotdot", "absolute", "backslash-absolute", "drive", "drive-relative",
-         "backslash-dotdot", "nul"],
+    [
+        b"../evil.png",
+        b"photos/../../evil.png",
+        b"/etc/evil.png",
+        b"\\server\\evil.png",
+        b"C:/evil.png",
+        b"c:evil.png",
+        b"..\\evil.png",
+        b"nul\x00.png",
+    ],
+    ids=[
+        "dotdot",
+        "nested-dotdot",
+        "absolute",
+        "backslash-absolute",
+        "drive",
+        "drive-relative",
+        "backslash-dotdot",
+        "nul",
+    ],
 )
 def test_unsafe_names(name: bytes) -> None:
     data = raw_zip([(b"fine.png", RED), (name, RED)])
@@ -492,8 +551,14 @@ def test_bad_sources() -> None:
 
 @pytest.mark.parametrize(
     "field, value",
-    [("max_entries", 0), ("max_entry_bytes", -1), ("chunk_bytes", 0), ("max_ratio", 0.5),
-     ("max_total_bytes", 1.5), ("ratio_floor_bytes", -1)],
+    [
+        ("max_entries", 0),
+        ("max_entry_bytes", -1),
+        ("chunk_bytes", 0),
+        ("max_ratio", 0.5),
+        ("max_total_bytes", 1.5),
+        ("ratio_floor_bytes", -1),
+    ],
 )
 def test_limits_validation(field: str, value: Any) -> None:
     with pytest.raises(BadParameterError, match=field):

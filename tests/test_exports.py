@@ -9,7 +9,6 @@ import struct
 import xml.etree.ElementTree as ET
 
 import pytest
-
 from palette_native._palette import Color, Metrics, Palette
 from palette_native.errors import BadParameterError, PaletteError
 from palette_native.exports import FORMATS, export
@@ -122,7 +121,7 @@ def test_ase_parses_back(name: str) -> None:
     assert isinstance(data, bytes)
     blocks = read_ase(data)
     assert len(blocks) == len(palette.colors)
-    for (block_name, model, values, color_type), color in zip(blocks, palette.colors):
+    for (block_name, model, values, color_type), color in zip(blocks, palette.colors, strict=True):
         assert block_name == color.hex
         assert model == "RGB "
         assert color_type == 0  # global
@@ -152,7 +151,7 @@ def test_svg_strip(name: str) -> None:
     rects = root.findall(SVG_NS + "rect")
     assert [r.attrib["fill"] for r in rects] == [c.hex for c in palette.colors]
     x = 0.0
-    for rect, color in zip(rects, palette.colors):
+    for rect, color in zip(rects, palette.colors, strict=True):
         assert float(rect.attrib["x"]) == pytest.approx(x)
         w = float(rect.attrib["width"])
         assert w == pytest.approx(color.fraction * width, abs=0.01)

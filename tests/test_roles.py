@@ -8,7 +8,6 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from palette_native._palette import Color, Metrics, Palette
 from palette_native.roles import (
     ROLES,
@@ -67,7 +66,7 @@ def test_each_role_finds_the_color_made_for_it() -> None:
     )
     swatches = swatch_roles(colors)
     assert list(swatches) == list(ROLES)
-    expected = dict(zip(ROLES, colors))
+    expected = dict(zip(ROLES, colors, strict=True))
     for role, swatch in swatches.items():
         assert swatch.role == role
         assert not swatch.synthesized, role
@@ -116,8 +115,17 @@ def test_empty_palette_still_has_every_role() -> None:
 
 @pytest.mark.parametrize(
     "background",
-    [(0, 0, 0), (255, 255, 255), (119, 119, 119), (118, 118, 118), (255, 0, 0), (0, 0, 255),
-     (0, 255, 0), (128, 64, 200), (250, 250, 0)],
+    [
+        (0, 0, 0),
+        (255, 255, 255),
+        (119, 119, 119),
+        (118, 118, 118),
+        (255, 0, 0),
+        (0, 0, 255),
+        (0, 255, 0),
+        (128, 64, 200),
+        (250, 250, 0),
+    ],
     ids=lambda rgb: "#{:02x}{:02x}{:02x}".format(*rgb),
 )
 def test_text_colors_meet_wcag(background: tuple[int, int, int]) -> None:

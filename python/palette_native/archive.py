@@ -24,6 +24,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, Union, cast
 
 from .errors import ArchiveError, BadParameterError, CanceledError, PaletteError
@@ -151,8 +152,18 @@ class ArchiveResult:
 
 # --- magic bytes -------------------------------------------------------------------------
 
-_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1",
-                b"avif", b"avis"}
+_HEIF_BRANDS = {
+    b"heic",
+    b"heix",
+    b"hevc",
+    b"hevx",
+    b"heim",
+    b"heis",
+    b"mif1",
+    b"msf1",
+    b"avif",
+    b"avis",
+}
 
 
 def sniff(head: bytes) -> tuple[str, str] | None:
@@ -267,7 +278,7 @@ def _open_source(source: ArchiveSource) -> Iterator[IO[bytes]]:
                 "the archive file object must be seekable (ZIP keeps its index at the end)",
                 parameter="source",
             )
-        yield cast(IO[bytes], source)
+        yield source
     else:
         raise BadParameterError(
             "archive source must be a path, bytes or a binary file object, "
@@ -290,9 +301,11 @@ def _peek_directory(fp: IO[bytes]) -> tuple[int, int] | None:
         return None
     count, directory_size = struct.unpack("<HI", tail[pos + 10 : pos + 16])
     locator = pos - 20
-    if (count == 0xFFFF or directory_size == 0xFFFFFFFF) and locator >= 0 and tail[
-        locator : locator + 4
-    ] == _ZIP64_LOCATOR_SIGNATURE:
+    if (
+        (count == 0xFFFF or directory_size == 0xFFFFFFFF)
+        and locator >= 0
+        and tail[locator : locator + 4] == _ZIP64_LOCATOR_SIGNATURE
+    ):
         (record_offset,) = struct.unpack("<Q", tail[locator + 8 : locator + 16])
         fp.seek(record_offset)
         record = fp.read(56)
@@ -305,9 +318,7 @@ def _corrupt(message: str, **details: Any) -> ArchiveError:
     return ArchiveError(message, code="archive_corrupt", **details)
 
 
-def _check_directory(
-    zf: zipfile.ZipFile, fp: IO[bytes], limits: ArchiveLimits
-) -> dict[int, int]:
+def _check_directory(zf: zipfile.ZipFile, fp: IO[bytes], limits: ArchiveLimits) -> dict[int, int]:
     """Every check that needs only the central directory and the local headers.
 
     Returns each entry's local header length, keyed by its header offset."""
@@ -363,7 +374,7 @@ def _check_directory(
         end = info.header_offset + header_length + info.compress_size
         spans.append((info.header_offset, end, info.filename))
     spans.append((zf.start_dir, zf.start_dir, "central directory"))
-    for (start, end, name), (next_start, _, next_name) in zip(spans, spans[1:]):
+    for (start, end, name), (next_start, _, next_name) in pairwise(spans):
         if next_start < end:
             raise ArchiveError(
                 f"entry {name!r} (bytes {start}-{end}) overlaps {next_name!r} "
@@ -377,7 +388,9 @@ def _check_directory(
     return header_lengths
 
 
-def _entry_too_large(name: str, size: int, limits: ArchiveLimits, *, declared: bool) -> ArchiveError:
+def _entry_too_large(
+    name: str, size: int, limits: ArchiveLimits, *, declared: bool
+) -> ArchiveError:
     how = "declares" if declared else "inflates to more than"
     return ArchiveError(
         f"entry {name!r} {how} {size} bytes, over the limit of {limits.max_entry_bytes}",
@@ -392,8 +405,7 @@ def _entry_too_large(name: str, size: int, limits: ArchiveLimits, *, declared: b
 def _too_large(total: int, limits: ArchiveLimits, *, declared: bool) -> ArchiveError:
     how = "declare" if declared else "inflate to more than"
     return ArchiveError(
-        f"archive entries {how} {total} bytes in all, over the limit of "
-        f"{limits.max_total_bytes}",
+        f"archive entries {how} {total} bytes in all, over the limit of {limits.max_total_bytes}",
         code="archive_too_large",
         limit_bytes=limits.max_total_bytes,
         actual_bytes=total,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import quoteattr
 
@@ -16,8 +17,13 @@ __all__ = ["FORMATS", "export", "to_ase", "to_css", "to_gpl", "to_json", "to_svg
 FORMATS: tuple[str, ...] = ("json", "css", "gpl", "ase", "svg")
 """Every format ``export`` accepts; ``ase`` gives bytes, the others text."""
 
-EXTENSIONS: dict[str, str] = {"json": ".json", "css": ".css", "gpl": ".gpl", "ase": ".ase",
-                              "svg": ".svg"}
+EXTENSIONS: dict[str, str] = {
+    "json": ".json",
+    "css": ".css",
+    "gpl": ".gpl",
+    "ase": ".ase",
+    "svg": ".svg",
+}
 """The usual file extension of each format."""
 
 
@@ -103,7 +109,7 @@ def to_svg(palette: Palette, *, width: int = 800, height: int = 120) -> str:
     ]
     cumulative = 0.0
     left = 0.0
-    for color, share in zip(colors, shares):
+    for color, share in zip(colors, shares, strict=True):
         cumulative += share
         right = round(cumulative * width, 3)
         parts.append(
@@ -117,7 +123,13 @@ def to_svg(palette: Palette, *, width: int = 800, height: int = 120) -> str:
 
 def export(palette: Palette, fmt: str) -> str | bytes:
     """Render ``palette`` in ``fmt``, one of ``FORMATS``; ``ase`` gives bytes, the rest text."""
-    renderers = {"json": to_json, "css": to_css, "gpl": to_gpl, "ase": to_ase, "svg": to_svg}
+    renderers: dict[str, Callable[[Palette], str | bytes]] = {
+        "json": to_json,
+        "css": to_css,
+        "gpl": to_gpl,
+        "ase": to_ase,
+        "svg": to_svg,
+    }
     key = fmt.lower() if isinstance(fmt, str) else fmt
     if key not in renderers:
         raise BadParameterError(
@@ -126,5 +138,4 @@ def export(palette: Palette, fmt: str) -> str | bytes:
             allowed=list(FORMATS),
             actual=str(fmt),
         )
-    result: str | bytes = renderers[key](palette)
-    return result
+    return renderers[key](palette)

@@ -67,9 +67,7 @@ class _Target(NamedTuple):
     max_s: float
 
     def contains(self, lightness: float, saturation: float) -> bool:
-        return (
-            self.min_l <= lightness <= self.max_l and self.min_s <= saturation <= self.max_s
-        )
+        return self.min_l <= lightness <= self.max_l and self.min_s <= saturation <= self.max_s
 
     def score(self, lightness: float, saturation: float, population_share: float) -> float:
         return (
