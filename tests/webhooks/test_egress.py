@@ -1,0 +1,190 @@
+"""The SSRF guard: refusal happens at validation / resolution, before any connection."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from service.egress import EgressPolicy, EgressRefused, PinnedTransport, parse_cidrs, refusal_reason
+
+Resolver = Callable[..., list[Any]]
+
+
+def fake_resolver(table: dict[str, list[str]], real: Resolver) -> Resolver:
+    """``socket.getaddrinfo`` that answers from ``table`` and passes IP literals through."""
+
+    def getaddrinfo(host: str, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        if host in table:
+            out = []
+            for ip in table[host]:
+                family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+                sockaddr = (ip, int(port or 0), 0, 0) if family == socket.AF_INET6 else (ip, int(port or 0))
+                out.append((family, socket.SOCK_STREAM, 6, "", sockaddr))
+            return out
+        ipaddress.ip_address(host)  # anything else must be a literal: never ask real DNS in tests
+        return real(host, port, *args, **kwargs)
+
+    return getaddrinfo
+
+
+@pytest.fixture
+def connect_calls(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every address any socket in this process tries to connect to (on top of the guard)."""
+    calls: list[object] = []
+    guarded = socket.socket.connect
+
+    def spy(self: socket.socket, address: Any) -> None:
+        calls.append(address)
+        guarded(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", spy)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("169.254.169.254", "cloud metadata"),
+        ("fd00:ec2::254", "cloud metadata"),
+        ("100.100.100.200", "cloud metadata"),
+        ("10.0.0.1", "private"),
+        ("192.168.1.10", "private"),
+        ("172.16.5.4", "private"),
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("169.254.10.10", "link-local"),
+        ("fe80::1", "link-local"),
+        ("224.0.0.251", "multicast"),
+        ("ff02::1", "multicast"),
+        ("0.0.0.0", "unspecified"),
+        ("240.0.0.1", "private"),
+        ("100.64.0.1", "not globally routable"),
+        ("fc00::1", "private"),
+    ],
+    ids=lambda v: str(v),
+)
+def test_non_public_addresses_are_refused(address: str, reason: str) -> None:
+    assert refusal_reason(ipaddress.ip_address(address)) == reason
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"])
+def test_public_addresses_pass(address: str) -> None:
+    assert refusal_reason(ipaddress.ip_address(address)) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/hook", "https://[::1]:8443/x",
+     "http://127.0.0.1:9/x", "http://[::ffff:169.254.169.254]/"],
+)
+def test_literal_private_urls_are_refused_without_connecting(
+    url: str, connect_calls: list[object]
+) -> None:
+    with pytest.raises(EgressRefused) as info:
+        EgressPolicy().vet_url(url)
+    assert info.value.code == "url_not_allowed"
+    assert connect_calls == []
+
+
+def test_name_resolving_to_loopback_is_refused_unless_allowlisted(
+    monkeypatch: pytest.MonkeyPatch, connect_calls: list[object]
+) -> None:
+    monkeypatch.setattr(
+        socket, "getaddrinfo", fake_resolver({"sneaky.example": ["127.0.0.1"]}, socket.getaddrinfo)
+    )
+    with pytest.raises(EgressRefused, match="sneaky.example -> 127.0.0.1 is a loopback"):
+        EgressPolicy().vet_url("https://sneaky.example/hook")
+    allowed = EgressPolicy(allow_cidrs=parse_cidrs("127.0.0.0/8"))
+    assert allowed.vet_url("https://sneaky.example/hook") == [ipaddress.ip_address("127.0.0.1")]
+    assert connect_calls == []
+
+
+def test_allowlist_opens_only_what_it_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = EgressPolicy(allow_cidrs=parse_cidrs("10.1.0.0/16, 169.254.169.254/32"))
+    policy.vet_url("http://10.1.2.3/x")
+    policy.vet_url("http://169.254.169.254/x")
+    with pytest.raises(EgressRefused):
+        policy.vet_url("http://10.2.0.1/x")
+
+
+def test_one_private_answer_refuses_the_whole_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        socket, "getaddrinfo",
+        fake_resolver({"mixed.example": ["93.184.216.34", "10.0.0.1"]}, socket.getaddrinfo),
+    )
+    with pytest.raises(EgressRefused, match="10.0.0.1"):
+        EgressPolicy().vet_url("http://mixed.example/")
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [("ftp://example.com/x", "scheme"), ("http://user:pw@example.com/", "credentials"),
+     ("http:///nohost", "no host"), ("http://example.com:99999/", "not a valid URL"),
+     ("file:///etc/passwd", "scheme")],
+)
+def test_malformed_urls(url: str, fragment: str) -> None:
+    with pytest.raises(EgressRefused, match=fragment) as info:
+        EgressPolicy().vet_url(url)
+    assert info.value.code == "url_invalid"
+
+
+def test_unresolvable_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: Any, **kwargs: Any) -> list[Any]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", fail)
+    with pytest.raises(EgressRefused) as info:
+        EgressPolicy().vet_url("http://nowhere.example/")
+    assert info.value.code == "url_unresolvable"
+
+
+def test_bad_allowlist_entry_is_named() -> None:
+    with pytest.raises(ValueError, match="'10.0.0.0/33'"):
+        parse_cidrs("127.0.0.0/8,10.0.0.0/33")
+
+
+def test_transport_revets_at_connect_time(
+    monkeypatch: pytest.MonkeyPatch, connect_calls: list[object]
+) -> None:
+    """DNS rebinding: the name was public when vetted, then points inside; nothing connects."""
+    answers = {"rebind.example": ["93.184.216.34"]}
+    monkeypatch.setattr(socket, "getaddrinfo", fake_resolver(answers, socket.getaddrinfo))
+    policy = EgressPolicy()
+    policy.vet_url("http://rebind.example/hook")  # creation time: fine
+    answers["rebind.example"] = ["169.254.169.254"]
+    with httpx.Client(transport=PinnedTransport(policy)) as client:
+        with pytest.raises(EgressRefused, match="cloud metadata"):
+            client.post("http://rebind.example/hook", content=b"{}")
+    assert connect_calls == []
+
+
+def test_transport_connects_to_the_vetted_address_keeping_the_host(
+    monkeypatch: pytest.MonkeyPatch, receiver: Any, connect_calls: list[object]
+) -> None:
+    port = int(receiver.url.split(":")[2].split("/")[0])
+    monkeypatch.setattr(
+        socket, "getaddrinfo",
+        fake_resolver({"hooks.example": ["127.0.0.1"]}, socket.getaddrinfo),
+    )
+    policy = EgressPolicy(allow_cidrs=parse_cidrs("127.0.0.0/8"))
+    with httpx.Client(transport=PinnedTransport(policy)) as client:
+        response = client.post(f"http://hooks.example:{port}/hook", content=b"{}")
+    assert response.status_code == 200
+    [got] = receiver.wait_for(1, timeout=5)
+    assert got.headers["host"] == f"hooks.example:{port}"
+    assert [a[0] for a in connect_calls] == ["127.0.0.1"]  # type: ignore[index]
+
+
+def test_the_guard_itself_blocks_non_loopback(network_guard: Any) -> None:
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("10.0.0.1", 80), timeout=0.01)
+    with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+        s.connect(("192.0.2.1", 80))
+    assert len(network_guard.violations) == 2
+    network_guard.violations.clear()  # expected here; any other test with violations fails

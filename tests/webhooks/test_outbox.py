@@ -1,0 +1,362 @@
+"""The outbox and the sender against a real SQLite file and a real loopback receiver."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.egress import EgressPolicy, parse_cidrs
+from service.webhooks import WebhookSystem
+from service.webhooks.delivery import parse_retry_after
+from service.webhooks.settings import WebhookSettings, parse_schedule
+from service.webhooks.signing import generate_secret
+from service.webhooks.store import MAX_PAYLOAD_BYTES, WebhookStore
+
+LOOPBACK = EgressPolicy(allow_cidrs=parse_cidrs("127.0.0.0/8"))
+
+
+def make_settings(**overrides: Any) -> WebhookSettings:
+    base: dict[str, Any] = {
+        "retry_schedule": (0.2, 0.2, 0.2),
+        "jitter": 0.0,
+        "timeout_s": 2.0,
+        "poll_interval_s": 0.05,
+        "egress": LOOPBACK,
+        "callback_secret": generate_secret(),
+    }
+    base.update(overrides)
+    return WebhookSettings(**base)
+
+
+@pytest.fixture
+def make_system(tmp_path: Path) -> Iterator[Any]:
+    systems: list[WebhookSystem] = []
+
+    def make(**overrides: Any) -> WebhookSystem:
+        system = WebhookSystem(tmp_path / "jobs.sqlite3", tmp_path, make_settings(**overrides))
+        systems.append(system)
+        return system
+
+    yield make
+    for system in systems:
+        if system.alive():
+            system.stop()
+
+
+def emit(system: WebhookSystem, job: dict[str, Any], event_type: str) -> None:
+    """What the job store does: the state change and the hook in one transaction."""
+    with system.store.transaction() as tx:
+        system.on_transition(tx, job, event_type)
+
+
+def job(job_id: str = "job_1", status: str = "succeeded", **extra: Any) -> dict[str, Any]:
+    return {
+        "id": job_id, "status": status, "tenant": "public",
+        "progress": {"total": 3, "done": 3, "failed": 0, "skipped": 0}, **extra,
+    }
+
+
+def add_endpoint(system: WebhookSystem, url: str, **fields: Any) -> tuple[str, str]:
+    endpoint, secret = system.store.create_endpoint("public", {"url": url, **fields})
+    return endpoint["id"], secret
+
+
+def rows(system: WebhookSystem, sql: str, *params: Any) -> list[sqlite3.Row]:
+    with system.store.reading() as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_event_is_written_atomically_with_the_job_change(make_system: Any, receiver: Any) -> None:
+    system = make_system()
+    add_endpoint(system, receiver.url)
+    with pytest.raises(RuntimeError), system.store.transaction() as tx:
+        system.on_transition(tx, job(), "job.succeeded")
+        raise RuntimeError("the job change failed")
+    assert rows(system, "SELECT * FROM webhook_messages") == []
+    emit(system, job(), "job.succeeded")
+    assert len(rows(system, "SELECT * FROM webhook_messages")) == 1
+
+
+def test_delivery_is_signed_thin_and_verifies(make_system: Any, receiver: Any) -> None:
+    system = make_system()
+    _, secret = add_endpoint(system, receiver.url)
+    receiver.secrets = [secret]
+    system.start()
+    emit(system, job(), "job.succeeded")
+    [got] = receiver.wait_for(1, timeout=5)
+    assert got.verified, got.error
+    body = got.json()
+    assert body["type"] == "job.succeeded"
+    assert body["data"]["job_id"] == "job_1" and body["data"]["status"] == "succeeded"
+    assert body["data"]["links"]["results"] == "/v1/jobs/job_1/results"
+    assert len(got.body) < MAX_PAYLOAD_BYTES
+    assert got.headers["webhook-id"].startswith("msg_")
+    wait_until(lambda: rows(system, "SELECT status FROM webhook_messages")[0][0] == "succeeded",
+               5, "the message to be marked succeeded")
+
+
+def test_receiver_down_for_three_attempts_gets_the_fourth_with_the_same_id(
+    make_system: Any, receiver: Any
+) -> None:
+    system = make_system()
+    _, secret = add_endpoint(system, receiver.url)
+    receiver.secrets = [secret]
+    receiver.reply = lambda n, r: (500, {}) if n < 3 else (200, {})
+    system.start()
+    emit(system, job(), "job.failed")
+    got = receiver.wait_for(4, timeout=10)
+    assert all(r.verified for r in got)
+    assert len({r.webhook_id for r in got}) == 1
+    wait_until(lambda: rows(system, "SELECT status FROM webhook_messages")[0][0] == "succeeded",
+               5, "success")
+    attempts = rows(system, "SELECT status_code, latency_ms, error FROM webhook_attempts ORDER BY id")
+    assert [a["status_code"] for a in attempts] == [500, 500, 500, 200]
+    assert all(a["latency_ms"] is not None for a in attempts)
+    time.sleep(0.5)
+    assert len(receiver.received) == 4  # nothing after the success
+
+
+def test_exhausted_message_is_a_dead_letter_and_resend_delivers_it(
+    make_system: Any, receiver: Any
+) -> None:
+    system = make_system(retry_schedule=(0.1, 0.1), timeout_s=0.5)
+    endpoint_id, secret = add_endpoint(system, receiver.url)
+    receiver.secrets = [secret]
+    recovered = {"up": False}
+
+    def reply(n: int, r: Any) -> tuple[int, dict[str, str]]:
+        if not recovered["up"]:
+            time.sleep(1.0)  # never answers within the timeout
+        return 200, {}
+
+    receiver.reply = reply
+    system.start()
+    emit(system, job(), "job.succeeded")
+
+    def failed() -> list[dict[str, Any]]:
+        return system.store.list_messages("public", endpoint_id=endpoint_id, status="failed")
+
+    wait_until(lambda: len(failed()) == 1, 10, "the dead letter")
+    [dead] = failed()
+    assert [a["error"] for a in dead["attempts"]] == ["timed out after 0.5 s"] * 3
+    assert all(a["at"] and a["latency_ms"] >= 400 for a in dead["attempts"])
+    recovered["up"] = True
+    time.sleep(0.3)
+    before = len(receiver.received)
+    system.store.resend(dead["id"], "public")
+    system.wake()
+    got = receiver.wait_for(before + 1, timeout=5)
+    assert got[-1].webhook_id == dead["id"] and got[-1].verified
+    wait_until(lambda: system.store.get_message(dead["id"], "public")["status"] == "succeeded",
+               5, "the resent message to succeed")
+
+
+def test_recover_requeues_every_failure_in_the_window(make_system: Any, receiver: Any) -> None:
+    system = make_system(retry_schedule=(0.05,))
+    endpoint_id, secret = add_endpoint(system, receiver.url)
+    receiver.secrets = [secret]
+    receiver.reply = lambda n, r: (500, {}) if n < 6 else (204, {})
+    system.start()
+    start = time.time()
+    for i in range(3):
+        emit(system, job(f"job_{i}"), "job.succeeded")
+    wait_until(lambda: len(system.store.list_messages(
+        "public", endpoint_id=endpoint_id, status="failed")) == 3, 10, "three dead letters")
+    assert system.store.recover(endpoint_id, "public", start - 1, None) == 3
+    system.wake()
+    wait_until(lambda: len(system.store.list_messages(
+        "public", endpoint_id=endpoint_id, status="succeeded")) == 3, 10, "recovery")
+    ids = {r.webhook_id for r in receiver.received}
+    assert len(ids) == 3 and len(receiver.received) == 9
+    assert system.store.recover(endpoint_id, "public", time.time() + 10, None) == 0
+
+
+def test_gone_disables_the_endpoint(make_system: Any, receiver: Any) -> None:
+    system = make_system()
+    endpoint_id, _ = add_endpoint(system, receiver.url)
+    receiver.reply = lambda n, r: (410, {})
+    system.start()
+    emit(system, job(), "job.succeeded")
+    wait_until(lambda: system.store.get_endpoint(endpoint_id, "public")["disabled"], 5, "disable")
+    endpoint = system.store.get_endpoint(endpoint_id, "public")
+    assert "410" in endpoint["disabled_reason"]
+    assert rows(system, "SELECT status FROM webhook_messages")[0][0] == "failed"
+    emit(system, job("job_2"), "job.succeeded")  # a disabled endpoint gets nothing new
+    time.sleep(0.4)
+    assert len(receiver.received) == 1
+
+
+def test_redirects_are_failures_and_never_followed(make_system: Any, receiver: Any) -> None:
+    system = make_system(retry_schedule=(5.0,))
+    add_endpoint(system, receiver.url)
+    receiver.reply = lambda n, r: (307, {"location": receiver.url + "/elsewhere"})
+    system.start()
+    emit(system, job(), "job.succeeded")
+    wait_until(lambda: rows(system, "SELECT COUNT(*) FROM webhook_attempts")[0][0] == 1, 5, "try")
+    time.sleep(0.3)
+    assert [r.path for r in receiver.received] == ["/hook"]
+    [attempt] = rows(system, "SELECT status_code, error FROM webhook_attempts")
+    assert attempt["status_code"] == 307 and "redirect not followed" in attempt["error"]
+    assert rows(system, "SELECT status FROM webhook_messages")[0][0] == "pending"
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_is_honored(make_system: Any, receiver: Any, status: int) -> None:
+    system = make_system(retry_schedule=(0.1, 0.1))
+    add_endpoint(system, receiver.url)
+    receiver.reply = lambda n, r: (status, {"retry-after": "1"}) if n == 0 else (200, {})
+    system.start()
+    emit(system, job(), "job.succeeded")
+    got = receiver.wait_for(2, timeout=5)
+    gap = got[1].at - got[0].at
+    assert 0.95 <= gap < 2.0, gap  # the 0.1 s schedule would have retried at once
+
+
+def test_retry_after_parsing() -> None:
+    now = 1_700_000_000.0
+    assert parse_retry_after("120", now) == 120.0
+    assert parse_retry_after("Tue, 14 Nov 2023 22:13:40 GMT", now) == pytest.approx(20.0)
+    assert parse_retry_after("soon", now) is None
+    assert parse_retry_after(None, now) is None
+
+
+def test_endpoint_failing_for_the_period_is_disabled(make_system: Any, receiver: Any) -> None:
+    system = make_system(retry_schedule=(0.1,) * 30, disable_after_s=0.6)
+    endpoint_id, _ = add_endpoint(system, receiver.url)
+    receiver.reply = lambda n, r: (500, {})
+    system.start()
+    emit(system, job(), "job.succeeded")
+    wait_until(lambda: system.store.get_endpoint(endpoint_id, "public")["disabled"], 8, "disable")
+    endpoint = system.store.get_endpoint(endpoint_id, "public")
+    assert endpoint["disabled_reason"].startswith("every delivery has failed since")
+    count = len(receiver.received)
+    assert count >= 3
+    time.sleep(0.4)
+    assert len(receiver.received) == count  # no attempts to a disabled endpoint
+
+
+def test_progress_is_opt_in_and_coalesced(make_system: Any, receiver: Any) -> None:
+    system = make_system()
+    add_endpoint(system, receiver.url, event_types=["*"])
+    progress_id, _ = add_endpoint(system, receiver.url + "?progress", event_types=["job.progress"])
+    for done in range(1, 6):
+        emit(system, job(status="running", progress={"total": 5, "done": done}), "job.progress")
+    messages = rows(system, "SELECT endpoint_id, body FROM webhook_messages")
+    assert [m["endpoint_id"] for m in messages] == [progress_id]
+    assert json.loads(messages[0]["body"])["data"]["progress"]["done"] == 5
+
+
+def test_secret_rotation_signs_with_both_for_the_overlap(make_system: Any, receiver: Any) -> None:
+    system = make_system()
+    endpoint_id, old = add_endpoint(system, receiver.url)
+    endpoint, new = system.store.rotate_secret(endpoint_id, "public")
+    assert new != old and endpoint["previous_secret_expires_at"] is not None
+    receiver.secrets = [old]
+    system.start()
+    emit(system, job(), "job.succeeded")
+    [first] = receiver.wait_for(1, timeout=5)
+    assert first.verified and len(first.headers["webhook-signature"].split(" ")) == 2
+    receiver.secrets = [new]
+    emit(system, job("job_2"), "job.succeeded")
+    second = receiver.wait_for(2, timeout=5)[1]
+    assert second.verified
+
+
+def test_old_secret_stops_signing_after_the_overlap(make_system: Any, receiver: Any) -> None:
+    system = make_system(rotation_overlap_s=0.2)
+    endpoint_id, old = add_endpoint(system, receiver.url)
+    _, new = system.store.rotate_secret(endpoint_id, "public")
+    time.sleep(0.3)
+    receiver.secrets = [old]
+    system.start()
+    emit(system, job(), "job.succeeded")
+    [got] = receiver.wait_for(1, timeout=5)
+    assert not got.verified and len(got.headers["webhook-signature"].split(" ")) == 1
+
+
+def test_batching_100_events_in_two_callbacks(make_system: Any, receiver: Any) -> None:
+    system = make_system()
+    _, secret = add_endpoint(system, receiver.url, batch={"max_events": 50, "max_wait_ms": 5000})
+    receiver.secrets = [secret]
+    system.start()
+    for i in range(100):
+        emit(system, job(f"job_{i}"), "job.succeeded")
+    got = receiver.wait_for(2, timeout=10)
+    time.sleep(0.3)
+    assert len(receiver.received) == 2
+    events = [e for r in got for e in r.json()["events"]]
+    assert all(r.verified for r in got)
+    assert sorted(e["data"]["job_id"] for e in events) == sorted(f"job_{i}" for i in range(100))
+
+
+def test_batch_flushes_after_max_wait(make_system: Any, receiver: Any) -> None:
+    system = make_system()
+    add_endpoint(system, receiver.url, batch={"max_events": 50, "max_wait_ms": 300})
+    system.start()
+    started = time.time()
+    for i in range(3):
+        emit(system, job(f"job_{i}"), "job.succeeded")
+    [got] = receiver.wait_for(1, timeout=5)
+    assert got.at - started >= 0.29
+    assert len(got.json()["events"]) == 3
+
+
+def test_callback_url_is_signed_with_the_callback_secret(make_system: Any, receiver: Any) -> None:
+    system = make_system()
+    receiver.secrets = [system.settings.callback_secret]
+    system.start()
+    emit(system, job(callback_url=receiver.url), "job.canceled")
+    emit(system, job(callback_url=receiver.url, status="running"), "job.progress")
+    [got] = receiver.wait_for(1, timeout=5)
+    assert got.verified and got.json()["type"] == "job.canceled"
+    time.sleep(0.3)
+    assert len(receiver.received) == 1  # callbacks carry the final events only
+
+
+def test_pending_delivery_survives_a_restart(make_system: Any, receiver: Any) -> None:
+    first = make_system(retry_schedule=(0.5,))
+    _, secret = add_endpoint(first, receiver.url)
+    receiver.secrets = [secret]
+    receiver.reply = lambda n, r: (500, {}) if n == 0 else (200, {})
+    first.start()
+    emit(first, job(), "job.succeeded")
+    receiver.wait_for(1, timeout=5)
+    first.stop()
+    second = make_system(retry_schedule=(0.5,))
+    second.start()
+    got = receiver.wait_for(2, timeout=5)
+    assert got[0].webhook_id == got[1].webhook_id and got[1].verified
+
+
+def test_schedule_parsing_and_jitter(tmp_path: Path) -> None:
+    assert parse_schedule("5, 300,1800") == (5.0, 300.0, 1800.0)
+    with pytest.raises(ValueError, match="comma-separated"):
+        parse_schedule("5,soon")
+    with pytest.raises(ValueError, match="non-negative"):
+        parse_schedule("-1")
+    env = {"PALETTE_WEBHOOK_RETRY_SCHEDULE": "1,2", "PALETTE_EGRESS_ALLOW_CIDRS": "127.0.0.0/8"}
+    settings = WebhookSettings.from_env(env)
+    assert settings.retry_schedule == (1.0, 2.0) and settings.timeout_s == 15.0
+    assert WebhookSettings.from_env({}).retry_schedule == (5, 300, 1800, 7200, 18000, 36000, 36000)
+    store = WebhookStore(tmp_path / "db", WebhookSettings(retry_schedule=(10.0, 100.0), jitter=0.2),
+                         rng=random.Random(7))
+    delays = [store.retry_delay(1) for _ in range(200)]
+    assert all(d is not None and 8.0 <= d <= 12.0 for d in delays)
+    assert len({round(d or 0, 3) for d in delays}) > 50  # actually jittered
+    assert 80.0 <= (store.retry_delay(2) or 0) <= 120.0
+    assert store.retry_delay(3) is None
