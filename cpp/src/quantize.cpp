@@ -179,55 +179,97 @@ int nearest(const Lab& x, const std::vector<Lab>& centers, double* best_d = null
     return best;
 }
 
-// Lloyd iterations from the given centers; returns iterations spent. Empty clusters are reseeded
-// with the point that costs most where it is. Deterministic: fixed order, ties to the lower index.
+// Lloyd iterations from the given centers; returns iterations spent. Hamerly's bounds skip
+// points whose nearest center cannot have changed, so late iterations cost little; the
+// assignments are the same as plain Lloyd's. Empty clusters are reseeded with the point that
+// costs most where it is. Deterministic: fixed order, ties to the lower index.
 int kmeans(const Points& p, std::vector<Lab>& centers, std::vector<int>& assign, int max_iterations) {
     const std::size_t n = p.size(), k = centers.size();
-    assign.assign(n, -1);
-    std::vector<double> cost(n);
-    int it = 0;
-    for (; it < max_iterations; ++it) {
-        std::size_t changed = 0;
-        for (std::size_t i = 0; i < n; ++i) {
-            double d;
-            const int a = nearest(p.lab[i], centers, &d);
-            cost[i] = d * p.weight[i];
-            if (a != assign[i]) { assign[i] = a; ++changed; }
+    assign.assign(n, 0);
+    std::vector<double> upper(n), lower(n);
+    // Full scan: nearest and second nearest for every point.
+    auto scan = [&](std::size_t i) {
+        double d1 = std::numeric_limits<double>::infinity(), d2 = d1;
+        int a = 0;
+        for (std::size_t j = 0; j < k; ++j) {
+            const double d = dist2(p.lab[i], centers[j]);
+            if (d < d1) { d2 = d1; d1 = d; a = static_cast<int>(j); }
+            else if (d < d2) { d2 = d; }
         }
-        std::vector<Lab> sum(k, Lab{0, 0, 0});
-        std::vector<double> w(k, 0.0);
-        std::vector<std::size_t> members(k, 0);
+        upper[i] = std::sqrt(d1);
+        lower[i] = k > 1 ? std::sqrt(d2) : std::numeric_limits<double>::infinity();
+        return a;
+    };
+    for (std::size_t i = 0; i < n; ++i) assign[i] = scan(i);
+
+    std::vector<Lab> sum(k);
+    std::vector<double> w(k), shift(k), half_gap(k);
+    std::vector<std::size_t> members(k);
+    int it = 0;
+    while (it < max_iterations) {
+        ++it;
+        std::fill(sum.begin(), sum.end(), Lab{0, 0, 0});
+        std::fill(w.begin(), w.end(), 0.0);
+        std::fill(members.begin(), members.end(), 0);
         for (std::size_t i = 0; i < n; ++i) {
             const auto a = static_cast<std::size_t>(assign[i]);
-            for (int c = 0; c < 3; ++c) sum[a][static_cast<std::size_t>(c)] += p.lab[i][static_cast<std::size_t>(c)] * p.weight[i];
+            for (std::size_t c = 0; c < 3; ++c) sum[a][c] += p.lab[i][c] * p.weight[i];
             w[a] += p.weight[i];
             ++members[a];
         }
         bool reseeded = false;
         for (std::size_t j = 0; j < k; ++j) {
-            if (members[j] == 0) {
-                // Take the costliest point from a cluster that keeps at least one other point.
-                std::size_t pick = n;
-                for (std::size_t i = 0; i < n; ++i) {
-                    if (members[static_cast<std::size_t>(assign[i])] < 2) continue;
-                    if (pick == n || cost[i] > cost[pick]) pick = i;
-                }
-                if (pick == n) continue;  // fewer points than clusters; caller handles it
-                const auto from = static_cast<std::size_t>(assign[pick]);
-                for (int c = 0; c < 3; ++c) sum[from][static_cast<std::size_t>(c)] -= p.lab[pick][static_cast<std::size_t>(c)] * p.weight[pick];
-                w[from] -= p.weight[pick];
-                --members[from];
-                assign[pick] = static_cast<int>(j);
-                cost[pick] = 0.0;
-                sum[j] = Lab{p.lab[pick][0] * p.weight[pick], p.lab[pick][1] * p.weight[pick], p.lab[pick][2] * p.weight[pick]};
-                w[j] = p.weight[pick];
-                members[j] = 1;
-                reseeded = true;
+            if (members[j] != 0) continue;
+            // Take the costliest point from a cluster that keeps at least one other point.
+            std::size_t pick = n;
+            double worst = -1.0;
+            for (std::size_t i = 0; i < n; ++i) {
+                const auto a = static_cast<std::size_t>(assign[i]);
+                if (members[a] < 2) continue;
+                const double cost = dist2(p.lab[i], centers[a]) * p.weight[i];
+                if (cost > worst) { worst = cost; pick = i; }
             }
+            if (pick == n) continue;  // fewer points than clusters; the caller handles it
+            const auto from = static_cast<std::size_t>(assign[pick]);
+            for (std::size_t c = 0; c < 3; ++c) sum[from][c] -= p.lab[pick][c] * p.weight[pick];
+            w[from] -= p.weight[pick];
+            --members[from];
+            assign[pick] = static_cast<int>(j);
+            for (std::size_t c = 0; c < 3; ++c) sum[j][c] = p.lab[pick][c] * p.weight[pick];
+            w[j] = p.weight[pick];
+            members[j] = 1;
+            reseeded = true;
         }
-        for (std::size_t j = 0; j < k; ++j)
-            if (w[j] > 0) centers[j] = Lab{sum[j][0] / w[j], sum[j][1] / w[j], sum[j][2] / w[j]};
-        if (changed == 0 && !reseeded) { ++it; break; }
+        double max_shift = 0.0;
+        for (std::size_t j = 0; j < k; ++j) {
+            shift[j] = 0.0;
+            if (w[j] <= 0) continue;
+            const Lab moved{sum[j][0] / w[j], sum[j][1] / w[j], sum[j][2] / w[j]};
+            shift[j] = std::sqrt(dist2(moved, centers[j]));
+            centers[j] = moved;
+            max_shift = std::max(max_shift, shift[j]);
+        }
+        if (max_shift == 0.0 && !reseeded) break;  // converged: nothing can move any more
+        if (reseeded) {
+            for (std::size_t i = 0; i < n; ++i) assign[i] = scan(i);
+            continue;
+        }
+        for (std::size_t j = 0; j < k; ++j) {
+            double nearest_other = std::numeric_limits<double>::infinity();
+            for (std::size_t o = 0; o < k; ++o)
+                if (o != j) nearest_other = std::min(nearest_other, dist2(centers[j], centers[o]));
+            half_gap[j] = 0.5 * std::sqrt(nearest_other);
+        }
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto a = static_cast<std::size_t>(assign[i]);
+            upper[i] += shift[a];
+            lower[i] -= max_shift;
+            const double bound = std::max(lower[i], half_gap[a]);
+            if (upper[i] <= bound) continue;
+            upper[i] = std::sqrt(dist2(p.lab[i], centers[a]));
+            if (upper[i] <= bound) continue;
+            assign[i] = scan(i);
+        }
     }
     return it;
 }
