@@ -1,0 +1,188 @@
+"""End-to-end fixtures for the browser UI: a real `palette serve` on loopback and Debian's
+Chromium driven by Playwright (never `playwright install`: the browser comes from apt).
+
+Environment:
+  PALETTE_UI_CHROMIUM   the browser binary (default /usr/bin/chromium)
+  PALETTE_UI_AXE        axe-core's axe.min.js (default: tests/ui/node_modules/axe-core/axe.min.js,
+                        installed by `npm install --prefix tests/ui --no-save axe-core@4`)
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+SCREENSHOTS = HERE / "screenshots"
+CHROMIUM = os.environ.get("PALETTE_UI_CHROMIUM", "/usr/bin/chromium")
+AXE = Path(os.environ.get("PALETTE_UI_AXE", HERE / "node_modules" / "axe-core" / "axe.min.js"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+# Page Visibility cannot be switched from outside in headless Chromium (there is no window to
+# hide or tab to switch away from), so the tests flip what the page reads: visibilityState and
+# hidden, followed by the real visibilitychange event the UI listens to.
+VISIBILITY_HOOK = """
+window.__paletteSetVisibility = (state) => {
+  Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => state });
+  Object.defineProperty(document, 'hidden', { configurable: true, get: () => state === 'hidden' });
+  document.dispatchEvent(new Event('visibilitychange'));
+};
+"""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A `palette serve` process on 127.0.0.1 with its own data directory."""
+
+    def __init__(self, data_dir: Path, workers: int = 2) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = data_dir.parent / f"server-{self.port}.log"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(ROOT), str(ROOT / "python"), os.environ.get("PYTHONPATH", "")])}
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1",
+             "--port", str(self.port), "--data-dir", str(data_dir), "--workers", str(workers)],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"palette serve exited early:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"palette serve did not answer within {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        response = httpx.get(f"{self.url}/v1/jobs/{job_id}", timeout=5.0)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = Server(tmp_path_factory.mktemp("palette-data"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (or set PALETTE_UI_CHROMIUM)")
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS,
+            "headless": True}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any], server: Server) -> dict[str, Any]:
+    return {
+        **browser_context_args,
+        "base_url": server.url,
+        "permissions": ["clipboard-read", "clipboard-write"],
+        "viewport": {"width": 1200, "height": 900},
+    }
+
+
+@pytest.fixture()
+def ui(page: Any, server: Server) -> Any:
+    """The UI at `/`, loaded and ready, with the visibility hook installed."""
+    page.add_init_script(VISIBILITY_HOOK)
+    page.goto("/")
+    page.wait_for_selector("body[data-ready='true']")
+    return page
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    if not AXE.is_file():
+        pytest.fail(f"axe-core not found at {AXE}: npm install --prefix tests/ui --no-save axe-core@4 "
+                    "(or set PALETTE_UI_AXE)")
+    return AXE.read_text(encoding="utf-8")
+
+
+def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+# ------------------------------------------------------------------------------ test images
+
+def image_bytes(colors: list[tuple[int, int, int]], size: int = 96, fmt: str = "PNG") -> bytes:
+    """An image of vertical bands, one per color, equal widths."""
+    img = Image.new("RGB", (size, size))
+    band = max(1, size // len(colors))
+    for i, color in enumerate(colors):
+        img.paste(color, (i * band, 0, size if i == len(colors) - 1 else (i + 1) * band, size))
+    out = io.BytesIO()
+    img.save(out, fmt)
+    return out.getvalue()
+
+
+def noise_bytes(seed: int, size: int = 64) -> bytes:
+    """A noisy PNG: the slowest kind of image to summarise, for jobs that must take a while."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    pixels = (rng.random((size, size, 3)) * 255).astype("uint8")
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "PNG", compress_level=1)
+    return out.getvalue()
+
+
+def zip_bytes(entries: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return out.getvalue()

@@ -1,0 +1,368 @@
+"""The browser UI at `/`, end to end: real Chromium, real `palette serve`, real HTTP."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import statistics
+import time
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+from playwright.sync_api import Page, Request, expect
+
+from .conftest import Server, image_bytes, noise_bytes, screenshot, zip_bytes
+
+pytestmark = pytest.mark.e2e
+
+JOB_URL = re.compile(r"^/v1/jobs/([^/]+)$")
+
+RED, GREEN, BLUE, YELLOW = (220, 30, 40), (30, 170, 60), (40, 60, 210), (240, 200, 30)
+
+
+@pytest.fixture(autouse=True)
+def _cancel_leftover_jobs(server: Server) -> Iterator[None]:
+    """Long jobs of one test must not hold the workers for the next one."""
+    yield
+    listing = httpx.get(f"{server.url}/v1/jobs", timeout=5.0).json()
+    jobs = listing.get("items", listing.get("jobs", [])) if isinstance(listing, dict) else listing
+    for job in jobs:
+        if job["status"] in ("queued", "running"):
+            httpx.post(f"{server.url}/v1/jobs/{job['id']}/cancel", timeout=5.0)
+
+
+def drop_files(page: Page, files: list[tuple[str, str, bytes]]) -> None:
+    """Drop files on the drop zone the way a browser does: dragenter, dragover, drop."""
+    payload = [{"name": n, "type": t, "b64": base64.b64encode(d).decode()} for n, t, d in files]
+    transfer = page.evaluate_handle(
+        """(files) => {
+            const dt = new DataTransfer();
+            for (const f of files) {
+                const bytes = Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
+                dt.items.add(new File([bytes], f.name, { type: f.type }));
+            }
+            return dt;
+        }""",
+        payload,
+    )
+    for event in ("dragenter", "dragover", "drop"):
+        page.dispatch_event("#drop-zone", event, {"dataTransfer": transfer})
+
+
+def pick_file(page: Page, name: str, mime: str, data: bytes) -> None:
+    """Choose a file through the real file input (the keyboard-accessible picker)."""
+    page.set_input_files("#file-input", files=[{"name": name, "mimeType": mime, "buffer": data}])
+
+
+def card(page: Page, name: str) -> Any:
+    return page.locator(f'#cards > li.card[data-file-name="{name}"]')
+
+
+def job_id_of(page: Page, name: str, timeout: float = 20_000) -> str:
+    locator = card(page, name)
+    expect(locator).to_have_attribute("data-job-id", re.compile(r".+"), timeout=timeout)
+    value = locator.get_attribute("data-job-id")
+    assert value
+    return value
+
+
+def slow_zip(count: int, seed: int = 0) -> bytes:
+    return zip_bytes({f"noise/{i:04d}.png": noise_bytes(seed * 100_000 + i) for i in range(count)})
+
+
+def progress_value(page: Page, name: str) -> float:
+    value = card(page, name).locator(".processing-bar").evaluate(
+        "(bar) => bar.hasAttribute('value') ? bar.value : -1")
+    return float(value)
+
+
+def test_drop_images_and_zip_gives_palettes_and_exports(ui: Page) -> None:
+    images = {
+        "red-green.png": image_bytes([RED, GREEN]),
+        "blue-yellow.jpg": image_bytes([BLUE, YELLOW], fmt="JPEG"),
+        "four.png": image_bytes([RED, GREEN, BLUE, YELLOW]),
+    }
+    archive = zip_bytes({f"set/img-{i:02d}.png": image_bytes([(i * 12, 200 - i * 9, 90)], 48)
+                         for i in range(20)})
+    files = [(n, "image/jpeg" if n.endswith(".jpg") else "image/png", d) for n, d in images.items()]
+    files.append(("twenty.zip", "application/zip", archive))
+    drop_files(ui, files)
+
+    cards = ui.locator("#cards > li.card")
+    expect(cards).to_have_count(4)
+    # Cards are keyed by file name in drop order, never by completion order.
+    assert [c.get_attribute("data-file-name") for c in cards.all()] == [f[0] for f in files]
+    screenshot(ui, "01-uploading")
+
+    expected_palettes = {"red-green.png": 1, "blue-yellow.jpg": 1, "four.png": 1, "twenty.zip": 20}
+    for name, count in expected_palettes.items():
+        expect(card(ui, name)).to_have_attribute("data-state", "succeeded", timeout=60_000)
+        expect(card(ui, name).locator(".status")).to_have_text("Done")
+        expect(card(ui, name).locator("section.palette")).to_have_count(count)
+    job_ids = {job_id_of(ui, name) for name in expected_palettes}
+    assert len(job_ids) == 4
+    expect(ui.locator("#summary")).to_contain_text("23/23 done, 0 failed")
+    expect(card(ui, "twenty.zip").locator(".processing-bar")).to_have_js_property("value", 100)
+
+    # Palettes: swatches sized by share, with text colors readable on them.
+    four = card(ui, "four.png").locator("section.palette")
+    swatches = four.locator("button.swatch")
+    assert swatches.count() >= 4
+    hexes = [s.get_attribute("data-hex") for s in swatches.all()]
+    assert all(h and re.fullmatch(r"#[0-9a-f]{6}", h) for h in hexes)
+    contrast = ui.evaluate("""(sel) => [...document.querySelectorAll(sel)].map((b) => {
+        const rgb = (s) => s.match(/\\d+/g).slice(0, 3).map(Number);
+        const lin = (v) => { v /= 255; return v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+        const lum = ([r, g, b]) => 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+        const st = getComputedStyle(b);
+        const [a, c] = [lum(rgb(st.backgroundColor)), lum(rgb(st.color))].sort((x, y) => y - x);
+        return (a + 0.05) / (c + 0.05);
+    })""", '#cards li[data-file-name="four.png"] button.swatch')
+    assert min(contrast) >= 4.5, contrast
+    expect(four.locator(".metrics")).to_contain_text("ΔE")
+    expect(four.locator(".roles li")).to_have_count(6)
+
+    # A swatch click puts its hex on the clipboard.
+    first = swatches.first
+    first.click()
+    assert ui.evaluate("navigator.clipboard.readText()") == first.get_attribute("data-hex")
+    expect(ui.locator("#toast")).to_contain_text(first.get_attribute("data-hex") or "?")
+
+    # Copy all as CSS custom properties / Tailwind / SCSS / JSON.
+    four.locator("[data-copy='css']").click()
+    css = ui.evaluate("navigator.clipboard.readText()")
+    assert css.startswith(":root {") and f"--palette-1: {hexes[0]};" in css
+    four.locator("[data-copy='scss']").click()
+    assert f"$palette-1: {hexes[0]};" in ui.evaluate("navigator.clipboard.readText()")
+    four.locator("[data-copy='tailwind']").click()
+    assert f"'1': '{hexes[0]}'" in ui.evaluate("navigator.clipboard.readText()")
+    four.locator("[data-copy='json']").click()
+    copied = json.loads(ui.evaluate("navigator.clipboard.readText()"))
+    assert copied["colors"][0]["hex"] == hexes[0]
+
+    # Downloads made from the palette JSON.
+    with ui.expect_download() as info:
+        four.locator("[data-download='gpl']").click()
+    gpl = open(info.value.path(), encoding="utf-8").read()
+    assert gpl.startswith("GIMP Palette\nName: four\n") and hexes[0] in gpl
+    with ui.expect_download() as info:
+        four.locator("[data-download='ase']").click()
+    ase = open(info.value.path(), "rb").read()
+    assert ase[:4] == b"ASEF" and int.from_bytes(ase[8:12], "big") == len(hexes)
+    with ui.expect_download() as info:
+        four.locator("[data-download='svg']").click()
+    assert open(info.value.path(), encoding="utf-8").read().count("<rect ") == len(hexes)
+    with ui.expect_download() as info:
+        four.locator("[data-download='json']").click()
+    palette_json = json.loads(open(info.value.path(), encoding="utf-8").read())
+    assert [c["hex"] for c in palette_json["colors"]] == hexes
+
+    # One combined download for the bulk job.
+    zip_card = card(ui, "twenty.zip")
+    zip_card.locator("details.bulk > summary").click()
+    with ui.expect_download() as info:
+        zip_card.locator("[data-action='download-all']").click()
+    with zipfile.ZipFile(info.value.path()) as bundle:
+        names = bundle.namelist()
+        assert len(names) == 20 * 4 + 1 and "results.json" in names
+        assert bundle.read("img-00/img-00.ase")[:4] == b"ASEF"
+    screenshot(ui, "02-done")
+
+
+def test_share_link_and_sort_by_hue(ui: Page) -> None:
+    drop_files(ui, [("bands.png", "image/png", image_bytes([BLUE, RED, YELLOW, GREEN]))])
+    palette = card(ui, "bands.png").locator("section.palette")
+    expect(card(ui, "bands.png")).to_have_attribute("data-state", "succeeded", timeout=30_000)
+    by_share = [b.get_attribute("data-hex") for b in palette.locator("button.swatch").all()]
+
+    ui.check("#order-hue")
+    by_hue = [b.get_attribute("data-hex") for b in palette.locator("button.swatch").all()]
+    assert sorted(by_hue) == sorted(by_share)
+    hues = ui.evaluate("""(hexes) => hexes.map((h) => {
+        const [r, g, b] = [1, 3, 5].map((i) => parseInt(h.slice(i, i + 2), 16) / 255);
+        const max = Math.max(r, g, b), min = Math.min(r, g, b), d = max - min;
+        if (d < 0.06) return 999;
+        const raw = max === r ? ((g - b) / d) % 6 : max === g ? (b - r) / d + 2 : (r - g) / d + 4;
+        return (raw * 60 + 360) % 360;
+    })""", by_hue)
+    assert hues == sorted(hues)
+    ui.check("#order-share")
+
+    palette.locator("[data-share]").click()
+    url = ui.evaluate("navigator.clipboard.readText()")
+    assert urlparse(url).fragment.startswith("palette=")
+    ui.goto(url)
+    ui.wait_for_selector("body[data-ready='true']")
+    shared = ui.locator("#shared section.palette")
+    expect(shared).to_be_visible()
+    assert [b.get_attribute("data-hex") for b in shared.locator("button.swatch").all()] == by_share
+    screenshot(ui, "03-shared-palette")
+
+
+def test_hidden_tab_stops_polling_and_visible_polls_at_once(ui: Page, server: Server) -> None:
+    polls: list[tuple[float, Request]] = []
+
+    def on_request(request: Request) -> None:
+        if request.method == "GET" and JOB_URL.match(urlparse(request.url).path):
+            polls.append((time.monotonic(), request))
+
+    ui.on("request", on_request)
+    pick_file(ui, "slow.zip", "application/zip", slow_zip(1500, seed=1))
+    job_id = job_id_of(ui, "slow.zip")
+    deadline = time.monotonic() + 20
+    while len(polls) < 4 and time.monotonic() < deadline:
+        ui.wait_for_timeout(200)
+    assert len(polls) >= 4, "the visible page should poll its job"
+
+    # Polls are conditional (If-None-Match with the last ETag) and spaced by Retry-After.
+    headers = [r.all_headers() for _, r in polls]
+    assert all("if-none-match" in h for h in headers[1:]), headers
+    responses = [r.response() for _, r in polls[:4]]
+    retry_after = max(float(r.headers.get("retry-after", "1")) for r in responses if r)
+    gaps = [b[0] - a[0] for a, b in zip(polls, polls[1:])]
+    assert statistics.median(gaps) >= 0.8 * retry_after, (gaps, retry_after)
+
+    ui.evaluate("window.__paletteSetVisibility('hidden')")
+    ui.wait_for_timeout(300)  # a request already on the wire may still be reported
+    before = len(polls)
+    ui.wait_for_timeout(10_000)
+    assert len(polls) == before, "no job request while the tab is hidden"
+    assert server.job(job_id)["status"] in ("queued", "running"), "the job must still be active"
+    screenshot(ui, "04-hidden-tab-polling-paused")
+
+    shown_at = time.monotonic()
+    ui.evaluate("window.__paletteSetVisibility('visible')")
+    while len(polls) == before and time.monotonic() - shown_at < 3:
+        ui.wait_for_timeout(50)
+    assert len(polls) == before + 1 or len(polls) > before, "visible again: one poll"
+    assert polls[before][0] - shown_at < 0.5, "the poll comes at once, not after Retry-After"
+
+
+def test_offline_uploads_survive_reload_and_send_when_online(ui: Page, server: Server) -> None:
+    ui.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    ui.context.set_offline(True)
+    drop_files(ui, [
+        ("offline-a.png", "image/png", image_bytes([RED, BLUE])),
+        ("offline-b.png", "image/png", image_bytes([GREEN, YELLOW])),
+    ])
+    for name in ("offline-a.png", "offline-b.png"):
+        expect(card(ui, name)).to_have_attribute("data-state", "waiting")
+        expect(card(ui, name).locator(".status")).to_have_text("Waiting for network")
+    expect(ui.locator("#summary")).to_contain_text("2 waiting for network")
+    screenshot(ui, "05-offline-waiting")
+
+    ui.reload()
+    ui.wait_for_selector("body[data-ready='true']")
+    for name in ("offline-a.png", "offline-b.png"):
+        expect(card(ui, name)).to_have_attribute("data-state", "waiting")
+        assert card(ui, name).get_attribute("data-job-id") is None
+
+    uploads: list[Request] = []
+    ui.on("request", lambda r: uploads.append(r) if r.method == "POST"
+          and urlparse(r.url).path == "/v1/jobs" else None)
+    ui.context.set_offline(False)
+    for name in ("offline-a.png", "offline-b.png"):
+        expect(card(ui, name)).to_have_attribute("data-state", "succeeded", timeout=30_000)
+        expect(card(ui, name).locator("section.palette")).to_have_count(1)
+        assert server.job(job_id_of(ui, name))["status"] == "succeeded"
+    assert len(uploads) == 2
+
+
+def test_reload_mid_job_resumes_its_progress_bar(ui: Page, server: Server) -> None:
+    pick_file(ui, "resume.zip", "application/zip", slow_zip(600, seed=2))
+    job_id = job_id_of(ui, "resume.zip")
+    expect(card(ui, "resume.zip")).to_have_attribute("data-state", "running", timeout=20_000)
+    deadline = time.monotonic() + 20
+    while not 0 < progress_value(ui, "resume.zip") < 100 and time.monotonic() < deadline:
+        ui.wait_for_timeout(100)
+    before = progress_value(ui, "resume.zip")
+    assert 0 < before < 100
+    screenshot(ui, "06-running")
+
+    ui.reload()
+    ui.wait_for_selector("body[data-ready='true']")
+    resumed = card(ui, "resume.zip")
+    expect(resumed).to_have_attribute("data-job-id", job_id)
+    expect(resumed).to_have_attribute("data-state", "running", timeout=5_000)
+    # The bar picks up from the server's progress and keeps moving.
+    deadline = time.monotonic() + 20
+    while progress_value(ui, "resume.zip") <= before and time.monotonic() < deadline:
+        ui.wait_for_timeout(100)
+    assert progress_value(ui, "resume.zip") > before
+    expect(resumed).to_have_attribute("data-state", "succeeded", timeout=90_000)
+    expect(resumed.locator("section.palette")).to_have_count(600)
+    assert server.job(job_id)["progress"]["done"] == 600
+
+
+def test_cancel_from_the_card(ui: Page, server: Server) -> None:
+    pick_file(ui, "cancel-me.zip", "application/zip", slow_zip(1500, seed=3))
+    job_id = job_id_of(ui, "cancel-me.zip")
+    item = card(ui, "cancel-me.zip")
+    expect(item).to_have_attribute("data-state", "running", timeout=20_000)
+    item.get_by_role("button", name="Cancel").click()
+    expect(item).to_have_attribute("data-state", "canceled", timeout=10_000)
+    expect(item.locator(".status")).to_have_text("Canceled")
+    assert server.job(job_id)["status"] == "canceled"
+    screenshot(ui, "07-canceled")
+    # A finished card stays until dismissed, also after a reload.
+    ui.reload()
+    ui.wait_for_selector("body[data-ready='true']")
+    expect(card(ui, "cancel-me.zip")).to_have_attribute("data-state", "canceled")
+    card(ui, "cancel-me.zip").get_by_role("button", name="Dismiss").click()
+    expect(card(ui, "cancel-me.zip")).to_have_count(0)
+    ui.reload()
+    ui.wait_for_selector("body[data-ready='true']")
+    expect(card(ui, "cancel-me.zip")).to_have_count(0)
+
+
+def test_rejected_upload_shows_the_problem_detail(ui: Page, server: Server) -> None:
+    data = b"just some words, not an image\n"
+    drop_files(ui, [("notes.txt", "text/plain", data)])
+    item = card(ui, "notes.txt")
+    expect(item).to_have_attribute("data-state", re.compile("rejected|failed"), timeout=20_000)
+    # The words shown are the service's own problem+json detail.
+    if item.get_attribute("data-state") == "rejected":
+        direct = httpx.post(f"{server.url}/v1/jobs", files={"file": ("notes.txt", data, "text/plain")})
+        assert direct.headers["content-type"].startswith("application/problem+json")
+        expect(item.locator(".card-error")).to_have_text(direct.json()["detail"])
+    else:
+        expect(item.locator(".card-error, .item-error")).not_to_have_count(0)
+    screenshot(ui, "08-rejected")
+
+
+def test_keyboard_reaches_the_file_picker(ui: Page) -> None:
+    reached = []
+    for _ in range(12):
+        ui.keyboard.press("Tab")
+        reached.append(ui.evaluate("document.activeElement.id || document.activeElement.tagName"))
+        if reached[-1] == "file-input":
+            break
+    assert reached[-1] == "file-input", reached
+    expect(ui.locator("#file-input")).to_have_accessible_name("choose files")
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_accessibility_scan(ui: Page, axe_source: str, scheme: str) -> None:
+    ui.emulate_media(color_scheme=scheme)
+    drop_files(ui, [
+        ("a11y.png", "image/png", image_bytes([RED, GREEN, BLUE, YELLOW])),
+        ("bad.txt", "text/plain", b"not an image"),
+    ])
+    expect(card(ui, "a11y.png")).to_have_attribute("data-state", "succeeded", timeout=30_000)
+    expect(card(ui, "bad.txt")).to_have_attribute("data-state", re.compile("rejected|failed"), timeout=30_000)
+    ui.add_script_tag(content=axe_source)
+    for width, label in ((1200, "desktop"), (390, "phone")):
+        ui.set_viewport_size({"width": width, "height": 900})
+        result = ui.evaluate("axe.run(document, { resultTypes: ['violations'] })")
+        serious = [
+            {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:5]}
+            for v in result["violations"] if v["impact"] in ("serious", "critical")
+        ]
+        assert not serious, json.dumps(serious, indent=1)
+        screenshot(ui, f"09-{label}-{scheme}")
