@@ -224,6 +224,7 @@ class WebhookStore:
             conn.close()
 
     def create_schema(self) -> None:
+        Path(self.db_path).parent.mkdir(parents=True, exist_ok=True)
         conn = self.connect()
         try:
             conn.execute("PRAGMA journal_mode = WAL")

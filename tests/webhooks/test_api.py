@@ -1,0 +1,229 @@
+"""The endpoint-management and message routes, in-process (a Starlette app with these routes)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from service.egress import EgressPolicy, parse_cidrs
+from service.problems import EXCEPTION_HANDLERS
+from service.webhooks import WebhookSystem
+from service.webhooks.api import ROUTES
+from service.webhooks.settings import WebhookSettings
+from service.webhooks.signing import generate_secret
+
+PROBLEM = "application/problem+json"
+
+
+class TestClient:
+    """A synchronous client over httpx's in-memory ASGI transport (no sockets involved)."""
+
+    __test__ = False
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        async def call() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                return await c.request(method, url, **kwargs)
+
+        return anyio.run(call)
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+    def patch(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PATCH", url, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("DELETE", url, **kwargs)
+
+
+def build(tmp_path: Path, allow: str) -> tuple[TestClient, WebhookSystem]:
+    settings = WebhookSettings(
+        retry_schedule=(0.1,), jitter=0.0, timeout_s=2.0, poll_interval_s=0.05,
+        egress=EgressPolicy(allow_cidrs=parse_cidrs(allow)), callback_secret=generate_secret(),
+    )
+    system = WebhookSystem(tmp_path / "jobs.sqlite3", tmp_path, settings)
+    app = Starlette(routes=ROUTES, exception_handlers=EXCEPTION_HANDLERS)
+    app.state.webhooks = system
+    return TestClient(app), system
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[tuple[TestClient, WebhookSystem]]:
+    client, system = build(tmp_path, "127.0.0.0/8")
+    system.start()
+    yield client, system
+    system.stop()
+
+
+@pytest.fixture
+def strict_api(tmp_path: Path) -> Iterator[TestClient]:
+    client, _ = build(tmp_path, "")
+    yield client
+
+
+def test_create_returns_the_secret_once(api: Any, receiver: Any) -> None:
+    client, _ = api
+    r = client.post("/v1/webhook-endpoints", json={
+        "url": receiver.url, "description": "ci", "event_types": ["job.succeeded"],
+        "metadata": {"team": "a"},
+    })
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["secret"].startswith("whsec_")
+    assert r.headers["location"] == f"/v1/webhook-endpoints/{body['id']}"
+    assert body["event_types"] == ["job.succeeded"] and body["metadata"] == {"team": "a"}
+    got = client.get(r.headers["location"])
+    assert got.status_code == 200 and "secret" not in got.json()
+    assert got.headers["etag"] == r.headers["etag"]
+    assert client.get(r.headers["location"], headers={"if-none-match": got.headers["etag"]}
+                      ).status_code == 304
+    listed = client.get("/v1/webhook-endpoints").json()
+    assert [e["id"] for e in listed["data"]] == [body["id"]] and "secret" not in listed["data"][0]
+
+
+@pytest.mark.parametrize(
+    "url", ["http://169.254.169.254/latest/meta-data", "http://10.0.0.1/hook", "http://[::1]/x"]
+)
+def test_private_urls_are_refused_at_creation(strict_api: TestClient, url: str) -> None:
+    r = strict_api.post("/v1/webhook-endpoints", json={"url": url})
+    assert r.status_code == 422
+    assert r.headers["content-type"] == PROBLEM
+    assert r.json()["code"] == "url_not_allowed" and r.json()["field"] == "url"
+
+
+def test_name_resolving_to_loopback_is_refused_unless_allowlisted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = socket.getaddrinfo
+
+    def resolver(host: str, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        if host == "hooks.internal.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", int(port)))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    strict, _ = build(tmp_path / "strict", "")
+    r = strict.post("/v1/webhook-endpoints", json={"url": "https://hooks.internal.example/x"})
+    assert r.status_code == 422 and r.json()["code"] == "url_not_allowed"
+    assert "127.0.0.1" in r.json()["detail"]
+    allowing, _ = build(tmp_path / "allow", "127.0.0.0/8")
+    r = allowing.post("/v1/webhook-endpoints", json={"url": "https://hooks.internal.example/x"})
+    assert r.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"url": "http://127.0.0.1/x", "event_types": ["job.exploded"]}, "event_types"),
+     ({"url": "http://127.0.0.1/x", "event_types": []}, "event_types"),
+     ({"url": 5}, "url"),
+     ({"url": "http://127.0.0.1/x", "batch": {"max_events": 0}}, "batch.max_events"),
+     ({"url": "http://127.0.0.1/x", "metadata": {"a": 1}}, "metadata"),
+     ({"url": "http://127.0.0.1/x", "colour": "red"}, "colour")],
+    ids=["unknown-event", "no-events", "url-type", "batch-size", "metadata", "unknown-field"],
+)
+def test_invalid_fields_are_422(api: Any, body: dict[str, Any], field: str) -> None:
+    client, _ = api
+    r = client.post("/v1/webhook-endpoints", json=body)
+    assert r.status_code == 422 and r.headers["content-type"] == PROBLEM
+    assert r.json()["code"] == "invalid_webhook_endpoint" and r.json()["field"] == field
+
+
+def test_malformed_json_is_400(api: Any) -> None:
+    client, _ = api
+    r = client.post("/v1/webhook-endpoints", content=b"{nope",
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["code"] == "invalid_json"
+
+
+def test_patch_honors_if_match(api: Any, receiver: Any) -> None:
+    client, _ = api
+    created = client.post("/v1/webhook-endpoints", json={"url": receiver.url})
+    path, etag = created.headers["location"], created.headers["etag"]
+    stale = client.patch(path, json={"description": "x"}, headers={"if-match": '"nope"'})
+    assert stale.status_code == 412 and stale.json()["code"] == "precondition_failed"
+    assert stale.headers["etag"] == etag
+    ok = client.patch(path, json={"description": "x", "disabled": True}, headers={"if-match": etag})
+    assert ok.status_code == 200 and ok.json()["disabled"] is True
+    assert ok.json()["disabled_reason"] == "disabled by the owner"
+    assert ok.headers["etag"] != etag
+    again = client.patch(path, json={"description": "y"}, headers={"if-match": etag})
+    assert again.status_code == 412
+    assert client.delete(path, headers={"if-match": etag}).status_code == 412
+    assert client.delete(path, headers={"if-match": ok.headers["etag"]}).status_code == 204
+    gone = client.get(path)
+    assert gone.status_code == 404 and gone.json()["code"] == "not_found"
+
+
+def test_rotate_and_test_event(api: Any, receiver: Any) -> None:
+    client, _ = api
+    created = client.post("/v1/webhook-endpoints", json={"url": receiver.url}).json()
+    rotated = client.post(f"/v1/webhook-endpoints/{created['id']}/secret/rotate")
+    assert rotated.status_code == 200
+    new = rotated.json()["secret"]
+    assert new != created["secret"] and rotated.json()["previous_secret_expires_at"]
+    receiver.secrets = [new]
+    sent = client.post(f"/v1/webhook-endpoints/{created['id']}/test",
+                       json={"event_type": "job.failed"})
+    assert sent.status_code == 202
+    [got] = receiver.wait_for(1, timeout=5)
+    assert got.verified and got.json()["type"] == "job.failed"
+    assert got.webhook_id == sent.json()["id"]
+    receiver.secrets = [created["secret"]]  # the old secret still verifies during the overlap
+    client.post(f"/v1/webhook-endpoints/{created['id']}/test")
+    assert receiver.wait_for(2, timeout=5)[1].verified
+
+
+def test_dead_letters_list_resend_and_recover_over_http(api: Any, receiver: Any) -> None:
+    client, system = api
+    created = client.post("/v1/webhook-endpoints", json={"url": receiver.url}).json()
+    receiver.secrets = [created["secret"]]
+    healthy = {"up": False}
+    receiver.reply = lambda n, r: (200, {}) if healthy["up"] else (500, {})
+    since = time.time() - 1
+    first = client.post(f"/v1/webhook-endpoints/{created['id']}/test").json()
+    second = client.post(f"/v1/webhook-endpoints/{created['id']}/test").json()
+    messages = f"/v1/webhook-endpoints/{created['id']}/messages"
+    deadline = time.monotonic() + 10
+    while len(client.get(messages, params={"status": "failed"}).json()["data"]) < 2:
+        assert time.monotonic() < deadline, "messages never became dead letters"
+        time.sleep(0.05)
+    failed = client.get(messages, params={"status": "failed"}).json()["data"]
+    for message in failed:
+        assert [a["status_code"] for a in message["attempts"]] == [500, 500]
+        assert all(a["at"] and a["latency_ms"] is not None and a["error"] == "HTTP 500"
+                   for a in message["attempts"])
+    healthy["up"] = True
+    resent = client.post(f"{messages}/{first['id']}/resend")
+    assert resent.status_code == 202 and resent.json()["status"] == "pending"
+    got = receiver.wait_for(5, timeout=5)
+    assert got[-1].webhook_id == first["id"]
+    recovered = client.post(f"/v1/webhook-endpoints/{created['id']}/recover",
+                            json={"since": since})
+    assert recovered.status_code == 202 and recovered.json()["recovered"] == 1
+    got = receiver.wait_for(6, timeout=5)
+    assert got[-1].webhook_id == second["id"] and all(r.verified for r in got)
+    assert client.get(messages, params={"status": "bogus"}).status_code == 400
+    assert client.post(f"{messages}/msg_unknown/resend").status_code == 404
+    assert client.post(f"/v1/webhook-endpoints/{created['id']}/recover", json={}
+                       ).json()["code"] == "invalid_recover_window"
+    deadline = time.monotonic() + 5
+    while client.get(f"{messages}/{second['id']}").json()["status"] != "succeeded":
+        assert time.monotonic() < deadline, "the recovered message never succeeded"
+        time.sleep(0.05)
+    assert system.store.get_message(second["id"], "public")["attempts"][-1]["status_code"] == 200
