@@ -1,0 +1,44 @@
+"""The service's one door into ``palette_native``: options -> keyword arguments, limits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
+
+from .settings import Settings
+
+__all__ = ["Engine"]
+
+
+class Engine:
+    """Wraps ``palette_native.extract`` and ``palette_native.archive.iter_archive``."""
+
+    def __init__(self, settings: Settings, extract: Callable[..., Any] | None = None) -> None:
+        import palette_native
+        from palette_native import archive
+
+        self.settings = settings
+        self.extract: Callable[..., Any] = extract or palette_native.extract
+        self.version: str = str(getattr(palette_native, "__version__", "0"))
+        self.limits = archive.ArchiveLimits(
+            max_entries=settings.zip_max_entries,
+            max_entry_bytes=settings.zip_max_entry_bytes,
+            max_total_bytes=settings.zip_max_total_bytes,
+            max_ratio=settings.zip_max_ratio,
+        )
+        self._iter_archive = archive.iter_archive
+        self.sniff = archive.sniff
+
+    def extract_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
+        kwargs = dict(options)
+        kwargs["max_pixels"] = self.settings.max_pixels
+        return kwargs
+
+    def iter_archive(self, f: BinaryIO) -> Iterator[Any]:
+        return self._iter_archive(f, limits=self.limits)
+
+    def palette_json(self, data: bytes | bytearray, options: dict[str, Any]) -> bytes:
+        """Extract one image and render the response body (runs on a worker thread)."""
+        palette = self.extract(data, **self.extract_kwargs(options))
+        return json.dumps(palette.to_dict(), separators=(",", ":")).encode()

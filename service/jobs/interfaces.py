@@ -1,0 +1,283 @@
+"""The seams of the job layer. A second backend (Redis + S3) implements these and nothing else.
+
+Times are seconds since the epoch from one :class:`Clock`, so leases and expiry can be tested
+with a fake clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Literal, Protocol
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "FINAL_STATUSES",
+    "JOB_STATUSES",
+    "BlobInfo",
+    "BlobStore",
+    "BlobWriter",
+    "Clock",
+    "IdempotencyOutcome",
+    "IdempotencyStore",
+    "ItemResult",
+    "Job",
+    "JobConflict",
+    "JobInput",
+    "JobNotFound",
+    "JobQueue",
+    "JobStore",
+    "Lease",
+    "LeaseState",
+    "NewJob",
+    "PaletteCache",
+    "Progress",
+    "ResultInfo",
+    "SystemClock",
+    "TransitionHook",
+]
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
+JOB_STATUSES: tuple[str, ...] = ("queued", "running", "succeeded", "failed", "canceled")
+ACTIVE_STATUSES = frozenset({"queued", "running"})
+FINAL_STATUSES = frozenset({"succeeded", "failed", "canceled"})
+ItemStatus = Literal["succeeded", "failed", "skipped"]
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Wall-clock seconds since the epoch (timestamps, leases, expiry)."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+
+class JobNotFound(LookupError):
+    """No such job for this tenant (or it expired)."""
+
+
+class JobConflict(Exception):
+    """The job is in a state that does not allow the operation."""
+
+    def __init__(self, message: str, status: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class JobInput:
+    """One uploaded part of a job, stored as a blob."""
+
+    seq: int
+    name: str
+    blob_key: str
+    kind: Literal["image", "zip"]
+    size: int
+
+
+@dataclass(frozen=True)
+class NewJob:
+    id: str
+    tenant: str
+    options: dict[str, Any]
+    inputs: list[JobInput]
+    callback_url: str | None = None
+    total: int = 0
+    """Images known at submit time (uploads plus ZIP entries); refined while working."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    tenant: str
+    status: str
+    created_at: float
+    updated_at: float
+    started_at: float | None
+    finished_at: float | None
+    expires_at: float | None
+    options: dict[str, Any]
+    progress: Progress
+    error: dict[str, Any] | None = None
+    callback_url: str | None = None
+    cancel_requested: bool = False
+    result_key: str | None = None
+    result_digest: str | None = None
+    result_size: int | None = None
+    attempts: int = 0
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    def to_public(self) -> dict[str, Any]:
+        """The JSON a client sees (also what transition hooks receive, plus tenant)."""
+        p = self.progress
+        return {
+            "id": self.id,
+            "status": self.status,
+            "progress": {"total": p.total, "done": p.done, "failed": p.failed, "skipped": p.skipped},
+            "options": self.options,
+            "callback_url": self.callback_url,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "expires_at": _iso(self.expires_at),
+            "cancel_requested": self.cancel_requested,
+            "error": self.error,
+            "results_url": f"/v1/jobs/{self.id}/results" if self.status in FINAL_STATUSES
+            and self.result_key else None,
+        }
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A worker's claim on a job. ``token`` fences late writers: it grows on every claim."""
+
+    job_id: str
+    owner: str
+    token: int
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    alive: bool
+    cancel_requested: bool
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """The outcome for one image: an upload (entry_index 0) or one archive entry."""
+
+    input_seq: int
+    entry_index: int
+    name: str
+    status: ItemStatus
+    palette: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ResultInfo:
+    key: str
+    digest: str
+    size: int
+
+
+TransitionHook = Callable[[Any, dict[str, Any], str], None]
+"""``hook(tx, job, event_type)`` called inside the store's transaction on every transition."""
+
+
+class JobStore(Protocol):
+    """Job records, scoped by tenant."""
+
+    def add_transition_hook(self, hook: TransitionHook) -> None: ...
+    def submit(self, job: NewJob, idempotency: IdempotencyOutcome | None = None) -> Job: ...
+    def get(self, job_id: str, tenant: str | None = None) -> Job: ...
+    def list(
+        self, tenant: str, *, status: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[Job], str | None]: ...
+    def cancel(self, job_id: str, tenant: str) -> Job: ...
+    def delete(self, job_id: str, tenant: str) -> Job: ...
+    def inputs(self, job_id: str) -> list[JobInput]: ...
+    def iter_items(self, job_id: str) -> Iterator[ItemResult]: ...
+    def expire(self, limit: int = 500) -> list[Job]:
+        """Delete finished jobs past their ``expires_at``; return them so blobs can follow."""
+        ...
+    def counts(self) -> dict[str, int]: ...
+    def ping(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class JobQueue(Protocol):
+    """Dispatch with leases: every accepted job is worked until it is final."""
+
+    def claim(self, owner: str, lease_seconds: float) -> Lease | None: ...
+    def renew(self, lease: Lease, lease_seconds: float) -> LeaseState: ...
+    def cancel_requested(self, job_ids: Sequence[str]) -> set[str]: ...
+    def done_items(self, job_id: str) -> set[tuple[int, int]]: ...
+    def progress(self, lease: Lease, items: Sequence[ItemResult], total: int | None) -> bool: ...
+    def complete(self, lease: Lease, result: ResultInfo) -> bool: ...
+    def fail(self, lease: Lease, error: dict[str, Any], result: ResultInfo | None) -> bool: ...
+    def acknowledge_cancel(self, lease: Lease) -> bool: ...
+    def release(self, lease: Lease) -> bool: ...
+    def reap_expired(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class IdempotencyOutcome:
+    """A finished idempotent request: what to replay, and the body fingerprint to compare."""
+
+    tenant: str
+    key: str
+    method: str
+    path: str
+    fingerprint: str = ""
+    status_code: int = 0
+    body: dict[str, Any] = field(default_factory=dict)
+    location: str | None = None
+
+
+class IdempotencyStore(Protocol):
+    def idempotency_begin(
+        self, tenant: str, key: str, method: str, path: str
+    ) -> Literal["new", "in_flight"] | IdempotencyOutcome:
+        """Reserve a key, or report it is in flight, or return the stored outcome."""
+        ...
+
+    def idempotency_abort(self, tenant: str, key: str, method: str, path: str) -> None: ...
+
+
+class PaletteCache(Protocol):
+    def cache_get(self, key: str) -> bytes | None: ...
+    def cache_put(self, key: str, body: bytes) -> None: ...
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    key: str
+    size: int
+    sha256: str
+
+
+class BlobWriter(Protocol):
+    def write(self, chunk: bytes) -> None: ...
+    def commit(self) -> BlobInfo: ...
+    def abort(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    """Opaque bytes by key (``jobs/<id>/...``); writes are all-or-nothing."""
+
+    def create(self, key: str) -> BlobWriter: ...
+    def put(self, key: str, chunks: Iterable[bytes]) -> BlobInfo: ...
+    def open(self, key: str) -> BinaryIO: ...
+    def read_range(self, key: str, start: int, end: int, chunk_size: int = 65536) -> Iterator[bytes]:
+        """Bytes ``start`` to ``end`` inclusive, in chunks."""
+        ...
+    def size(self, key: str) -> int: ...
+    def delete(self, key: str) -> None: ...
+    def delete_prefix(self, prefix: str) -> None: ...
+    def expire(self, older_than: float) -> int:
+        """Remove partial writes (never committed) started before ``older_than``."""
+        ...

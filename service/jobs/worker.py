@@ -1,0 +1,378 @@
+"""Worker threads: claim a job's lease, extract every image, write results, finish.
+
+Each image's outcome is committed as soon as it is known, so a job picked up again after a
+crash (its lease expired) skips the images already done. A monitor thread renews leases and
+polls cancel flags every ``poll_seconds``; ``should_cancel`` passed to the library reads those
+flags, so a running job stops within one poll plus one strip of work.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from .interfaces import (
+    BlobStore,
+    ItemResult,
+    JobInput,
+    JobNotFound,
+    Lease,
+    ResultInfo,
+)
+
+__all__ = ["ExtractFn", "WorkerPool", "count_archive_entries", "write_results"]
+
+logger = logging.getLogger("service.worker")
+
+ExtractFn = Callable[..., Any]
+
+
+class _Stop(Exception):
+    """Unwinds a job that must stop: ``reason`` is cancel, lost (lease) or drain."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class _Active:
+    lease: Lease
+    cancel: threading.Event = field(default_factory=threading.Event)
+    lost: threading.Event = field(default_factory=threading.Event)
+    renewed_at: float = field(default_factory=time.monotonic)
+
+
+def count_archive_entries(f: BinaryIO) -> int:
+    """Files listed in a ZIP's central directory (cheap: nothing is inflated)."""
+    with zipfile.ZipFile(f) as zf:
+        return sum(1 for info in zf.infolist() if not info.is_dir())
+
+
+def write_results(blobs: BlobStore, key: str, job_id: str, items: Iterator[dict[str, Any]],
+                  error: dict[str, Any] | None = None) -> ResultInfo:
+    """Stream the results document into a blob; its SHA-256 becomes the results ETag."""
+    writer = blobs.create(key)
+    try:
+        head = {"job_id": job_id, "error": error}
+        writer.write(json.dumps(head)[:-1].encode() + b', "items": [')
+        first = True
+        count = 0
+        for item in items:
+            writer.write((b"" if first else b", ") + json.dumps(item).encode())
+            first = False
+            count += 1
+        writer.write(f'], "count": {count}}}'.encode())
+    except BaseException:
+        writer.abort()
+        raise
+    info = writer.commit()
+    return ResultInfo(key, info.sha256, info.size)
+
+
+class WorkerPool:
+    """N worker threads plus one monitor thread, all against the JobQueue/JobStore seams."""
+
+    def __init__(
+        self,
+        store: Any,
+        blobs: BlobStore,
+        *,
+        extract: ExtractFn,
+        threads: int,
+        lease_seconds: float,
+        extract_kwargs: Callable[[dict[str, Any]], dict[str, Any]],
+        archive_iter: Callable[[BinaryIO], Iterator[Any]] | None = None,
+        max_images_per_job: int = 10_000,
+        poll_seconds: float = 0.1,
+        on_item: Callable[[str], None] | None = None,
+        on_job: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.extract = extract
+        self.extract_kwargs = extract_kwargs
+        self.archive_iter = archive_iter
+        self.threads_wanted = threads
+        self.lease_seconds = lease_seconds
+        self.max_images_per_job = max_images_per_job
+        self.poll_seconds = poll_seconds
+        self.on_item = on_item or (lambda status: None)
+        self.on_job = on_job or (lambda status: None)
+        self.node = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._threads: list[threading.Thread] = []
+        self._monitor: threading.Thread | None = None
+        self._active: dict[str, _Active] = {}
+        self._active_lock = threading.Lock()
+        self._wake = threading.Event()
+        self.draining = threading.Event()
+        self.hard_stop = threading.Event()
+        self._stopped = threading.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self.store.reap_expired()
+        for n in range(self.threads_wanted):
+            t = threading.Thread(
+                target=self._run, args=(f"{self.node}:w{n}",), name=f"palette-worker-{n}",
+                daemon=True,
+            )
+            t.start()
+            self._threads.append(t)
+        self._monitor = threading.Thread(target=self._watch, name="palette-monitor", daemon=True)
+        self._monitor.start()
+
+    def notify(self) -> None:
+        """New work was queued: wake idle workers now instead of at their next poll."""
+        self._wake.set()
+
+    def alive(self) -> bool:
+        return bool(self._threads) and all(t.is_alive() for t in self._threads)
+
+    def busy(self) -> int:
+        with self._active_lock:
+            return len(self._active)
+
+    def drain(self, grace_seconds: float) -> None:
+        """Stop claiming; let running images finish within the grace period; hand back the rest."""
+        self.draining.set()
+        self._wake.set()
+        deadline = time.monotonic() + grace_seconds
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in self._threads):
+            logger.warning("grace period over: stopping the images still running")
+            self.hard_stop.set()
+            for t in self._threads:
+                t.join(5.0)
+        self._stopped.set()
+        if self._monitor is not None:
+            self._monitor.join(2.0)
+
+    # -- monitor: renew leases, read cancel flags, reap dead workers' leases -----------------
+    def _watch(self) -> None:
+        last_reap = 0.0
+        while not self._stopped.wait(self.poll_seconds):
+            try:
+                with self._active_lock:
+                    active = list(self._active.values())
+                if active:
+                    flagged = self.store.cancel_requested([a.lease.job_id for a in active])
+                    for a in active:
+                        if a.lease.job_id in flagged:
+                            a.cancel.set()
+                now = time.monotonic()
+                for a in active:
+                    if now - a.renewed_at >= self.lease_seconds / 3:
+                        state = self.store.renew(a.lease, self.lease_seconds)
+                        a.renewed_at = now
+                        if not state.alive:
+                            a.lost.set()
+                        elif state.cancel_requested:
+                            a.cancel.set()
+                if now - last_reap >= max(1.0, self.lease_seconds / 3):
+                    last_reap = now
+                    if self.store.reap_expired():
+                        self._wake.set()
+            except Exception:  # keep watching: a transient store error must not stop renewals
+                logger.exception("lease monitor error")
+
+    # -- workers ---------------------------------------------------------------------------
+    def _run(self, owner: str) -> None:
+        while not self.draining.is_set():
+            try:
+                lease = self.store.claim(owner, self.lease_seconds)
+            except Exception:
+                logger.exception("claim failed")
+                lease = None
+            if lease is None:
+                self._wake.wait(0.5)
+                self._wake.clear()
+                continue
+            active = _Active(lease)
+            with self._active_lock:
+                self._active[lease.job_id] = active
+            try:
+                self._work(active)
+            except Exception:
+                logger.exception("job %s: worker error; lease released", lease.job_id)
+                self.store.release(lease)
+            finally:
+                with self._active_lock:
+                    self._active.pop(lease.job_id, None)
+
+    def _check(self, active: _Active) -> None:
+        if active.lost.is_set():
+            raise _Stop("lost")
+        if active.cancel.is_set():
+            raise _Stop("cancel")
+        if self.draining.is_set():
+            raise _Stop("drain")
+
+    def _work(self, active: _Active) -> None:
+        lease = active.lease
+        try:
+            job = self.store.get(lease.job_id)
+        except JobNotFound:
+            return
+        options = job.options
+        done = self.store.done_items(lease.job_id)
+        kwargs = self.extract_kwargs(options)
+
+        def should_cancel() -> bool:
+            return (
+                active.cancel.is_set() or active.lost.is_set() or self.hard_stop.is_set()
+            )
+
+        last_notify = 0.0
+        try:
+            if active.cancel.is_set():
+                raise _Stop("cancel")
+            for inp in self.store.inputs(lease.job_id):
+                for item in self._items(inp, done, kwargs, should_cancel, active):
+                    now = time.monotonic()
+                    notify = now - last_notify >= 1.0
+                    if notify:
+                        last_notify = now
+                    if not self.store.progress(
+                        lease, [item], None, notify=notify, lease_seconds=self.lease_seconds
+                    ):
+                        raise _Stop("lost")
+                    active.renewed_at = now
+                    self.on_item(item.status)
+        except _Stop as stop:
+            self._stop(active, stop.reason)
+            return
+        except Exception as exc:
+            from palette_native.errors import PaletteError
+
+            if not isinstance(exc, PaletteError):
+                raise
+            self._finish(active, error={"code": exc.code, "detail": exc.message, **exc.details})
+            return
+        self._finish(active, error=None)
+
+    def _items(
+        self,
+        inp: JobInput,
+        done: set[tuple[int, int]],
+        kwargs: dict[str, Any],
+        should_cancel: Callable[[], bool],
+        active: _Active,
+    ) -> Iterator[ItemResult]:
+        if inp.kind == "image":
+            if (inp.seq, 0) in done:
+                return
+            self._check(active)
+            with self.blobs.open(inp.blob_key) as f:
+                data = f.read()
+            yield self._extract_one(inp.seq, 0, inp.name, data, kwargs, should_cancel)
+            return
+        if self.archive_iter is None:
+            raise RuntimeError("archive support is not available")
+        with self.blobs.open(inp.blob_key) as f:
+            for index, entry in enumerate(self.archive_iter(f)):
+                if (inp.seq, index) in done:
+                    continue
+                self._check(active)
+                if entry.data is None:
+                    yield ItemResult(
+                        inp.seq, index, entry.name, "skipped",
+                        error={"code": "skipped", "detail": str(entry.skipped_reason)},
+                    )
+                    continue
+                yield self._extract_one(
+                    inp.seq, index, entry.name, entry.data, kwargs, should_cancel
+                )
+
+    def _extract_one(
+        self,
+        seq: int,
+        index: int,
+        name: str,
+        data: bytes,
+        kwargs: dict[str, Any],
+        should_cancel: Callable[[], bool],
+    ) -> ItemResult:
+        from palette_native.errors import CanceledError, PaletteError
+
+        try:
+            palette = self.extract(data, should_cancel=should_cancel, **kwargs)
+        except CanceledError:
+            raise _Stop("interrupted") from None
+        except PaletteError as exc:
+            error = {"code": exc.code, "detail": exc.message, **_jsonable(exc.details)}
+            return ItemResult(seq, index, name, "failed", error=error)
+        return ItemResult(seq, index, name, "succeeded", palette=palette.to_dict())
+
+    def _stop(self, active: _Active, reason: str) -> None:
+        lease = active.lease
+        if reason == "interrupted":
+            # The library stopped mid-image: tell apart a cancel, a lost lease and a hard stop.
+            if active.lost.is_set():
+                reason = "lost"
+            elif active.cancel.is_set():
+                reason = "cancel"
+            else:
+                reason = "drain"
+        if reason == "lost":
+            logger.warning("job %s: lease lost; another worker owns it now", lease.job_id)
+            return
+        if reason == "drain":
+            if self.store.release(lease):
+                logger.info("job %s: handed back to the queue (draining)", lease.job_id)
+            return
+        if self.store.acknowledge_cancel(lease):
+            self.blobs.delete_prefix(f"uploads/{lease.job_id}")
+            self.on_job("canceled")
+            logger.info("job %s: canceled", lease.job_id)
+
+    def _finish(self, active: _Active, *, error: dict[str, Any] | None) -> None:
+        lease = active.lease
+        inputs = {i.seq: i.name for i in self.store.inputs(lease.job_id)}
+
+        def documents() -> Iterator[dict[str, Any]]:
+            for n, item in enumerate(self.store.iter_items(lease.job_id)):
+                yield {
+                    "index": n,
+                    "input": inputs.get(item.input_seq, ""),
+                    "name": item.name,
+                    "status": item.status,
+                    "palette": item.palette,
+                    "error": item.error,
+                }
+
+        key = f"results/{lease.job_id}/{lease.token}.json"
+        result = write_results(self.blobs, key, lease.job_id, documents(), error)
+        finished = (
+            self.store.complete(lease, result)
+            if error is None
+            else self.store.fail(lease, error, result)
+        )
+        if finished:
+            self.blobs.delete_prefix(f"uploads/{lease.job_id}")
+            self.on_job("succeeded" if error is None else "failed")
+            return
+        self.blobs.delete(key)
+        if self.store.renew(lease, self.lease_seconds).alive:
+            # Only a cancel request blocks completion for the lease owner.
+            self._stop(active, "cancel")
+
+
+def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in details.items():
+        try:
+            json.dumps(v)
+        except (TypeError, ValueError):
+            v = str(v)
+        out[k] = v
+    return out

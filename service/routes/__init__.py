@@ -1,0 +1,1 @@
+"""Route tables. Each module exposes ``routes``; handlers parse, call a service, render."""

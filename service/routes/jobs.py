@@ -1,0 +1,107 @@
+"""The /v1/jobs resource."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from ..conditional import json_response, none_match, not_modified, parse_range
+from ..jobs.service import JobService
+from ..problems import Problem
+
+__all__ = ["routes"]
+
+
+def _jobs(request: Request) -> JobService:
+    service: JobService = request.state.jobs
+    return service
+
+
+async def create_job(request: Request) -> Response:
+    service = _jobs(request)
+    created = await service.create(request, request.scope["tenant"])
+    headers = {"Location": created.location, **service.retry_after}
+    if created.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(request, created.body, status_code=created.status_code, headers=headers)
+
+
+async def get_job(request: Request) -> Response:
+    service = _jobs(request)
+    job = await service.get(request.path_params["job_id"], request.scope["tenant"])
+    headers = {"Cache-Control": "no-cache"}
+    if job.is_active:
+        headers.update(service.retry_after)
+    return json_response(request, job.to_public(), headers=headers)
+
+
+async def list_jobs(request: Request) -> Response:
+    service = _jobs(request)
+    q = request.query_params
+    status = q.get("status")
+    jobs, next_cursor = await service.list(
+        request.scope["tenant"], status=status, limit=q.get("limit"), cursor=q.get("cursor")
+    )
+    headers = {"Cache-Control": "no-cache"}
+    next_url = None
+    if next_cursor is not None:
+        params = {k: v for k, v in {"status": status, "limit": q.get("limit")}.items() if v}
+        params["cursor"] = next_cursor
+        next_url = f"/v1/jobs?{urlencode(params)}"
+        headers["Link"] = f'<{next_url}>; rel="next"'
+    body = {"jobs": [j.to_public() for j in jobs], "next_cursor": next_cursor, "next": next_url}
+    return json_response(request, body, headers=headers)
+
+
+async def job_results(request: Request) -> Response:
+    service = _jobs(request)
+    job = await service.get(request.path_params["job_id"], request.scope["tenant"])
+    key, etag, size = service.finished_result(job)
+    headers = {
+        "ETag": etag,
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, max-age=0",
+    }
+    if none_match(request, etag):
+        return not_modified(etag, {"Cache-Control": headers["Cache-Control"]})
+    if_range = request.headers.get("if-range")
+    wanted = None if if_range is not None and if_range.strip() != etag else request.headers.get(
+        "range")
+    span = parse_range(wanted, size)
+    if span == "unsatisfiable":
+        raise Problem(416, "range_not_satisfiable", f"The results are {size} bytes long.",
+                      size=size, headers={"Content-Range": f"bytes */{size}"})
+    blobs = service.blobs
+    if isinstance(span, tuple):
+        start, end = span
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        headers["Content-Length"] = str(end - start + 1)
+        return StreamingResponse(blobs.read_range(key, start, end), status_code=206,
+                                 media_type="application/json", headers=headers)
+    headers["Content-Length"] = str(size)
+    return StreamingResponse(blobs.read_range(key, 0, size - 1), media_type="application/json",
+                             headers=headers)
+
+
+async def cancel_job(request: Request) -> Response:
+    job = await _jobs(request).cancel(request.path_params["job_id"], request.scope["tenant"])
+    status = 200 if job.status == "canceled" else 202
+    return json_response(request, job.to_public(), status_code=status)
+
+
+async def delete_job(request: Request) -> Response:
+    await _jobs(request).delete(request.path_params["job_id"], request.scope["tenant"])
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/v1/jobs", create_job, methods=["POST"]),
+    Route("/v1/jobs", list_jobs, methods=["GET"]),
+    Route("/v1/jobs/{job_id}", get_job, methods=["GET"]),
+    Route("/v1/jobs/{job_id}", delete_job, methods=["DELETE"]),
+    Route("/v1/jobs/{job_id}/results", job_results, methods=["GET"]),
+    Route("/v1/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
+]

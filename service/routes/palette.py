@@ -1,0 +1,84 @@
+"""POST /v1/palette (sync) and GET /v1/palettes/{digest} (the content-addressed cache)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..conditional import json_response
+from ..options import parse_options
+from ..palettes import PaletteResult, PaletteService
+from ..problems import Problem
+from ..uploads import read_body, read_multipart
+
+__all__ = ["routes"]
+
+
+class _MemorySink:
+    def __init__(self, buffer: bytearray) -> None:
+        self.buffer = buffer
+
+    def write(self, chunk: bytes) -> None:
+        self.buffer += chunk
+
+    def close(self) -> str:
+        return ""
+
+    def abort(self) -> None:
+        self.buffer.clear()
+
+
+def _render(request: Request, result: PaletteResult) -> Response:
+    return json_response(
+        request,
+        None,
+        body=result.body,
+        etag=result.etag,
+        headers={"Content-Location": result.location, "Cache-Control": "private, max-age=0"},
+    )
+
+
+async def create_palette(request: Request) -> Response:
+    state = request.state
+    settings = state.runtime.settings
+    service: PaletteService = state.palettes
+    options = parse_options(
+        request.query_params, max_colors=settings.max_colors,
+        default_pixel_budget=settings.pixel_budget,
+    )
+    if request.headers.get("content-type", "").startswith("multipart/"):
+        data = bytearray()
+        parsed = await read_multipart(
+            request,
+            limit=settings.max_sync_bytes,
+            new_sink=lambda seq, kind: _MemorySink(data),
+            sniff=lambda head: service.engine.sniff(head) or ("image", "unknown"),
+            max_files=1,
+            accept_archives=False,
+        )
+        if not parsed.files:
+            raise Problem(400, "no_files", "Send the image as a 'file' part or as the raw body.")
+    else:
+        data = await read_body(request, settings.max_sync_bytes)
+    result = await service.extract(request.scope["tenant"], data, options)
+    return _render(request, result)
+
+
+async def get_palette(request: Request) -> Response:
+    state = request.state
+    settings = state.runtime.settings
+    options = parse_options(
+        request.query_params, max_colors=settings.max_colors,
+        default_pixel_budget=settings.pixel_budget,
+    )
+    result = await state.palettes.lookup(
+        request.scope["tenant"], request.path_params["digest"], options
+    )
+    return _render(request, result)
+
+
+routes = [
+    Route("/v1/palette", create_palette, methods=["POST"]),
+    Route("/v1/palettes/{digest}", get_palette, methods=["GET"]),
+]

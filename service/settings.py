@@ -1,0 +1,170 @@
+"""Typed settings, read once from ``PALETTE_*`` environment variables (and an optional .env)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Settings", "load_dotenv"]
+
+_MiB = 1024 * 1024
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected a boolean (true/false), got {raw!r}")
+
+
+def _parse_api_keys(raw: str) -> dict[str, str]:
+    """``key`` or ``tenant:key`` entries separated by commas -> {key: tenant}.
+
+    A bare key gets a tenant name derived from its hash, so the key itself is never logged or
+    stored next to job records.
+    """
+    keys: dict[str, str] = {}
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        tenant, sep, key = item.partition(":")
+        if not sep:
+            key, tenant = tenant, "key-" + hashlib.sha256(tenant.encode()).hexdigest()[:12]
+        if not key or not tenant:
+            raise ValueError("PALETTE_API_KEYS entries are 'key' or 'tenant:key'")
+        keys[key] = tenant
+    return keys
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service can be told. Each field maps to ``PALETTE_<NAME>``."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("palette-data")
+    workers: int = 2
+    """Job worker threads, and also the number of sync palette requests computed at once."""
+
+    api_keys: dict[str, str] = field(default_factory=dict, repr=False)
+    """{api key: tenant}. Empty: the service is open and every caller is tenant ``public``."""
+
+    # Limits (each one is named, with its value, in the problem document that enforces it).
+    max_request_bytes: int = 2048 * _MiB
+    """Largest ``POST /v1/jobs`` body (all parts together)."""
+    max_sync_bytes: int = 64 * _MiB
+    """Largest ``POST /v1/palette`` body."""
+    max_images_per_job: int = 10_000
+    """Images per job, counting every ZIP entry."""
+    max_pixels: int = 100_000_000
+    """Pixels per image, checked from the header before decoding."""
+    max_colors: int = 64
+    zip_max_entries: int = 10_000
+    """Entries per ZIP (central directory), checked at upload."""
+    zip_max_entry_bytes: int = 64 * _MiB
+    """One ZIP entry, inflated."""
+    zip_max_total_bytes: int = 4 * 1024 * _MiB
+    """All entries of one ZIP, inflated."""
+    zip_max_ratio: float = 100.0
+    """Inflated bytes per compressed byte (ZIP bombs)."""
+
+    # Behaviour
+    pixel_budget: int | None = None
+    """Default shrink-on-load target in pixels for the library (None: the library default)."""
+    retention_seconds: float = 7 * 24 * 3600.0
+    idempotency_seconds: float = 24 * 3600.0
+    lease_seconds: float = 15.0
+    drain_grace_seconds: float = 10.0
+    sweep_interval_seconds: float = 60.0
+    palette_cache_entries: int = 10_000
+    retry_after_seconds: int = 1
+    log_level: str = "info"
+
+    @property
+    def open_access(self) -> bool:
+        return not self.api_keys
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
+        """Build settings from ``PALETTE_*`` variables; keyword overrides win (CLI flags)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get("PALETTE_" + f.name.upper())
+            if raw is None:
+                continue
+            try:
+                values[f.name] = _cast(f.name, raw)
+            except ValueError as exc:
+                raise ValueError(f"PALETTE_{f.name.upper()}: {exc}") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "data_dir" in values:
+            values["data_dir"] = Path(values["data_dir"])
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data_dir, Path):
+            object.__setattr__(self, "data_dir", Path(self.data_dir))
+
+    def validate(self) -> None:
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
+        if self.lease_seconds <= 0.3:
+            raise ValueError("lease_seconds must be above 0.3")
+        for name in ("max_request_bytes", "max_sync_bytes", "max_images_per_job", "max_pixels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive")
+
+    def public_view(self) -> dict[str, Any]:
+        """The settings in force, safe to log: API keys are replaced by the tenant names."""
+        view = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        view["api_keys"] = sorted(set(self.api_keys.values())) if self.api_keys else "open"
+        view["data_dir"] = str(self.data_dir)
+        return view
+
+
+_INT_FIELDS = {
+    f.name for f in dataclasses.fields(Settings) if f.type in ("int", "int | None")
+}
+_FLOAT_FIELDS = {f.name for f in dataclasses.fields(Settings) if f.type == "float"}
+
+
+def _cast(name: str, raw: str) -> Any:
+    if name == "api_keys":
+        return _parse_api_keys(raw)
+    if name == "data_dir":
+        return Path(raw)
+    if name in _INT_FIELDS:
+        if raw.strip().lower() in {"", "none"} and name == "pixel_budget":
+            return None
+        return int(raw)
+    if name in _FLOAT_FIELDS:
+        return float(raw)
+    if name in {"open_access"}:
+        return _parse_bool(raw)
+    return raw
+
+
+def load_dotenv(path: str | os.PathLike[str] = ".env") -> None:
+    """Read ``KEY=VALUE`` lines into the environment without overriding what is already set."""
+    p = Path(path)
+    if not p.is_file():
+        return
+    for line in p.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        os.environ.setdefault(key.strip(), value.strip().strip("'\""))

@@ -1,0 +1,307 @@
+"""Request bodies: size-limited reads and a streaming multipart reader.
+
+Multipart file parts go straight into a sink (a blob writer for jobs, memory for the sync
+endpoint) as the bytes arrive, so a job upload is never held whole in memory. The parser and the
+sinks run on a worker thread, chunk by chunk, so disk writes never stall the event loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import anyio.to_thread
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
+
+from .problems import Problem
+
+__all__ = [
+    "FilePart",
+    "MultipartResult",
+    "PartSink",
+    "read_body",
+    "read_multipart",
+    "request_too_large",
+]
+
+_MAX_FIELD_BYTES = 8192
+_MAX_FIELDS = 64
+_SNIFF_BYTES = 512
+
+
+def request_too_large(limit: int, actual: int | None, what: str = "request body") -> Problem:
+    extra: dict[str, int] = {"limit_bytes": limit}
+    if actual is not None:
+        extra["actual_bytes"] = actual
+    detail = f"The {what} is larger than the limit of {limit:,} bytes."
+    return Problem(413, "request_too_large", detail, **extra)
+
+
+def _declared_length(request: Request) -> int | None:
+    raw = request.headers.get("content-length")
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Problem(400, "bad_content_length", "Content-Length is not a number.") from None
+    return value if value >= 0 else None
+
+
+async def read_body(request: Request, limit: int) -> bytearray:
+    """The whole body (for the sync endpoint), refusing more than ``limit`` bytes early."""
+    declared = _declared_length(request)
+    if declared is not None and declared > limit:
+        raise request_too_large(limit, declared)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise request_too_large(limit, None)
+    return body
+
+
+class PartSink(Protocol):
+    def write(self, chunk: bytes) -> None: ...
+    def close(self) -> str:
+        """Finish the part; return an opaque handle (a blob key, or '' for memory)."""
+        ...
+    def abort(self) -> None: ...
+
+
+@dataclass
+class FilePart:
+    field_name: str
+    filename: str
+    kind: str  # "image" or "archive"
+    format: str
+    size: int
+    sha256: str
+    handle: str
+
+
+@dataclass
+class MultipartResult:
+    files: list[FilePart] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)
+    fingerprint: str = ""
+
+
+SinkFactory = Callable[[int, str], PartSink]
+Sniffer = Callable[[bytes], "tuple[str, str] | None"]
+
+
+class _Collector:
+    """python-multipart callbacks -> parts, sinks, limits and a content fingerprint."""
+
+    def __init__(
+        self,
+        new_sink: SinkFactory,
+        sniff: Sniffer,
+        max_files: int,
+        accept_archives: bool,
+    ) -> None:
+        self.new_sink = new_sink
+        self.sniff = sniff
+        self.max_files = max_files
+        self.accept_archives = accept_archives
+        self.result = MultipartResult()
+        self.fingerprint = hashlib.sha256()
+        self._header_field = bytearray()
+        self._header_value = bytearray()
+        self._headers: dict[str, str] = {}
+        self._name = ""
+        self._filename: str | None = None
+        self._sink: PartSink | None = None
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._head = bytearray()
+        self._kind: tuple[str, str] | None = None
+        self._value = bytearray()
+        self.open_sinks: list[PartSink] = []
+        self.ended = False
+
+    def on_end(self) -> None:
+        self.ended = True
+
+    # header callbacks
+    def on_part_begin(self) -> None:
+        self._headers = {}
+        self._name, self._filename = "", None
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._head = bytearray()
+        self._kind = None
+        self._value = bytearray()
+        self._sink = None
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self._headers[self._header_field.decode("latin-1").lower()] = self._header_value.decode(
+            "utf-8", "replace"
+        )
+        self._header_field.clear()
+        self._header_value.clear()
+
+    def on_headers_finished(self) -> None:
+        disposition = self._headers.get("content-disposition", "")
+        _, params = parse_options_header(disposition)
+        name = params.get(b"name", b"").decode("utf-8", "replace")
+        filename = params.get(b"filename")
+        self._name = name
+        self._filename = None if filename is None else filename.decode("utf-8", "replace")
+        if self.is_file:
+            if len(self.result.files) >= self.max_files:
+                if self.max_files == 1:
+                    raise Problem(400, "too_many_files", "Send exactly one 'file' part.")
+                raise Problem(
+                    422,
+                    "too_many_images",
+                    f"A job takes at most {self.max_files:,} images.",
+                    limit_images=self.max_files,
+                    actual_images_at_least=self.max_files + 1,
+                )
+        elif len(self.result.fields) >= _MAX_FIELDS:
+            raise Problem(400, "too_many_fields", f"At most {_MAX_FIELDS} form fields.")
+
+    @property
+    def is_file(self) -> bool:
+        return self._filename is not None or self._name == "file"
+
+    # body callbacks
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        chunk = data[start:end]
+        if not self.is_file:
+            self._value += chunk
+            if len(self._value) > _MAX_FIELD_BYTES:
+                raise Problem(
+                    400,
+                    "field_too_large",
+                    f"Form field {self._name!r} is over {_MAX_FIELD_BYTES} bytes.",
+                    limit_bytes=_MAX_FIELD_BYTES,
+                )
+            return
+        self._hash.update(chunk)
+        self._size += len(chunk)
+        if self._sink is None:
+            self._head += chunk
+            if len(self._head) >= _SNIFF_BYTES:
+                self._start_sink()
+        else:
+            self._sink.write(chunk)
+
+    def _start_sink(self) -> None:
+        head = bytes(self._head)
+        kind = self.sniff(head)
+        label = self._filename or self._name
+        if kind is None or (kind[0] == "archive" and (kind[1] != "zip" or not self.accept_archives)):
+            what = "an image" if not self.accept_archives else "an image or a ZIP archive"
+            found = f" (found {kind[1]})" if kind else ""
+            raise Problem(
+                415,
+                "unsupported_format",
+                f"Part {label!r} is not {what}{found}; types are detected from the bytes.",
+                part=label,
+            )
+        self._kind = kind
+        self._sink = self.new_sink(len(self.result.files), kind[0])
+        self.open_sinks.append(self._sink)
+        self._sink.write(head)
+        self._head = bytearray()
+
+    def on_part_end(self) -> None:
+        if not self.is_file:
+            value = self._value.decode("utf-8", "replace")
+            self.result.fields[self._name] = value
+            self.fingerprint.update(b"V%d:%s=%d:%s;" % (
+                len(self._name), self._name.encode(), len(value), value.encode()))
+            return
+        if self._sink is None:
+            if self._size == 0:
+                raise Problem(400, "empty_file", f"File part {self._filename or self._name!r} "
+                              "is empty.", part=self._filename or self._name)
+            self._start_sink()
+        assert self._sink is not None and self._kind is not None
+        handle = self._sink.close()
+        self.open_sinks.remove(self._sink)
+        digest = self._hash.hexdigest()
+        filename = self._filename or f"file-{len(self.result.files)}"
+        self.result.files.append(
+            FilePart(self._name, filename, self._kind[0], self._kind[1], self._size, digest, handle)
+        )
+        self.fingerprint.update(b"F%d:%s=%s;" % (len(filename), filename.encode(), digest.encode()))
+        self._sink = None
+
+    def abort(self) -> None:
+        for sink in self.open_sinks:
+            sink.abort()
+        self.open_sinks.clear()
+
+
+async def read_multipart(
+    request: Request,
+    *,
+    limit: int,
+    new_sink: SinkFactory,
+    sniff: Sniffer,
+    max_files: int,
+    accept_archives: bool,
+) -> MultipartResult:
+    """Stream a multipart/form-data body into sinks; raise Problem on any limit or syntax error.
+
+    On error, sinks opened for this request are aborted; parts already closed are left for the
+    caller to remove (it knows their handles from its own bookkeeping).
+    """
+    content_type, params = parse_options_header(request.headers.get("content-type", ""))
+    boundary = params.get(b"boundary")
+    if content_type != b"multipart/form-data" or not boundary:
+        raise Problem(
+            415,
+            "unsupported_media_type",
+            "Send multipart/form-data with one or more 'file' parts.",
+        )
+    declared = _declared_length(request)
+    if declared is not None and declared > limit:
+        raise request_too_large(limit, declared)
+    collector = _Collector(new_sink, sniff, max_files, accept_archives)
+    callbacks = {
+        "on_part_begin": collector.on_part_begin,
+        "on_part_data": collector.on_part_data,
+        "on_part_end": collector.on_part_end,
+        "on_header_field": collector.on_header_field,
+        "on_header_value": collector.on_header_value,
+        "on_header_end": collector.on_header_end,
+        "on_headers_finished": collector.on_headers_finished,
+        "on_end": collector.on_end,
+    }
+    parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+    received = 0
+    try:
+        async for chunk in request.stream():
+            if not chunk:
+                continue
+            received += len(chunk)
+            if received > limit:
+                raise request_too_large(limit, declared)
+            await anyio.to_thread.run_sync(parser.write, chunk)
+        await anyio.to_thread.run_sync(parser.finalize)
+    except MultipartParseError as exc:
+        collector.abort()
+        raise Problem(400, "malformed_multipart", f"The multipart body is malformed: {exc}") from None
+    except BaseException:
+        await anyio.to_thread.run_sync(collector.abort)
+        raise
+    if not collector.ended or collector.open_sinks:
+        collector.abort()
+        raise Problem(400, "malformed_multipart", "The multipart body ended inside a part.")
+    collector.result.fingerprint = collector.fingerprint.hexdigest()
+    return collector.result
