@@ -27,6 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from service.problems import Problem
+
 DEFAULT_EXPIRES_IN = 900
 MAX_EXPIRES_IN = 7 * 24 * 3600
 KEYS_FILE = "url_signing_keys"
@@ -178,11 +185,105 @@ def download_options(body: Mapping[str, object], job_id: str) -> tuple[int, dict
     return expires_in, {"disposition": str(disposition), "filename": filename}
 
 
-def dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"))
 
 
-# Routes are added once the service's results-serving code is wired in (see below).
-from starlette.routing import BaseRoute  # noqa: E402
 
-ROUTES: list[BaseRoute] = []
+# -- routes ----------------------------------------------------------------------------------------
+
+DOWNLOAD_PATH = "/v1/downloads/jobs/{job_id}/results"
+
+
+def _signer(request: Request) -> UrlSigner:
+    """One signer per app, with keys from the environment or the data dir (made on first use)."""
+    signer: UrlSigner | None = getattr(request.app.state, "url_signer", None)
+    if signer is None:
+        jobs = request.state.jobs
+        signer = UrlSigner(SigningKeys.load(Path(jobs.settings.data_dir)), jobs.store.clock.now)
+        request.app.state.url_signer = signer
+    return signer
+
+
+async def _optional_json(request: Request) -> dict[str, object]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    if len(raw) > 4096:
+        raise Problem(413, "body_too_large", "The JSON body is too large.", limit_bytes=4096,
+                      actual_bytes=len(raw))
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Problem(400, "invalid_json", f"The body is not valid JSON ({exc}).") from exc
+    if not isinstance(value, dict):
+        raise Problem(400, "invalid_json", "The body must be a JSON object.")
+    return value
+
+
+async def create_download_url(request: Request) -> Response:
+    """``POST /v1/jobs/{id}/download-url``: a link to the results that needs no other credential."""
+    jobs = request.state.jobs
+    job_id = request.path_params["job_id"]
+    body = await _optional_json(request)
+    try:
+        expires_in, params = download_options(body, job_id)
+    except ValueError as exc:
+        field, message = exc.args
+        raise Problem(422, "invalid_download_request", message + ".", field=field) from exc
+    job = await jobs.get(job_id, request.scope["tenant"])
+    jobs.finished_result(job)  # 409 while the job runs or when it has no results
+    signer = _signer(request)
+    now = signer.clock()
+    expires_at = int(now) + expires_in
+    if job.expires_at is not None:
+        # A link never outlives the data it points to (retention removes the results).
+        expires_at = min(expires_at, int(job.expires_at))
+    path = DOWNLOAD_PATH.format(job_id=job_id)
+    signed = signer.sign(path, params, expires_at)
+    base = str(request.base_url).rstrip("/")
+    return JSONResponse(
+        {
+            "url": base + signed,
+            "method": "GET",
+            "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires_at)),
+            "expires_in": max(0, expires_at - int(now)),
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def signed_download(request: Request) -> Response:
+    """``GET /v1/downloads/jobs/{id}/results?...&sig=``: the results, for whoever holds the link."""
+    from service.jobs.interfaces import JobNotFound
+    from service.routes.jobs import job_results
+
+    signer = _signer(request)
+    try:
+        values = signer.verify(request.method, request.scope["path"],
+                               list(request.query_params.multi_items()))
+    except SignatureInvalid as exc:
+        raise Problem(403, "signature_invalid", f"The download link is not valid: {exc}.") from exc
+    except UrlExpired as exc:
+        raise Problem(403, "url_expired", "The download link has expired; ask for a new one.",
+                      expired_at=int(exc.args[0].rsplit(" ", 1)[-1])) from exc
+    if values.get("disposition") not in DISPOSITIONS or "filename" not in values:
+        raise Problem(403, "signature_invalid", "The download link lacks its response parameters.")
+    jobs = request.state.jobs
+    job_id = request.path_params["job_id"]
+    try:
+        job = await run_in_threadpool(jobs.store.get, job_id, None)
+    except JobNotFound:
+        raise Problem(404, "job_not_found", f"No job {job_id!r} (it may have expired).") from None
+    # The signature stands in for the owner's credentials: serve as the job's tenant, through the
+    # same code as GET /v1/jobs/{id}/results (ETag, If-None-Match, Range, streaming).
+    request.scope["tenant"] = job.tenant
+    response = await job_results(request)
+    response.headers["Content-Disposition"] = content_disposition(
+        values["disposition"], values["filename"]
+    )
+    return response
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/v1/jobs/{job_id}/download-url", create_download_url, methods=["POST"]),
+    Route(DOWNLOAD_PATH, signed_download, methods=["GET"]),
+]

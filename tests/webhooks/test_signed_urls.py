@@ -1,0 +1,124 @@
+"""The URL signer: what is covered by the signature, expiry, key ids and key rotation."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+
+from service.signed_urls import (
+    KEYS_FILE,
+    SignatureInvalid,
+    SigningKeys,
+    UrlExpired,
+    UrlSigner,
+    download_options,
+)
+
+NOW = 1_800_000_000.0
+PATH = "/v1/downloads/jobs/job_a/results"
+
+
+def signer(keys: str = "k1:0123456789abcdef0123", now: float = NOW) -> UrlSigner:
+    return UrlSigner(SigningKeys.parse(keys), clock=lambda: now)
+
+
+def split(url: str) -> tuple[str, list[tuple[str, str]]]:
+    parts = urlsplit(url)
+    return parts.path, parse_qsl(parts.query, keep_blank_values=True)
+
+
+def signed(s: UrlSigner, expires: float = NOW + 900) -> tuple[str, list[tuple[str, str]]]:
+    return split(s.sign(PATH, {"disposition": "attachment", "filename": "r.json"}, int(expires)))
+
+
+def test_round_trip_and_head() -> None:
+    s = signer()
+    path, params = signed(s)
+    values = s.verify("GET", path, params)
+    assert values["disposition"] == "attachment" and values["kid"] == "k1"
+    s.verify("HEAD", path, params)
+
+
+def test_another_jobs_path_is_refused() -> None:
+    s = signer()
+    _, params = signed(s)
+    with pytest.raises(SignatureInvalid):
+        s.verify("GET", "/v1/downloads/jobs/job_b/results", params)
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda p: [(k, "inline" if k == "disposition" else v) for k, v in p],
+        lambda p: [(k, "evil.html" if k == "filename" else v) for k, v in p],
+        lambda p: [(k, str(int(v) + 3600) if k == "expires" else v) for k, v in p],
+        lambda p: [*p, ("extra", "1")],
+        lambda p: [(k, v) for k, v in p if k != "filename"],
+        lambda p: [(k, v[:-2] + ("AA" if not v.endswith("AA") else "BB") if k == "sig" else v)
+                   for k, v in p],
+        lambda p: [*p, ("disposition", "inline")],
+        lambda p: [(k, v) for k, v in p if k != "sig"],
+    ],
+    ids=["disposition", "filename", "expiry", "added", "removed", "sig", "duplicate", "no-sig"],
+)
+def test_every_parameter_is_covered(tamper: object) -> None:
+    s = signer()
+    path, params = signed(s)
+    with pytest.raises(SignatureInvalid):
+        s.verify("GET", path, tamper(params))  # type: ignore[operator]
+
+
+def test_method_is_covered() -> None:
+    s = signer()
+    path, params = signed(s)
+    with pytest.raises(SignatureInvalid):
+        s.verify("DELETE", path, params)
+
+
+def test_expired_after_expiry_only() -> None:
+    path, params = signed(signer(), expires=NOW + 10)
+    signer(now=NOW + 9).verify("GET", path, params)
+    with pytest.raises(UrlExpired):
+        signer(now=NOW + 10).verify("GET", path, params)
+
+
+def test_rotation_first_key_signs_all_verify() -> None:
+    old = signer("k1:0123456789abcdef0123")
+    path, params = signed(old)
+    rotated = signer("k2:fedcba9876543210fedc,k1:0123456789abcdef0123")
+    rotated.verify("GET", path, params)
+    new_path, new_params = signed(rotated)
+    assert dict(new_params)["kid"] == "k2"
+    with pytest.raises(SignatureInvalid, match="key"):
+        old.verify("GET", new_path, new_params)
+    with pytest.raises(SignatureInvalid):  # a retired key no longer verifies
+        signer("k2:fedcba9876543210fedc").verify("GET", path, params)
+
+
+def test_key_file_is_generated_private_and_reused(tmp_path: Path) -> None:
+    first = SigningKeys.load(tmp_path, environ={})
+    mode = stat.S_IMODE(os.stat(tmp_path / KEYS_FILE).st_mode)
+    assert mode == 0o600
+    assert SigningKeys.load(tmp_path, environ={}) == first
+    configured = SigningKeys.load(tmp_path, environ={"PALETTE_URL_SIGNING_KEYS": "a:" + "x" * 20})
+    assert configured.current == ("a", b"x" * 20)
+
+
+@pytest.mark.parametrize("text", ["nokey", "k1:short", "bad kid!:0123456789abcdef", ""])
+def test_bad_key_settings(text: str) -> None:
+    with pytest.raises(ValueError):
+        SigningKeys.parse(text)
+
+
+def test_download_options() -> None:
+    assert download_options({}, "j") == (900, {"disposition": "attachment",
+                                               "filename": "j-results.json"})
+    assert download_options({"expires_in": 604800}, "j")[0] == 604800
+    for bad in ({"expires_in": 604801}, {"expires_in": 0}, {"expires_in": "9"},
+                {"disposition": "evil"}, {"filename": "../../etc/passwd"}, {"other": 1}):
+        with pytest.raises(ValueError):
+            download_options(bad, "j")
