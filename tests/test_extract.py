@@ -1,0 +1,221 @@
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pyvips
+from PIL import Image
+
+import palette_native as pn
+from imagetools import blocks_image
+
+KNOWN = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+         (145, 30, 180), (70, 240, 240), (240, 50, 230)]
+
+
+def test_exact_recovery_of_known_colors() -> None:
+    counts = [64 * n for n in (40, 30, 20, 10, 8, 6, 4, 2)]
+    img = blocks_image(KNOWN, counts)
+    pal = pn.extract(img, colors=8)
+    assert [c.rgb for c in pal.colors] == KNOWN  # ordered by population
+    assert [c.population for c in pal.colors] == counts
+    assert pal.metrics.mse == 0.0 and pal.metrics.delta_e_mean == 0.0
+    assert sum(c.fraction for c in pal.colors) == pytest.approx(1.0)
+    assert pal.reason is None
+
+
+def test_fewer_colors_than_asked_gives_all_with_a_reason() -> None:
+    img = blocks_image(KNOWN[:3], [64 * 3, 64 * 2, 64])
+    pal = pn.extract(img, colors=8)
+    assert sorted(c.rgb for c in pal.colors) == sorted(KNOWN[:3])
+    assert pal.reason is not None and "3 distinct colors" in pal.reason
+
+
+def test_close_colors_in_one_cell_are_still_told_apart() -> None:
+    # All four colors fall in the same 32-level histogram cell.
+    close = [(100, 100, 100), (101, 100, 100), (100, 102, 100), (103, 103, 103)]
+    pal = pn.extract(blocks_image(close, [64] * 4), colors=4)
+    assert sorted(c.rgb for c in pal.colors) == sorted(close)
+
+
+def test_exactly_k_distinct_colors_on_a_photo(photo: np.ndarray) -> None:
+    for k in (1, 2, 5, 8, 16, 32, 64):
+        pal = pn.extract(photo, colors=k)
+        assert len(pal.colors) == k
+        assert len({c.rgb for c in pal.colors}) == k
+        assert sum(c.population for c in pal.colors) == pal.analyzed_pixels
+        pops = [c.population for c in pal.colors]
+        assert pops == sorted(pops, reverse=True)
+
+
+def test_more_colors_lower_error(photo: np.ndarray) -> None:
+    errors = [pn.extract(photo, colors=k).metrics.mse for k in (2, 4, 8, 16, 32)]
+    assert errors == sorted(errors, reverse=True)
+    assert errors[-1] < errors[0] / 4
+
+
+def test_metrics_match_a_numpy_reference(photo: np.ndarray) -> None:
+    pal = pn.extract(photo, colors=8, exact=True)
+    rgb = np.array([c.rgb for c in pal.colors], np.float64)
+    # Reference MSE: each pixel against the palette color it was counted under. Pixels of one
+    # histogram cell share a color, so recover that assignment from the cell means.
+    px = photo.reshape(-1, 3).astype(np.float64)
+    cells = (photo[..., 0] >> 3).astype(np.int64) << 10 | (photo[..., 1] >> 3).astype(np.int64) << 5 | (photo[..., 2] >> 3)
+    cells = cells.reshape(-1)
+    counts = np.bincount(cells, minlength=32768)
+    means = np.stack([np.bincount(cells, px[:, c], minlength=32768) for c in range(3)], 1)
+    used = counts > 0
+    means = means[used] / counts[used, None]
+    lab_means = np.array([pn.Color(tuple(int(v) for v in np.round(m)), 0, 0).oklab for m in means])
+    lab_pal = np.array([c.oklab for c in pal.colors])
+    nearest = ((lab_means[:, None, :] - lab_pal[None]) ** 2).sum(-1).argmin(1)
+    assign = np.zeros(32768, np.int64)
+    assign[np.flatnonzero(used)] = nearest
+    err = ((px - rgb[assign[cells]]) ** 2).mean()
+    assert pal.metrics.mse == pytest.approx(err, rel=0.02)
+    assert pal.metrics.psnr == pytest.approx(10 * np.log10(255**2 / pal.metrics.mse))
+    assert 0 < pal.metrics.delta_e_mean < pal.metrics.delta_e_p95
+
+
+def test_every_source_kind_gives_the_same_palette(tmp_path: Path, photo: np.ndarray) -> None:
+    path = tmp_path / "photo.png"
+    Image.fromarray(photo).save(path)
+    data = path.read_bytes()
+    expected = pn.extract(photo, colors=6, exact=True)
+    sources = {
+        "str": str(path),
+        "path": path,
+        "bytes": data,
+        "bytearray": bytearray(data),
+        "memoryview": memoryview(data),
+        "file": io.BytesIO(data),
+        "pil": Image.open(path),
+        "pyvips": pyvips.Image.new_from_file(str(path)),
+    }
+    for name, source in sources.items():
+        got = pn.extract(source, colors=6, exact=True)
+        assert [c.rgb for c in got.colors] == [c.rgb for c in expected.colors], name
+        assert (got.width, got.height) == (512, 512), name
+
+
+def test_gray_and_gray_alpha_arrays() -> None:
+    gray = np.repeat(np.array([10, 120, 240], np.uint8), 64 * 4).reshape(-1, 64)
+    pal = pn.extract(gray, colors=3)
+    assert sorted(c.rgb for c in pal.colors) == [(10, 10, 10), (120, 120, 120), (240, 240, 240)]
+    ga = np.stack([gray, np.full_like(gray, 255)], axis=2)
+    ga[:4, :, 1] = 0  # the first run is transparent
+    pal = pn.extract(ga, colors=3)
+    assert sorted(c.rgb for c in pal.colors) == [(120, 120, 120), (240, 240, 240)]
+    assert pal.transparent_fraction == pytest.approx(1 / 3)
+
+
+def test_transparent_pixels_are_ignored_and_threshold_is_configurable() -> None:
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[:32] = (255, 0, 0, 255)
+    rgba[32:48] = (0, 0, 255, 100)  # half-transparent
+    rgba[48:] = (0, 255, 0, 0)      # fully transparent
+    pal = pn.extract(rgba, colors=4)
+    assert [c.rgb for c in pal.colors] == [(255, 0, 0)]
+    assert pal.transparent_fraction == pytest.approx(0.5)
+    pal = pn.extract(rgba, colors=4, alpha_threshold=50)
+    assert [c.rgb for c in pal.colors] == [(255, 0, 0), (0, 0, 255)]
+    assert pal.transparent_fraction == pytest.approx(0.25)
+    empty = pn.extract(np.zeros((8, 8, 4), np.uint8), colors=4)
+    assert empty.colors == [] and empty.transparent_fraction == 1.0 and empty.reason
+
+
+def test_strided_views_are_read_in_place() -> None:
+    big = np.zeros((40, 80, 4), np.uint8)
+    big[..., :3] = (10, 20, 30)
+    big[10:30, 20:60, :3] = (200, 100, 50)
+    strip = big[10:30, 20:60, :3]  # non-contiguous: row and pixel strides of the parent
+    assert not strip.flags.c_contiguous
+    pal = pn.extract(strip, colors=2)
+    assert [c.rgb for c in pal.colors] == [(200, 100, 50)]
+
+
+def test_snap_gives_real_image_colors(photo: np.ndarray) -> None:
+    pal = pn.extract(photo, colors=12, snap=True, exact=True)
+    real = {tuple(int(v) for v in p) for p in photo.reshape(-1, 3)}
+    assert len(pal.colors) == 12
+    assert all(c.rgb in real for c in pal.colors)
+
+
+def test_color_cap_keeps_a_flat_background_from_taking_the_palette(photo: np.ndarray) -> None:
+    img = np.full((1024, 1024, 3), 245, np.uint8)  # a flat product-shot background
+    img[:128, :128] = photo[::4, ::4]              # the subject covers 1.6 %
+    subject = photo[::4, ::4].reshape(-1, 3).astype(float)
+
+    def subject_error(p: pn.Palette) -> float:
+        rgb = np.array([c.rgb for c in p.colors], float)
+        return float(((subject[:, None] - rgb[None]) ** 2).sum(-1).min(1).mean())
+
+    plain = pn.extract(img, colors=4, exact=True)
+    capped = pn.extract(img, colors=4, exact=True, max_color_fraction=0.05)
+    assert plain.colors[0].rgb == (245, 245, 245)
+    assert max(abs(v - 245) for v in capped.colors[0].rgb) <= 3
+    assert subject_error(capped) < subject_error(plain)
+    assert capped.colors[0].fraction == pytest.approx(plain.colors[0].fraction, abs=0.02)
+
+
+def test_budget_and_exact(photo: np.ndarray) -> None:
+    big = np.ascontiguousarray(np.tile(photo, (4, 4, 1)))  # 2048 x 2048
+    pal = pn.extract(big, colors=8)
+    assert pal.analyzed_pixels <= pn.DEFAULT_PIXEL_BUDGET * 2
+    assert (pal.width, pal.height) == (2048, 2048)
+    assert pn.extract(big, colors=8, exact=True).analyzed_pixels == 2048 * 2048
+    assert pn.extract(big, colors=8, pixel_budget=10_000).analyzed_pixels <= 20_000
+
+
+def test_results_are_deterministic(photo: np.ndarray) -> None:
+    first = pn.extract(photo, colors=16).to_dict()
+    for _ in range(3):
+        assert pn.extract(photo, colors=16).to_dict() == first
+
+
+def test_to_dict_and_json(photo: np.ndarray) -> None:
+    pal = pn.extract(photo, colors=5)
+    doc = json.loads(pal.to_json())
+    assert [c["hex"] for c in doc["colors"]] == [c.hex for c in pal.colors]
+    first = doc["colors"][0]
+    assert set(first) >= {"hex", "rgb", "oklab", "oklch", "population", "fraction"}
+    assert doc["width"] == 512 and doc["metrics"]["mse"] > 0
+    c = pal.colors[0]
+    assert c.hex == "#%02x%02x%02x" % c.rgb
+    assert 0 <= c.oklab[0] <= 1 and 0 <= c.oklch[2] < 360
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"colors": 0}, "colors must be between 1 and 256"),
+        ({"colors": 300}, "colors must be between 1 and 256"),
+        ({"colors": "8"}, "colors must be an integer"),
+        ({"alpha_threshold": 256}, "alpha_threshold"),
+        ({"max_color_fraction": 1.5}, "max_color_fraction"),
+        ({"pixel_budget": 10}, "pixel_budget"),
+        ({"exact": "yes"}, "exact must be"),
+    ],
+    ids=lambda v: str(v),
+)
+def test_bad_parameters(photo: np.ndarray, kwargs: dict[str, object], fragment: str) -> None:
+    with pytest.raises(pn.BadParameterError, match=fragment) as info:
+        pn.extract(photo, **kwargs)  # type: ignore[arg-type]
+    assert isinstance(info.value, ValueError) and info.value.code == "bad_parameter"
+
+
+def test_cancel_between_strips(tmp_path: Path, photo: np.ndarray) -> None:
+    path = tmp_path / "big.png"
+    pyvips.Image.new_from_array(np.tile(photo, (8, 2, 1))).write_to_file(str(path))
+    calls = []
+
+    def cancel() -> bool:
+        calls.append(1)
+        return len(calls) >= 2
+
+    with pytest.raises(pn.CanceledError):
+        pn.extract(path, exact=True, should_cancel=cancel)
+    assert len(calls) == 2
