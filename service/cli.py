@@ -1,0 +1,135 @@
+"""``palette serve`` / ``palette worker`` (also ``python -m service serve|worker``).
+
+``serve`` runs uvicorn with the app and its in-process workers. SIGTERM drains: ``/readyz``
+answers 503 and new jobs get 503 while running images finish (up to
+``PALETTE_DRAIN_GRACE_SECONDS``); unfinished jobs go back to the queue; then the server exits
+with status 0. A second SIGTERM or SIGINT stops at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from .settings import Settings, load_dotenv
+
+__all__ = ["add_arguments", "build_parser", "main", "serve", "worker"]
+
+logger = logging.getLogger("service")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    load_dotenv()
+    overrides: dict[str, Any] = {}
+    for name in ("host", "port", "data_dir", "workers"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return Settings.from_env(**overrides)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn that keeps serving while it drains, so readiness can report it."""
+
+    def __init__(self, config: uvicorn.Config, drain: Any) -> None:
+        super().__init__(config)
+        self._drain = drain
+        self._draining = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGTERM and not self._draining:
+            self._draining = True
+            self._drain.begin_drain()
+            threading.Thread(target=self._drain_then_exit, name="palette-drain", daemon=True).start()
+            return
+        super().handle_exit(sig, frame)
+
+    def _drain_then_exit(self) -> None:
+        try:
+            self._drain.drain_workers()
+        finally:
+            self.should_exit = True
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the HTTP service with in-process workers until SIGTERM/SIGINT."""
+    from .app import create_app
+
+    settings = _settings(args)
+    _configure_logging(settings.log_level)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        lifespan="on",
+        log_config=None,
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.drain_grace_seconds) + 5,
+    )
+    server = _DrainingServer(config, app.state.runtime)
+    server.run()
+    return 0
+
+
+def worker(args: argparse.Namespace) -> int:
+    """Run only job workers against the data dir (no HTTP), until SIGTERM/SIGINT."""
+    from .runtime import Runtime
+
+    settings = _settings(args)
+    _configure_logging(settings.log_level)
+    logger.info("settings in force: %s", settings.public_view())
+    runtime = Runtime(settings)
+    runtime.start()
+    stop = threading.Event()
+
+    def on_signal(sig: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while not stop.wait(1.0):
+            pass
+        runtime.stop()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=None, help="listen address (PALETTE_HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="listen port (PALETTE_PORT, 8000)")
+    parser.add_argument("--data-dir", dest="data_dir", default=None,
+                        help="SQLite + blobs directory (PALETTE_DATA_DIR, ./palette-data)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="worker threads (PALETTE_WORKERS, 2)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m service")
+    sub = parser.add_subparsers(dest="command")
+    add_arguments(sub.add_parser("serve", help="run the HTTP service"))
+    add_arguments(sub.add_parser("worker", help="run job workers only"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "worker":
+        return worker(args)
+    return serve(args)
