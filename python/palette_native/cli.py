@@ -1,0 +1,447 @@
+"""The ``palette`` command line.
+
+``palette extract FILES_OR_ZIPS...`` prints or writes palettes; ZIP arguments stand for the
+images inside them (streamed, never unpacked to disk). ``palette quantize IN OUT`` writes an
+indexed PNG. ``palette serve`` / ``palette worker`` start the HTTP service and its workers.
+
+Exit status: 0 when every image gave a palette (skipped archive entries are not failures),
+1 when any input failed (each failure is named on stderr), 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import shutil
+import sys
+import time
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, TextIO
+
+from .errors import BadParameterError, PaletteError
+from .exports import EXTENSIONS, FORMATS
+
+if TYPE_CHECKING:
+    from ._palette import Palette
+
+__all__ = ["main"]
+
+PROG = "palette"
+OUTPUT_FORMATS: tuple[str, ...] = ("text", *FORMATS)
+# Formats that render one palette as a whole document: several images need a directory.
+_DOCUMENT_FORMATS = ("css", "gpl", "ase", "svg")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A problem with the command line itself (exit status 2)."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image's outcome: a palette, an error, or why it was skipped."""
+
+    name: str
+    """``FILE``, or ``ARCHIVE:ENTRY`` for an image inside a ZIP."""
+    palette: Palette | None = None
+    error: PaletteError | None = None
+    skipped: str | None = None
+    path: str = ""
+    """The command-line argument it came from."""
+    entry: str | None = None
+    """The entry name inside the ZIP ``path``, if any."""
+
+
+# --- terminal helpers --------------------------------------------------------------------
+
+
+def _is_tty(stream: IO[Any]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _use_color(stream: IO[Any]) -> bool:
+    # https://no-color.org: any non-empty NO_COLOR turns colors off.
+    return _is_tty(stream) and not os.environ.get("NO_COLOR")
+
+
+class Progress:
+    """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
+
+    def __init__(self, total: int, stream: TextIO, *, enabled: bool) -> None:
+        self.total = max(total, 1)
+        self.done = 0
+        self.stream = stream
+        self.enabled = enabled
+        self._last_draw = 0.0
+        self._drawn = False
+
+    def advance(self, name: str) -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last_draw < 0.05 and self.done < self.total:
+            return  # at most 20 redraws a second
+        self._last_draw = now
+        columns = shutil.get_terminal_size((80, 24)).columns
+        shown = min(self.done, self.total)
+        counter = f" {shown}/{self.total} "
+        width = max(10, min(30, columns - len(counter) - 20))
+        filled = width * shown // self.total
+        bar = "[" + "#" * filled + "-" * (width - filled) + "]"
+        room = max(columns - len(bar) - len(counter) - 2, 0)
+        label = name if len(name) <= room else "…" + name[-(room - 1) :] if room > 1 else ""
+        self.stream.write("\r\x1b[K" + bar + counter + label)
+        self.stream.flush()
+        self._drawn = True
+
+    def clear(self) -> None:
+        if self._drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._drawn = False
+
+    def message(self, text: str) -> None:
+        """Print a line on stderr without garbling the bar."""
+        self.clear()
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+# --- inputs ------------------------------------------------------------------------------
+
+
+def _is_zip_file(path: str) -> bool:
+    from .archive import is_zip
+
+    try:
+        with open(path, "rb") as handle:
+            return is_zip(handle.read(4))
+    except OSError:
+        return False  # extract() reports the problem with the file
+
+
+def _count_images(path: str, is_archive: bool) -> int:
+    """How many items an input will give, for the progress bar (a rough count is fine)."""
+    if not is_archive:
+        return 1
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return sum(1 for info in archive.infolist() if not info.is_dir())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return 1
+
+
+def _iter_items(inputs: Sequence[str], zips: set[str], options: dict[str, Any]) -> Iterator[Item]:
+    from . import extract
+    from .archive import extract_archive
+
+    for path in inputs:
+        if path in zips:
+            try:
+                for result in extract_archive(path, **options):
+                    yield Item(
+                        f"{path}:{result.name}",
+                        palette=result.palette,
+                        error=result.error,
+                        skipped=result.skipped_reason,
+                        path=path,
+                        entry=result.name,
+                    )
+            except BadParameterError:
+                raise
+            except PaletteError as exc:
+                yield Item(path, error=exc, path=path)
+            continue
+        try:
+            yield Item(path, palette=extract(path, **options), path=path)
+        except BadParameterError:
+            raise
+        except PaletteError as exc:
+            yield Item(path, error=exc, path=path)
+
+
+def _error_line(name: str, error: PaletteError) -> str:
+    message = error.message
+    if message.startswith(f"{name}: "):  # the library often names the file already
+        message = message[len(name) + 2 :]
+    return f"{PROG}: error: {name}: {message} [{error.code}]"
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+
+def _render_text(item: Item, *, color: bool) -> str:
+    palette = item.palette
+    assert palette is not None
+    lines = [f"{item.name}  ({palette.width}x{palette.height})"]
+    for entry in palette.colors:
+        r, g, b = entry.rgb
+        swatch = f"\x1b[48;2;{r};{g};{b}m      \x1b[0m " if color else ""
+        lines.append(f"  {swatch}{entry.hex}  {entry.fraction * 100:5.1f}%")
+    return "\n".join(lines) + "\n"
+
+
+def _json_record(item: Item) -> dict[str, Any]:
+    if item.palette is not None:
+        return {"file": item.name, "palette": item.palette.to_dict()}
+    if item.error is not None:
+        return {
+            "file": item.name,
+            "error": {
+                "code": item.error.code,
+                "message": item.error.message,
+                "details": item.error.details,
+            },
+        }
+    return {"file": item.name, "skipped": item.skipped}
+
+
+def _document_name(item: Item, extension: str, used: set[str]) -> str:
+    """A file name for one image's document in an output directory, unique within the run:
+    ``photo.css`` for ``photo.jpg``, ``album_dir_photo.css`` for ``album.zip:dir/photo.jpg``."""
+    base = Path(item.path).stem
+    if item.entry is not None:
+        base += "_" + str(Path(item.entry).with_suffix("")).replace("/", "_")
+    base = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in base).lstrip(".") or "image"
+    candidate, counter = base + extension, 2
+    while candidate in used:
+        candidate, counter = f"{base}-{counter}{extension}", counter + 1
+    used.add(candidate)
+    return candidate
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    fmt: str = args.format or ("text" if _is_tty(sys.stdout) else "json")
+    inputs: list[str] = args.inputs
+    zips = {path for path in inputs if _is_zip_file(path)}
+    several = len(inputs) > 1 or bool(zips)
+    output: str | None = args.output
+    out_dir = Path(output) if output is not None and Path(output).is_dir() else None
+
+    if fmt in _DOCUMENT_FORMATS and several and out_dir is None:
+        raise UsageError(
+            f"--format {fmt} renders one palette per document; with several images "
+            "(or a ZIP) pass --output DIR, an existing directory, to get one file per image"
+        )
+    if fmt in ("text", "json") and out_dir is not None:
+        raise UsageError(f"--output for --format {fmt} must be a file, not a directory")
+    if fmt == "ase" and output is None and _is_tty(sys.stdout):
+        raise UsageError("ASE is binary; redirect stdout or pass --output FILE")
+
+    options: dict[str, Any] = {"colors": args.colors}
+    if args.exact:
+        options["exact"] = True
+    total = sum(_count_images(path, path in zips) for path in inputs)
+    progress = Progress(total, sys.stderr, enabled=_is_tty(sys.stderr) and total > 1)
+
+    stream: Any  # a text stream, or a binary one for ASE
+    close_stream = False
+    if out_dir is not None:
+        stream = sys.stdout
+    elif output is not None:
+        try:
+            # Closed in the finally below.
+            stream = open(output, "wb") if fmt == "ase" else open(output, "w", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from exc
+        close_stream = True
+    else:
+        stream = sys.stdout.buffer if fmt == "ase" else sys.stdout
+    color = fmt == "text" and _use_color(stream)
+
+    failures = 0
+    used_names: set[str] = set()
+    try:
+        for item in _iter_items(inputs, zips, options):
+            progress.advance(item.name)
+            if item.error is not None:
+                failures += 1
+                progress.message(_error_line(item.name, item.error))
+            elif item.skipped is not None:
+                progress.message(f"{PROG}: skipped {item.name}: {item.skipped}")
+            if fmt == "json":
+                stream.write(json.dumps(_json_record(item), default=str) + "\n")
+                stream.flush()
+                continue
+            if item.palette is None:
+                continue
+            if fmt == "text":
+                stream.write(_render_text(item, color=color))
+                stream.flush()
+            elif out_dir is not None:
+                name = _document_name(item, EXTENSIONS[fmt], used_names)
+                document = item.palette.export(fmt)
+                target = out_dir / name
+                if isinstance(document, bytes):
+                    target.write_bytes(document)
+                else:
+                    target.write_text(document, encoding="utf-8")
+            else:
+                stream.write(item.palette.export(fmt))
+                stream.flush()
+    finally:
+        progress.clear()
+        if close_stream:
+            stream.close()
+    if failures:
+        noun = "input" if failures == 1 else "inputs"
+        sys.stderr.write(f"{PROG}: {failures} {noun} failed\n")
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    from . import quantize
+
+    try:
+        result = quantize(args.input, colors=args.colors, dither=args.dither, output=args.output)
+    except BadParameterError:
+        raise
+    except PaletteError as exc:
+        sys.stderr.write(_error_line(args.input, exc) + "\n")
+        return EXIT_FAILURE
+    except OSError as exc:
+        sys.stderr.write(f"{PROG}: error: cannot write {args.output}: {exc.strerror or exc}\n")
+        return EXIT_FAILURE
+    psnr = result.palette.metrics.psnr
+    sys.stdout.write(
+        f"{args.output}: {len(result.palette.colors)} colors"
+        + (f", PSNR {psnr:.1f} dB" if psnr == psnr and psnr != float("inf") else "")
+        + ("" if not args.dither else ", dithered")
+        + "\n"
+    )
+    return EXIT_OK
+
+
+def _cmd_service(args: argparse.Namespace) -> int:
+    try:
+        # The HTTP service ships in the same wheel, but only these commands need it.
+        service_cli = importlib.import_module("service.cli")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("service", "service.cli"):
+            raise
+        sys.stderr.write(
+            f"{PROG}: error: 'palette {args.command}' needs the PaletteEngine service "
+            f"(the 'service.cli' module), which is not available here ({exc})\n"
+        )
+        return EXIT_FAILURE
+    handler = service_cli.serve if args.command == "serve" else service_cli.worker
+    status = handler(args)
+    return int(status) if isinstance(status, int) else EXIT_OK
+
+
+# --- parser ------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Accurate color palettes from images, ZIPs of images, or a service."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    extract = commands.add_parser(
+        "extract",
+        help="print or write the palette of images and ZIPs of images",
+        description=(
+            "Extract a palette from each image. A ZIP stands for the images inside it "
+            "(entries are named ARCHIVE:ENTRY; non-images are skipped and reported). "
+            "--format text shows swatches (in color on a terminal); json writes JSON Lines, "
+            'one object per image: {"file", "palette"} or {"file", "error"} or '
+            '{"file", "skipped"}. The default is text on a terminal and json otherwise. '
+            "css, gpl, ase and svg write one document per image: with several images, "
+            "--output must be an existing directory."
+        ),
+    )
+    extract.add_argument("inputs", nargs="+", metavar="FILE_OR_ZIP")
+    extract.add_argument("-k", "--colors", type=_positive_int, default=8, help="default: 8")
+    extract.add_argument(
+        "-f", "--format", choices=OUTPUT_FORMATS, default=None, help="default: text or json"
+    )
+    extract.add_argument(
+        "--exact", action="store_true", help="analyse every pixel instead of a shrunk image"
+    )
+    extract.add_argument(
+        "-o", "--output", metavar="PATH", help="write to this file (or directory) not stdout"
+    )
+    extract.set_defaults(handler=_cmd_extract)
+
+    quantize = commands.add_parser(
+        "quantize",
+        help="reduce an image to N colors and write an indexed PNG",
+        description="Map IN to its own N-color palette and write OUT as an indexed PNG.",
+    )
+    quantize.add_argument("input", metavar="IN")
+    quantize.add_argument("output", metavar="OUT")
+    quantize.add_argument("-k", "--colors", type=_positive_int, default=8, help="default: 8")
+    quantize.add_argument("--dither", action="store_true", help="Floyd-Steinberg dithering")
+    quantize.set_defaults(handler=_cmd_quantize)
+
+    for name, text in (
+        ("serve", "run the HTTP service"),
+        ("worker", "run a worker that processes queued jobs"),
+    ):
+        service = commands.add_parser(name, help=text, description=text[0].upper() + text[1:])
+        service.add_argument("--host", default=None, help="address to bind")
+        service.add_argument("--port", type=int, default=None, help="port to bind")
+        service.add_argument("--data-dir", default=None, help="where jobs and results live")
+        service.add_argument("--workers", type=_positive_int, default=None, help="worker count")
+        service.set_defaults(handler=_cmd_service)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``palette`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.handler(args)
+        return status
+    except UsageError as exc:
+        parser.exit(EXIT_USAGE, f"{PROG} {args.command}: error: {exc}\n")
+    except BadParameterError as exc:
+        sys.stderr.write(f"{PROG} {args.command}: error: {exc.message}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `palette extract ... | head`): stop quietly, and point
+        # stdout at devnull so the interpreter's final flush does not complain again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,402 @@
+"""The ``palette`` command line, run for real on image files made here."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pty
+import re
+import select
+import struct
+import subprocess
+import sys
+import types
+import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from palette_native.cli import main
+from PIL import Image
+
+ANSI = re.compile(r"\x1b\[")
+RED = (200, 30, 30)
+BLUE = (20, 40, 210)
+YELLOW = (250, 230, 20)
+
+
+@pytest.fixture()
+def images(tmp_path: Path) -> dict[str, Path]:
+    """A solid PNG, a two-color PNG, a JPEG, a corrupt file and a ZIP of images and others."""
+    red = tmp_path / "red.png"
+    Image.new("RGB", (40, 30), RED).save(red)
+    two = tmp_path / "two.png"
+    image = Image.new("RGB", (40, 30), BLUE)
+    image.paste(YELLOW, (0, 0, 10, 30))  # a quarter yellow
+    image.save(two)
+    photo = tmp_path / "photo.jpg"
+    Image.new("RGB", (64, 48), YELLOW).save(photo, quality=95)
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(red.read_bytes()[:30])
+    album = tmp_path / "album.zip"
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as nested:
+        nested.writestr("deep.png", red.read_bytes())
+    with zipfile.ZipFile(album, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("dir/", b"")
+        archive.write(red, "dir/red.png")
+        archive.write(two, "two.png")
+        archive.writestr("notes.txt", "not an image")
+        archive.writestr("nested.zip", inner.getvalue())
+        archive.writestr("broken.png", red.read_bytes()[:40])
+    return {"red": red, "two": two, "photo": photo, "corrupt": corrupt, "album": album}
+
+
+def run_cli(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    return subprocess.run(
+        [sys.executable, "-m", "palette_native.cli", *args],
+        capture_output=True,
+        timeout=120,
+        env=env,
+        check=False,
+        **kwargs,
+    )
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+# --- extract -----------------------------------------------------------------------------
+
+
+def test_single_file_json(images: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["extract", str(images["red"]), "--format", "json"]) == 0
+    out = capsys.readouterr()
+    (record,) = json_lines(out.out)
+    assert record["file"] == str(images["red"])
+    palette = record["palette"]
+    assert [c["hex"] for c in palette["colors"]] == ["#c81e1e"]
+    assert palette["width"] == 40 and palette["height"] == 30
+    assert set(palette["swatches"]) == {
+        "vibrant",
+        "muted",
+        "dark_vibrant",
+        "dark_muted",
+        "light_vibrant",
+        "light_muted",
+    }
+    assert out.err == ""
+
+
+def test_default_format_is_json_when_piped(
+    images: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["extract", str(images["two"]), "-k", "2"]) == 0
+    (record,) = json_lines(capsys.readouterr().out)
+    colors = {c["hex"]: c["fraction"] for c in record["palette"]["colors"]}
+    assert colors == {"#1428d2": pytest.approx(0.75), "#fae614": pytest.approx(0.25)}
+
+
+def test_many_files_and_a_zip_as_json_lines(
+    images: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(
+        [
+            "extract",
+            str(images["red"]),
+            str(images["album"]),
+            str(images["photo"]),
+            "-k",
+            "2",
+            "-f",
+            "json",
+        ]
+    )
+    out = capsys.readouterr()
+    records = json_lines(out.out)
+    album = str(images["album"])
+    assert [r["file"] for r in records] == [
+        str(images["red"]),
+        f"{album}:dir/red.png",
+        f"{album}:two.png",
+        f"{album}:notes.txt",
+        f"{album}:nested.zip",
+        f"{album}:broken.png",
+        str(images["photo"]),
+    ]
+    by_name = {r["file"]: r for r in records}
+    assert by_name[f"{album}:notes.txt"]["skipped"] == "not_image"
+    assert by_name[f"{album}:nested.zip"]["skipped"] == "nested_archive"
+    assert by_name[f"{album}:broken.png"]["error"]["code"]
+    assert [c["hex"] for c in by_name[f"{album}:dir/red.png"]["palette"]["colors"]] == ["#c81e1e"]
+    # The corrupt entry inside the ZIP is a failure: exit 1, named on stderr.
+    assert status == 1
+    assert f"{album}:broken.png" in out.err
+    assert f"skipped {album}:notes.txt" in out.err
+
+
+def test_failures_are_named_and_others_still_run(
+    images: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing.png"
+    status = main(
+        ["extract", str(images["corrupt"]), str(images["red"]), str(missing), "-f", "json"]
+    )
+    out = capsys.readouterr()
+    assert status == 1
+    records = json_lines(out.out)
+    assert [("palette" in r, "error" in r) for r in records] == [
+        (False, True),
+        (True, False),
+        (False, True),
+    ]
+    errors = [line for line in out.err.splitlines() if ": error: " in line]
+    assert len(errors) == 2
+    assert str(images["corrupt"]) in errors[0]
+    assert str(missing) in errors[1]
+    assert "2 inputs failed" in out.err
+
+
+def test_text_format_without_a_terminal_is_plain(
+    images: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["extract", str(images["two"]), "-k", "2", "--format", "text"]) == 0
+    out = capsys.readouterr().out
+    assert not ANSI.search(out)
+    lines = out.splitlines()
+    assert lines[0].startswith(str(images["two"]))
+    assert re.fullmatch(r"\s+#1428d2\s+75\.0%", lines[1])
+    assert re.fullmatch(r"\s+#fae614\s+25\.0%", lines[2])
+
+
+def read_pty(fd: int) -> bytes:
+    chunks = []
+    while True:
+        ready, _, _ = select.select([fd], [], [], 60)
+        if not ready:
+            break
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+def test_terminal_gets_color_swatches_and_a_progress_bar(images: dict[str, Path]) -> None:
+    out_master, out_slave = pty.openpty()
+    err_master, err_slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    env["COLUMNS"] = "100"
+    inputs = [str(images["red"]), str(images["two"]), str(images["photo"])]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "palette_native.cli", "extract", *inputs, "-k", "2"],
+        stdout=out_slave,
+        stderr=err_slave,
+        env=env,
+    )
+    os.close(out_slave)
+    os.close(err_slave)
+    out = read_pty(out_master).decode()
+    err = read_pty(err_master).decode()
+    os.close(out_master)
+    os.close(err_master)
+    assert child.wait(timeout=60) == 0
+    # Default format on a terminal is text with 24-bit color swatches.
+    assert "\x1b[48;2;200;30;30m" in out
+    assert "#c81e1e" in out and "100.0%" in out
+    # The progress bar went to stderr, ended at 3/3, and was cleared.
+    assert "3/3" in err and "[" in err and "#" in err
+    assert err.endswith("\r\x1b[K")
+
+
+def test_no_color_environment_variable(images: dict[str, Path]) -> None:
+    master, slave = pty.openpty()
+    env = dict(os.environ, NO_COLOR="1")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "palette_native.cli", "extract", str(images["red"])],
+        stdout=slave,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    os.close(slave)
+    out = read_pty(master).decode()
+    os.close(master)
+    assert child.wait(timeout=60) == 0
+    assert "#c81e1e" in out and not ANSI.search(out)
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(images: dict[str, Path]) -> None:
+    result = run_cli("extract", str(images["red"]), str(images["two"]), "-f", "json")
+    assert result.returncode == 0
+    assert result.stderr == b""
+    assert len(json_lines(result.stdout.decode())) == 2
+
+
+@pytest.mark.parametrize("fmt", ["css", "gpl", "svg", "json"])
+def test_text_documents_to_stdout_and_file(
+    fmt: str, images: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["extract", str(images["two"]), "-k", "2", "-f", fmt]) == 0
+    printed = capsys.readouterr().out
+    target = tmp_path / f"out.{fmt}"
+    assert main(["extract", str(images["two"]), "-k", "2", "-f", fmt, "-o", str(target)]) == 0
+    assert capsys.readouterr().out == ""
+    written = target.read_text(encoding="utf-8")
+    assert written == printed
+    if fmt == "css":
+        assert "--palette-1: #1428d2;" in written and "--palette-2: #fae614;" in written
+    elif fmt == "gpl":
+        assert written.startswith("GIMP Palette\n")
+        assert " 20  40 210\t#1428d2" in written
+    elif fmt == "svg":
+        rects = ET.fromstring(written).findall("{http://www.w3.org/2000/svg}rect")
+        assert [r.attrib["fill"] for r in rects] == ["#1428d2", "#fae614"]
+    else:
+        (record,) = json_lines(written)
+        assert record["palette"]["colors"][0]["hex"] == "#1428d2"
+
+
+def test_ase_to_stdout_and_file(images: dict[str, Path], tmp_path: Path) -> None:
+    result = run_cli("extract", str(images["two"]), "-k", "2", "-f", "ase")
+    assert result.returncode == 0, result.stderr
+    data = result.stdout
+    assert data[:4] == b"ASEF"
+    assert struct.unpack(">HHI", data[4:12]) == (1, 0, 2)
+    assert "#1428d2".encode("utf-16-be") in data
+    target = tmp_path / "out.ase"
+    assert main(["extract", str(images["two"]), "-k", "2", "-f", "ase", "-o", str(target)]) == 0
+    assert target.read_bytes() == data
+
+
+def test_documents_for_several_images_need_a_directory(
+    images: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["extract", str(images["red"]), str(images["album"]), "-f", "svg"]
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    assert "--output DIR" in capsys.readouterr().err
+    out_dir = tmp_path / "swatches"
+    out_dir.mkdir()
+    status = main([*args, "-o", str(out_dir)])
+    assert status == 1  # album.zip:broken.png fails
+    names = sorted(p.name for p in out_dir.iterdir())
+    assert names == ["album_dir_red.svg", "album_two.svg", "red.svg"]
+    for path in out_dir.iterdir():
+        ET.parse(path)  # each is a valid SVG
+
+
+def test_exact_option_reaches_the_library(
+    images: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["extract", str(images["photo"]), "--exact", "-f", "json"]) == 0
+    (record,) = json_lines(capsys.readouterr().out)
+    assert record["palette"]["options"]["exact"] is True
+    assert record["palette"]["analyzed_pixels"] == 64 * 48
+
+
+def test_corrupt_zip_is_a_named_failure(
+    images: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(images["album"].read_bytes()[:200])
+    status = main(["extract", str(broken), str(images["red"]), "-f", "json"])
+    out = capsys.readouterr()
+    assert status == 1
+    records = json_lines(out.out)
+    assert records[0] == {
+        "file": str(broken),
+        "error": {
+            "code": "archive_corrupt",
+            "message": records[0]["error"]["message"],
+            "details": records[0]["error"]["details"],
+        },
+    }
+    assert "palette" in records[1]
+    assert f"{broken}: " in out.err and "[archive_corrupt]" in out.err
+
+
+@pytest.mark.parametrize("colors", ["0", "-3", "many"])
+def test_bad_colors_is_a_usage_error(images: dict[str, Path], colors: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["extract", str(images["red"]), "--colors", colors])
+    assert info.value.code == 2
+
+
+def test_colors_out_of_library_range_is_a_usage_error(
+    images: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["extract", str(images["red"]), "--colors", "100000"]) == 2
+    assert "colors" in capsys.readouterr().err
+
+
+def test_help_via_python_m() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in (b"extract", b"quantize", b"serve", b"worker"):
+        assert command in result.stdout
+
+
+# --- quantize ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dither", [False, True], ids=["plain", "dither"])
+def test_quantize_writes_an_indexed_png(
+    dither: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "gradient.png"
+    gradient = Image.linear_gradient("L").resize((64, 64)).convert("RGB")
+    gradient.save(source)
+    target = tmp_path / "out.png"
+    args = ["quantize", str(source), str(target), "--colors", "4"]
+    assert main(args + (["--dither"] if dither else [])) == 0
+    assert str(target) in capsys.readouterr().out
+    with Image.open(target) as result:
+        assert result.mode == "P"
+        assert result.size == (64, 64)
+        used = {index for _, index in result.getcolors()}  # type: ignore[union-attr]
+        assert 2 <= len(used) <= 4
+
+
+def test_quantize_missing_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "missing.png"
+    assert main(["quantize", str(missing), str(tmp_path / "out.png")]) == 1
+    err = capsys.readouterr().err
+    assert str(missing) in err
+    assert not (tmp_path / "out.png").exists()
+
+
+# --- serve / worker ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_service_commands_forward_their_options(
+    command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[str, Any]] = []
+    stand_in = types.ModuleType("service.cli")
+    stand_in.serve = lambda args: calls.append(("serve", args)) or 0  # type: ignore[attr-defined]
+    stand_in.worker = lambda args: calls.append(("worker", args)) or 7  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "service.cli", stand_in)
+    status = main(
+        [command, "--host", "127.0.0.1", "--port", "8123", "--data-dir", "/tmp/x", "--workers", "3"]
+    )
+    assert status == (0 if command == "serve" else 7)
+    ((name, args),) = calls
+    assert name == command
+    assert (args.host, args.port, args.data_dir, args.workers) == ("127.0.0.1", 8123, "/tmp/x", 3)
+
+
+def test_service_commands_without_the_service(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "service.cli", None)
+    assert main(["serve"]) == 1
+    assert "service" in capsys.readouterr().err
