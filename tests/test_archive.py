@@ -594,3 +594,38 @@ def test_limits_stop_partway_after_earlier_entries() -> None:
     assert first.name == "ok.png" and first.data == RED
     with pytest.raises(ArchiveError, match="flat.png"):
         next(iterator)
+
+
+# --- extract_archive (needs the native core) ---------------------------------------------
+
+
+def test_extract_archive_results() -> None:
+    from palette_native.archive import extract_archive
+
+    broken = RED[:40]
+    data = zip_bytes({"red.png": RED, "notes.txt": b"hello", "broken.png": broken, "b.png": BLUE})
+    results = list(extract_archive(data, colors=4))
+    assert [r.name for r in results] == ["red.png", "notes.txt", "broken.png", "b.png"]
+    red, notes, bad, blue = results
+    assert red.ok and red.palette is not None
+    assert [c.hex for c in red.palette.colors] == ["#dc141e"]
+    assert blue.palette is not None and [c.hex for c in blue.palette.colors] == ["#0a28c8"]
+    assert not notes.ok and notes.skipped_reason == "not_image" and notes.error is None
+    assert not bad.ok and isinstance(bad.error, PaletteError) and bad.palette is None
+    assert bad.error.code != "archive_corrupt"  # the image is bad, not the archive
+
+
+def test_extract_archive_passes_options_and_raises_caller_errors() -> None:
+    from palette_native.archive import extract_archive
+    from palette_native.errors import CanceledError
+
+    data = zip_bytes({"red.png": RED, "b.png": BLUE})
+    (first, _) = list(extract_archive(data, colors=3, exact=True))
+    assert first.palette is not None and first.palette.options["exact"] is True
+    with pytest.raises(BadParameterError):
+        list(extract_archive(data, colors=0))
+    with pytest.raises(CanceledError):
+        list(extract_archive(data, should_cancel=lambda: True))
+    with pytest.raises(ArchiveError) as info:
+        list(extract_archive(data, limits=ArchiveLimits(max_entries=1)))
+    assert info.value.code == "archive_too_many_entries"
