@@ -18,7 +18,6 @@ from service.webhooks.store import Claimed, Outcome, WebhookStore
 log = logging.getLogger("palette.webhooks")
 
 USER_AGENT = "PaletteEngine-Webhooks/1"
-HOUSEKEEPING_EVERY_S = 60.0
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -96,7 +95,7 @@ class Deliverer:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
-        last_housekeeping = 0.0
+        last_housekeeping = -1e18
         while not self._stop.is_set():
             try:
                 self.store.form_batches()
@@ -107,7 +106,7 @@ class Deliverer:
                             self._inflight += 1
                         assert self._pool is not None
                         self._pool.submit(self._send_and_release, message)
-                if time.monotonic() - last_housekeeping > HOUSEKEEPING_EVERY_S:
+                if time.monotonic() - last_housekeeping > self.settings.housekeeping_interval_s:
                     last_housekeeping = time.monotonic()
                     self.store.purge()
             except Exception:  # a locked or briefly unavailable database must not end the loop

@@ -37,6 +37,7 @@ class WebhookSettings:
     poll_interval_s: float = 0.25
     concurrency: int = 4
     retention_s: float = 30 * 24 * 3600.0  # finished messages (and their attempts) are kept
+    housekeeping_interval_s: float = 60.0  # purge old messages and expired rotated secrets
     callback_secret: str = ""  # signs per-job callbacks; generated in the data dir when empty
     egress: EgressPolicy = EgressPolicy()
 
@@ -67,6 +68,9 @@ class WebhookSettings:
             poll_interval_s=number("PALETTE_WEBHOOK_POLL_INTERVAL", cls.poll_interval_s),
             concurrency=max(1, int(number("PALETTE_WEBHOOK_CONCURRENCY", cls.concurrency))),
             retention_s=number("PALETTE_WEBHOOK_RETENTION", cls.retention_s),
+            housekeeping_interval_s=number(
+                "PALETTE_WEBHOOK_HOUSEKEEPING_INTERVAL", cls.housekeeping_interval_s
+            ),
             callback_secret=env.get("PALETTE_WEBHOOK_CALLBACK_SECRET", "").strip(),
             egress=EgressPolicy.from_env(env),
         )

@@ -371,15 +371,6 @@ class WebhookStore:
                     formed += 1
         return formed
 
-    def next_batch_due(self) -> float | None:
-        """When the oldest buffered event's wait runs out (so the sender can sleep until then)."""
-        with self.reading() as conn:
-            row = conn.execute(
-                "SELECT MIN(b.created_at + COALESCE(e.batch_max_wait_ms, 0) / 1000.0) "
-                "FROM webhook_batch_buffer b JOIN webhook_endpoints e ON e.id = b.endpoint_id"
-            ).fetchone()
-        return None if row is None or row[0] is None else float(row[0])
-
     # -- sending --------------------------------------------------------------------------------
 
     def claim_due(self, owner: str, limit: int, lease_s: float) -> list[Claimed]:
@@ -414,14 +405,6 @@ class WebhookStore:
                     Claimed(row["id"], row["endpoint_id"], url, row["body"], row["tries"], in_force)
                 )
         return claimed
-
-    def next_due(self) -> float | None:
-        with self.reading() as conn:
-            row = conn.execute(
-                "SELECT MIN(MAX(next_attempt_at, COALESCE(lease_until, 0))) FROM webhook_messages "
-                "WHERE status = 'pending'"
-            ).fetchone()
-        return None if row is None or row[0] is None else float(row[0])
 
     def retry_delay(self, tries_done: int) -> float | None:
         """Seconds until the next try after ``tries_done`` failed tries, or None when exhausted."""
@@ -755,6 +738,7 @@ class WebhookStore:
                 "AND updated_at < ?",
                 (cutoff,),
             ).rowcount
+            removed += self._purge_orphans(tx)
             tx.execute(
                 "UPDATE webhook_endpoints SET old_secret = NULL, old_secret_expires_at = NULL "
                 "WHERE old_secret_expires_at IS NOT NULL AND old_secret_expires_at <= ?",
@@ -762,16 +746,22 @@ class WebhookStore:
             )
         return removed
 
-    def forget_job(self, tx: Executor, job_id: str) -> None:
-        """Drop a deleted or expired job's messages (hook for the job store's delete/expiry)."""
-        tx.execute(
-            "DELETE FROM webhook_attempts WHERE message_id IN "
-            "(SELECT id FROM webhook_messages WHERE job_id = ? AND status != 'pending')",
-            (job_id,),
-        )
-        tx.execute(
-            "DELETE FROM webhook_messages WHERE job_id = ? AND status != 'pending'", (job_id,)
-        )
+    @staticmethod
+    def _purge_orphans(tx: sqlite3.Connection) -> int:
+        """Finished messages about jobs that retention (or a delete) removed: their links are dead.
+
+        The job store's ``jobs`` table shares this database; without it (the webhook tables used
+        on their own) there is nothing to compare with.
+        """
+        has_jobs = tx.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'"
+        ).fetchone()
+        if has_jobs is None:
+            return 0
+        orphans = "SELECT m.id FROM webhook_messages m WHERE m.job_id IS NOT NULL " \
+            "AND m.status != 'pending' AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = m.job_id)"
+        tx.execute(f"DELETE FROM webhook_attempts WHERE message_id IN ({orphans})")
+        return tx.execute(f"DELETE FROM webhook_messages WHERE id IN ({orphans})").rowcount
 
 
 def etag_matches(header: str, etag: str) -> bool:
