@@ -12,6 +12,7 @@ import argparse
 import logging
 import signal
 import threading
+import time
 from types import FrameType
 from typing import Any
 
@@ -58,8 +59,11 @@ class _DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
     def _drain_then_exit(self) -> None:
+        started = time.monotonic()
         try:
             self._drain.drain_workers()
+            delay = self._drain.settings.drain_delay_seconds
+            time.sleep(max(0.0, delay - (time.monotonic() - started)))
         finally:
             self.should_exit = True
 

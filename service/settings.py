@@ -83,6 +83,9 @@ class Settings:
     idempotency_seconds: float = 24 * 3600.0
     lease_seconds: float = 15.0
     drain_grace_seconds: float = 10.0
+    """SIGTERM: how long running images may take to finish before they are handed back."""
+    drain_delay_seconds: float = 0.0
+    """SIGTERM: keep answering (readyz 503) at least this long, so load balancers notice."""
     sweep_interval_seconds: float = 60.0
     palette_cache_entries: int = 10_000
     retry_after_seconds: int = 1
