@@ -216,6 +216,50 @@ def test_terminal_gets_color_swatches_and_a_progress_bar(images: dict[str, Path]
     assert err.endswith("\r\x1b[K")
 
 
+def visible_lines(raw: str) -> list[str]:
+    """What a terminal shows: a carriage return plus erase-line wipes the current line."""
+    lines, current = [], ""
+    for part in re.split(r"(\r\x1b\[K|\n)", raw.replace("\r\n", "\n")):
+        if part == "\n":
+            lines.append(current)
+            current = ""
+        elif part == "\r\x1b[K":
+            current = ""
+        else:
+            current += part
+    return lines + ([current] if current else [])
+
+
+def test_progress_bar_does_not_garble_output_on_a_shared_terminal(
+    images: dict[str, Path],
+) -> None:
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    inputs = [str(images["red"]), str(images["two"]), str(images["photo"])] * 3
+    child = subprocess.Popen(
+        [sys.executable, "-m", "palette_native.cli", "extract", *inputs, "-k", "2"],
+        stdout=slave,
+        stderr=slave,
+        env=env,
+    )
+    os.close(slave)
+    raw = read_pty(master).decode()
+    os.close(master)
+    assert child.wait(timeout=60) == 0
+    lines = visible_lines(raw)
+    headers = [line for line in lines if not line.startswith(" ")]
+    swatches = [line for line in lines if line.startswith(" ")]
+    sizes = {
+        str(images["red"]): "40x30",
+        str(images["two"]): "40x30",
+        str(images["photo"]): "64x48",
+    }
+    assert headers == [f"{path}  ({sizes[path]})" for path in inputs]
+    assert len(swatches) == 3 * (1 + 2 + 1)
+    for line in swatches:
+        assert re.fullmatch(r"  \x1b\[48;2;\d+;\d+;\d+m {6}\x1b\[0m #[0-9a-f]{6} +[\d.]+%", line)
+
+
 def test_no_color_environment_variable(images: dict[str, Path]) -> None:
     master, slave = pty.openpty()
     env = dict(os.environ, NO_COLOR="1")

@@ -264,36 +264,42 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         stream = sys.stdout.buffer if fmt == "ase" else sys.stdout
     color = fmt == "text" and _use_color(stream)
 
-    failures = 0
     used_names: set[str] = set()
+
+    def emit(item: Item) -> None:
+        if item.error is not None:
+            progress.message(_error_line(item.name, item.error))
+        elif item.skipped is not None:
+            progress.message(f"{PROG}: skipped {item.name}: {item.skipped}")
+        if fmt == "json":
+            stream.write(json.dumps(_json_record(item), default=str) + "\n")
+            stream.flush()
+            return
+        if item.palette is None:
+            return
+        if fmt == "text":
+            stream.write(_render_text(item, color=color))
+            stream.flush()
+        elif out_dir is not None:
+            name = _document_name(item, EXTENSIONS[fmt], used_names)
+            document = item.palette.export(fmt)
+            target = out_dir / name
+            if isinstance(document, bytes):
+                target.write_bytes(document)
+            else:
+                target.write_text(document, encoding="utf-8")
+        else:
+            stream.write(item.palette.export(fmt))
+            stream.flush()
+
+    failures = 0
     try:
         for item in _iter_items(inputs, zips, options):
+            # Stdout and stderr may share the terminal: take the bar down while writing.
+            progress.clear()
+            emit(item)
+            failures += item.error is not None
             progress.advance(item.name)
-            if item.error is not None:
-                failures += 1
-                progress.message(_error_line(item.name, item.error))
-            elif item.skipped is not None:
-                progress.message(f"{PROG}: skipped {item.name}: {item.skipped}")
-            if fmt == "json":
-                stream.write(json.dumps(_json_record(item), default=str) + "\n")
-                stream.flush()
-                continue
-            if item.palette is None:
-                continue
-            if fmt == "text":
-                stream.write(_render_text(item, color=color))
-                stream.flush()
-            elif out_dir is not None:
-                name = _document_name(item, EXTENSIONS[fmt], used_names)
-                document = item.palette.export(fmt)
-                target = out_dir / name
-                if isinstance(document, bytes):
-                    target.write_bytes(document)
-                else:
-                    target.write_text(document, encoding="utf-8")
-            else:
-                stream.write(item.palette.export(fmt))
-                stream.flush()
     finally:
         progress.clear()
         if close_stream:
