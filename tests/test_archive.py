@@ -629,3 +629,15 @@ def test_extract_archive_passes_options_and_raises_caller_errors() -> None:
     with pytest.raises(ArchiveError) as info:
         list(extract_archive(data, limits=ArchiveLimits(max_entries=1)))
     assert info.value.code == "archive_too_many_entries"
+
+
+def test_declared_entry_count(tmp_path: Path) -> None:
+    from palette_native.archive import declared_entry_count
+
+    data = mixed_archive()
+    assert declared_entry_count(data) == 9  # the folder entry counts too
+    path = tmp_path / "a.zip"
+    path.write_bytes(data)
+    assert declared_entry_count(path) == 9
+    assert declared_entry_count(b"not a zip") is None
+    assert declared_entry_count(tmp_path / "missing.zip") is None

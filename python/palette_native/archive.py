@@ -37,6 +37,7 @@ __all__ = [
     "ArchiveLimits",
     "ArchiveResult",
     "ArchiveSource",
+    "declared_entry_count",
     "extract_archive",
     "is_zip",
     "iter_archive",
@@ -312,6 +313,18 @@ def _peek_directory(fp: IO[bytes]) -> tuple[int, int] | None:
         if len(record) == 56 and record.startswith(_ZIP64_EOCD_SIGNATURE):
             count, directory_size = struct.unpack("<QQ", record[32:48])
     return count, directory_size
+
+
+def declared_entry_count(source: ArchiveSource) -> int | None:
+    """The entry count an archive's end record declares (folders included), read without
+    loading the central directory; None when the source is not a readable ZIP. Cheap enough
+    for sizing a progress bar; not a validation."""
+    try:
+        with _open_source(source) as raw:
+            peek = _peek_directory(raw)
+    except (PaletteError, OSError, struct.error, ValueError):
+        return None
+    return None if peek is None else peek[0]
 
 
 def _corrupt(message: str, **details: Any) -> ArchiveError:

@@ -17,7 +17,6 @@ import os
 import shutil
 import sys
 import time
-import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,15 +131,14 @@ def _is_zip_file(path: str) -> bool:
         return False  # extract() reports the problem with the file
 
 
-def _count_images(path: str, is_archive: bool) -> int:
-    """How many items an input will give, for the progress bar (a rough count is fine)."""
+def _count_items(path: str, is_archive: bool) -> int:
+    """Roughly how many items an input gives (for the progress bar): 1 for a file, the
+    declared entry count for a ZIP, read from its end record only."""
     if not is_archive:
         return 1
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return sum(1 for info in archive.infolist() if not info.is_dir())
-    except (zipfile.BadZipFile, OSError, ValueError):
-        return 1
+    from .archive import declared_entry_count
+
+    return max(declared_entry_count(path) or 1, 1)
 
 
 def _iter_items(inputs: Sequence[str], zips: set[str], options: dict[str, Any]) -> Iterator[Item]:
@@ -246,8 +244,9 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"colors": args.colors}
     if args.exact:
         options["exact"] = True
-    total = sum(_count_images(path, path in zips) for path in inputs)
-    progress = Progress(total, sys.stderr, enabled=_is_tty(sys.stderr) and total > 1)
+    show_progress = _is_tty(sys.stderr)
+    total = sum(_count_items(path, path in zips) for path in inputs) if show_progress else 0
+    progress = Progress(total, sys.stderr, enabled=show_progress and total > 1)
 
     stream: Any  # a text stream, or a binary one for ASE
     close_stream = False
