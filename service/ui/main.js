@@ -2,7 +2,7 @@
 // Everything goes through the public HTTP API (api.js); state that must survive a reload
 // lives in IndexedDB (store.js); job status comes from poller.js.
 
-import { ApiError, TERMINAL, cancelJob, uploadJob } from './api.js';
+import { ApiError, TERMINAL, cancelJob, setApiKey, uploadJob } from './api.js';
 import { bulkArchive, slug } from './exports.js';
 import { el, paletteFromHash, renderPalette } from './palette.js';
 import { isVisible, watchJob } from './poller.js';
@@ -18,7 +18,9 @@ const STATE_LABELS = {
   failed: 'Failed',
   canceled: 'Canceled',
   rejected: 'Not accepted',
+  expired: 'No longer on the server',
 };
+const FINISHED_LOCAL = new Set([...TERMINAL, 'rejected', 'expired']);
 const ACTIVE_LOCAL = new Set(['waiting', 'pending', 'uploading']);
 const OPEN_PALETTES_AT_MOST = 4;
 
@@ -58,6 +60,9 @@ function wireOptions() {
     colors.value = String(options.colors);
     saveOptions();
   });
+  const key = $('#opt-api-key');
+  try { key.value = localStorage.getItem('palette-api-key') ?? ''; } catch { /* ignore */ }
+  key.addEventListener('change', () => { setApiKey(key.value.trim()); flushOutbox(); });
   transparent.addEventListener('change', () => { options.ignoreTransparent = transparent.checked; saveOptions(); });
   for (const radio of document.querySelectorAll('input[name="order"]')) {
     radio.addEventListener('change', () => {
@@ -234,8 +239,8 @@ function renderCard(key) {
   view.dismiss.hidden = active;
   const okResults = (card.results ?? []).filter((r) => r.palette);
   view.bulk.hidden = okResults.length < 2;
-  view.resultsLink.hidden = !(card.jobId && TERMINAL.has(state) && card.results);
-  if (card.jobId) view.resultsLink.href = `/v1/jobs/${encodeURIComponent(card.jobId)}/results`;
+  view.resultsLink.hidden = !(card.results && job?.results_url);
+  if (job?.results_url) view.resultsLink.href = job.results_url;
 
   if (view.renderedResults !== card.results) renderPalettes(key);
   renderSummary();
@@ -251,7 +256,12 @@ function renderPalettes(key) {
   const items = card.results;
   const nodes = items.map((item) => {
     const name = item.name ?? card.name;
-    if (item.palette) return renderPalette(name, item.palette, { order: options.order, actions: paletteActions, headingLevel: 3 });
+    if (item.palette) {
+      return renderPalette(name, item.palette, {
+        order: options.order, actions: paletteActions, headingLevel: 3,
+        hideName: items.length === 1 && name === card.name,
+      });
+    }
     const reason = item.error?.detail ?? item.error?.message ?? (item.status === 'skipped' ? 'Not an image; skipped.' : 'No palette.');
     return el('p', { class: `item-error${item.status === 'skipped' ? ' skipped' : ''}` }, el('strong', {}, name), `: ${reason}`);
   });
@@ -279,11 +289,12 @@ function renderSummary() {
     images += p.total;
     done += p.done;
     failed += p.failed;
-    if (TERMINAL.has(card.state) || card.state === 'rejected') finishedJobs += 1;
+    if (FINISHED_LOCAL.has(card.state)) finishedJobs += 1;
     if (card.state === 'waiting') waiting += 1;
     if (card.state === 'rejected') failed += 1;
   }
-  const parts = [`${done}/${images} done, ${failed} failed`, `${finishedJobs}/${list.length} jobs finished`];
+  const parts = [`${finishedJobs}/${list.length} jobs finished`];
+  if (images || failed) parts.unshift(`${done}/${images} done, ${failed} failed`);
   if (waiting) parts.push(`${waiting} waiting for network`);
   summary.textContent = parts.join(' · ');
 }
@@ -364,8 +375,14 @@ async function flushOnce() {
   items = [...items, ...memoryOutbox.values()].sort((a, b) => a.createdAt - b.createdAt);
   for (const item of items) {
     const outcome = item.kind === 'cancel' ? await sendCancel(item) : await sendUpload(item);
+    if (outcome?.blocked) return;
     if (outcome?.retryAfter != null) {
-      // Blocked (no network, or the service asked us to wait): try again later.
+      // Blocked (no network, or the service asked us to wait): the rest waits too.
+      if (outcome.network) {
+        for (const other of items) {
+          if (other.kind === 'upload' && cards.get(other.key)?.state === 'pending') update(other.key, { state: 'waiting' });
+        }
+      }
       const wait = outcome.network ? backoffSeconds : Math.max(outcome.retryAfter, 1);
       if (outcome.network) backoffSeconds = Math.min(backoffSeconds * 2, 60);
       retryTimer = setTimeout(flushOutbox, wait * 1000);
@@ -404,6 +421,12 @@ async function sendUpload(item) {
       update(item.key, { state: 'waiting', error: err.network ? null : err.message });
       return { retryAfter: err.retryAfter ?? backoffSeconds, network: err.network };
     }
+    if (err.status === 401 || err.status === 403) {
+      // Kept: it goes as soon as a key is entered.
+      update(item.key, { state: 'waiting', error: err.message });
+      $('#api-key-box').open = true;
+      return { blocked: true };
+    }
     await dropFromOutbox(item.id);
     update(item.key, { state: 'rejected', error: err.message });
     return null;
@@ -438,10 +461,11 @@ async function sendCancel(item) {
 function follow(key) {
   const card = cards.get(key);
   if (!card?.jobId || stoppers.has(key)) return;
-  if (TERMINAL.has(card.state) && card.results) return;
+  if (FINISHED_LOCAL.has(card.state) && (card.results || !card.job?.results_url)) return;
   const stop = watchJob(card.jobId, {
     etag: card.etag,
     status: card.state,
+    resultsUrl: card.job?.results_url,
     onJob: (job, etag) => update(key, { job, etag, state: job.status, error: jobError(job) }),
     onResults: (results) => {
       stoppers.delete(key);
@@ -454,8 +478,11 @@ function follow(key) {
     },
     onError: (err, willRetry) => {
       if (!willRetry) stoppers.delete(key);
-      update(key, { error: err.network ? 'No network connection; will keep trying.' : err.message }, { save: !willRetry });
+      const changes = { error: err.network ? 'No network connection; will keep trying.' : err.message };
+      if (err.status === 404) changes.state = 'expired';
+      update(key, changes, { save: !willRetry });
     },
+    onRecover: () => update(key, { error: jobError(cards.get(key)?.job) }, { save: false }),
   });
   stoppers.set(key, stop);
 }

@@ -124,7 +124,7 @@ export function paletteFromHash(hash) {
  * Render one palette. `actions` provides copy(text, what), download(name, data, type) and
  * share(url); `order` is 'share' or 'hue'.
  */
-export function renderPalette(name, palette, { order, actions, headingLevel = 3 }) {
+export function renderPalette(name, palette, { order, actions, headingLevel = 3, hideName = false }) {
   const colors = sortedColors(palette, order);
   const strip = el('div', { class: 'swatches', role: 'list', 'aria-label': `Colors of ${name}` });
   for (const c of colors) {
@@ -135,12 +135,13 @@ export function renderPalette(name, palette, { order, actions, headingLevel = 3 
       el('button', {
         type: 'button', class: 'swatch', 'data-hex': c.hex,
         style: { backgroundColor: c.hex, color: text },
-        'aria-label': `Copy ${c.hex}, ${pct}${roles.length ? `, ${roles.join(', ')}` : ''}`,
         title: `${c.hex} · ${pct}${roles.length ? ` · ${roles.join(', ')}` : ''} (click to copy)`,
         onclick: () => actions.copy(c.hex, c.hex),
       },
+      el('span', { class: 'visually-hidden' }, 'Copy '),
       el('span', { class: 'hex' }, c.hex),
-      el('span', { class: 'share' }, pct))));
+      el('span', { class: 'share' }, ` ${pct}`),
+      roles.length ? el('span', { class: 'visually-hidden' }, `, ${roles.join(', ')}`) : null)));
   }
 
   const roleChips = Object.entries(palette?.swatches ?? {}).map(([role, sw]) => el('li', {
@@ -160,7 +161,7 @@ export function renderPalette(name, palette, { order, actions, headingLevel = 3 
     onclick: () => actions.download(`${stem}.${d.ext}`, d.render(palette, stem), d.type),
   }, d.label));
 
-  const heading = el(`h${headingLevel}`, { class: 'palette-name' }, name);
+  const heading = el(`h${headingLevel}`, { class: hideName ? 'palette-name visually-hidden' : 'palette-name' }, name);
   const metrics = metricsLine(palette);
   return el('section', { class: 'palette', 'data-name': name, 'data-colors': String(colors.length), 'aria-label': `Palette of ${name}` },
     heading,

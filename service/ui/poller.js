@@ -59,13 +59,15 @@ async function withJobLock(jobId, task) {
 }
 
 class Watcher {
-  constructor(jobId, { etag, status, onJob, onResults, onError }) {
+  constructor(jobId, { etag, status, resultsUrl, onJob, onResults, onError, onRecover }) {
     this.jobId = jobId;
     this.etag = etag ?? null;
     this.status = status ?? null;
-    this.callbacks = { onJob, onResults, onError };
+    this.resultsUrl = resultsUrl ?? null;
+    this.callbacks = { onJob, onResults, onError, onRecover };
     this.stopped = false;
-    this.needResults = status != null && TERMINAL.has(status);
+    // A finished job has results to fetch only if the service kept some (a canceled job has none).
+    this.needResults = TERMINAL.has(status) && Boolean(this.resultsUrl);
     this.failures = 0;
     this.wake = null;
   }
@@ -83,13 +85,18 @@ class Watcher {
   receive(message) {
     if (message.type === 'job') {
       this.etag = message.etag ?? this.etag;
-      this.status = message.job.status;
-      if (TERMINAL.has(this.status)) this.needResults = true;
+      this.learn(message.job);
       this.callbacks.onJob(message.job, this.etag);
     } else if (message.type === 'results') {
       this.needResults = false;
       this.callbacks.onResults(message.results);
     }
+  }
+
+  learn(job) {
+    this.status = job.status;
+    this.resultsUrl = job.results_url ?? null;
+    if (TERMINAL.has(this.status)) this.needResults = Boolean(this.resultsUrl);
   }
 
   publish(message) {
@@ -119,16 +126,16 @@ class Watcher {
         if (this.stopped) return 0;
         if (!answer.notModified) {
           this.etag = answer.etag;
-          this.status = answer.job.status;
+          this.learn(answer.job);
           this.callbacks.onJob(answer.job, this.etag);
           this.publish({ type: 'job', job: answer.job, etag: this.etag });
-          if (TERMINAL.has(this.status)) this.needResults = true;
         }
+        if (this.failures) this.callbacks.onRecover?.();
         this.failures = 0;
         if (!TERMINAL.has(this.status)) return answer.retryAfter ?? DEFAULT_DELAY_S;
       }
       if (this.needResults) {
-        const results = await getResults(this.jobId);
+        const results = await getResults(this.jobId, this.resultsUrl);
         if (this.stopped) return 0;
         this.needResults = false;
         this.callbacks.onResults(results);
@@ -138,7 +145,7 @@ class Watcher {
     } catch (err) {
       if (this.stopped) return 0;
       this.failures += 1;
-      const retryable = err.retryable || (err.status === 409 && this.needResults);
+      const retryable = err.retryable;
       this.callbacks.onError(err, retryable);
       if (!retryable) {
         this.stopped = true;
@@ -151,7 +158,8 @@ class Watcher {
 
 /**
  * Follow a job until it is finished and its results are in. Callbacks:
- * onJob(job, etag), onResults(results), onError(ApiError, willRetry). Returns a stop function.
+ * onJob(job, etag), onResults(results), onError(ApiError, willRetry) and onRecover() after
+ * errors. Returns a stop function.
  */
 export function watchJob(jobId, options) {
   const existing = watchers.get(jobId);

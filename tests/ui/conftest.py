@@ -67,9 +67,16 @@ class Server:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             [str(ROOT), str(ROOT / "python"), os.environ.get("PYTHONPATH", "")])}
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        if (ROOT / "service" / "cli.py").exists():
+            command = [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1",
+                       "--port", str(self.port), "--data-dir", str(data_dir),
+                       "--workers", str(workers)]
+        else:  # TEMPORARY until the CLI lands
+            env.update(PALETTE_DATA_DIR=str(data_dir), PALETTE_WORKERS=str(workers))
+            command = [sys.executable, "-m", "uvicorn", "--factory", "service.app:create_app",
+                       "--host", "127.0.0.1", "--port", str(self.port)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1",
-             "--port", str(self.port), "--data-dir", str(data_dir), "--workers", str(workers)],
+            command,
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
         )
         self._wait_ready()

@@ -149,18 +149,18 @@ def test_drop_images_and_zip_gives_palettes_and_exports(ui: Page) -> None:
     # Downloads made from the palette JSON.
     with ui.expect_download() as info:
         four.locator("[data-download='gpl']").click()
-    gpl = open(info.value.path(), encoding="utf-8").read()
+    gpl = info.value.path().read_text(encoding="utf-8")
     assert gpl.startswith("GIMP Palette\nName: four\n") and hexes[0] in gpl
     with ui.expect_download() as info:
         four.locator("[data-download='ase']").click()
-    ase = open(info.value.path(), "rb").read()
+    ase = info.value.path().read_bytes()
     assert ase[:4] == b"ASEF" and int.from_bytes(ase[8:12], "big") == len(hexes)
     with ui.expect_download() as info:
         four.locator("[data-download='svg']").click()
-    assert open(info.value.path(), encoding="utf-8").read().count("<rect ") == len(hexes)
+    assert info.value.path().read_text(encoding="utf-8").count("<rect ") == len(hexes)
     with ui.expect_download() as info:
         four.locator("[data-download='json']").click()
-    palette_json = json.loads(open(info.value.path(), encoding="utf-8").read())
+    palette_json = json.loads(info.value.path().read_text(encoding="utf-8"))
     assert [c["hex"] for c in palette_json["colors"]] == hexes
 
     # One combined download for the bulk job.
