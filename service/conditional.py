@@ -89,8 +89,8 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
         end = int(last) if last else size - 1
     except ValueError:
         return None
-    if end < start:
-        return None
     if start >= size:
         return "unsatisfiable"
+    if end < start:
+        return None
     return (start, min(end, size - 1))

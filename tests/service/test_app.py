@@ -1,0 +1,426 @@
+"""The app through its factory (TestClient as a context manager, so the lifespan runs)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from starlette.testclient import TestClient
+
+from service.app import create_app
+from service.jobs.retention import sweep_once
+from service.settings import Settings
+
+
+def problem(r: Any, status: int, code: str) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = r.json()
+    assert body["code"] == code and body["status"] == status
+    assert body["type"].endswith(code) and body["title"] and body["detail"] and body["request_id"]
+    return body
+
+
+def submit(c: TestClient, files: list[tuple[str, bytes]], **fields: str) -> Any:
+    return c.post("/v1/jobs", files=[("file", (n, d, "application/octet-stream"))
+                                     for n, d in files], data=fields)
+
+
+# -- sync palette ---------------------------------------------------------------------------
+def test_sync_palette_has_strong_etag_content_location_and_cache(client: TestClient, h: Any) -> None:
+    image = h.make_jpeg(1)
+    r = client.post("/v1/palette?colors=5", content=image,
+                    headers={"content-type": "image/jpeg"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["colors"]) == 5 and body["width"] == 96 and body["height"] == 64
+    etag = r.headers["etag"]
+    assert re.fullmatch(r'"[0-9a-f]{40}"', etag)
+    digest = hashlib.sha256(image).hexdigest()
+    location = r.headers["content-location"]
+    assert location.startswith(f"/v1/palettes/{digest}?") and "colors=5" in location
+    again = client.get(location)
+    assert again.status_code == 200 and again.content == r.content
+    assert again.headers["etag"] == etag
+    revalidated = client.get(location, headers={"If-None-Match": f'"nope", W/{etag}'})
+    assert revalidated.status_code == 304 and revalidated.headers["etag"] == etag
+    assert revalidated.content == b""
+    # Multipart upload of the same bytes: same resource, served from the cache.
+    r2 = client.post("/v1/palette?colors=5", files={"file": ("x.jpg", image, "image/jpeg")})
+    assert r2.status_code == 200 and r2.headers["etag"] == etag and r2.content == r.content
+    metrics = client.get("/metrics").text
+    assert 'palette_palette_cache_total{result="hit"} 1.0' in metrics
+    assert 'palette_images_processed_total{outcome="succeeded",path="sync"} 1.0' in metrics
+    # Other options are another resource.
+    r3 = client.post("/v1/palette?colors=3", content=image)
+    assert r3.headers["etag"] != etag and len(r3.json()["colors"]) == 3
+
+
+def test_unknown_palette_address_is_404(client: TestClient) -> None:
+    problem(client.get("/v1/palettes/" + "0" * 64), 404, "palette_not_found")
+    problem(client.get("/v1/palettes/not-a-digest"), 404, "palette_not_found")
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [("colors=0", "colors"), ("colors=65", "colors"), ("colors=abc", "colors"),
+     ("exact=maybe", "exact"), ("alpha_threshold=300", "alpha_threshold"),
+     ("max_color_fraction=nan", "max_color_fraction"), ("pixel_budget=5", "pixel_budget")],
+    ids=lambda v: str(v),
+)
+def test_sync_bad_options(client: TestClient, h: Any, query: str, parameter: str) -> None:
+    body = problem(client.post(f"/v1/palette?{query}", content=h.make_jpeg(1)), 400,
+                   "bad_parameter")
+    assert body["parameter"] == parameter
+
+
+def test_sync_bad_inputs(client: TestClient, h: Any) -> None:
+    problem(client.post("/v1/palette", content=b""), 400, "empty_body")
+    problem(client.post("/v1/palette", content=b"hello, not an image" * 10), 415,
+            "unsupported_format")
+    zipped = h.make_zip({"a.jpg": h.make_jpeg(1)})
+    body = problem(client.post("/v1/palette", content=zipped), 415, "unsupported_format")
+    assert "/v1/jobs" in body["detail"]
+    truncated = h.make_jpeg(2, size=(400, 300))[:600]
+    problem(client.post("/v1/palette", content=truncated), 422, "decode_error")
+    problem(client.post("/v1/palette", files=[("file", ("a", h.make_jpeg(1))),
+                                              ("file", ("b", h.make_jpeg(2)))]),
+            400, "too_many_files")
+
+
+def test_sync_limits_name_the_limit(tmp_path: Path, h: Any) -> None:
+    settings = Settings(data_dir=tmp_path, max_sync_bytes=2000, max_pixels=5000)
+    with TestClient(create_app(settings)) as c:
+        big = h.make_jpeg(3, size=(400, 300))
+        body = problem(c.post("/v1/palette", content=big), 413, "request_too_large")
+        assert body["limit_bytes"] == 2000 and body["actual_bytes"] == len(big)
+        body = problem(c.post("/v1/palette", content=h.make_jpeg(4, size=(100, 60))), 422,
+                       "image_too_large")
+        assert body["limit_pixels"] == 5000 and body["actual_pixels"] == 6000
+
+
+# -- jobs -----------------------------------------------------------------------------------
+def test_job_with_images_and_zip(client: TestClient, h: Any) -> None:
+    archive = h.make_zip({"dir/one.jpg": h.make_jpeg(10), "two.png": h.make_png(11),
+                          "notes.txt": b"not an image", "bad.jpg": h.make_jpeg(12)[:300]})
+    r = submit(client, [("solo.jpg", h.make_jpeg(13)), ("photos.zip", archive)], colors="4")
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert r.headers["location"] == f"/v1/jobs/{job['id']}" and r.headers["retry-after"] == "1"
+    assert job["status"] in ("queued", "running") and job["progress"]["total"] == 5
+    final = h.wait_job(client, r.headers["location"])
+    assert final["status"] == "succeeded", final
+    assert final["progress"] == {"total": 5, "done": 3, "failed": 1, "skipped": 1}
+    results = client.get(final["results_url"])
+    assert results.status_code == 200
+    doc = results.json()
+    assert doc["count"] == 5
+    by_name = {i["name"]: i for i in doc["items"]}
+    assert by_name["solo.jpg"]["input"] == "solo.jpg"
+    assert by_name["dir/one.jpg"]["input"] == "photos.zip"
+    assert len(by_name["two.png"]["palette"]["colors"]) == 4
+    assert by_name["notes.txt"]["status"] == "skipped"
+    assert by_name["bad.jpg"]["status"] == "failed"
+    assert by_name["bad.jpg"]["error"]["code"] == "decode_error"
+    # The results ETag is the SHA-256 of the stored bytes.
+    assert results.headers["etag"] == '"' + hashlib.sha256(results.content).hexdigest() + '"'
+
+
+def test_job_etags_ranges_and_conditionals(client: TestClient, h: Any) -> None:
+    r = submit(client, [("a.jpg", h.make_jpeg(1))])
+    location = r.headers["location"]
+    job = h.wait_job(client, location)
+    got = client.get(location)
+    assert got.json() == job and "retry-after" not in got.headers
+    assert client.get(location, headers={"If-None-Match": got.headers["etag"]}).status_code == 304
+    results_url = location + "/results"
+    full = client.get(results_url)
+    size, etag = len(full.content), full.headers["etag"]
+    assert full.headers["accept-ranges"] == "bytes"
+    part = client.get(results_url, headers={"Range": "bytes=5-14"})
+    assert part.status_code == 206 and part.content == full.content[5:15]
+    assert part.headers["content-range"] == f"bytes 5-14/{size}"
+    tail = client.get(results_url, headers={"Range": "bytes=-7"})
+    assert tail.status_code == 206 and tail.content == full.content[-7:]
+    stale = client.get(results_url, headers={"Range": "bytes=0-3", "If-Range": '"other"'})
+    assert stale.status_code == 200 and stale.content == full.content
+    body = problem(client.get(results_url, headers={"Range": f"bytes={size}-"}), 416,
+                   "range_not_satisfiable")
+    assert body["size"] == size
+    not_modified = client.get(results_url, headers={"If-None-Match": etag})
+    assert not_modified.status_code == 304 and not_modified.headers["etag"] == etag
+    listing = client.get("/v1/jobs")
+    again = client.get("/v1/jobs", headers={"If-None-Match": listing.headers["etag"]})
+    assert again.status_code == 304
+
+
+def test_job_etag_changes_while_it_runs_and_has_retry_after(tmp_path: Path, h: Any) -> None:
+    app = create_app(Settings(data_dir=tmp_path), run_workers=False)
+    with TestClient(app) as c:
+        r = submit(c, [("a.jpg", h.make_jpeg(1)), ("b.jpg", h.make_jpeg(2))])
+        location = r.headers["location"]
+        first = c.get(location)
+        assert first.headers["retry-after"] == "1"
+        store = app.state.runtime.store
+        lease = store.claim("test-worker", 30)
+        second = c.get(location, headers={"If-None-Match": first.headers["etag"]})
+        assert second.status_code == 200 and second.json()["status"] == "running"
+        assert second.headers["etag"] != first.headers["etag"]
+        problem(c.get(location + "/results"), 409, "job_not_finished")
+        problem(c.delete(location), 409, "job_running")
+        assert store.release(lease)
+
+
+def test_list_jobs_pagination_and_filter(client: TestClient, h: Any) -> None:
+    ids = [submit(client, [(f"{n}.jpg", h.make_jpeg(n))]).json()["id"] for n in range(5)]
+    for job_id in ids:
+        h.wait_job(client, f"/v1/jobs/{job_id}")
+    page = client.get("/v1/jobs?limit=2")
+    assert [j["id"] for j in page.json()["jobs"]] == ids[::-1][:2]
+    assert page.headers["link"].startswith("</v1/jobs?limit=2&cursor=")
+    seen = []
+    url: str | None = "/v1/jobs?limit=2"
+    while url:
+        doc = client.get(url).json()
+        seen += [j["id"] for j in doc["jobs"]]
+        url = doc["next"]
+    assert seen == ids[::-1]
+    assert len(client.get("/v1/jobs?status=succeeded").json()["jobs"]) == 5
+    assert client.get("/v1/jobs?status=queued").json()["jobs"] == []
+    problem(client.get("/v1/jobs?status=done"), 400, "bad_parameter")
+    problem(client.get("/v1/jobs?limit=0"), 400, "bad_parameter")
+    problem(client.get("/v1/jobs?cursor=%%%"), 400, "bad_cursor")
+
+
+def test_cancel_and_delete_rules(tmp_path: Path, h: Any) -> None:
+    app = create_app(Settings(data_dir=tmp_path), run_workers=False)
+    with TestClient(app) as c:
+        r = submit(c, [("a.jpg", h.make_jpeg(1))])
+        job_id = r.json()["id"]
+        blobs_dir = tmp_path / "blobs" / "uploads" / job_id
+        assert blobs_dir.is_dir()
+        canceled = c.post(f"/v1/jobs/{job_id}/cancel")
+        assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"
+        assert not blobs_dir.exists()  # a canceled job frees its uploads at once
+        assert c.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
+        problem(c.get(f"/v1/jobs/{job_id}/results"), 409, "no_results")
+        assert c.delete(f"/v1/jobs/{job_id}").status_code == 204
+        problem(c.get(f"/v1/jobs/{job_id}"), 404, "job_not_found")
+        problem(c.delete(f"/v1/jobs/{job_id}"), 404, "job_not_found")
+        problem(c.post("/v1/jobs/nope/cancel"), 404, "job_not_found")
+
+
+def test_cancel_finished_job_is_409_and_delete_removes_results(
+    client: TestClient, settings: Settings, h: Any
+) -> None:
+    r = submit(client, [("a.jpg", h.make_jpeg(1))])
+    job = h.wait_job(client, r.headers["location"])
+    body = problem(client.post(f"/v1/jobs/{job['id']}/cancel"), 409, "job_finished")
+    assert body["status_now"] == "succeeded"
+    results_dir = settings.data_dir / "blobs" / "results" / job["id"]
+    assert results_dir.is_dir()
+    assert client.delete(f"/v1/jobs/{job['id']}").status_code == 204
+    assert not results_dir.exists()
+
+
+def test_idempotency_key(client: TestClient, h: Any) -> None:
+    files = [("a.jpg", h.make_jpeg(1))]
+    first = client.post("/v1/jobs", files=[("file", ("a.jpg", files[0][1]))],
+                        headers={"Idempotency-Key": "key-1"})
+    assert first.status_code == 202
+    replay = client.post("/v1/jobs", files=[("file", ("a.jpg", files[0][1]))],
+                         headers={"Idempotency-Key": "key-1"})
+    assert replay.status_code == 202 and replay.headers["idempotent-replayed"] == "true"
+    assert replay.json() == first.json()
+    assert replay.headers["location"] == first.headers["location"]
+    other = client.post("/v1/jobs", files=[("file", ("a.jpg", h.make_jpeg(2)))],
+                        headers={"Idempotency-Key": "key-1"})
+    problem(other, 422, "idempotency_key_reused")
+    assert len(client.get("/v1/jobs").json()["jobs"]) == 1
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    assert runtime.store.idempotency_begin("public", "key-2", "POST", "/v1/jobs") == "new"
+    busy = client.post("/v1/jobs", files=[("file", ("a.jpg", h.make_jpeg(3)))],
+                       headers={"Idempotency-Key": "key-2"})
+    problem(busy, 409, "idempotency_key_in_use")
+    # A failed request frees its key: the client can fix the body and retry.
+    bad = client.post("/v1/jobs", files=[("file", ("a.txt", b"text" * 200))],
+                      headers={"Idempotency-Key": "key-3"})
+    problem(bad, 415, "unsupported_format")
+    ok = client.post("/v1/jobs", files=[("file", ("a.jpg", h.make_jpeg(4)))],
+                     headers={"Idempotency-Key": "key-3"})
+    assert ok.status_code == 202
+
+
+def test_job_upload_limits_and_bad_requests(tmp_path: Path, h: Any) -> None:
+    settings = Settings(data_dir=tmp_path, max_images_per_job=3, zip_max_entries=4,
+                        max_request_bytes=60_000)
+    with TestClient(create_app(settings)) as c:
+        body = problem(submit(c, [(f"{n}.jpg", h.make_jpeg(n)) for n in range(4)]), 422,
+                       "too_many_images")
+        assert body["limit_images"] == 3
+        archive = h.make_zip({f"{n}.jpg": h.make_jpeg(n) for n in range(3)})
+        body = problem(submit(c, [("x.jpg", h.make_jpeg(9)), ("a.zip", archive)]), 422,
+                       "too_many_images")
+        assert body["limit_images"] == 3 and body["actual_images"] == 4
+        many = h.make_zip({f"{n}.txt": b"x" for n in range(5)})
+        body = problem(submit(c, [("many.zip", many)]), 422, "archive_too_many_entries")
+        assert body["limit_entries"] == 4 and body["actual_entries"] == 5
+        broken = h.make_zip({"a.jpg": h.make_jpeg(1)})[:-30]
+        problem(submit(c, [("broken.zip", broken)]), 422, "archive_corrupt")
+        big = h.make_jpeg(5, size=(600, 400), quality=95)
+        body = problem(submit(c, [("big.jpg", big)]), 413, "request_too_large")
+        assert body["limit_bytes"] == 60_000
+        problem(submit(c, [("a.txt", b"plain text, not an image" * 30)]), 415,
+                "unsupported_format")
+        problem(submit(c, [("a.tar.gz", b"\x1f\x8b\x08" + b"\x00" * 600)]), 415,
+                "unsupported_format")
+        problem(c.post("/v1/jobs", content=b"{}", headers={"content-type": "application/json"}),
+                415, "unsupported_media_type")
+        problem(c.post("/v1/jobs", data={"colors": "4"}, files=[]), 415,
+                "unsupported_media_type")
+        problem(c.post("/v1/jobs", files=[("colors", (None, "4"))]), 400, "no_files")
+        problem(submit(c, [("a.jpg", h.make_jpeg(1))], colors="999"), 400, "bad_parameter")
+        problem(submit(c, [("a.jpg", h.make_jpeg(1))], callback_url="ftp://x"), 400,
+                "bad_parameter")
+        problem(submit(c, [("empty.jpg", b"")]), 400, "empty_file")
+        malformed = c.post("/v1/jobs", content=b"--xx\r\nContent-Disposition: form-data; "
+                           b'name="file"; filename="a.jpg"\r\n\r\n' + h.make_jpeg(1),
+                           headers={"content-type": "multipart/form-data; boundary=xx"})
+        problem(malformed, 400, "malformed_multipart")
+        assert c.get("/v1/jobs").json()["jobs"] == []
+        # Nothing from the refused uploads is left behind.
+        uploads = tmp_path / "blobs" / "uploads"
+        assert not uploads.exists() or list(uploads.iterdir()) == []
+
+
+def test_per_image_and_archive_limits_inside_jobs(tmp_path: Path, h: Any) -> None:
+    settings = Settings(data_dir=tmp_path, max_pixels=10_000, zip_max_ratio=5.0)
+    with TestClient(create_app(settings)) as c:
+        r = submit(c, [("small.jpg", h.make_jpeg(1)), ("huge.jpg", h.make_jpeg(2, (200, 100)))])
+        job = h.wait_job(c, r.headers["location"])
+        assert job["status"] == "succeeded" and job["progress"]["failed"] == 1
+        items = c.get(job["results_url"]).json()["items"]
+        error = items[1]["error"]
+        assert error["code"] == "image_too_large"
+        assert error["limit_pixels"] == 10_000 and error["actual_pixels"] == 20_000
+        flat = io.BytesIO()
+        Image.fromarray(np.full((800, 800, 3), 200, np.uint8)).save(flat, "BMP")  # ~1.9 MB
+        bomb = h.make_zip({"flat.bmp": flat.getvalue()}, compression=zipfile.ZIP_DEFLATED)
+        r = submit(c, [("bomb.zip", bomb)])
+        job = h.wait_job(c, r.headers["location"])
+        assert job["status"] == "failed"
+        assert job["error"]["code"] == "archive_ratio_exceeded", job["error"]
+        assert job["error"]["limit_ratio"] == 5.0
+
+
+def test_api_keys_scope_jobs_per_tenant(tmp_path: Path, h: Any) -> None:
+    settings = Settings(data_dir=tmp_path, api_keys={"alice-key": "alice", "bob-key": "bob"})
+    with TestClient(create_app(settings)) as c:
+        body = problem(c.get("/v1/jobs"), 401, "unauthorized")
+        assert body
+        assert c.get("/v1/jobs").headers["www-authenticate"].startswith("Bearer")
+        problem(c.get("/v1/jobs", headers={"X-API-Key": "nope"}), 401, "invalid_api_key")
+        alice = {"Authorization": "Bearer alice-key"}
+        bob = {"X-API-Key": "bob-key"}
+        r = c.post("/v1/jobs", files=[("file", ("a.jpg", h.make_jpeg(1)))], headers=alice)
+        assert r.status_code == 202
+        location = r.headers["location"]
+        h.wait_job(c, location, headers=alice)
+        problem(c.get(location, headers=bob), 404, "job_not_found")
+        problem(c.get(location + "/results", headers=bob), 404, "job_not_found")
+        problem(c.post(location + "/cancel", headers=bob), 404, "job_not_found")
+        problem(c.delete(location, headers=bob), 404, "job_not_found")
+        assert c.get("/v1/jobs", headers=bob).json()["jobs"] == []
+        assert len(c.get("/v1/jobs", headers=alice).json()["jobs"]) == 1
+        assert c.get("/healthz").status_code == 200  # operations stay open
+        # The sync cache is per tenant too.
+        image = h.make_jpeg(5)
+        made = c.post("/v1/palette", content=image, headers=alice)
+        problem(c.get(made.headers["content-location"], headers=bob), 404, "palette_not_found")
+        assert c.get(made.headers["content-location"], headers=alice).status_code == 200
+
+
+def test_retention_expires_jobs_and_their_data(tmp_path: Path, h: Any) -> None:
+    class Clock:
+        t = 1_900_000_000.0
+
+        def now(self) -> float:
+            return self.t
+
+    clock = Clock()
+    settings = Settings(data_dir=tmp_path, retention_seconds=3600)
+    app = create_app(settings, clock=clock)
+    with TestClient(app) as c:
+        r = submit(c, [("a.jpg", h.make_jpeg(1))])
+        job = h.wait_job(c, r.headers["location"])
+        assert job["expires_at"].startswith("2030-03-17T18:")  # finished + 1 h
+        runtime = app.state.runtime
+        clock.t += 3599
+        assert c.get(r.headers["location"]).status_code == 200
+        clock.t += 2
+        problem(c.get(r.headers["location"]), 404, "job_not_found")
+        assert sweep_once(runtime.store, runtime.blobs, clock) == 1
+        assert not (tmp_path / "blobs" / "results" / job["id"]).exists()
+
+
+# -- operations -----------------------------------------------------------------------------
+def test_health_ready_metrics(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"]["workers"] == "ok"
+    client.app.state.runtime.begin_drain()  # type: ignore[attr-defined]
+    draining = client.get("/readyz")
+    assert draining.status_code == 503 and draining.json()["checks"]["draining"] is True
+    assert draining.headers["retry-after"]
+    refused = client.post("/v1/jobs", files=[("file", ("a.jpg", b"\xff\xd8\xff" + b"0" * 600))])
+    problem(refused, 503, "draining")
+    assert refused.headers["retry-after"]
+    text = client.get("/metrics").text
+    for name in ("palette_http_requests_total", "palette_http_request_duration_seconds_bucket",
+                 "palette_jobs{", "palette_queue_depth"):
+        assert name in text
+    assert 'route="/readyz",status="503"' in text
+
+
+def test_openapi_lists_every_api_route_and_docs_are_local(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert spec["openapi"].startswith("3.1")
+    documented = {(path, verb.upper()) for path, item in spec["paths"].items() for verb in item}
+    from service.routes import jobs, ops, palette
+
+    for route in [*ops.routes, *palette.routes, *jobs.routes]:
+        for method in route.methods - {"HEAD"}:  # type: ignore[attr-defined]
+            assert (route.path, method) in documented  # type: ignore[attr-defined]
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/openapi.json" in page.text
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page.text)  # nothing remote
+
+
+def test_errors_are_problem_documents(client: TestClient) -> None:
+    problem(client.get("/v1/nothing-here"), 404, "not_found")
+    problem(client.put("/v1/jobs"), 405, "method_not_allowed")
+    r = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert r.headers["x-request-id"] == "abc-123"
+
+
+def test_settings_from_environment_hide_secrets() -> None:
+    env = {"PALETTE_WORKERS": "3", "PALETTE_API_KEYS": "alice:s3cret,plainkey",
+           "PALETTE_MAX_PIXELS": "1000", "PALETTE_ZIP_MAX_RATIO": "7.5",
+           "PALETTE_DATA_DIR": "/tmp/x"}
+    s = Settings.from_env(env, port=9001)
+    assert (s.workers, s.port, s.max_pixels, s.zip_max_ratio) == (3, 9001, 1000, 7.5)
+    assert s.api_keys["s3cret"] == "alice" and s.api_keys["plainkey"].startswith("key-")
+    view = json.dumps(s.public_view())
+    assert "s3cret" not in view and "plainkey" not in view and "alice" in view
+    with pytest.raises(ValueError, match="PALETTE_WORKERS"):
+        Settings.from_env({"PALETTE_WORKERS": "many"})
+    assert dataclasses.replace(s, workers=1).workers == 1
