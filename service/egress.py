@@ -105,7 +105,9 @@ class EgressPolicy:
         candidates: list[IPAddress] = [address]
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             candidates.append(address.ipv4_mapped)
-        return any(a in net for a in candidates for net in self.allow_cidrs if a.version == net.version)
+        return any(
+            a in net for a in candidates for net in self.allow_cidrs if a.version == net.version
+        )
 
     def check_address(self, address: IPAddress, *, host: str = "") -> None:
         """Raise ``EgressRefused`` unless ``address`` is public or allowlisted."""

@@ -129,7 +129,9 @@ class UrlSigner:
         self.keys = keys
         self.clock = clock
 
-    def sign(self, path: str, params: Mapping[str, str], expires_at: int, method: str = "GET") -> str:
+    def sign(
+        self, path: str, params: Mapping[str, str], expires_at: int, method: str = "GET"
+    ) -> str:
         """The path plus a query string that carries the signature."""
         kid, secret = self.keys.current
         signed = [*params.items(), ("expires", str(expires_at)), ("kid", kid)]
@@ -168,9 +170,14 @@ def download_options(body: Mapping[str, object], job_id: str) -> tuple[int, dict
     Raises ``ValueError`` with ``(field, message)`` on a bad value.
     """
     expires_in = body.get("expires_in", DEFAULT_EXPIRES_IN)
-    if (not isinstance(expires_in, int) or isinstance(expires_in, bool)
-            or not 1 <= expires_in <= MAX_EXPIRES_IN):
-        raise ValueError("expires_in", f"expires_in must be whole seconds from 1 to {MAX_EXPIRES_IN}")
+    if (
+        not isinstance(expires_in, int)
+        or isinstance(expires_in, bool)
+        or not 1 <= expires_in <= MAX_EXPIRES_IN
+    ):
+        raise ValueError(
+            "expires_in", f"expires_in must be whole seconds from 1 to {MAX_EXPIRES_IN}"
+        )
     disposition = body.get("disposition", "attachment")
     if disposition not in DISPOSITIONS:
         raise ValueError("disposition", f"disposition must be one of {', '.join(DISPOSITIONS)}")
@@ -183,9 +190,6 @@ def download_options(body: Mapping[str, object], job_id: str) -> tuple[int, dict
     if unknown:
         raise ValueError(unknown[0], f"unknown field {unknown[0]!r}")
     return expires_in, {"disposition": str(disposition), "filename": filename}
-
-
-
 
 
 # -- routes ----------------------------------------------------------------------------------------
@@ -208,8 +212,13 @@ async def _optional_json(request: Request) -> dict[str, object]:
     if not raw.strip():
         return {}
     if len(raw) > 4096:
-        raise Problem(413, "body_too_large", "The JSON body is too large.", limit_bytes=4096,
-                      actual_bytes=len(raw))
+        raise Problem(
+            413,
+            "body_too_large",
+            "The JSON body is too large.",
+            limit_bytes=4096,
+            actual_bytes=len(raw),
+        )
     try:
         value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -258,13 +267,18 @@ async def signed_download(request: Request) -> Response:
 
     signer = _signer(request)
     try:
-        values = signer.verify(request.method, request.scope["path"],
-                               list(request.query_params.multi_items()))
+        values = signer.verify(
+            request.method, request.scope["path"], list(request.query_params.multi_items())
+        )
     except SignatureInvalid as exc:
         raise Problem(403, "signature_invalid", f"The download link is not valid: {exc}.") from exc
     except UrlExpired as exc:
-        raise Problem(403, "url_expired", "The download link has expired; ask for a new one.",
-                      expired_at=int(exc.args[0].rsplit(" ", 1)[-1])) from exc
+        raise Problem(
+            403,
+            "url_expired",
+            "The download link has expired; ask for a new one.",
+            expired_at=int(exc.args[0].rsplit(" ", 1)[-1]),
+        ) from exc
     if values.get("disposition") not in DISPOSITIONS or "filename" not in values:
         raise Problem(403, "signature_invalid", "The download link lacks its response parameters.")
     jobs = request.state.jobs

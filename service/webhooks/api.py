@@ -30,8 +30,15 @@ EVENT_TYPE_CHOICES = ("*", *JOB_EVENTS)
 MESSAGE_STATUSES = ("pending", "succeeded", "failed")
 MAX_BATCH_EVENTS = 1000
 MAX_BATCH_WAIT_MS = 600_000
-ENDPOINT_FIELDS = ("url", "description", "event_types", "disabled", "disabled_reason", "batch",
-                   "metadata")
+ENDPOINT_FIELDS = (
+    "url",
+    "description",
+    "event_types",
+    "disabled",
+    "disabled_reason",
+    "batch",
+    "metadata",
+)
 
 
 def system_of(request: Request) -> WebhookSystem:
@@ -57,8 +64,13 @@ def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None 
 async def _read_json(request: Request, *, required: bool = True) -> dict[str, Any]:
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
-        raise Problem(413, "body_too_large", "The JSON body is too large.",
-                      limit_bytes=MAX_BODY_BYTES, actual_bytes=len(raw))
+        raise Problem(
+            413,
+            "body_too_large",
+            "The JSON body is too large.",
+            limit_bytes=MAX_BODY_BYTES,
+            actual_bytes=len(raw),
+        )
     if not raw.strip():
         if required:
             raise Problem(400, "invalid_json", "A JSON object body is required.")
@@ -79,7 +91,9 @@ def _invalid(field: str, detail: str) -> Problem:
 def validate_endpoint_fields(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
     unknown = sorted(set(body) - set(ENDPOINT_FIELDS))
     if unknown:
-        raise _invalid(unknown[0], f"Unknown field {unknown[0]!r}; allowed: {', '.join(ENDPOINT_FIELDS)}.")
+        raise _invalid(
+            unknown[0], f"Unknown field {unknown[0]!r}; allowed: {', '.join(ENDPOINT_FIELDS)}."
+        )
     out: dict[str, Any] = {}
     if "url" in body or creating:
         url = body.get("url")
@@ -93,8 +107,11 @@ def validate_endpoint_fields(body: dict[str, Any], *, creating: bool) -> dict[st
         out["description"] = desc
     if "event_types" in body or creating:
         types = body.get("event_types", ["*"])
-        if (not isinstance(types, list) or not types
-                or any(t not in EVENT_TYPE_CHOICES for t in types)):
+        if (
+            not isinstance(types, list)
+            or not types
+            or any(t not in EVENT_TYPE_CHOICES for t in types)
+        ):
             raise _invalid(
                 "event_types",
                 f"event_types must be a non-empty list of {', '.join(EVENT_TYPE_CHOICES)} "
@@ -118,20 +135,35 @@ def validate_endpoint_fields(body: dict[str, Any], *, creating: bool) -> dict[st
                 raise _invalid("batch", "batch must be null or {max_events, max_wait_ms}.")
             max_events = batch.get("max_events", 100)
             max_wait = batch.get("max_wait_ms", 1000)
-            if (not isinstance(max_events, int) or isinstance(max_events, bool)
-                    or not 1 <= max_events <= MAX_BATCH_EVENTS):
-                raise _invalid("batch.max_events",
-                               f"batch.max_events must be an integer from 1 to {MAX_BATCH_EVENTS}.")
-            if (not isinstance(max_wait, int) or isinstance(max_wait, bool)
-                    or not 0 <= max_wait <= MAX_BATCH_WAIT_MS):
-                raise _invalid("batch.max_wait_ms",
-                               f"batch.max_wait_ms must be an integer from 0 to {MAX_BATCH_WAIT_MS}.")
+            if (
+                not isinstance(max_events, int)
+                or isinstance(max_events, bool)
+                or not 1 <= max_events <= MAX_BATCH_EVENTS
+            ):
+                raise _invalid(
+                    "batch.max_events",
+                    f"batch.max_events must be an integer from 1 to {MAX_BATCH_EVENTS}.",
+                )
+            if (
+                not isinstance(max_wait, int)
+                or isinstance(max_wait, bool)
+                or not 0 <= max_wait <= MAX_BATCH_WAIT_MS
+            ):
+                raise _invalid(
+                    "batch.max_wait_ms",
+                    f"batch.max_wait_ms must be an integer from 0 to {MAX_BATCH_WAIT_MS}.",
+                )
             out["batch"] = {"max_events": max_events, "max_wait_ms": max_wait}
     if "metadata" in body:
         meta = body["metadata"]
-        if (not isinstance(meta, dict) or len(meta) > 50
-                or any(not isinstance(k, str) or not isinstance(v, str) or len(k) > 100
-                       or len(v) > 1000 for k, v in meta.items())):
+        if (
+            not isinstance(meta, dict)
+            or len(meta) > 50
+            or any(
+                not isinstance(k, str) or not isinstance(v, str) or len(k) > 100 or len(v) > 1000
+                for k, v in meta.items()
+            )
+        ):
             raise _invalid("metadata", "metadata must map at most 50 strings to strings.")
         out["metadata"] = meta
     return out
@@ -173,7 +205,9 @@ async def list_endpoints(request: Request) -> Response:
     system = system_of(request)
     limit = _limit(request)
     after = request.query_params.get("cursor") or None
-    rows = await run_in_threadpool(system.store.list_endpoints, tenant_of(request), limit + 1, after)
+    rows = await run_in_threadpool(
+        system.store.list_endpoints, tenant_of(request), limit + 1, after
+    )
     next_cursor = rows[limit - 1]["id"] if len(rows) > limit else None
     return _json_response({"data": [_public(r) for r in rows[:limit]], "next_cursor": next_cursor})
 
@@ -199,14 +233,21 @@ async def update_endpoint(request: Request) -> Response:
         await vet_url(system, changes["url"])
     try:
         endpoint = await run_in_threadpool(
-            system.store.update_endpoint, request.path_params["endpoint_id"], tenant_of(request),
-            changes, request.headers.get("if-match"),
+            system.store.update_endpoint,
+            request.path_params["endpoint_id"],
+            tenant_of(request),
+            changes,
+            request.headers.get("if-match"),
         )
     except NotFound as exc:
         raise _not_found(exc) from exc
     except PreconditionFailed as exc:
-        raise Problem(412, "precondition_failed", "If-Match does not match the endpoint's ETag.",
-                      headers={"ETag": exc.current_etag}) from exc
+        raise Problem(
+            412,
+            "precondition_failed",
+            "If-Match does not match the endpoint's ETag.",
+            headers={"ETag": exc.current_etag},
+        ) from exc
     system.wake()
     return _json_response(_public(endpoint), headers=_endpoint_headers(endpoint))
 
@@ -215,14 +256,20 @@ async def delete_endpoint(request: Request) -> Response:
     system = system_of(request)
     try:
         await run_in_threadpool(
-            system.store.delete_endpoint, request.path_params["endpoint_id"], tenant_of(request),
+            system.store.delete_endpoint,
+            request.path_params["endpoint_id"],
+            tenant_of(request),
             request.headers.get("if-match"),
         )
     except NotFound as exc:
         raise _not_found(exc) from exc
     except PreconditionFailed as exc:
-        raise Problem(412, "precondition_failed", "If-Match does not match the endpoint's ETag.",
-                      headers={"ETag": exc.current_etag}) from exc
+        raise Problem(
+            412,
+            "precondition_failed",
+            "If-Match does not match the endpoint's ETag.",
+            headers={"ETag": exc.current_etag},
+        ) from exc
     return Response(status_code=204)
 
 
@@ -234,8 +281,9 @@ async def rotate_secret(request: Request) -> Response:
         )
     except NotFound as exc:
         raise _not_found(exc) from exc
-    return _json_response({**_public(endpoint), "secret": secret},
-                          headers=_endpoint_headers(endpoint))
+    return _json_response(
+        {**_public(endpoint), "secret": secret}, headers=_endpoint_headers(endpoint)
+    )
 
 
 async def send_test(request: Request) -> Response:
@@ -243,8 +291,12 @@ async def send_test(request: Request) -> Response:
     body = await _read_json(request, required=False)
     event_type = body.get("event_type", "job.succeeded")
     if event_type not in JOB_EVENTS:
-        raise Problem(422, "invalid_event_type",
-                      f"event_type must be one of {', '.join(JOB_EVENTS)}.", field="event_type")
+        raise Problem(
+            422,
+            "invalid_event_type",
+            f"event_type must be one of {', '.join(JOB_EVENTS)}.",
+            field="event_type",
+        )
     owner = tenant_of(request)
     try:
         message_id = await run_in_threadpool(
@@ -264,8 +316,9 @@ def _limit(request: Request) -> int:
     except ValueError:
         limit = -1
     if not 1 <= limit <= 200:
-        raise Problem(400, "invalid_parameter", "limit must be an integer from 1 to 200.",
-                      parameter="limit")
+        raise Problem(
+            400, "invalid_parameter", "limit must be an integer from 1 to 200.", parameter="limit"
+        )
     return limit
 
 
@@ -277,16 +330,23 @@ def _message_cursor(request: Request) -> tuple[float, str] | None:
     try:
         return float(created), message_id
     except ValueError as exc:
-        raise Problem(400, "invalid_parameter", "cursor is not one this service issued.",
-                      parameter="cursor") from exc
+        raise Problem(
+            400, "invalid_parameter", "cursor is not one this service issued.", parameter="cursor"
+        ) from exc
 
 
-async def _list_messages(request: Request, endpoint_id: str | None, callbacks_only: bool) -> Response:
+async def _list_messages(
+    request: Request, endpoint_id: str | None, callbacks_only: bool
+) -> Response:
     system = system_of(request)
     status = request.query_params.get("status")
     if status is not None and status not in MESSAGE_STATUSES:
-        raise Problem(400, "invalid_parameter",
-                      f"status must be one of {', '.join(MESSAGE_STATUSES)}.", parameter="status")
+        raise Problem(
+            400,
+            "invalid_parameter",
+            f"status must be one of {', '.join(MESSAGE_STATUSES)}.",
+            parameter="status",
+        )
     limit = _limit(request)
     owner = tenant_of(request)
     if endpoint_id is not None:
@@ -296,8 +356,12 @@ async def _list_messages(request: Request, endpoint_id: str | None, callbacks_on
             raise _not_found(exc) from exc
     rows = await run_in_threadpool(
         lambda: system.store.list_messages(
-            owner, endpoint_id=endpoint_id, callbacks_only=callbacks_only, status=status,
-            limit=limit + 1, cursor=_message_cursor(request),
+            owner,
+            endpoint_id=endpoint_id,
+            callbacks_only=callbacks_only,
+            status=status,
+            limit=limit + 1,
+            cursor=_message_cursor(request),
         )
     )
     next_cursor = None
@@ -323,7 +387,9 @@ async def get_message(request: Request) -> Response:
     system = system_of(request)
     try:
         message = await run_in_threadpool(
-            system.store.get_message, request.path_params["message_id"], tenant_of(request),
+            system.store.get_message,
+            request.path_params["message_id"],
+            tenant_of(request),
             request.path_params.get("endpoint_id"),
         )
     except NotFound as exc:
@@ -335,7 +401,9 @@ async def resend_message(request: Request) -> Response:
     system = system_of(request)
     try:
         message = await run_in_threadpool(
-            system.store.resend, request.path_params["message_id"], tenant_of(request),
+            system.store.resend,
+            request.path_params["message_id"],
+            tenant_of(request),
             request.path_params.get("endpoint_id"),
         )
     except NotFound as exc:
@@ -350,8 +418,12 @@ def _time_field(body: dict[str, Any], name: str, *, required: bool) -> float | N
     value = body.get(name)
     if value is None:
         if required:
-            raise Problem(422, "invalid_recover_window",
-                          f"{name} is required (RFC 3339 time or epoch seconds).", field=name)
+            raise Problem(
+                422,
+                "invalid_recover_window",
+                f"{name} is required (RFC 3339 time or epoch seconds).",
+                field=name,
+            )
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
@@ -360,8 +432,12 @@ def _time_field(body: dict[str, Any], name: str, *, required: bool) -> float | N
             return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
         except ValueError:
             pass
-    raise Problem(422, "invalid_recover_window",
-                  f"{name} must be an RFC 3339 time or epoch seconds.", field=name)
+    raise Problem(
+        422,
+        "invalid_recover_window",
+        f"{name} must be an RFC 3339 time or epoch seconds.",
+        field=name,
+    )
 
 
 async def recover(request: Request) -> Response:
@@ -374,7 +450,10 @@ async def recover(request: Request) -> Response:
         raise Problem(422, "invalid_recover_window", "until must be after since.", field="until")
     try:
         count = await run_in_threadpool(
-            system.store.recover, request.path_params["endpoint_id"], tenant_of(request), since,
+            system.store.recover,
+            request.path_params["endpoint_id"],
+            tenant_of(request),
+            since,
             until,
         )
     except NotFound as exc:
@@ -401,10 +480,14 @@ ROUTES: list[BaseRoute] = [
     Route("/v1/webhook-endpoints/{endpoint_id}/test", send_test, methods=["POST"]),
     Route("/v1/webhook-endpoints/{endpoint_id}/recover", recover, methods=["POST"]),
     Route("/v1/webhook-endpoints/{endpoint_id}/messages", list_endpoint_messages, methods=["GET"]),
-    Route("/v1/webhook-endpoints/{endpoint_id}/messages/{message_id}", get_message,
-          methods=["GET"]),
-    Route("/v1/webhook-endpoints/{endpoint_id}/messages/{message_id}/resend", resend_message,
-          methods=["POST"]),
+    Route(
+        "/v1/webhook-endpoints/{endpoint_id}/messages/{message_id}", get_message, methods=["GET"]
+    ),
+    Route(
+        "/v1/webhook-endpoints/{endpoint_id}/messages/{message_id}/resend",
+        resend_message,
+        methods=["POST"],
+    ),
     Route("/v1/webhook-messages", list_callback_messages, methods=["GET"]),
     Route("/v1/webhook-messages/{message_id}", get_message, methods=["GET"]),
     Route("/v1/webhook-messages/{message_id}/resend", resend_message, methods=["POST"]),

@@ -75,7 +75,9 @@ class Deliverer:
         return self.settings.timeout_s + 5.0
 
     def start(self) -> None:
-        self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="webhook-send")
+        self._pool = ThreadPoolExecutor(
+            self.settings.concurrency, thread_name_prefix="webhook-send"
+        )
         self._thread = threading.Thread(target=self._run, name="webhook-dispatch", daemon=True)
         self._thread.start()
 
@@ -133,24 +135,35 @@ class Deliverer:
         try:
             # Streamed and closed unread: the receiver's body is of no use, and a huge one must
             # not be pulled into memory.
-            with self._client.stream("POST", message.url, content=body, headers=headers) as response:
+            with self._client.stream(
+                "POST", message.url, content=body, headers=headers
+            ) as response:
                 latency_ms = (time.perf_counter() - started) * 1000.0
                 outcome = classify(response, latency_ms, self.store.clock())
         except EgressRefused as exc:
-            outcome = Outcome(None, (time.perf_counter() - started) * 1000.0, f"refused: {exc}", False)
+            outcome = Outcome(
+                None, (time.perf_counter() - started) * 1000.0, f"refused: {exc}", False
+            )
         except httpx.TimeoutException:
             outcome = Outcome(
-                None, (time.perf_counter() - started) * 1000.0,
-                f"timed out after {self.settings.timeout_s:g} s", False,
+                None,
+                (time.perf_counter() - started) * 1000.0,
+                f"timed out after {self.settings.timeout_s:g} s",
+                False,
             )
         except httpx.HTTPError as exc:
             outcome = Outcome(
-                None, (time.perf_counter() - started) * 1000.0,
-                f"{type(exc).__name__}: {exc}"[:300], False,
+                None,
+                (time.perf_counter() - started) * 1000.0,
+                f"{type(exc).__name__}: {exc}"[:300],
+                False,
             )
         status = self.store.record_attempt(message, self.owner, outcome, started_wall, trigger)
         log.info(
-            "webhook %s -> %s: %s (%s)", message.id, message.url, status,
+            "webhook %s -> %s: %s (%s)",
+            message.id,
+            message.url,
+            status,
             outcome.status_code or outcome.error,
         )
         return status

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from service.egress import EgressPolicy
 
@@ -39,7 +39,7 @@ class WebhookSettings:
     retention_s: float = 30 * 24 * 3600.0  # finished messages (and their attempts) are kept
     housekeeping_interval_s: float = 60.0  # purge old messages and expired rotated secrets
     callback_secret: str = ""  # signs per-job callbacks; generated in the data dir when empty
-    egress: EgressPolicy = EgressPolicy()
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WebhookSettings:
@@ -59,7 +59,9 @@ class WebhookSettings:
 
         schedule_text = env.get("PALETTE_WEBHOOK_RETRY_SCHEDULE", "").strip()
         return cls(
-            retry_schedule=parse_schedule(schedule_text) if schedule_text else DEFAULT_RETRY_SCHEDULE,
+            retry_schedule=parse_schedule(schedule_text)
+            if schedule_text
+            else DEFAULT_RETRY_SCHEDULE,
             jitter=min(number("PALETTE_WEBHOOK_JITTER", cls.jitter), 1.0),
             timeout_s=number("PALETTE_WEBHOOK_TIMEOUT", cls.timeout_s),
             disable_after_s=number("PALETTE_WEBHOOK_DISABLE_AFTER", cls.disable_after_s),

@@ -19,7 +19,7 @@ def generate_secret() -> str:
 
 def secret_key(secret: str) -> bytes:
     """The raw HMAC key inside a ``whsec_`` secret."""
-    body = secret[len(SECRET_PREFIX) :] if secret.startswith(SECRET_PREFIX) else secret
+    body = secret.removeprefix(SECRET_PREFIX)
     key = base64.b64decode(body + "==")
     if not key:
         raise ValueError("webhook secret is empty")
@@ -38,7 +38,9 @@ def signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
-def signature_header(secrets_in_force: Iterable[str], msg_id: str, timestamp: int, body: bytes) -> str:
+def signature_header(
+    secrets_in_force: Iterable[str], msg_id: str, timestamp: int, body: bytes
+) -> str:
     """Space-separated signatures, one per secret in force (several while a rotation overlaps)."""
     return " ".join(signature(s, msg_id, timestamp, body) for s in secrets_in_force)
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from service.webhooks.signing import generate_secret, new_message_id
 from service.webhooks.settings import WebhookSettings
+from service.webhooks.signing import generate_secret, new_message_id
 
 Clock = Callable[[], float]
 
@@ -145,14 +145,18 @@ def new_endpoint_id() -> str:
     return "ep_" + secrets.token_urlsafe(12)
 
 
-def job_payload(job: dict[str, Any], event_type: str, now: float, base_url: str = "") -> dict[str, Any]:
+def job_payload(
+    job: dict[str, Any], event_type: str, now: float, base_url: str = ""
+) -> dict[str, Any]:
     """The thin event body: no image data, only the job's id, state and where to fetch more."""
     job_id = str(job.get("id") or job.get("job_id") or "")
     data: dict[str, Any] = {"job_id": job_id, "status": job.get("status")}
     progress = job.get("progress")
     if isinstance(progress, dict):
         data["progress"] = {
-            k: v for k, v in progress.items() if isinstance(v, int | float) and not isinstance(v, bool)
+            k: v
+            for k, v in progress.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
         }
     error = job.get("error")
     if isinstance(error, dict) and error.get("code"):
@@ -360,7 +364,14 @@ class WebhookStore:
                         break
                     body = '{"events":[' + ",".join(e["payload"] for e in events) + "]}"
                     self._insert_message(
-                        tx, row["endpoint_id"], row["url"], row["owner"], None, "batch", body, now,
+                        tx,
+                        row["endpoint_id"],
+                        row["url"],
+                        row["owner"],
+                        None,
+                        "batch",
+                        body,
+                        now,
                         event_count=len(events),
                     )
                     tx.execute(
@@ -415,8 +426,14 @@ class WebhookStore:
         j = self.settings.jitter
         return max(0.0, base * self._rng.uniform(1.0 - j, 1.0 + j))
 
-    def record_attempt(self, message: Claimed, lease_owner: str, outcome: Outcome,
-                       attempted_at: float, trigger: str = "scheduled") -> str:
+    def record_attempt(
+        self,
+        message: Claimed,
+        lease_owner: str,
+        outcome: Outcome,
+        attempted_at: float,
+        trigger: str = "scheduled",
+    ) -> str:
         """Store the attempt and move the message on; returns its new status."""
         now = self.clock()
         with self.transaction() as tx:
@@ -428,8 +445,14 @@ class WebhookStore:
             tx.execute(
                 "INSERT INTO webhook_attempts (message_id, attempted_at, status_code, latency_ms, "
                 "error, trigger) VALUES (?, ?, ?, ?, ?, ?)",
-                (message.id, attempted_at, outcome.status_code, round(outcome.latency_ms, 1),
-                 outcome.error, trigger),
+                (
+                    message.id,
+                    attempted_at,
+                    outcome.status_code,
+                    round(outcome.latency_ms, 1),
+                    outcome.error,
+                    trigger,
+                ),
             )
             if current["lease_owner"] != lease_owner or current["status"] != "pending":
                 return str(current["status"])  # someone else took it over; keep their state
@@ -459,8 +482,9 @@ class WebhookStore:
                 self._note_endpoint_failure(tx, message.endpoint_id, outcome, now)
             return status
 
-    def _note_endpoint_failure(self, tx: sqlite3.Connection, endpoint_id: str, outcome: Outcome,
-                               now: float) -> None:
+    def _note_endpoint_failure(
+        self, tx: sqlite3.Connection, endpoint_id: str, outcome: Outcome, now: float
+    ) -> None:
         if outcome.gone:
             self._disable(tx, endpoint_id, "the endpoint answered 410 Gone", now)
             return
@@ -489,7 +513,11 @@ class WebhookStore:
         now = self.clock()
         with self.transaction() as tx:
             row = self._message_row(tx, message_id, owner, endpoint_id)
-            if row["status"] == "pending" and row["lease_until"] is not None and row["lease_until"] > now:
+            if (
+                row["status"] == "pending"
+                and row["lease_until"] is not None
+                and row["lease_until"] > now
+            ):
                 raise Conflict("the message is being delivered right now")
             tx.execute(
                 "UPDATE webhook_messages SET status = 'pending', tries = 0, next_attempt_at = ?, "
@@ -536,19 +564,23 @@ class WebhookStore:
             params.extend([cursor[0], cursor[0], cursor[1]])
         with self.reading() as conn:
             rows = conn.execute(
-                "SELECT m.* FROM webhook_messages m WHERE " + " AND ".join(clauses)
+                "SELECT m.* FROM webhook_messages m WHERE "
+                + " AND ".join(clauses)
                 + " ORDER BY m.created_at DESC, m.id DESC LIMIT ?",
                 (*params, limit),
             ).fetchall()
             return [self._message_dict(conn, row) for row in rows]
 
-    def get_message(self, message_id: str, owner: str, endpoint_id: str | None = None) -> dict[str, Any]:
+    def get_message(
+        self, message_id: str, owner: str, endpoint_id: str | None = None
+    ) -> dict[str, Any]:
         with self.reading() as conn:
             return self._message_dict(conn, self._message_row(conn, message_id, owner, endpoint_id))
 
-    def _message_row(self, conn: sqlite3.Connection, message_id: str, owner: str,
-                     endpoint_id: str | None) -> sqlite3.Row:
-        row = conn.execute(
+    def _message_row(
+        self, conn: sqlite3.Connection, message_id: str, owner: str, endpoint_id: str | None
+    ) -> sqlite3.Row:
+        row: sqlite3.Row | None = conn.execute(
             "SELECT * FROM webhook_messages WHERE id = ? AND owner = ?", (message_id, owner)
         ).fetchone()
         if row is None or (endpoint_id is not None and row["endpoint_id"] != endpoint_id):
@@ -599,10 +631,19 @@ class WebhookStore:
                 "disabled_reason, batch_max_events, batch_max_wait_ms, metadata, secret, "
                 "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    endpoint_id, owner, fields["url"], fields.get("description", ""),
-                    json.dumps(fields.get("event_types", ["*"])), int(bool(fields.get("disabled"))),
-                    fields.get("disabled_reason"), batch.get("max_events"),
-                    batch.get("max_wait_ms"), _dumps(fields.get("metadata", {})), secret, now, now,
+                    endpoint_id,
+                    owner,
+                    fields["url"],
+                    fields.get("description", ""),
+                    json.dumps(fields.get("event_types", ["*"])),
+                    int(bool(fields.get("disabled"))),
+                    fields.get("disabled_reason"),
+                    batch.get("max_events"),
+                    batch.get("max_wait_ms"),
+                    _dumps(fields.get("metadata", {})),
+                    secret,
+                    now,
+                    now,
                 ),
             )
             return self._endpoint_dict(self._endpoint_row(tx, endpoint_id, owner)), secret
@@ -620,8 +661,9 @@ class WebhookStore:
             ).fetchall()
             return [self._endpoint_dict(r) for r in rows]
 
-    def update_endpoint(self, endpoint_id: str, owner: str, changes: dict[str, Any],
-                        if_match: str | None) -> dict[str, Any]:
+    def update_endpoint(
+        self, endpoint_id: str, owner: str, changes: dict[str, Any], if_match: str | None
+    ) -> dict[str, Any]:
         now = self.clock()
         with self.transaction() as tx:
             current = self._endpoint_dict(self._endpoint_row(tx, endpoint_id, owner))
@@ -687,7 +729,7 @@ class WebhookStore:
             return self._endpoint_dict(self._endpoint_row(tx, endpoint_id, owner)), secret
 
     def _endpoint_row(self, conn: sqlite3.Connection, endpoint_id: str, owner: str) -> sqlite3.Row:
-        row = conn.execute(
+        row: sqlite3.Row | None = conn.execute(
             "SELECT * FROM webhook_endpoints WHERE id = ? AND owner = ?", (endpoint_id, owner)
         ).fetchone()
         if row is None:
@@ -758,8 +800,10 @@ class WebhookStore:
         ).fetchone()
         if has_jobs is None:
             return 0
-        orphans = "SELECT m.id FROM webhook_messages m WHERE m.job_id IS NOT NULL " \
+        orphans = (
+            "SELECT m.id FROM webhook_messages m WHERE m.job_id IS NOT NULL "
             "AND m.status != 'pending' AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = m.job_id)"
+        )
         tx.execute(f"DELETE FROM webhook_attempts WHERE message_id IN ({orphans})")
         return tx.execute(f"DELETE FROM webhook_messages WHERE id IN ({orphans})").rowcount
 

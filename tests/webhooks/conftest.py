@@ -16,8 +16,8 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-
 # -- the network guard ---------------------------------------------------------------------------
+
 
 class OutsideLoopback(ConnectionRefusedError):
     """Raised instead of connecting anywhere but loopback."""
@@ -83,6 +83,7 @@ def network_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[NetworkGuard]:
 
 # -- the receiver --------------------------------------------------------------------------------
 
+
 @dataclass
 class Received:
     headers: dict[str, str]
@@ -119,7 +120,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length)
                 headers = {k.lower(): v for k, v in self.headers.items()}

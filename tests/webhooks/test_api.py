@@ -54,8 +54,12 @@ class TestClient:
 
 def build(tmp_path: Path, allow: str) -> tuple[TestClient, WebhookSystem]:
     settings = WebhookSettings(
-        retry_schedule=(0.1,), jitter=0.0, timeout_s=2.0, poll_interval_s=0.05,
-        egress=EgressPolicy(allow_cidrs=parse_cidrs(allow)), callback_secret=generate_secret(),
+        retry_schedule=(0.1,),
+        jitter=0.0,
+        timeout_s=2.0,
+        poll_interval_s=0.05,
+        egress=EgressPolicy(allow_cidrs=parse_cidrs(allow)),
+        callback_secret=generate_secret(),
     )
     system = WebhookSystem(tmp_path / "jobs.sqlite3", tmp_path, settings)
     app = Starlette(routes=ROUTES, exception_handlers=EXCEPTION_HANDLERS)
@@ -79,10 +83,15 @@ def strict_api(tmp_path: Path) -> Iterator[TestClient]:
 
 def test_create_returns_the_secret_once(api: Any, receiver: Any) -> None:
     client, _ = api
-    r = client.post("/v1/webhook-endpoints", json={
-        "url": receiver.url, "description": "ci", "event_types": ["job.succeeded"],
-        "metadata": {"team": "a"},
-    })
+    r = client.post(
+        "/v1/webhook-endpoints",
+        json={
+            "url": receiver.url,
+            "description": "ci",
+            "event_types": ["job.succeeded"],
+            "metadata": {"team": "a"},
+        },
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["secret"].startswith("whsec_")
@@ -91,8 +100,12 @@ def test_create_returns_the_secret_once(api: Any, receiver: Any) -> None:
     got = client.get(r.headers["location"])
     assert got.status_code == 200 and "secret" not in got.json()
     assert got.headers["etag"] == r.headers["etag"]
-    assert client.get(r.headers["location"], headers={"if-none-match": got.headers["etag"]}
-                      ).status_code == 304
+    assert (
+        client.get(
+            r.headers["location"], headers={"if-none-match": got.headers["etag"]}
+        ).status_code
+        == 304
+    )
     listed = client.get("/v1/webhook-endpoints").json()
     assert [e["id"] for e in listed["data"]] == [body["id"]] and "secret" not in listed["data"][0]
 
@@ -129,12 +142,14 @@ def test_name_resolving_to_loopback_is_refused_unless_allowlisted(
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"url": "http://127.0.0.1/x", "event_types": ["job.exploded"]}, "event_types"),
-     ({"url": "http://127.0.0.1/x", "event_types": []}, "event_types"),
-     ({"url": 5}, "url"),
-     ({"url": "http://127.0.0.1/x", "batch": {"max_events": 0}}, "batch.max_events"),
-     ({"url": "http://127.0.0.1/x", "metadata": {"a": 1}}, "metadata"),
-     ({"url": "http://127.0.0.1/x", "colour": "red"}, "colour")],
+    [
+        ({"url": "http://127.0.0.1/x", "event_types": ["job.exploded"]}, "event_types"),
+        ({"url": "http://127.0.0.1/x", "event_types": []}, "event_types"),
+        ({"url": 5}, "url"),
+        ({"url": "http://127.0.0.1/x", "batch": {"max_events": 0}}, "batch.max_events"),
+        ({"url": "http://127.0.0.1/x", "metadata": {"a": 1}}, "metadata"),
+        ({"url": "http://127.0.0.1/x", "colour": "red"}, "colour"),
+    ],
     ids=["unknown-event", "no-events", "url-type", "batch-size", "metadata", "unknown-field"],
 )
 def test_invalid_fields_are_422(api: Any, body: dict[str, Any], field: str) -> None:
@@ -146,8 +161,9 @@ def test_invalid_fields_are_422(api: Any, body: dict[str, Any], field: str) -> N
 
 def test_malformed_json_is_400(api: Any) -> None:
     client, _ = api
-    r = client.post("/v1/webhook-endpoints", content=b"{nope",
-                    headers={"content-type": "application/json"})
+    r = client.post(
+        "/v1/webhook-endpoints", content=b"{nope", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 400 and r.json()["code"] == "invalid_json"
 
 
@@ -178,8 +194,9 @@ def test_rotate_and_test_event(api: Any, receiver: Any) -> None:
     new = rotated.json()["secret"]
     assert new != created["secret"] and rotated.json()["previous_secret_expires_at"]
     receiver.secrets = [new]
-    sent = client.post(f"/v1/webhook-endpoints/{created['id']}/test",
-                       json={"event_type": "job.failed"})
+    sent = client.post(
+        f"/v1/webhook-endpoints/{created['id']}/test", json={"event_type": "job.failed"}
+    )
     assert sent.status_code == 202
     [got] = receiver.wait_for(1, timeout=5)
     assert got.verified and got.json()["type"] == "job.failed"
@@ -206,22 +223,25 @@ def test_dead_letters_list_resend_and_recover_over_http(api: Any, receiver: Any)
     failed = client.get(messages, params={"status": "failed"}).json()["data"]
     for message in failed:
         assert [a["status_code"] for a in message["attempts"]] == [500, 500]
-        assert all(a["at"] and a["latency_ms"] is not None and a["error"] == "HTTP 500"
-                   for a in message["attempts"])
+        assert all(
+            a["at"] and a["latency_ms"] is not None and a["error"] == "HTTP 500"
+            for a in message["attempts"]
+        )
     healthy["up"] = True
     resent = client.post(f"{messages}/{first['id']}/resend")
     assert resent.status_code == 202 and resent.json()["status"] == "pending"
     got = receiver.wait_for(5, timeout=5)
     assert got[-1].webhook_id == first["id"]
-    recovered = client.post(f"/v1/webhook-endpoints/{created['id']}/recover",
-                            json={"since": since})
+    recovered = client.post(f"/v1/webhook-endpoints/{created['id']}/recover", json={"since": since})
     assert recovered.status_code == 202 and recovered.json()["recovered"] == 1
     got = receiver.wait_for(6, timeout=5)
     assert got[-1].webhook_id == second["id"] and all(r.verified for r in got)
     assert client.get(messages, params={"status": "bogus"}).status_code == 400
     assert client.post(f"{messages}/msg_unknown/resend").status_code == 404
-    assert client.post(f"/v1/webhook-endpoints/{created['id']}/recover", json={}
-                       ).json()["code"] == "invalid_recover_window"
+    assert (
+        client.post(f"/v1/webhook-endpoints/{created['id']}/recover", json={}).json()["code"]
+        == "invalid_recover_window"
+    )
     deadline = time.monotonic() + 5
     while client.get(f"{messages}/{second['id']}").json()["status"] != "succeeded":
         assert time.monotonic() < deadline, "the recovered message never succeeded"

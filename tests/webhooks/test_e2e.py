@@ -107,7 +107,10 @@ class Service:
     def start(self) -> None:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", BOOT], cwd=ROOT, env=self.env, stdout=log,
+                [sys.executable, "-c", BOOT],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
                 stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 30
@@ -148,8 +151,9 @@ class Service:
         return dict(r.json())
 
     def submit(self, seed: int = 0, **fields: str) -> str:
-        r = self.request("POST", "/v1/jobs", files={"file": (f"img{seed}.png", png(seed))},
-                         data=fields)
+        r = self.request(
+            "POST", "/v1/jobs", files={"file": (f"img{seed}.png", png(seed))}, data=fields
+        )
         assert r.status_code == 202, r.text
         return str(r.json()["id"])
 
@@ -279,8 +283,11 @@ def test_kill9_mid_retry_and_restart_still_delivers(service: Any, receiver: Any)
 @pytest.mark.slow  # 100 real jobs: about a minute on a loaded 2-core machine
 def test_batching_delivers_100_events_in_at_most_3_callbacks(service: Any, receiver: Any) -> None:
     svc = service(PALETTE_WORKERS="2")
-    endpoint = svc.create_endpoint(url=receiver.url, event_types=["job.succeeded"],
-                                   batch={"max_events": 50, "max_wait_ms": 60000})
+    endpoint = svc.create_endpoint(
+        url=receiver.url,
+        event_types=["job.succeeded"],
+        batch={"max_events": 50, "max_wait_ms": 60000},
+    )
     receiver.secrets = [endpoint["secret"]]
     jobs = [svc.submit(seed) for seed in range(100)]
     for job_id in jobs:
@@ -301,8 +308,9 @@ def test_private_destinations_are_refused_by_the_service(service: Any) -> None:
         r = svc.request("POST", "/v1/webhook-endpoints", json={"url": url})
         assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
         assert r.json()["code"] == "url_not_allowed"
-        r = svc.request("POST", "/v1/jobs", files={"file": ("a.png", png(1))},
-                        data={"callback_url": url})
+        r = svc.request(
+            "POST", "/v1/jobs", files={"file": ("a.png", png(1))}, data={"callback_url": url}
+        )
         assert r.status_code == 422 and r.json()["code"] == "url_not_allowed", r.text
 
 
@@ -318,18 +326,26 @@ def test_signed_download_urls(service: Any) -> None:
     assert r.status_code == 200, r.text
     url = r.json()["url"]
     assert 590 <= r.json()["expires_in"] <= 600
-    assert svc.request("POST", f"/v1/jobs/{job_id}/download-url", headers={"x-api-key": "nope"}
-                       ).status_code == 401
+    assert (
+        svc.request(
+            "POST", f"/v1/jobs/{job_id}/download-url", headers={"x-api-key": "nope"}
+        ).status_code
+        == 401
+    )
 
     plain = httpx.get(url, timeout=10)  # no API key: the signature is the credential
     assert plain.status_code == 200, plain.text
-    assert plain.headers["etag"] == results.headers["etag"] and not plain.headers["etag"].startswith("W/")
+    assert plain.headers["etag"] == results.headers["etag"] and not plain.headers[
+        "etag"
+    ].startswith("W/")
     assert plain.content == results.content
     assert plain.headers["content-disposition"] == f'attachment; filename="{job_id}-results.json"'
     ranged = httpx.get(url, headers={"range": "bytes=0-9"}, timeout=10)
     assert ranged.status_code == 206 and ranged.content == results.content[:10]
-    assert httpx.get(url, headers={"if-none-match": plain.headers["etag"]}, timeout=10
-                     ).status_code == 304
+    assert (
+        httpx.get(url, headers={"if-none-match": plain.headers["etag"]}, timeout=10).status_code
+        == 304
+    )
 
     def code(u: str) -> tuple[int, str]:
         resp = httpx.get(u, timeout=10)
@@ -339,7 +355,9 @@ def test_signed_download_urls(service: Any) -> None:
     tampered_sig = url[: -len(sig)] + ("A" if sig[0] != "A" else "B") + sig[1:]
     assert code(tampered_sig) == (403, "signature_invalid")
     assert code(url.replace("disposition=attachment", "disposition=inline")) == (
-        403, "signature_invalid")
+        403,
+        "signature_invalid",
+    )
     assert code(url.replace(job_id, other_id)) == (403, "signature_invalid")
     assert code(url + "&extra=1") == (403, "signature_invalid")
 
@@ -351,8 +369,11 @@ def test_signed_download_urls(service: Any) -> None:
 
 
 def test_expiry_cleanup_removes_what_is_no_longer_reachable(service: Any, receiver: Any) -> None:
-    svc = service(PALETTE_RETENTION_SECONDS="3", PALETTE_SWEEP_INTERVAL_SECONDS="0.5",
-                  PALETTE_WEBHOOK_HOUSEKEEPING_INTERVAL="0.5")
+    svc = service(
+        PALETTE_RETENTION_SECONDS="3",
+        PALETTE_SWEEP_INTERVAL_SECONDS="0.5",
+        PALETTE_WEBHOOK_HOUSEKEEPING_INTERVAL="0.5",
+    )
     endpoint = svc.create_endpoint(url=receiver.url)
     receiver.secrets = [endpoint["secret"]]
     job_id = svc.submit(5)
@@ -367,8 +388,10 @@ def test_expiry_cleanup_removes_what_is_no_longer_reachable(service: Any, receiv
     wait_until(lambda: len(svc.request("GET", messages).json()["data"]) == 1, 10, "the message")
 
     def gone() -> bool:
-        return (svc.request("GET", f"/v1/jobs/{job_id}").status_code == 404
-                and svc.request("GET", messages).json()["data"] == [])
+        return (
+            svc.request("GET", f"/v1/jobs/{job_id}").status_code == 404
+            and svc.request("GET", messages).json()["data"] == []
+        )
 
     wait_until(gone, 15, "the job and its messages to expire")
     assert not results_dir.exists()

@@ -23,7 +23,11 @@ def fake_resolver(table: dict[str, list[str]], real: Resolver) -> Resolver:
             out = []
             for ip in table[host]:
                 family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-                sockaddr = (ip, int(port or 0), 0, 0) if family == socket.AF_INET6 else (ip, int(port or 0))
+                sockaddr = (
+                    (ip, int(port or 0), 0, 0)
+                    if family == socket.AF_INET6
+                    else (ip, int(port or 0))
+                )
                 out.append((family, socket.SOCK_STREAM, 6, "", sockaddr))
             return out
         ipaddress.ip_address(host)  # anything else must be a literal: never ask real DNS in tests
@@ -80,8 +84,13 @@ def test_public_addresses_pass(address: str) -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/hook", "https://[::1]:8443/x",
-     "http://127.0.0.1:9/x", "http://[::ffff:169.254.169.254]/"],
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/hook",
+        "https://[::1]:8443/x",
+        "http://127.0.0.1:9/x",
+        "http://[::ffff:169.254.169.254]/",
+    ],
 )
 def test_literal_private_urls_are_refused_without_connecting(
     url: str, connect_calls: list[object]
@@ -115,7 +124,8 @@ def test_allowlist_opens_only_what_it_names(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_one_private_answer_refuses_the_whole_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        socket, "getaddrinfo",
+        socket,
+        "getaddrinfo",
         fake_resolver({"mixed.example": ["93.184.216.34", "10.0.0.1"]}, socket.getaddrinfo),
     )
     with pytest.raises(EgressRefused, match="10.0.0.1"):
@@ -124,9 +134,13 @@ def test_one_private_answer_refuses_the_whole_name(monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.parametrize(
     ("url", "fragment"),
-    [("ftp://example.com/x", "scheme"), ("http://user:pw@example.com/", "credentials"),
-     ("http:///nohost", "no host"), ("http://example.com:99999/", "not a valid URL"),
-     ("file:///etc/passwd", "scheme")],
+    [
+        ("ftp://example.com/x", "scheme"),
+        ("http://user:pw@example.com/", "credentials"),
+        ("http:///nohost", "no host"),
+        ("http://example.com:99999/", "not a valid URL"),
+        ("file:///etc/passwd", "scheme"),
+    ],
 )
 def test_malformed_urls(url: str, fragment: str) -> None:
     with pytest.raises(EgressRefused, match=fragment) as info:
@@ -158,9 +172,11 @@ def test_transport_revets_at_connect_time(
     policy = EgressPolicy()
     policy.vet_url("http://rebind.example/hook")  # creation time: fine
     answers["rebind.example"] = ["169.254.169.254"]
-    with httpx.Client(transport=PinnedTransport(policy)) as client:
-        with pytest.raises(EgressRefused, match="cloud metadata"):
-            client.post("http://rebind.example/hook", content=b"{}")
+    with (
+        httpx.Client(transport=PinnedTransport(policy)) as client,
+        pytest.raises(EgressRefused, match="cloud metadata"),
+    ):
+        client.post("http://rebind.example/hook", content=b"{}")
     assert connect_calls == []
 
 
@@ -169,7 +185,8 @@ def test_transport_connects_to_the_vetted_address_keeping_the_host(
 ) -> None:
     port = int(receiver.url.split(":")[2].split("/")[0])
     monkeypatch.setattr(
-        socket, "getaddrinfo",
+        socket,
+        "getaddrinfo",
         fake_resolver({"hooks.example": ["127.0.0.1"]}, socket.getaddrinfo),
     )
     policy = EgressPolicy(allow_cidrs=parse_cidrs("127.0.0.0/8"))

@@ -58,8 +58,11 @@ def emit(system: WebhookSystem, job: dict[str, Any], event_type: str) -> None:
 
 def job(job_id: str = "job_1", status: str = "succeeded", **extra: Any) -> dict[str, Any]:
     return {
-        "id": job_id, "status": status, "tenant": "public",
-        "progress": {"total": 3, "done": 3, "failed": 0, "skipped": 0}, **extra,
+        "id": job_id,
+        "status": status,
+        "tenant": "public",
+        "progress": {"total": 3, "done": 3, "failed": 0, "skipped": 0},
+        **extra,
     }
 
 
@@ -106,8 +109,11 @@ def test_delivery_is_signed_thin_and_verifies(make_system: Any, receiver: Any) -
     assert body["data"]["links"]["results"] == "/v1/jobs/job_1/results"
     assert len(got.body) < MAX_PAYLOAD_BYTES
     assert got.headers["webhook-id"].startswith("msg_")
-    wait_until(lambda: rows(system, "SELECT status FROM webhook_messages")[0][0] == "succeeded",
-               5, "the message to be marked succeeded")
+    wait_until(
+        lambda: rows(system, "SELECT status FROM webhook_messages")[0][0] == "succeeded",
+        5,
+        "the message to be marked succeeded",
+    )
 
 
 def test_receiver_down_for_three_attempts_gets_the_fourth_with_the_same_id(
@@ -122,9 +128,14 @@ def test_receiver_down_for_three_attempts_gets_the_fourth_with_the_same_id(
     got = receiver.wait_for(4, timeout=10)
     assert all(r.verified for r in got)
     assert len({r.webhook_id for r in got}) == 1
-    wait_until(lambda: rows(system, "SELECT status FROM webhook_messages")[0][0] == "succeeded",
-               5, "success")
-    attempts = rows(system, "SELECT status_code, latency_ms, error FROM webhook_attempts ORDER BY id")
+    wait_until(
+        lambda: rows(system, "SELECT status FROM webhook_messages")[0][0] == "succeeded",
+        5,
+        "success",
+    )
+    attempts = rows(
+        system, "SELECT status_code, latency_ms, error FROM webhook_attempts ORDER BY id"
+    )
     assert [a["status_code"] for a in attempts] == [500, 500, 500, 200]
     assert all(a["latency_ms"] is not None for a in attempts)
     time.sleep(0.5)
@@ -162,8 +173,11 @@ def test_exhausted_message_is_a_dead_letter_and_resend_delivers_it(
     system.wake()
     got = receiver.wait_for(before + 1, timeout=5)
     assert got[-1].webhook_id == dead["id"] and got[-1].verified
-    wait_until(lambda: system.store.get_message(dead["id"], "public")["status"] == "succeeded",
-               5, "the resent message to succeed")
+    wait_until(
+        lambda: system.store.get_message(dead["id"], "public")["status"] == "succeeded",
+        5,
+        "the resent message to succeed",
+    )
 
 
 def test_recover_requeues_every_failure_in_the_window(make_system: Any, receiver: Any) -> None:
@@ -175,12 +189,23 @@ def test_recover_requeues_every_failure_in_the_window(make_system: Any, receiver
     start = time.time()
     for i in range(3):
         emit(system, job(f"job_{i}"), "job.succeeded")
-    wait_until(lambda: len(system.store.list_messages(
-        "public", endpoint_id=endpoint_id, status="failed")) == 3, 10, "three dead letters")
+    wait_until(
+        lambda: (
+            len(system.store.list_messages("public", endpoint_id=endpoint_id, status="failed")) == 3
+        ),
+        10,
+        "three dead letters",
+    )
     assert system.store.recover(endpoint_id, "public", start - 1, None) == 3
     system.wake()
-    wait_until(lambda: len(system.store.list_messages(
-        "public", endpoint_id=endpoint_id, status="succeeded")) == 3, 10, "recovery")
+    wait_until(
+        lambda: (
+            len(system.store.list_messages("public", endpoint_id=endpoint_id, status="succeeded"))
+            == 3
+        ),
+        10,
+        "recovery",
+    )
     ids = {r.webhook_id for r in receiver.received}
     assert len(ids) == 3 and len(receiver.received) == 9
     assert system.store.recover(endpoint_id, "public", time.time() + 10, None) == 0
@@ -280,7 +305,7 @@ def test_secret_rotation_signs_with_both_for_the_overlap(make_system: Any, recei
 def test_old_secret_stops_signing_after_the_overlap(make_system: Any, receiver: Any) -> None:
     system = make_system(rotation_overlap_s=0.2)
     endpoint_id, old = add_endpoint(system, receiver.url)
-    _, new = system.store.rotate_secret(endpoint_id, "public")
+    system.store.rotate_secret(endpoint_id, "public")
     time.sleep(0.3)
     receiver.secrets = [old]
     system.start()
@@ -353,8 +378,11 @@ def test_schedule_parsing_and_jitter(tmp_path: Path) -> None:
     settings = WebhookSettings.from_env(env)
     assert settings.retry_schedule == (1.0, 2.0) and settings.timeout_s == 15.0
     assert WebhookSettings.from_env({}).retry_schedule == (5, 300, 1800, 7200, 18000, 36000, 36000)
-    store = WebhookStore(tmp_path / "db", WebhookSettings(retry_schedule=(10.0, 100.0), jitter=0.2),
-                         rng=random.Random(7))
+    store = WebhookStore(
+        tmp_path / "db",
+        WebhookSettings(retry_schedule=(10.0, 100.0), jitter=0.2),
+        rng=random.Random(7),
+    )
     delays = [store.retry_delay(1) for _ in range(200)]
     assert all(d is not None and 8.0 <= d <= 12.0 for d in delays)
     assert len({round(d or 0, 3) for d in delays}) > 50  # actually jittered

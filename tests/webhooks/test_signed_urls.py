@@ -58,8 +58,10 @@ def test_another_jobs_path_is_refused() -> None:
         lambda p: [(k, str(int(v) + 3600) if k == "expires" else v) for k, v in p],
         lambda p: [*p, ("extra", "1")],
         lambda p: [(k, v) for k, v in p if k != "filename"],
-        lambda p: [(k, v[:-2] + ("AA" if not v.endswith("AA") else "BB") if k == "sig" else v)
-                   for k, v in p],
+        lambda p: [
+            (k, v[:-2] + ("AA" if not v.endswith("AA") else "BB") if k == "sig" else v)
+            for k, v in p
+        ],
         lambda p: [*p, ("disposition", "inline")],
         lambda p: [(k, v) for k, v in p if k != "sig"],
     ],
@@ -115,10 +117,18 @@ def test_bad_key_settings(text: str) -> None:
 
 
 def test_download_options() -> None:
-    assert download_options({}, "j") == (900, {"disposition": "attachment",
-                                               "filename": "j-results.json"})
+    assert download_options({}, "j") == (
+        900,
+        {"disposition": "attachment", "filename": "j-results.json"},
+    )
     assert download_options({"expires_in": 604800}, "j")[0] == 604800
-    for bad in ({"expires_in": 604801}, {"expires_in": 0}, {"expires_in": "9"},
-                {"disposition": "evil"}, {"filename": "../../etc/passwd"}, {"other": 1}):
+    for bad in (
+        {"expires_in": 604801},
+        {"expires_in": 0},
+        {"expires_in": "9"},
+        {"disposition": "evil"},
+        {"filename": "../../etc/passwd"},
+        {"other": 1},
+    ):
         with pytest.raises(ValueError):
             download_options(bad, "j")

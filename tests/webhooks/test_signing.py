@@ -31,7 +31,10 @@ def test_headers_verify_with_the_reference_package() -> None:
     body = b'{"type":"job.succeeded","data":{"job_id":"j1"}}'
     msg_id = new_message_id()
     headers = webhook_headers([secret], msg_id, int(time.time()), body)
-    assert Webhook(secret).verify(body, headers) == {"type": "job.succeeded", "data": {"job_id": "j1"}}
+    assert Webhook(secret).verify(body, headers) == {
+        "type": "job.succeeded",
+        "data": {"job_id": "j1"},
+    }
     assert headers["webhook-id"] == msg_id
 
 
