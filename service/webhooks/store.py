@@ -227,6 +227,11 @@ class WebhookStore:
         finally:
             conn.close()
 
+    def _exists(self, sql: str, *params: Any) -> bool:
+        """A read that lets the sender poll without taking SQLite's write lock when idle."""
+        with self.reading() as conn:
+            return conn.execute(sql, params).fetchone() is not None
+
     def create_schema(self) -> None:
         Path(self.db_path).parent.mkdir(parents=True, exist_ok=True)
         conn = self.connect()
@@ -341,6 +346,8 @@ class WebhookStore:
         """Turn buffered events into batch messages: N events, or fewer once the oldest waited T ms."""
         now = self.clock()
         formed = 0
+        if not self._exists("SELECT 1 FROM webhook_batch_buffer LIMIT 1"):
+            return 0
         with self.transaction() as tx:
             pending = tx.execute(
                 "SELECT b.endpoint_id, COUNT(*) AS n, MIN(b.created_at) AS oldest, e.url, e.owner, "
@@ -386,6 +393,14 @@ class WebhookStore:
 
     def claim_due(self, owner: str, limit: int, lease_s: float) -> list[Claimed]:
         now = self.clock()
+        due = (
+            "SELECT 1 FROM webhook_messages m LEFT JOIN webhook_endpoints e "
+            "ON e.id = m.endpoint_id WHERE m.status = 'pending' AND m.next_attempt_at <= ? "
+            "AND (m.lease_until IS NULL OR m.lease_until < ?) "
+            "AND (m.endpoint_id IS NULL OR e.disabled = 0) LIMIT 1"
+        )
+        if not self._exists(due, now, now):
+            return []
         with self.transaction() as tx:
             rows = tx.execute(
                 "SELECT m.id, m.endpoint_id, m.url AS message_url, m.body, m.tries, e.url AS "
