@@ -241,8 +241,8 @@ def build_spec() -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": _json("Results", "The results document", {"ETag": _H["ETag"]}),
-                        "206": {"description": "A byte range of the results document",
-                                "content": {"application/json": {"schema": {}}}},
+                        "206": {"description": "A byte range of the results document (its "
+                                "Content-Type stays application/json; the bytes are a slice)"},
                         "304": {"description": "Not modified"},
                         **common_errors,
                         "404": _problem("No such job"),

@@ -146,15 +146,20 @@ class _Collector:
         self._header_value += data[start:end]
 
     def on_header_end(self) -> None:
+        # Header bytes are kept one-to-one as latin-1; names are decoded as UTF-8 below.
         self._headers[self._header_field.decode("latin-1").lower()] = self._header_value.decode(
-            "utf-8", "replace"
+            "latin-1"
         )
         self._header_field.clear()
         self._header_value.clear()
 
     def on_headers_finished(self) -> None:
         disposition = self._headers.get("content-disposition", "")
-        _, params = parse_options_header(disposition)
+        try:
+            _, params = parse_options_header(disposition)
+        except (ValueError, UnicodeError):
+            raise Problem(400, "malformed_multipart", "A part has an unreadable "
+                          "Content-Disposition header.") from None
         name = params.get(b"name", b"").decode("utf-8", "replace")
         filename = params.get(b"filename")
         self._name = name

@@ -6,11 +6,11 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 
 from ..conditional import json_response, none_match, not_modified, parse_range
 from ..jobs.service import JobService
 from ..problems import Problem
+from . import api_route
 
 __all__ = ["routes"]
 
@@ -98,10 +98,8 @@ async def delete_job(request: Request) -> Response:
 
 
 routes = [
-    Route("/v1/jobs", create_job, methods=["POST"]),
-    Route("/v1/jobs", list_jobs, methods=["GET"]),
-    Route("/v1/jobs/{job_id}", get_job, methods=["GET"]),
-    Route("/v1/jobs/{job_id}", delete_job, methods=["DELETE"]),
-    Route("/v1/jobs/{job_id}/results", job_results, methods=["GET"]),
-    Route("/v1/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
+    api_route("/v1/jobs", GET=list_jobs, POST=create_job),
+    api_route("/v1/jobs/{job_id}", GET=get_job, DELETE=delete_job),
+    api_route("/v1/jobs/{job_id}/results", GET=job_results),
+    api_route("/v1/jobs/{job_id}/cancel", POST=cancel_job),
 ]

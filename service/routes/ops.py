@@ -9,9 +9,9 @@ from pathlib import Path
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
 
 from ..openapi import build_spec
+from . import api_route
 
 __all__ = ["routes"]
 
@@ -59,9 +59,9 @@ async def docs(request: Request) -> Response:
 
 
 routes = [
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/readyz", readyz, methods=["GET"]),
-    Route("/metrics", metrics, methods=["GET"]),
-    Route("/openapi.json", openapi, methods=["GET"]),
-    Route("/docs", docs, methods=["GET"]),
+    api_route("/healthz", GET=healthz),
+    api_route("/readyz", GET=readyz),
+    api_route("/metrics", GET=metrics),
+    api_route("/openapi.json", GET=openapi),
+    api_route("/docs", GET=docs),
 ]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from ..conditional import json_response
 from ..options import parse_options
 from ..palettes import PaletteResult, PaletteService
 from ..problems import Problem
 from ..uploads import read_body, read_multipart
+from . import api_route
 
 __all__ = ["routes"]
 
@@ -79,6 +79,6 @@ async def get_palette(request: Request) -> Response:
 
 
 routes = [
-    Route("/v1/palette", create_palette, methods=["POST"]),
-    Route("/v1/palettes/{digest}", get_palette, methods=["GET"]),
+    api_route("/v1/palette", POST=create_palette),
+    api_route("/v1/palettes/{digest}", GET=get_palette),
 ]

@@ -397,9 +397,9 @@ def test_openapi_lists_every_api_route_and_docs_are_local(client: TestClient) ->
     documented = {(path, verb.upper()) for path, item in spec["paths"].items() for verb in item}
     from service.routes import jobs, ops, palette
 
-    for route in [*ops.routes, *palette.routes, *jobs.routes]:
-        for method in route.methods - {"HEAD"}:  # type: ignore[attr-defined]
-            assert (route.path, method) in documented  # type: ignore[attr-defined]
+    served = {(route.path, method) for route in [*ops.routes, *palette.routes, *jobs.routes]
+              for method in route.endpoint.allowed_methods - {"HEAD"}}
+    assert served == documented
     page = client.get("/docs")
     assert page.status_code == 200 and "/openapi.json" in page.text
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page.text)  # nothing remote
@@ -407,7 +407,10 @@ def test_openapi_lists_every_api_route_and_docs_are_local(client: TestClient) ->
 
 def test_errors_are_problem_documents(client: TestClient) -> None:
     problem(client.get("/v1/nothing-here"), 404, "not_found")
-    problem(client.put("/v1/jobs"), 405, "method_not_allowed")
+    refused = client.put("/v1/jobs")
+    problem(refused, 405, "method_not_allowed")
+    assert refused.headers["allow"] == "GET, HEAD, POST"
+    assert client.options("/v1/palette").headers["allow"] == "POST"
     r = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
     assert r.headers["x-request-id"] == "abc-123"
 
