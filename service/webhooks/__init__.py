@@ -11,6 +11,7 @@ The service wires this package in three places:
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -27,6 +28,8 @@ from service.webhooks.store import Executor, WebhookStore
 __all__ = ["WebhookSettings", "WebhookStore", "WebhookSystem", "routes"]
 
 CALLBACK_SECRET_FILE = "webhook_callback_secret"
+
+log = logging.getLogger("palette.webhooks")
 
 
 def load_or_create_secret(path: Path) -> str:
@@ -63,6 +66,7 @@ class WebhookSystem:
             secret = load_or_create_secret(Path(data_dir) / CALLBACK_SECRET_FILE)
             settings = dataclasses.replace(settings, callback_secret=secret)
         self.settings = settings
+        log.info("webhook settings in force: %s", settings.public())
         self.store = WebhookStore(db_path, settings, clock)
         self.store.create_schema()
         self.deliverer = Deliverer(self.store)

@@ -86,5 +86,8 @@ class WebhookSettings:
             "webhook_disable_after_s": self.disable_after_s,
             "webhook_concurrency": self.concurrency,
             "webhook_retention_s": self.retention_s,
+            "webhook_poll_interval_s": self.poll_interval_s,
+            "webhook_rotation_overlap_s": self.rotation_overlap_s,
+            "webhook_callback_secret": "configured" if self.callback_secret else "data dir",
             "egress_allow_cidrs": [str(n) for n in self.egress.allow_cidrs],
         }
