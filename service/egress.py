@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -176,7 +177,24 @@ def _split(url: str, schemes: Sequence[str] = ALLOWED_SCHEMES) -> SplitResult:
         raise EgressRefused("URL has no host", code="url_invalid")
     if parts.username is not None or parts.password is not None:
         raise EgressRefused("URL must not carry credentials (user:password@)", code="url_invalid")
+    if _literal_ip(parts.hostname) is None and not _valid_hostname(parts.hostname):
+        raise EgressRefused(f"{parts.hostname!r} is not a valid host name", code="url_invalid")
     return parts
+
+
+_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+
+
+def _valid_hostname(host: str) -> bool:
+    name = _ascii_host(host).removesuffix(".")
+    return 0 < len(name) <= 253 and all(_LABEL.match(label) for label in name.split("."))
+
+
+def _ascii_host(host: str) -> str:
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return ""
 
 
 def _port(scheme: str, port: int | None) -> int:
@@ -209,6 +227,8 @@ class PinnedTransport(httpx.BaseTransport):
         if url.scheme not in self.policy.allowed_schemes:
             raise EgressRefused(f"URL scheme {url.scheme!r} is not allowed", code="url_invalid")
         host = url.host
+        if _literal_ip(host) is None and not _valid_hostname(host):
+            raise EgressRefused(f"{host!r} is not a valid host name", code="url_invalid")
         addresses = self.policy.resolve(host, _port(url.scheme, url.port))
         address = addresses[0]
         if _literal_ip(host) is None:

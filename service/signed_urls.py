@@ -49,6 +49,10 @@ class SignatureInvalid(Exception):
 class UrlExpired(Exception):
     code = "url_expired"
 
+    def __init__(self, expired_at: int) -> None:
+        super().__init__(f"the URL expired at {expired_at}")
+        self.expired_at = expired_at
+
 
 @dataclass(frozen=True)
 class SigningKeys:
@@ -155,8 +159,10 @@ class UrlSigner:
         expected = _mac(secret, canonical(signed_method, path, params))
         if not hmac.compare_digest(expected, sig):
             raise SignatureInvalid("the signature does not match the URL")
-        if not expires.isdigit() or int(expires) <= self.clock():
-            raise UrlExpired(f"the URL expired at {expires}")
+        if not (expires.isascii() and expires.isdigit()):
+            raise SignatureInvalid("the expiry is not a number")
+        if int(expires) <= self.clock():
+            raise UrlExpired(int(expires))
         return values
 
 
@@ -277,7 +283,7 @@ async def signed_download(request: Request) -> Response:
             403,
             "url_expired",
             "The download link has expired; ask for a new one.",
-            expired_at=int(exc.args[0].rsplit(" ", 1)[-1]),
+            expired_at=exc.expired_at,
         ) from exc
     if values.get("disposition") not in DISPOSITIONS or "filename" not in values:
         raise Problem(403, "signature_invalid", "The download link lacks its response parameters.")

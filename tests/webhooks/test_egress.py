@@ -205,3 +205,23 @@ def test_the_guard_itself_blocks_non_loopback(network_guard: Any) -> None:
         s.connect(("192.0.2.1", 80))
     assert len(network_guard.violations) == 2
     network_guard.violations.clear()  # expected here; any other test with violations fails
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://a\x00b/",
+        "http://exa mple.com/",
+        "http://-bad.example/",
+        "http://%00/",
+        "http://" + "a" * 64 + ".example/",
+        "http://" + "a" * 5000 + "!/",
+    ],
+    ids=["nul", "space", "dash", "percent", "long-label", "huge"],
+)
+def test_bad_host_names_never_reach_the_resolver(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: asked.append(host) or [])
+    with pytest.raises(EgressRefused) as info:
+        EgressPolicy().vet_url(url)
+    assert info.value.code == "url_invalid" and asked == []
