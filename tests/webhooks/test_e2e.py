@@ -194,14 +194,22 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
 def test_job_events_reach_endpoint_and_callback_verified(service: Any, receiver: Any) -> None:
     svc = service()
     endpoint = svc.create_endpoint(url=receiver.url, event_types=["job.succeeded"])
+    progress = svc.create_endpoint(url=receiver.url + "?via=progress", event_types=["job.progress"])
     callback_secret = (svc.data_dir / "webhook_callback_secret").read_text().strip()
-    receiver.secrets = [endpoint["secret"], callback_secret]
+    receiver.secrets = [endpoint["secret"], progress["secret"], callback_secret]
     job_id = svc.submit(callback_url=receiver.url + "?via=callback")
     svc.wait_job(job_id)
-    got = receiver.wait_for(2, timeout=15)
+    got = receiver.wait_for(3, timeout=15)
+    time.sleep(0.5)
+    got = receiver.successes()
     assert all(r.verified for r in got), [r.error for r in got]
-    assert {r.path for r in got} == {"/hook", "/hook?via=callback"}
-    for r in got:
+    by_path = {r.path: r for r in got}
+    assert set(by_path) == {"/hook", "/hook?via=callback", "/hook?via=progress"}
+    progress_events = [r.json() for r in got if r.path == "/hook?via=progress"]
+    assert all(
+        e["type"] == "job.progress" and e["data"]["job_id"] == job_id for e in progress_events
+    )
+    for r in (by_path["/hook"], by_path["/hook?via=callback"]):
         body = r.json()
         assert body["type"] == "job.succeeded" and body["data"]["job_id"] == job_id
         assert body["data"]["links"]["results"].endswith(f"/v1/jobs/{job_id}/results")
