@@ -145,20 +145,26 @@ def test_snap_gives_real_image_colors(photo: np.ndarray) -> None:
 
 
 def test_color_cap_keeps_a_flat_background_from_taking_the_palette(photo: np.ndarray) -> None:
-    img = np.full((1024, 1024, 3), 245, np.uint8)  # a flat product-shot background
-    img[:128, :128] = photo[::4, ::4]              # the subject covers 1.6 %
+    # A product shot: a near-white, slightly noisy backdrop around a small subject (1.6 %).
+    rng = np.random.default_rng(7)
+    img = (245 + rng.integers(-8, 9, (1024, 1024, 1))).astype(np.uint8).repeat(3, axis=2)
+    img[:128, :128] = photo[::4, ::4]
     subject = photo[::4, ::4].reshape(-1, 3).astype(float)
 
     def subject_error(p: pn.Palette) -> float:
         rgb = np.array([c.rgb for c in p.colors], float)
         return float(((subject[:, None] - rgb[None]) ** 2).sum(-1).min(1).mean())
 
-    plain = pn.extract(img, colors=4, exact=True)
-    capped = pn.extract(img, colors=4, exact=True, max_color_fraction=0.05)
-    assert plain.colors[0].rgb == (245, 245, 245)
-    assert max(abs(v - 245) for v in capped.colors[0].rgb) <= 3
-    assert subject_error(capped) < subject_error(plain)
-    assert capped.colors[0].fraction == pytest.approx(plain.colors[0].fraction, abs=0.02)
+    def backdrop_colors(p: pn.Palette) -> int:
+        return sum(1 for c in p.colors if all(abs(v - 245) <= 10 for v in c.rgb))
+
+    plain = pn.extract(img, colors=6, exact=True)
+    capped = pn.extract(img, colors=6, exact=True, max_color_fraction=0.02)
+    assert backdrop_colors(plain) >= 2  # the backdrop's noise takes several colors...
+    assert backdrop_colors(capped) < backdrop_colors(plain)  # ...unless its weight is capped
+    assert subject_error(capped) < 0.95 * subject_error(plain)
+    # Populations still count every pixel: the backdrop keeps its real share.
+    assert sum(c.population for c in capped.colors) == 1024 * 1024
 
 
 def test_budget_and_exact(photo: np.ndarray) -> None:

@@ -274,6 +274,33 @@ int kmeans(const Points& p, std::vector<Lab>& centers, std::vector<int>& assign,
     return it;
 }
 
+// Moves each center towards the weighted geometric median of its points (Weiszfeld steps,
+// alternating with reassignment). k-means minimises squared error; palettes are judged by
+// the mean color difference, which medians minimise, so outliers pull centers less.
+void median_polish(const Points& p, std::vector<Lab>& centers, std::vector<int>& assign, int rounds) {
+    const std::size_t n = p.size(), k = centers.size();
+    for (int round = 0; round < rounds; ++round) {
+        std::vector<Lab> sum(k, Lab{0, 0, 0});
+        std::vector<double> w(k, 0.0);
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto a = static_cast<std::size_t>(assign[i]);
+            const double d = std::sqrt(dist2(p.lab[i], centers[a]));
+            const double wi = p.weight[i] / std::max(d, 1e-4);
+            for (std::size_t c = 0; c < 3; ++c) sum[a][c] += p.lab[i][c] * wi;
+            w[a] += wi;
+        }
+        for (std::size_t j = 0; j < k; ++j)
+            if (w[j] > 0) centers[j] = Lab{sum[j][0] / w[j], sum[j][1] / w[j], sum[j][2] / w[j]};
+        std::size_t changed = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            const int a = nearest(p.lab[i], centers);
+            changed += a != assign[i] ? 1 : 0;
+            assign[i] = a;
+        }
+        if (changed == 0 && round >= 2) break;
+    }
+}
+
 // Merge the pair of clusters whose union adds the least squared error (Ward) until k remain.
 void merge_down(const Points& p, std::vector<Lab>& centers, const std::vector<int>& assign, std::size_t k) {
     std::vector<double> w(centers.size(), 0.0);
@@ -381,6 +408,7 @@ PaletteResult palette_from_points(Points& p, const PaletteParams& params) {
             merge_down(p, centers, assign, k);
             out.iterations += kmeans(p, centers, assign, params.max_iterations);
         }
+        median_polish(p, centers, assign, params.median_rounds);
         while (centers.size() < k) {  // Wu found fewer boxes than k: add the costliest points
             std::size_t pick = 0;
             double worst = -1.0;
