@@ -64,17 +64,12 @@ class Server:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir.parent / f"server-{self.port}.log"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            [str(ROOT), str(ROOT / "python"), os.environ.get("PYTHONPATH", "")])}
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        if (ROOT / "service" / "cli.py").exists():
-            command = [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1",
-                       "--port", str(self.port), "--data-dir", str(data_dir),
-                       "--workers", str(workers)]
-        else:  # TEMPORARY until the CLI lands
-            env.update(PALETTE_DATA_DIR=str(data_dir), PALETTE_WORKERS=str(workers))
-            command = [sys.executable, "-m", "uvicorn", "--factory", "service.app:create_app",
-                       "--host", "127.0.0.1", "--port", str(self.port)]
+        # Tests end servers with SIGTERM: a short drain keeps teardown quick.
+        env = {**os.environ, "PALETTE_DRAIN_GRACE_SECONDS": "1", "PALETTE_DRAIN_DELAY_SECONDS": "0"}
+        command = [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1",
+                   "--port", str(self.port), "--data-dir", str(data_dir),
+                   "--workers", str(workers)]
         self.process = subprocess.Popen(
             command,
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
