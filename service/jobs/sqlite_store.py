@@ -93,9 +93,11 @@ CREATE TABLE IF NOT EXISTS idempotency (
     status_code INTEGER,
     body TEXT,
     location TEXT,
+    job_id TEXT,
     created_at REAL NOT NULL,
     PRIMARY KEY (tenant, method, path, key)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_by_job ON idempotency (job_id);
 CREATE TABLE IF NOT EXISTS palette_cache (
     key TEXT PRIMARY KEY,
     body BLOB NOT NULL,
@@ -262,13 +264,14 @@ class SqliteStore:
             if idempotency is not None:
                 conn.execute(
                     "UPDATE idempotency SET state = 'done', fingerprint = ?, status_code = ?,"
-                    " body = ?, location = ? WHERE tenant = ? AND method = ? AND path = ?"
-                    " AND key = ?",
+                    " body = ?, location = ?, job_id = ? WHERE tenant = ? AND method = ?"
+                    " AND path = ? AND key = ?",
                     (
                         idempotency.fingerprint,
                         idempotency.status_code,
                         json.dumps(created.to_public()),
                         idempotency.location,
+                        job.id,
                         idempotency.tenant,
                         idempotency.method,
                         idempotency.path,
@@ -330,6 +333,8 @@ class SqliteStore:
 
     @staticmethod
     def _delete_rows(conn: sqlite3.Connection, job_id: str) -> None:
+        # A key whose job is gone starts afresh rather than replaying a dangling response.
+        conn.execute("DELETE FROM idempotency WHERE job_id = ?", (job_id,))
         conn.execute("DELETE FROM job_items WHERE job_id = ?", (job_id,))
         conn.execute("DELETE FROM job_inputs WHERE job_id = ?", (job_id,))
         conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))

@@ -251,6 +251,13 @@ def test_idempotency_key(client: TestClient, h: Any) -> None:
     busy = client.post("/v1/jobs", files=[("file", ("a.jpg", h.make_jpeg(3)))],
                        headers={"Idempotency-Key": "key-2"})
     problem(busy, 409, "idempotency_key_in_use")
+    # Deleting the job frees its key: a retry makes a new job instead of a dangling replay.
+    h.wait_job(client, first.headers["location"])
+    assert client.delete(first.headers["location"]).status_code == 204
+    fresh = client.post("/v1/jobs", files=[("file", ("a.jpg", files[0][1]))],
+                        headers={"Idempotency-Key": "key-1"})
+    assert fresh.status_code == 202 and "idempotent-replayed" not in fresh.headers
+    assert fresh.json()["id"] != first.json()["id"]
     # A failed request frees its key: the client can fix the body and retry.
     bad = client.post("/v1/jobs", files=[("file", ("a.txt", b"text" * 200))],
                       headers={"Idempotency-Key": "key-3"})

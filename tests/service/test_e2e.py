@@ -1,0 +1,268 @@
+"""End-to-end: a real ``python -m service serve`` process on a free loopback port, real HTTP."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def big_zip(h: Any, count: int, size: tuple[int, int] = (160, 120)) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
+        for n in range(count):
+            zf.writestr(f"img{n:04d}.jpg", h.make_jpeg(n, size=size))
+    return out.getvalue()
+
+
+def post_job(url: str, files: list[tuple[str, bytes]], headers: Any = None, **fields: str) -> Any:
+    return httpx.post(url + "/v1/jobs", files=[("file", (n, d)) for n, d in files], data=fields,
+                      headers=headers, timeout=60)
+
+
+def get_job(url: str, location: str) -> dict[str, Any]:
+    job: dict[str, Any] = httpx.get(url + location, timeout=10).json()
+    return job
+
+
+def wait_final(url: str, location: str, timeout: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = get_job(url, location)
+        if job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"{location} did not finish in {timeout}s: {job}")
+
+
+def wait_done_at_least(url: str, location: str, n: int, timeout: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = get_job(url, location)
+        if job["progress"]["done"] >= n:
+            return job
+        assert job["status"] in ("queued", "running"), job
+        time.sleep(0.02)
+    raise AssertionError(f"{location} did not reach {n} images")
+
+
+def test_zip_job_and_conditional_requests_over_http(server: Any, h: Any) -> None:
+    url = server.url
+    archive = h.make_zip({f"a/{n}.jpg": h.make_jpeg(n) for n in range(6)} | {"x.txt": b"hi"})
+    r = post_job(url, [("set.zip", archive), ("one.png", h.make_png(3))], colors="6")
+    assert r.status_code == 202 and r.headers["retry-after"] == "1"
+    location = r.headers["location"]
+    job = wait_final(url, location)
+    assert job["status"] == "succeeded"
+    assert job["progress"] == {"total": 8, "done": 7, "failed": 0, "skipped": 1}
+    with httpx.Client(base_url=url, timeout=10) as c:
+        got = c.get(location)
+        assert c.get(location, headers={"If-None-Match": got.headers["etag"]}).status_code == 304
+        results = c.get(location + "/results")
+        doc = results.json()
+        assert [i["name"] for i in doc["items"]][:2] == ["a/0.jpg", "a/1.jpg"]
+        assert all(len(i["palette"]["colors"]) == 6 for i in doc["items"] if i["palette"])
+        etag = results.headers["etag"]
+        assert c.get(location + "/results", headers={"If-None-Match": etag}).status_code == 304
+        part = c.get(location + "/results", headers={"Range": "bytes=0-99"})
+        assert part.status_code == 206 and part.content == results.content[:100]
+        image = h.make_jpeg(77)
+        made = c.post("/v1/palette?colors=3", content=image)
+        assert made.status_code == 200
+        cached = c.get(made.headers["content-location"],
+                       headers={"If-None-Match": made.headers["etag"]})
+        assert cached.status_code == 304 and cached.headers["etag"] == made.headers["etag"]
+
+
+def test_cancel_running_1000_image_job_within_one_second(server: Any, h: Any) -> None:
+    url = server.url
+    archive = big_zip(h, 1000, size=(320, 240))
+    r = post_job(url, [("thousand.zip", archive)])
+    assert r.status_code == 202
+    location = r.headers["location"]
+    assert r.json()["progress"]["total"] == 1000
+    running = wait_done_at_least(url, location, 20)
+    assert running["status"] == "running"
+    started = time.monotonic()
+    cancel = httpx.post(url + location + "/cancel", timeout=10)
+    assert cancel.status_code == 202 and cancel.json()["cancel_requested"] is True
+    while True:
+        job = get_job(url, location)
+        if job["status"] == "canceled":
+            break
+        assert time.monotonic() - started < 5, job
+        time.sleep(0.01)
+    elapsed = time.monotonic() - started
+    print(f"\ncancel of a running 1000-image job took {elapsed * 1000:.0f} ms "
+          f"(after {running['progress']['done']} images)")
+    assert elapsed < 1.0
+    assert job["progress"]["done"] == 0  # no partial work kept
+    assert httpx.get(url + location + "/results").json()["code"] == "no_results"
+    assert not (server.data_dir / "blobs" / "uploads" / job["id"]).exists()
+    # The workers are free again: a new job runs straight away.
+    again = post_job(url, [("a.jpg", h.make_jpeg(1))])
+    assert wait_final(url, again.headers["location"], 20)["status"] == "succeeded"
+
+
+def test_concurrent_clients(server: Any, h: Any) -> None:
+    url = server.url
+    errors: list[str] = []
+    locations: list[str] = []
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        try:
+            with httpx.Client(base_url=url, timeout=60) as c:
+                for k in range(3):
+                    r = c.post("/v1/palette?colors=4", content=h.make_jpeg(1000 + n * 10 + k))
+                    assert r.status_code == 200 and len(r.json()["colors"]) == 4
+                files = [("file", (f"{n}-{k}.jpg", h.make_jpeg(2000 + n * 10 + k)))
+                         for k in range(4)]
+                r = c.post("/v1/jobs", files=files, headers={"Idempotency-Key": f"client-{n}"})
+                assert r.status_code == 202
+                replay = c.post("/v1/jobs", files=files, headers={"Idempotency-Key": f"client-{n}"})
+                assert replay.status_code in (202, 409)
+                if replay.status_code == 202:
+                    assert replay.json()["id"] == r.json()["id"]
+                with lock:
+                    locations.append(r.headers["location"])
+        except Exception as exc:  # collected and asserted in the main thread
+            errors.append(f"client {n}: {exc!r}")
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    assert len(set(locations)) == 8
+    for location in locations:
+        job = wait_final(url, location)
+        assert job["status"] == "succeeded" and job["progress"]["done"] == 4
+        items = httpx.get(url + location + "/results").json()["items"]
+        assert sorted(i["name"] for i in items) == sorted({i["name"] for i in items})
+    listing = httpx.get(url + "/v1/jobs?limit=200").json()["jobs"]
+    assert len(listing) == 8
+
+
+def test_limits_and_corrupt_inputs_over_http(server_factory: Any, h: Any) -> None:
+    server = server_factory({"PALETTE_MAX_REQUEST_BYTES": "200000", "PALETTE_MAX_SYNC_BYTES": "50000",
+                             "PALETTE_MAX_PIXELS": "40000", "PALETTE_MAX_IMAGES_PER_JOB": "5",
+                             "PALETTE_ZIP_MAX_ENTRIES": "3"})
+    url = server.url
+
+    def code(r: httpx.Response) -> tuple[int, str]:
+        assert r.headers["content-type"] == "application/problem+json"
+        return r.status_code, r.json()["code"]
+
+    big = os.urandom(300_000)
+    assert code(post_job(url, [("big.jpg", b"\xff\xd8\xff" + big)])) == (413, "request_too_large")
+    assert code(httpx.post(url + "/v1/palette", content=b"\xff\xd8\xff" + big[:60_000])) == (
+        413, "request_too_large")
+    tall = h.make_jpeg(5, size=(300, 200))
+    r = httpx.post(url + "/v1/palette", content=tall)
+    assert code(r) == (422, "image_too_large") and r.json()["limit_pixels"] == 40000
+    assert code(post_job(url, [(f"{n}.jpg", h.make_jpeg(n)) for n in range(6)])) == (
+        422, "too_many_images")
+    many = h.make_zip({f"{n}.jpg": h.make_jpeg(n) for n in range(4)})
+    assert code(post_job(url, [("m.zip", many)])) == (422, "archive_too_many_entries")
+    assert code(httpx.post(url + "/v1/palette", content=b"GIF89a" + b"\x00" * 50)) == (
+        422, "decode_error")
+    assert code(post_job(url, [("x.bin", os.urandom(2000))])) == (415, "unsupported_format")
+    corrupt = post_job(url, [("c.jpg", h.make_jpeg(1)[:200]), ("ok.jpg", h.make_jpeg(2))])
+    job = wait_final(url, corrupt.headers["location"])
+    assert job["status"] == "succeeded" and job["progress"]["failed"] == 1
+    assert httpx.get(url + "/readyz").status_code == 200  # still healthy after all that
+
+
+@pytest.mark.slow
+def test_kill_9_mid_job_then_restart_finishes_every_accepted_job(
+    server_factory: Any, h: Any
+) -> None:
+    env = {"PALETTE_LEASE_SECONDS": "1", "PALETTE_WORKERS": "1"}
+    server = server_factory(env)
+    url = server.url
+    first = post_job(url, [("batch.zip", big_zip(h, 300, size=(320, 240)))])
+    second = post_job(url, [(f"{n}.jpg", h.make_jpeg(n)) for n in range(5)])
+    assert first.status_code == second.status_code == 202
+    before = wait_done_at_least(url, first.headers["location"], 40)
+    server.proc.kill()  # SIGKILL: no drain, no cleanup
+    server.proc.wait(10)
+    done_seen = before["progress"]["done"]
+
+    restarted = server_factory(env, data_dir=server.data_dir)
+    url = restarted.url
+    resumed = get_job(url, first.headers["location"])
+    assert resumed["progress"]["done"] >= done_seen  # finished images were kept, not redone
+    for location, count in ((first.headers["location"], 300), (second.headers["location"], 5)):
+        job = wait_final(url, location, timeout=120)
+        assert job["status"] == "succeeded"
+        assert job["progress"]["done"] == count and job["progress"]["total"] == count
+        items = httpx.get(url + location + "/results", timeout=30).json()["items"]
+        assert len(items) == count and len({i["name"] for i in items}) == count
+
+
+@pytest.mark.slow
+def test_sigterm_drains_then_the_rest_resumes(server_factory: Any, h: Any) -> None:
+    env = {"PALETTE_LEASE_SECONDS": "2", "PALETTE_WORKERS": "1",
+           "PALETTE_DRAIN_DELAY_SECONDS": "2", "PALETTE_DRAIN_GRACE_SECONDS": "5"}
+    server = server_factory(env)
+    url = server.url
+    r = post_job(url, [("batch.zip", big_zip(h, 300, size=(320, 240)))])
+    location = r.headers["location"]
+    wait_done_at_least(url, location, 10)
+    server.signal(signal.SIGTERM)
+    deadline = time.monotonic() + 1.5
+    ready = refused = None
+    while time.monotonic() < deadline and (ready is None or refused is None):
+        got = httpx.get(url + "/readyz", timeout=5)
+        if got.status_code == 503:
+            ready = got
+            refused = post_job(url, [("a.jpg", h.make_jpeg(1))])
+        time.sleep(0.05)
+    assert ready is not None and ready.json()["checks"]["draining"] is True
+    assert refused is not None and refused.status_code == 503
+    assert refused.json()["code"] == "draining" and refused.headers["retry-after"]
+    assert server.wait(20) == 0  # a clean exit
+    assert "Traceback" not in server.log()
+    restarted = server_factory(env, data_dir=server.data_dir)
+    job = get_job(restarted.url, location)  # handed back to the queue, finished images kept
+    assert job["status"] in ("queued", "running") and job["progress"]["done"] >= 10
+    final = wait_final(restarted.url, location, timeout=120)
+    assert final["status"] == "succeeded" and final["progress"]["done"] == 300
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_no_server_errors(server: Any, tmp_path: Path) -> None:
+    exe = shutil.which("schemathesis") or shutil.which("st")
+    assert exe is not None, "schemathesis is a test dependency (pip install schemathesis)"
+    result = subprocess.run(
+        [exe, "run", f"{server.url}/openapi.json", "--checks", "all",
+         # A schema cannot say "these bytes must be an image", so generated uploads are
+         # rightly refused with 415; that one check is about the schema's reach, not the server.
+         "--exclude-checks", "positive_data_acceptance",
+         "--max-examples", "25", "--seed", "7", "--generation-database", "none"],
+        capture_output=True, text=True, timeout=480, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert "Traceback" not in server.log()
+    print(result.stdout[-600:])
+
+
+def test_python_dash_m_service_help() -> None:
+    out = subprocess.run([sys.executable, "-m", "service", "--help"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and "serve" in out.stdout and "worker" in out.stdout
