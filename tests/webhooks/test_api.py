@@ -247,3 +247,30 @@ def test_dead_letters_list_resend_and_recover_over_http(api: Any, receiver: Any)
         assert time.monotonic() < deadline, "the recovered message never succeeded"
         time.sleep(0.05)
     assert system.store.get_message(second["id"], "public")["attempts"][-1]["status_code"] == 200
+
+
+def test_tenants_see_only_their_own_endpoints(tmp_path: Path, receiver: Any) -> None:
+    client, _ = build(tmp_path, "127.0.0.0/8")
+
+    async def as_tenant(scope: Any, receive: Any, send: Any) -> None:
+        headers = dict(scope["headers"])
+        scope["tenant"] = headers.get(b"x-tenant", b"public").decode()
+        await inner(scope, receive, send)
+
+    inner = client.app
+    client.app = as_tenant  # type: ignore[assignment]
+    mine = client.post(
+        "/v1/webhook-endpoints", json={"url": receiver.url}, headers={"x-tenant": "acme"}
+    )
+    assert mine.status_code == 201
+    path = mine.headers["location"]
+    assert client.get(path, headers={"x-tenant": "acme"}).status_code == 200
+    for method in ("GET", "PATCH", "DELETE"):
+        r = client.request(
+            method,
+            path,
+            headers={"x-tenant": "other"},
+            **({"json": {}} if method == "PATCH" else {}),
+        )
+        assert r.status_code == 404, method
+    assert client.get("/v1/webhook-endpoints", headers={"x-tenant": "other"}).json()["data"] == []

@@ -60,7 +60,7 @@ def job(job_id: str = "job_1", status: str = "succeeded", **extra: Any) -> dict[
     return {
         "id": job_id,
         "status": status,
-        "tenant": "public",
+        "tenant": extra.pop("tenant", "public"),
         "progress": {"total": 3, "done": 3, "failed": 0, "skipped": 0},
         **extra,
     }
@@ -388,3 +388,14 @@ def test_schedule_parsing_and_jitter(tmp_path: Path) -> None:
     assert len({round(d or 0, 3) for d in delays}) > 50  # actually jittered
     assert 80.0 <= (store.retry_delay(2) or 0) <= 120.0
     assert store.retry_delay(3) is None
+
+
+def test_events_go_only_to_the_jobs_tenant(make_system: Any, receiver: Any) -> None:
+    system = make_system()
+    system.store.create_endpoint("acme", {"url": receiver.url + "?t=acme"})
+    add_endpoint(system, receiver.url + "?t=public")
+    system.start()
+    emit(system, job(tenant="acme"), "job.succeeded")
+    [got] = receiver.wait_for(1, timeout=5)
+    time.sleep(0.3)
+    assert got.path == "/hook?t=acme" and len(receiver.received) == 1
