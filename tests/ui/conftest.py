@@ -67,12 +67,26 @@ class Server:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         # Tests end servers with SIGTERM: a short drain keeps teardown quick.
         env = {**os.environ, "PALETTE_DRAIN_GRACE_SECONDS": "1", "PALETTE_DRAIN_DELAY_SECONDS": "0"}
-        command = [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1",
-                   "--port", str(self.port), "--data-dir", str(data_dir),
-                   "--workers", str(workers)]
+        command = [
+            sys.executable,
+            "-m",
+            "service",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(data_dir),
+            "--workers",
+            str(workers),
+        ]
         self.process = subprocess.Popen(
             command,
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         self._wait_ready()
 
@@ -119,9 +133,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (or set PALETTE_UI_CHROMIUM)")
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS,
-            "headless": True}
+        pytest.fail(
+            f"{CHROMIUM} is missing: apt-get install -y chromium (or set PALETTE_UI_CHROMIUM)"
+        )
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": CHROMIUM_ARGS,
+        "headless": True,
+    }
 
 
 @pytest.fixture(scope="session")
@@ -146,8 +166,10 @@ def ui(page: Any, server: Server) -> Any:
 @pytest.fixture(scope="session")
 def axe_source() -> str:
     if not AXE.is_file():
-        pytest.fail(f"axe-core not found at {AXE}: npm install --prefix tests/ui --no-save axe-core@4 "
-                    "(or set PALETTE_UI_AXE)")
+        pytest.fail(
+            f"axe-core not found at {AXE}: npm install --prefix tests/ui --no-save axe-core@4 "
+            "(or set PALETTE_UI_AXE)"
+        )
     return AXE.read_text(encoding="utf-8")
 
 
@@ -159,6 +181,7 @@ def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
 
 
 # ------------------------------------------------------------------------------ test images
+
 
 def image_bytes(colors: list[tuple[int, int, int]], size: int = 96, fmt: str = "PNG") -> bytes:
     """An image of vertical bands, one per color, equal widths."""

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import base64
-import io
+import itertools
 import json
 import re
-import statistics
 import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 import httpx
+import palette_native as pn
 import pytest
-from playwright.sync_api import Page, Request, expect
+from playwright.sync_api import Locator, Page, Request, expect
 
 from .conftest import Server, image_bytes, noise_bytes, screenshot, zip_bytes
 
@@ -31,8 +31,7 @@ RED, GREEN, BLUE, YELLOW = (220, 30, 40), (30, 170, 60), (40, 60, 210), (240, 20
 def _cancel_leftover_jobs(server: Server) -> Iterator[None]:
     """Long jobs of one test must not hold the workers for the next one."""
     yield
-    listing = httpx.get(f"{server.url}/v1/jobs", timeout=5.0).json()
-    jobs = listing.get("items", listing.get("jobs", [])) if isinstance(listing, dict) else listing
+    jobs: list[dict[str, Any]] = httpx.get(f"{server.url}/v1/jobs", timeout=5.0).json()["jobs"]
     for job in jobs:
         if job["status"] in ("queued", "running"):
             httpx.post(f"{server.url}/v1/jobs/{job['id']}/cancel", timeout=5.0)
@@ -61,40 +60,49 @@ def pick_file(page: Page, path: Path) -> None:
     page.set_input_files("#file-input", files=[str(path)])
 
 
-def card(page: Page, name: str) -> Any:
+def card(page: Page, name: str) -> Locator:
     return page.locator(f'#cards > li.card[data-file-name="{name}"]')
+
+
+def hexes_of(swatches: Locator) -> list[str]:
+    return [s.get_attribute("data-hex") or "" for s in swatches.all()]
 
 
 def job_id_of(page: Page, name: str, timeout: float = 20_000) -> str:
     locator = card(page, name)
     expect(locator).to_have_attribute("data-job-id", re.compile(r".+"), timeout=timeout)
     value = locator.get_attribute("data-job-id")
-    assert value
+    assert isinstance(value, str) and value
     return value
 
 
 def slow_zip(folder: Path, name: str, count: int, seed: int = 0) -> Path:
     """A ZIP of noisy images that takes the service a while, written to a file."""
     path = folder / name
-    path.write_bytes(zip_bytes(
-        {f"noise/{i:04d}.png": noise_bytes(seed * 100_000 + i) for i in range(count)}))
+    path.write_bytes(
+        zip_bytes({f"noise/{i:04d}.png": noise_bytes(seed * 100_000 + i) for i in range(count)})
+    )
     return path
 
 
 def progress_value(page: Page, name: str) -> float:
-    value = card(page, name).locator(".processing-bar").evaluate(
-        "(bar) => bar.hasAttribute('value') ? bar.value : -1")
+    value = (
+        card(page, name)
+        .locator(".processing-bar")
+        .evaluate("(bar) => bar.hasAttribute('value') ? bar.value : -1")
+    )
     return float(value)
 
 
-def test_drop_images_and_zip_gives_palettes_and_exports(ui: Page) -> None:
+def test_drop_images_and_zip_gives_palettes_and_exports(ui: Page, server: Server) -> None:
     images = {
         "red-green.png": image_bytes([RED, GREEN]),
         "blue-yellow.jpg": image_bytes([BLUE, YELLOW], fmt="JPEG"),
         "four.png": image_bytes([RED, GREEN, BLUE, YELLOW]),
     }
-    archive = zip_bytes({f"set/img-{i:02d}.png": image_bytes([(i * 12, 200 - i * 9, 90)], 48)
-                         for i in range(20)})
+    archive = zip_bytes(
+        {f"set/img-{i:02d}.png": image_bytes([(i * 12, 200 - i * 9, 90)], 48) for i in range(20)}
+    )
     files = [(n, "image/jpeg" if n.endswith(".jpg") else "image/png", d) for n, d in images.items()]
     files.append(("twenty.zip", "application/zip", archive))
     drop_files(ui, files)
@@ -119,16 +127,19 @@ def test_drop_images_and_zip_gives_palettes_and_exports(ui: Page) -> None:
     four = card(ui, "four.png").locator("section.palette")
     swatches = four.locator("button.swatch")
     assert swatches.count() >= 4
-    hexes = [s.get_attribute("data-hex") for s in swatches.all()]
+    hexes = hexes_of(swatches)
     assert all(h and re.fullmatch(r"#[0-9a-f]{6}", h) for h in hexes)
-    contrast = ui.evaluate("""(sel) => [...document.querySelectorAll(sel)].map((b) => {
+    contrast = ui.evaluate(
+        """(sel) => [...document.querySelectorAll(sel)].map((b) => {
         const rgb = (s) => s.match(/\\d+/g).slice(0, 3).map(Number);
         const lin = (v) => { v /= 255; return v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
         const lum = ([r, g, b]) => 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
         const st = getComputedStyle(b);
         const [a, c] = [lum(rgb(st.backgroundColor)), lum(rgb(st.color))].sort((x, y) => y - x);
         return (a + 0.05) / (c + 0.05);
-    })""", '#cards li[data-file-name="four.png"] button.swatch')
+    })""",
+        '#cards li[data-file-name="four.png"] button.swatch',
+    )
     assert min(contrast) >= 4.5, contrast
     expect(four.locator(".metrics")).to_contain_text("ΔE")
     expect(four.locator(".roles li")).to_have_count(6)
@@ -160,12 +171,16 @@ def test_drop_images_and_zip_gives_palettes_and_exports(ui: Page) -> None:
         four.locator("[data-download='ase']").click()
     ase = info.value.path().read_bytes()
     assert ase[:4] == b"ASEF" and int.from_bytes(ase[8:12], "big") == len(hexes)
+    # Byte for byte what the library writes for the same image and options.
+    assert ase == pn.extract(images["four.png"], colors=8).export("ase")
     with ui.expect_download() as info:
         four.locator("[data-download='svg']").click()
     assert info.value.path().read_text(encoding="utf-8").count("<rect ") == len(hexes)
     with ui.expect_download() as info:
         four.locator("[data-download='json']").click()
     palette_json = json.loads(info.value.path().read_text(encoding="utf-8"))
+    results = httpx.get(f"{server.url}/v1/jobs/{job_id_of(ui, 'four.png')}/results").json()
+    assert palette_json == results["items"][0]["palette"]
     assert [c["hex"] for c in palette_json["colors"]] == hexes
 
     # One combined download for the bulk job.
@@ -180,22 +195,53 @@ def test_drop_images_and_zip_gives_palettes_and_exports(ui: Page) -> None:
     screenshot(ui, "02-done")
 
 
+def test_paste_with_options_sends_them_to_the_service(ui: Page, server: Server) -> None:
+    ui.fill("#opt-colors", "3")
+    ui.press("#opt-colors", "Tab")
+    ui.uncheck("#opt-transparent")
+    png = base64.b64encode(image_bytes([RED, GREEN, BLUE, YELLOW])).decode()
+    ui.evaluate(
+        """(b64) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], 'image.png', { type: 'image/png' }));
+        document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true }));
+    }""",
+        png,
+    )
+    pasted = ui.locator("#cards > li.card")
+    expect(pasted).to_have_count(1)
+    assert (pasted.get_attribute("data-file-name") or "").startswith("pasted-")
+    expect(pasted).to_have_attribute("data-state", "succeeded", timeout=30_000)
+    job = server.job(pasted.get_attribute("data-job-id") or "")
+    assert job["options"]["colors"] == 3 and job["options"]["alpha_threshold"] == 0
+    expect(pasted.locator("button.swatch")).to_have_count(3)
+    # The options are remembered for the next visit.
+    ui.reload()
+    ui.wait_for_selector("body[data-ready='true']")
+    expect(ui.locator("#opt-colors")).to_have_value("3")
+    expect(ui.locator("#opt-transparent")).not_to_be_checked()
+
+
 def test_share_link_and_sort_by_hue(ui: Page) -> None:
     drop_files(ui, [("bands.png", "image/png", image_bytes([BLUE, RED, YELLOW, GREEN]))])
     palette = card(ui, "bands.png").locator("section.palette")
     expect(card(ui, "bands.png")).to_have_attribute("data-state", "succeeded", timeout=30_000)
-    by_share = [b.get_attribute("data-hex") for b in palette.locator("button.swatch").all()]
+    by_share = hexes_of(palette.locator("button.swatch"))
 
     ui.check("#order-hue")
-    by_hue = [b.get_attribute("data-hex") for b in palette.locator("button.swatch").all()]
+    by_hue = hexes_of(palette.locator("button.swatch"))
     assert sorted(by_hue) == sorted(by_share)
-    hues = ui.evaluate("""(hexes) => hexes.map((h) => {
+    hues = ui.evaluate(
+        """(hexes) => hexes.map((h) => {
         const [r, g, b] = [1, 3, 5].map((i) => parseInt(h.slice(i, i + 2), 16) / 255);
         const max = Math.max(r, g, b), min = Math.min(r, g, b), d = max - min;
         if (d < 0.06) return 999;
         const raw = max === r ? ((g - b) / d) % 6 : max === g ? (b - r) / d + 2 : (r - g) / d + 4;
         return (raw * 60 + 360) % 360;
-    })""", by_hue)
+    })""",
+        by_hue,
+    )
     assert hues == sorted(hues)
     ui.check("#order-share")
 
@@ -206,7 +252,7 @@ def test_share_link_and_sort_by_hue(ui: Page) -> None:
     ui.wait_for_selector("body[data-ready='true']")
     shared = ui.locator("#shared section.palette")
     expect(shared).to_be_visible()
-    assert [b.get_attribute("data-hex") for b in shared.locator("button.swatch").all()] == by_share
+    assert hexes_of(shared.locator("button.swatch")) == by_share
     screenshot(ui, "03-shared-palette")
 
 
@@ -265,7 +311,7 @@ def test_hidden_tab_stops_polling_and_visible_polls_at_once(
     statuses = [a.status for a in answers if a]
     assert statuses[0] == 200 and 304 in statuses[1:], statuses
     retry_after = float(answers[0].headers["retry-after"]) if answers[0] else 1.0
-    gaps = [b[0] - a[0] for a, b in zip(polls, polls[1:])]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(polls)]
     assert min(gaps) >= 0.8 * retry_after, (gaps, retry_after)
 
     ui.evaluate("window.__paletteSetVisibility('hidden')")
@@ -319,10 +365,13 @@ def test_only_one_tab_polls_a_job(ui: Page, one_worker_server: Server, tmp_path:
 def test_offline_uploads_survive_reload_and_send_when_online(ui: Page, server: Server) -> None:
     ui.evaluate("navigator.serviceWorker.ready.then(() => true)")
     ui.context.set_offline(True)
-    drop_files(ui, [
-        ("offline-a.png", "image/png", image_bytes([RED, BLUE])),
-        ("offline-b.png", "image/png", image_bytes([GREEN, YELLOW])),
-    ])
+    drop_files(
+        ui,
+        [
+            ("offline-a.png", "image/png", image_bytes([RED, BLUE])),
+            ("offline-b.png", "image/png", image_bytes([GREEN, YELLOW])),
+        ],
+    )
     for name in ("offline-a.png", "offline-b.png"):
         expect(card(ui, name)).to_have_attribute("data-state", "waiting")
         expect(card(ui, name).locator(".status")).to_have_text("Waiting for network")
@@ -336,8 +385,12 @@ def test_offline_uploads_survive_reload_and_send_when_online(ui: Page, server: S
         assert card(ui, name).get_attribute("data-job-id") is None
 
     uploads: list[Request] = []
-    ui.on("request", lambda r: uploads.append(r) if r.method == "POST"
-          and urlparse(r.url).path == "/v1/jobs" else None)
+    ui.on(
+        "request",
+        lambda r: (
+            uploads.append(r) if r.method == "POST" and urlparse(r.url).path == "/v1/jobs" else None
+        ),
+    )
     ui.context.set_offline(False)
     for name in ("offline-a.png", "offline-b.png"):
         expect(card(ui, name)).to_have_attribute("data-state", "succeeded", timeout=30_000)
@@ -400,7 +453,9 @@ def test_rejected_upload_shows_the_problem_detail(ui: Page, server: Server) -> N
     expect(item).to_have_attribute("data-state", re.compile("rejected|failed"), timeout=20_000)
     # The words shown are the service's own problem+json detail.
     if item.get_attribute("data-state") == "rejected":
-        direct = httpx.post(f"{server.url}/v1/jobs", files={"file": ("notes.txt", data, "text/plain")})
+        direct = httpx.post(
+            f"{server.url}/v1/jobs", files={"file": ("notes.txt", data, "text/plain")}
+        )
         assert direct.headers["content-type"].startswith("application/problem+json")
         expect(item.locator(".card-error")).to_have_text(direct.json()["detail"])
     else:
@@ -420,21 +475,27 @@ def test_keyboard_reaches_the_file_picker(ui: Page) -> None:
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_accessibility_scan(ui: Page, axe_source: str, scheme: str) -> None:
+def test_accessibility_scan(ui: Page, axe_source: str, scheme: Literal["light", "dark"]) -> None:
     ui.emulate_media(color_scheme=scheme)
-    drop_files(ui, [
-        ("a11y.png", "image/png", image_bytes([RED, GREEN, BLUE, YELLOW])),
-        ("bad.txt", "text/plain", b"not an image"),
-    ])
+    drop_files(
+        ui,
+        [
+            ("a11y.png", "image/png", image_bytes([RED, GREEN, BLUE, YELLOW])),
+            ("bad.txt", "text/plain", b"not an image"),
+        ],
+    )
     expect(card(ui, "a11y.png")).to_have_attribute("data-state", "succeeded", timeout=30_000)
-    expect(card(ui, "bad.txt")).to_have_attribute("data-state", re.compile("rejected|failed"), timeout=30_000)
+    expect(card(ui, "bad.txt")).to_have_attribute(
+        "data-state", re.compile("rejected|failed"), timeout=30_000
+    )
     ui.add_script_tag(content=axe_source)
     for width, label in ((1200, "desktop"), (390, "phone")):
         ui.set_viewport_size({"width": width, "height": 900})
         result = ui.evaluate("axe.run(document, { resultTypes: ['violations'] })")
         serious = [
             {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:5]}
-            for v in result["violations"] if v["impact"] in ("serious", "critical")
+            for v in result["violations"]
+            if v["impact"] in ("serious", "critical")
         ]
         assert not serious, json.dumps(serious, indent=1)
         screenshot(ui, f"09-{label}-{scheme}")
