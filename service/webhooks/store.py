@@ -251,7 +251,7 @@ class WebhookStore:
         payload = job_payload(job, event_type, now, base_url)
         body = _dumps(payload)
         job_id = payload["data"]["job_id"]
-        owner = str(job.get("owner") or job.get("client_id") or job.get("tenant") or "")
+        owner = str(job.get("tenant") or "")
         written = 0
         rows = tx.execute(
             "SELECT id, url, event_types, batch_max_events FROM webhook_endpoints "
@@ -333,7 +333,8 @@ class WebhookStore:
         with self.transaction() as tx:
             endpoint = self._endpoint_row(tx, endpoint_id, owner)
             now = self.clock()
-            example = {"id": "job_example", "status": event_type.removeprefix("job.")}
+            status = {"job.progress": "running"}.get(event_type, event_type.removeprefix("job."))
+            example = {"id": "job_example", "status": status}
             payload = job_payload(example, event_type, now)
             payload["data"]["example"] = True
             return self._insert_message(
