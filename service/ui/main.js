@@ -23,6 +23,7 @@ const STATE_LABELS = {
 const FINISHED_LOCAL = new Set([...TERMINAL, 'rejected', 'expired']);
 const ACTIVE_LOCAL = new Set(['waiting', 'pending', 'uploading']);
 const OPEN_PALETTES_AT_MOST = 4;
+const PALETTE_PAGE = 100;
 
 const $ = (selector) => document.querySelector(selector);
 const cards = new Map(); // key -> card record (persisted)
@@ -250,11 +251,12 @@ function renderPalettes(key) {
   const card = cards.get(key);
   const view = views.get(key);
   if (!card || !view) return;
+  const wasOpen = view.palettes.querySelector('details.bulk')?.open ?? false;
   view.renderedResults = card.results;
   view.palettes.replaceChildren();
   if (!card.results) return;
   const items = card.results;
-  const nodes = items.map((item) => {
+  const renderItem = (item) => {
     const name = item.name ?? card.name;
     if (item.palette) {
       return renderPalette(name, item.palette, {
@@ -264,15 +266,28 @@ function renderPalettes(key) {
     }
     const reason = item.error?.detail ?? item.error?.message ?? (item.status === 'skipped' ? 'Not an image; skipped.' : 'No palette.');
     return el('p', { class: `item-error${item.status === 'skipped' ? ' skipped' : ''}` }, el('strong', {}, name), `: ${reason}`);
-  });
-  if (items.length > OPEN_PALETTES_AT_MOST) {
-    const count = items.filter((r) => r.palette).length;
-    view.palettes.append(el('details', { class: 'bulk' },
-      el('summary', {}, `${count} palette${count === 1 ? '' : 's'}`, items.length > count ? ` (${items.length - count} without)` : ''),
-      nodes));
-  } else {
-    view.palettes.append(...nodes);
+  };
+  if (items.length <= OPEN_PALETTES_AT_MOST) {
+    view.palettes.append(...items.map(renderItem));
+    return;
   }
+  // A bulk job: folded, and drawn a page at a time (an archive may hold thousands).
+  view.shown ??= PALETTE_PAGE;
+  const count = items.filter((r) => r.palette).length;
+  const list = el('div', { class: 'bulk-list' });
+  const more = el('button', { type: 'button', class: 'button secondary show-more', 'data-action': 'show-more' });
+  const fill = () => {
+    const to = Math.min(items.length, view.shown);
+    list.append(...items.slice(list.childElementCount, to).map(renderItem));
+    const left = items.length - to;
+    more.hidden = left <= 0;
+    more.textContent = `Show ${Math.min(PALETTE_PAGE, left)} more (${left} not shown)`;
+  };
+  more.addEventListener('click', () => { view.shown += PALETTE_PAGE; fill(); });
+  view.palettes.append(el('details', { class: 'bulk', open: wasOpen },
+    el('summary', {}, `${count} palette${count === 1 ? '' : 's'}`, items.length > count ? ` (${items.length - count} without)` : ''),
+    list, more));
+  fill();
 }
 
 function renderSummary() {

@@ -421,7 +421,14 @@ def test_reload_mid_job_resumes_its_progress_bar(ui: Page, server: Server, tmp_p
         ui.wait_for_timeout(100)
     assert progress_value(ui, "resume.zip") > before
     expect(resumed).to_have_attribute("data-state", "succeeded", timeout=90_000)
-    expect(resumed.locator("section.palette")).to_have_count(300)
+    # A bulk job's palettes come folded, a hundred at a time.
+    expect(resumed.locator("details.bulk > summary")).to_have_text("300 palettes")
+    resumed.locator("details.bulk > summary").click()
+    expect(resumed.locator("section.palette")).to_have_count(100)
+    for shown in (200, 300):
+        resumed.get_by_role("button", name=re.compile(r"^Show 100 more")).click()
+        expect(resumed.locator("section.palette")).to_have_count(shown)
+    expect(resumed.locator("[data-action='show-more']")).to_be_hidden()
     assert server.job(job_id)["progress"]["done"] == 300
 
 
@@ -444,6 +451,61 @@ def test_cancel_from_the_card(ui: Page, server: Server, tmp_path: Path) -> None:
     ui.reload()
     ui.wait_for_selector("body[data-ready='true']")
     expect(card(ui, "cancel-me.zip")).to_have_count(0)
+
+
+def test_cancel_while_offline_is_sent_when_back_online(
+    ui: Page, server: Server, tmp_path: Path
+) -> None:
+    pick_file(ui, slow_zip(tmp_path, "offline-cancel.zip", 1500, seed=5))
+    job_id = job_id_of(ui, "offline-cancel.zip")
+    item = card(ui, "offline-cancel.zip")
+    expect(item).to_have_attribute("data-state", "running", timeout=20_000)
+    ui.context.set_offline(True)
+    item.get_by_role("button", name="Cancel").click()
+    expect(item.locator(".status")).to_have_text("Cancel waiting for network")
+    assert server.job(job_id)["status"] == "running"
+    ui.context.set_offline(False)
+    expect(item).to_have_attribute("data-state", "canceled", timeout=10_000)
+    assert server.job(job_id)["status"] == "canceled"
+
+
+def test_upload_progress_and_removing_an_upload_in_flight(ui: Page, tmp_path: Path) -> None:
+    # Slow the page's uploads to 256 KiB/s so that the bar has time to move.
+    cdp = ui.context.new_cdp_session(ui)
+    cdp.send("Network.enable")
+    conditions = {"offline": False, "latency": 0, "downloadThroughput": -1}
+    cdp.send("Network.emulateNetworkConditions", {**conditions, "uploadThroughput": 256 * 1024})
+    uploads: list[Request] = []
+    ui.on(
+        "request",
+        lambda r: uploads.append(r) if r.method == "POST" and r.url.endswith("/v1/jobs") else None,
+    )
+    pick_file(ui, slow_zip(tmp_path, "big-upload.zip", 150, seed=6))
+    item = card(ui, "big-upload.zip")
+    expect(item).to_have_attribute("data-state", "uploading")
+    bar = item.locator(".upload-bar")
+    seen: list[float] = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not (seen and 20 < seen[-1] < 100):
+        value = float(bar.evaluate("(b) => b.hasAttribute('value') ? b.value : -1"))
+        if 0 < value < 100:
+            seen.append(value)
+        ui.wait_for_timeout(100)
+    assert seen and seen == sorted(seen) and 20 < seen[-1] < 100, seen
+    expect(item.locator(".upload-bar + .bar-text")).to_have_text(re.compile(r"^\d+%$"))
+    screenshot(ui, "10-upload-progress")
+
+    # Removing it stops the upload; the service never gets a job for it.
+    item.get_by_role("button", name="Remove").click()
+    expect(item).to_have_count(0)
+    assert len(uploads) == 1
+    failure = uploads[0].failure
+    assert uploads[0].response() is None or failure is not None
+    cdp.send("Network.emulateNetworkConditions", {**conditions, "uploadThroughput": -1})
+    ui.reload()
+    ui.wait_for_selector("body[data-ready='true']")
+    expect(ui.locator("#cards > li.card")).to_have_count(0)
+    assert len(uploads) == 1, "a removed upload is not sent again"
 
 
 def test_rejected_upload_shows_the_problem_detail(ui: Page, server: Server) -> None:
