@@ -126,7 +126,7 @@ class Deliverer:
                 self._inflight -= 1
             self._wake.set()
 
-    def deliver(self, message: Claimed, trigger: str = "scheduled") -> str:
+    def deliver(self, message: Claimed) -> str:
         """One attempt: sign with this attempt's timestamp, POST, record; returns the new status."""
         started_wall = self.store.clock()
         body = message.body.encode()
@@ -158,7 +158,7 @@ class Deliverer:
                 f"{type(exc).__name__}: {exc}"[:300],
                 False,
             )
-        status = self.store.record_attempt(message, self.owner, outcome, started_wall, trigger)
+        status = self.store.record_attempt(message, self.owner, outcome, started_wall)
         log.info(
             "webhook %s -> %s: %s (%s)",
             message.id,

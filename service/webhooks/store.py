@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS webhook_messages (
     next_attempt_at REAL NOT NULL,
     lease_until REAL,
     lease_owner TEXT,
+    requeued_by TEXT,
     last_error TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
@@ -127,6 +128,7 @@ class Claimed:
     body: str
     tries: int
     secrets: tuple[str, ...]
+    trigger: str = "scheduled"  # or "resend" / "recover": the first try after a manual requeue
 
 
 @dataclass(frozen=True)
@@ -404,8 +406,8 @@ class WebhookStore:
             return []
         with self.transaction() as tx:
             rows = tx.execute(
-                "SELECT m.id, m.endpoint_id, m.url AS message_url, m.body, m.tries, e.url AS "
-                "endpoint_url, e.secret, e.old_secret, e.old_secret_expires_at "
+                "SELECT m.id, m.endpoint_id, m.url AS message_url, m.body, m.tries, m.requeued_by, "
+                "e.url AS endpoint_url, e.secret, e.old_secret, e.old_secret_expires_at "
                 "FROM webhook_messages m LEFT JOIN webhook_endpoints e ON e.id = m.endpoint_id "
                 "WHERE m.status = 'pending' AND m.next_attempt_at <= ? "
                 "AND (m.lease_until IS NULL OR m.lease_until < ?) "
@@ -429,7 +431,15 @@ class WebhookStore:
                         in_force += (row["old_secret"],)
                     url = row["endpoint_url"]
                 claimed.append(
-                    Claimed(row["id"], row["endpoint_id"], url, row["body"], row["tries"], in_force)
+                    Claimed(
+                        row["id"],
+                        row["endpoint_id"],
+                        url,
+                        row["body"],
+                        row["tries"],
+                        in_force,
+                        row["requeued_by"] or "scheduled",
+                    )
                 )
         return claimed
 
@@ -448,7 +458,6 @@ class WebhookStore:
         lease_owner: str,
         outcome: Outcome,
         attempted_at: float,
-        trigger: str = "scheduled",
     ) -> str:
         """Store the attempt and move the message on; returns its new status."""
         now = self.clock()
@@ -467,7 +476,7 @@ class WebhookStore:
                     outcome.status_code,
                     round(outcome.latency_ms, 1),
                     outcome.error,
-                    trigger,
+                    message.trigger,
                 ),
             )
             if current["lease_owner"] != lease_owner or current["status"] != "pending":
@@ -476,7 +485,8 @@ class WebhookStore:
             if outcome.success:
                 tx.execute(
                     "UPDATE webhook_messages SET status = 'succeeded', tries = ?, lease_until = NULL, "
-                    "lease_owner = NULL, last_error = NULL, updated_at = ? WHERE id = ?",
+                    "lease_owner = NULL, requeued_by = NULL, last_error = NULL, updated_at = ? "
+                    "WHERE id = ?",
                     (tries, now, message.id),
                 )
                 if message.endpoint_id:
@@ -491,7 +501,8 @@ class WebhookStore:
             status = "pending" if delay is not None else "failed"
             tx.execute(
                 "UPDATE webhook_messages SET status = ?, tries = ?, next_attempt_at = ?, "
-                "lease_until = NULL, lease_owner = NULL, last_error = ?, updated_at = ? WHERE id = ?",
+                "lease_until = NULL, lease_owner = NULL, requeued_by = NULL, last_error = ?, "
+                "updated_at = ? WHERE id = ?",
                 (status, tries, now + (delay or 0.0), outcome.error, now, message.id),
             )
             if message.endpoint_id:
@@ -537,7 +548,8 @@ class WebhookStore:
                 raise Conflict("the message is being delivered right now")
             tx.execute(
                 "UPDATE webhook_messages SET status = 'pending', tries = 0, next_attempt_at = ?, "
-                "lease_until = NULL, lease_owner = NULL, updated_at = ? WHERE id = ?",
+                "lease_until = NULL, lease_owner = NULL, requeued_by = 'resend', updated_at = ? "
+                "WHERE id = ?",
                 (now, now, message_id),
             )
         return self.get_message(message_id, owner)
@@ -549,7 +561,7 @@ class WebhookStore:
             self._endpoint_row(tx, endpoint_id, owner)
             cur = tx.execute(
                 "UPDATE webhook_messages SET status = 'pending', tries = 0, next_attempt_at = ?, "
-                "lease_until = NULL, lease_owner = NULL, updated_at = ? "
+                "lease_until = NULL, lease_owner = NULL, requeued_by = 'recover', updated_at = ? "
                 "WHERE endpoint_id = ? AND status = 'failed' AND created_at >= ? AND created_at < ?",
                 (now, now, endpoint_id, since, until if until is not None else now + 1.0),
             )

@@ -246,7 +246,18 @@ def test_dead_letters_list_resend_and_recover_over_http(api: Any, receiver: Any)
     while client.get(f"{messages}/{second['id']}").json()["status"] != "succeeded":
         assert time.monotonic() < deadline, "the recovered message never succeeded"
         time.sleep(0.05)
-    assert system.store.get_message(second["id"], "public")["attempts"][-1]["status_code"] == 200
+    attempts = system.store.get_message(second["id"], "public")["attempts"]
+    assert [(a["status_code"], a["trigger"]) for a in attempts] == [
+        (500, "scheduled"),
+        (500, "scheduled"),
+        (200, "recover"),
+    ]
+    attempts = system.store.get_message(first["id"], "public")["attempts"]
+    assert [(a["status_code"], a["trigger"]) for a in attempts] == [
+        (500, "scheduled"),
+        (500, "scheduled"),
+        (200, "resend"),
+    ]
 
 
 def test_tenants_see_only_their_own_endpoints(tmp_path: Path, receiver: Any) -> None:
