@@ -100,6 +100,17 @@ def test_quality_bar(book: QualityBook, report: Report, colors: int) -> None:
     kmeans = book.mean_score(KMEANS, colors)
     liq = book.mean_score("libimagequant", colors)
     lines = report.sections.setdefault("Quality bar", [])
+    per_photo = [book.scores[(peer, colors)] for peer in ("palette_native", KMEANS, "libimagequant")]
+    report.sections[f"Per-photo mean ΔE2000, K={colors}"] = [
+        "| photo | MP | palette_native | k-means | libimagequant | ours / k-means |",
+        "|---|---:|---:|---:|---:|---:|",
+        *(
+            f"| {p.name} | {p.megapixels:.2f} | {ours_p:.3f} | {km_p:.3f} | {liq_p:.3f} "
+            f"| {ours_p / km_p:.3f} |"
+            for p in book.photos
+            for ours_p, km_p, liq_p in [tuple(scores[p.name] for scores in per_photo)]
+        ),
+    ]
     lines.append(
         f"- K={colors}: palette_native {ours:.3f}, k-means {kmeans:.3f} "
         f"(ratio {ours / kmeans:.3f}, bar <= {QUALITY_VS_KMEANS}), libimagequant {liq:.3f}"
