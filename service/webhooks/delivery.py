@@ -13,7 +13,7 @@ import httpx
 
 from service.egress import EgressRefused, pinned_client
 from service.webhooks.signing import webhook_headers
-from service.webhooks.store import Claimed, Outcome, WebhookStore
+from service.webhooks.store import Claimed, Outcome, WebhookStore, destination_key
 
 log = logging.getLogger("palette.webhooks")
 
@@ -59,6 +59,7 @@ class Deliverer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._inflight = 0
+        self._by_destination: dict[str, int] = {}
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
@@ -103,9 +104,16 @@ class Deliverer:
                 self.store.form_batches()
                 free = self.settings.concurrency - self._inflight
                 if free > 0:
-                    for message in self.store.claim_due(self.owner, free, self.lease_s):
+                    with self._lock:
+                        busy = dict(self._by_destination)
+                    claimed = self.store.claim_due(
+                        self.owner, free, self.lease_s, busy, self.settings.per_endpoint_concurrency
+                    )
+                    for message in claimed:
+                        key = destination_key(message.endpoint_id, message.url)
                         with self._lock:
                             self._inflight += 1
+                            self._by_destination[key] = self._by_destination.get(key, 0) + 1
                         assert self._pool is not None
                         self._pool.submit(self._send_and_release, message)
                 if time.monotonic() - last_housekeeping > self.settings.housekeeping_interval_s:
@@ -122,8 +130,14 @@ class Deliverer:
         except Exception:
             log.exception("webhook delivery error for %s", message.id)
         finally:
+            key = destination_key(message.endpoint_id, message.url)
             with self._lock:
                 self._inflight -= 1
+                left = self._by_destination.get(key, 1) - 1
+                if left > 0:
+                    self._by_destination[key] = left
+                else:
+                    self._by_destination.pop(key, None)
             self._wake.set()
 
     def deliver(self, message: Claimed) -> str:

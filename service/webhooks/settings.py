@@ -36,6 +36,7 @@ class WebhookSettings:
     retry_after_cap_s: float = 24 * 3600.0
     poll_interval_s: float = 0.25
     concurrency: int = 4
+    per_endpoint_concurrency: int = 2  # sends in flight to one endpoint (or callback URL)
     retention_s: float = 30 * 24 * 3600.0  # finished messages (and their attempts) are kept
     housekeeping_interval_s: float = 60.0  # purge old messages and expired rotated secrets
     callback_secret: str = ""  # signs per-job callbacks; generated in the data dir when empty
@@ -69,6 +70,10 @@ class WebhookSettings:
             retry_after_cap_s=number("PALETTE_WEBHOOK_RETRY_AFTER_CAP", cls.retry_after_cap_s),
             poll_interval_s=number("PALETTE_WEBHOOK_POLL_INTERVAL", cls.poll_interval_s),
             concurrency=max(1, int(number("PALETTE_WEBHOOK_CONCURRENCY", cls.concurrency))),
+            per_endpoint_concurrency=max(
+                1,
+                int(number("PALETTE_WEBHOOK_ENDPOINT_CONCURRENCY", cls.per_endpoint_concurrency)),
+            ),
             retention_s=number("PALETTE_WEBHOOK_RETENTION", cls.retention_s),
             housekeeping_interval_s=number(
                 "PALETTE_WEBHOOK_HOUSEKEEPING_INTERVAL", cls.housekeeping_interval_s
@@ -85,6 +90,7 @@ class WebhookSettings:
             "webhook_timeout_s": self.timeout_s,
             "webhook_disable_after_s": self.disable_after_s,
             "webhook_concurrency": self.concurrency,
+            "webhook_endpoint_concurrency": self.per_endpoint_concurrency,
             "webhook_retention_s": self.retention_s,
             "webhook_poll_interval_s": self.poll_interval_s,
             "webhook_rotation_overlap_s": self.rotation_overlap_s,

@@ -14,7 +14,7 @@ import random
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,6 +176,11 @@ def _iso(ts: float) -> str:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def destination_key(endpoint_id: str | None, url: str) -> str:
+    """What per-destination limits count by: the endpoint, or a callback's URL."""
+    return endpoint_id if endpoint_id is not None else "callback:" + url
 
 
 def subscribed(event_types: Sequence[str], event_type: str) -> bool:
@@ -394,8 +399,20 @@ class WebhookStore:
 
     # -- sending --------------------------------------------------------------------------------
 
-    def claim_due(self, owner: str, limit: int, lease_s: float) -> list[Claimed]:
+    def claim_due(
+        self,
+        owner: str,
+        limit: int,
+        lease_s: float,
+        busy: Mapping[str, int] | None = None,
+        per_destination: int | None = None,
+    ) -> list[Claimed]:
+        """Lease up to ``limit`` due messages, at most ``per_destination`` in flight per endpoint
+        (counting ``busy``, what this sender already has in flight), so one slow receiver cannot
+        hold every sender thread while the others wait."""
         now = self.clock()
+        cap = per_destination or limit
+        in_flight = dict(busy or {})
         due = (
             "SELECT 1 FROM webhook_messages m LEFT JOIN webhook_endpoints e "
             "ON e.id = m.endpoint_id WHERE m.status = 'pending' AND m.next_attempt_at <= ? "
@@ -413,11 +430,15 @@ class WebhookStore:
                 "AND (m.lease_until IS NULL OR m.lease_until < ?) "
                 "AND (m.endpoint_id IS NULL OR e.disabled = 0) "
                 "ORDER BY m.next_attempt_at LIMIT ?",
-                (now, now, limit),
+                (now, now, limit * 50),
             ).fetchall()
             claimed: list[Claimed] = []
             callback_secret = self.callback_secret()
             for row in rows:
+                key = destination_key(row["endpoint_id"], row["message_url"])
+                if len(claimed) >= limit or in_flight.get(key, 0) >= cap:
+                    continue
+                in_flight[key] = in_flight.get(key, 0) + 1
                 tx.execute(
                     "UPDATE webhook_messages SET lease_until = ?, lease_owner = ? WHERE id = ?",
                     (now + lease_s, owner, row["id"]),

@@ -399,3 +399,30 @@ def test_events_go_only_to_the_jobs_tenant(make_system: Any, receiver: Any) -> N
     [got] = receiver.wait_for(1, timeout=5)
     time.sleep(0.3)
     assert got.path == "/hook?t=acme" and len(receiver.received) == 1
+
+
+def test_a_stalled_endpoint_does_not_hold_every_sender(make_system: Any, receiver: Any) -> None:
+    system = make_system(concurrency=4, per_endpoint_concurrency=2, timeout_s=3.0)
+    add_endpoint(system, receiver.url + "?slow", event_types=["job.failed"])
+    add_endpoint(system, receiver.url + "?fast", event_types=["job.succeeded"])
+
+    def reply(n: int, r: Any) -> tuple[int, dict[str, str]]:
+        if r.path.endswith("?slow"):
+            time.sleep(2.0)
+        return 200, {}
+
+    receiver.reply = reply
+    for i in range(6):  # six messages for the stalled endpoint, due before the fast one
+        emit(system, job(f"job_{i}", status="failed"), "job.failed")
+    emit(system, job("job_fast"), "job.succeeded")
+    started = time.time()
+    system.start()
+    deadline = time.monotonic() + 5
+    while not any(r.path.endswith("?fast") for r in receiver.successes()):
+        assert time.monotonic() < deadline, "the fast endpoint starved"
+        time.sleep(0.02)
+    fast = next(r for r in receiver.successes() if r.path.endswith("?fast"))
+    assert fast.at - started < 1.0
+    time.sleep(0.3)
+    stalled = [r for r in receiver.successes() if r.path.endswith("?slow")]
+    assert len(stalled) == 2  # held to the per-endpoint cap, not all four senders
