@@ -14,7 +14,6 @@ cache never answers for the library and both sides do the same work. Run as a sc
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -25,7 +24,6 @@ import sys
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -50,7 +48,7 @@ def photo_bytes() -> list[bytes]:
         paths = corpus_paths(1.0, 3.0)
         if len(paths) >= 4:
             return [p.read_bytes() for p in paths]
-    except Exception as exc:  # the corpus needs Debian packages; say so, then fall back
+    except Exception as exc:  # noqa: BLE001 - the corpus needs Debian packages; say so, then fall back
         print(f"corpus unavailable ({exc}); using scikit-image photos", file=sys.stderr)
     import numpy as np
     import pyvips
@@ -85,8 +83,10 @@ class _Connection:
         self.buffer = b""
 
     def post(self, path: str, body: bytes) -> tuple[int, bytes]:
-        head = (f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: image/jpeg\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: image/jpeg\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
         self.sock.sendall(head + body)
         while b"\r\n\r\n" not in self.buffer:
             self._fill()
@@ -113,7 +113,9 @@ class _Connection:
         self.sock.close()
 
 
-def loadgen(url: str, clients: int, seconds: float, files: list[str], offset: int) -> dict[str, Any]:
+def loadgen(
+    url: str, clients: int, seconds: float, files: list[str], offset: int
+) -> dict[str, Any]:
     host, port = url.removeprefix("http://").split(":")
     photos = [Path(f).read_bytes() for f in files]
     latencies: list[float] = []
@@ -164,9 +166,21 @@ class Server:
         self.log = data_dir.parent / "server.log"
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port",
-                 str(self.port), "--data-dir", str(data_dir)],
-                cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "service",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--data-dir",
+                    str(data_dir),
+                ],
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 env={**os.environ, "PALETTE_LOG_LEVEL": "warning", **(env or {})},
             )
         deadline = time.monotonic() + 60
@@ -210,10 +224,21 @@ def direct_throughput(photos: list[bytes], rounds: int, offset: int) -> float:
 
 
 def run_loadgen(url: str, files: list[Path], seconds: float, offset: int) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, __file__, "loadgen", url, str(CLIENTS), str(seconds), str(offset),
-         *map(str, files)],
-        capture_output=True, text=True, cwd=REPO, timeout=seconds + 120,
+    out = subprocess.run(  # noqa: PLW1510 - the return code is asserted
+        [
+            sys.executable,
+            __file__,
+            "loadgen",
+            url,
+            str(CLIENTS),
+            str(seconds),
+            str(offset),
+            *map(str, files),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=seconds + 120,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     result: dict[str, Any] = json.loads(out.stdout)
@@ -242,8 +267,7 @@ def test_sync_palette_under_load(tmp_path: Path, report: Any) -> None:
         run_loadgen(server.url, files, 2.0, offset=10**6)  # warm up connections and caches
         for phase in range(phases):
             direct.append(direct_throughput(photos, rounds, offset=phase * 10**5))
-            result = run_loadgen(server.url, files, DURATION_S / phases,
-                                 offset=(phase + 2) * 10**6)
+            result = run_loadgen(server.url, files, DURATION_S / phases, offset=(phase + 2) * 10**6)
             served.append(len(result["latencies"]) / result["wall"])
             latencies += result["latencies"]
             errors += result["errors"]
@@ -261,16 +285,25 @@ def test_sync_palette_under_load(tmp_path: Path, report: Any) -> None:
     service_rps = statistics.median(served)
     direct_ips = statistics.median(direct)
     ratio = service_rps / direct_ips
+    direct_phases = ", ".join(f"{d:.1f}" for d in direct)
+    served_phases = ", ".join(f"{d:.1f}" for d in served)
     lines = [
-        f"- {len(photos)} photos of 1-3 MP, {CLIENTS} concurrent clients, {DURATION_S:.0f} s, "
-        f"server workers=2, load generator in a separate process",
-        f"- service: {service_rps:.1f} req/s, p50 {p50 * 1000:.0f} ms, "
-        f"p95 {p95 * 1000:.0f} ms (bar < {P95_BAR_S * 1000:.0f} ms), {count} requests",
-        f"- library direct, 2 threads: {direct_ips:.1f} img/s (median of phases: "
-        f"{', '.join(f'{d:.1f}' for d in direct)}; service phases: "
-        f"{', '.join(f'{d:.1f}' for d in served)})",
-        f"- Little's law floor for the mean latency at {CLIENTS} clients: "
-        f"{CLIENTS / direct_ips * 1000:.0f} ms",
+        (
+            f"- {len(photos)} photos of 1-3 MP, {CLIENTS} concurrent clients, {DURATION_S:.0f} s, "
+            "server workers=2, load generator in a separate process"
+        ),
+        (
+            f"- service: {service_rps:.1f} req/s, p50 {p50 * 1000:.0f} ms, "
+            f"p95 {p95 * 1000:.0f} ms (bar < {P95_BAR_S * 1000:.0f} ms), {count} requests"
+        ),
+        (
+            f"- library direct, 2 threads: {direct_ips:.1f} img/s "
+            f"(phases: {direct_phases}; service phases: {served_phases})"
+        ),
+        (
+            f"- Little's law floor for the mean latency at {CLIENTS} clients: "
+            f"{CLIENTS / direct_ips * 1000:.0f} ms"
+        ),
         f"- service / direct = {ratio:.0%} (bar >= {THROUGHPUT_BAR:.0%})",
     ]
     report.sections["Service: POST /v1/palette under load"] = lines
@@ -316,9 +349,12 @@ def test_one_gigabyte_zip_job_memory(tmp_path: Path, report: Any) -> None:
     assert job["status"] == "succeeded", job
     assert job["progress"]["done"] == entries
     assert results.json()["count"] == entries
-    lines = [f"- {size / 1e9:.2f} GB stored ZIP, {entries} photos, one job: upload "
-             f"{uploaded:.0f} s, total {elapsed:.0f} s; server peak RSS {peak:.0f} MB "
-             f"(bar < {RSS_BAR_MB:.0f} MB)"]
+    line = (
+        f"- {size / 1e9:.2f} GB stored ZIP, {entries} photos, one job: upload "
+        f"{uploaded:.0f} s, total {elapsed:.0f} s; server peak RSS {peak:.0f} MB "
+        f"(bar < {RSS_BAR_MB:.0f} MB)"
+    )
+    lines = [line]
     report.sections["Service: 1 GB ZIP job"] = lines
     print("\n" + "\n".join(lines))
     assert peak < RSS_BAR_MB

@@ -68,8 +68,9 @@ def create_app(
     time source; ``run_workers=False`` serves the API only (workers run elsewhere).
     """
     settings = settings or Settings.from_env()
-    runtime = Runtime(settings, clock=clock or SystemClock(), hooks=list(hooks),
-                      run_workers=run_workers)
+    runtime = Runtime(
+        settings, clock=clock or SystemClock(), hooks=list(hooks), run_workers=run_workers
+    )
     if extract is not None:
         runtime.engine = Engine(settings, extract)
     webhooks = _webhooks_module()
@@ -89,8 +90,14 @@ def create_app(
         state = {
             "runtime": runtime,
             "palettes": PaletteService(runtime.engine, runtime.store, limiter, runtime.metrics),
-            "jobs": JobService(settings, runtime.store, runtime.blobs, runtime.engine,
-                               runtime.pool, runtime.draining),
+            "jobs": JobService(
+                settings,
+                runtime.store,
+                runtime.blobs,
+                runtime.engine,
+                runtime.pool,
+                runtime.draining,
+            ),
         }
         try:
             yield state

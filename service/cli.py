@@ -54,7 +54,9 @@ class _DrainingServer(uvicorn.Server):
         if sig == signal.SIGTERM and not self._draining:
             self._draining = True
             self._drain.begin_drain()
-            threading.Thread(target=self._drain_then_exit, name="palette-drain", daemon=True).start()
+            threading.Thread(
+                target=self._drain_then_exit, name="palette-drain", daemon=True
+            ).start()
             return
         super().handle_exit(sig, frame)
 
@@ -118,10 +120,15 @@ def worker(args: argparse.Namespace) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=None, help="listen address (PALETTE_HOST, 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="listen port (PALETTE_PORT, 8000)")
-    parser.add_argument("--data-dir", dest="data_dir", default=None,
-                        help="SQLite + blobs directory (PALETTE_DATA_DIR, ./palette-data)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="worker threads (PALETTE_WORKERS, 2)")
+    parser.add_argument(
+        "--data-dir",
+        dest="data_dir",
+        default=None,
+        help="SQLite + blobs directory (PALETTE_DATA_DIR, ./palette-data)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="worker threads (PALETTE_WORKERS, 2)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,7 +24,7 @@ def strong_etag(data: bytes) -> str:
 
 def _opaque(tag: str) -> str:
     tag = tag.strip()
-    return tag[2:] if tag.startswith("W/") else tag
+    return tag.removeprefix("W/")
 
 
 def none_match(request: Request, etag: str) -> bool:
@@ -57,8 +57,9 @@ def json_response(
     all_headers = {"ETag": tag, **(headers or {})}
     if status_code == 200 and request.method in ("GET", "HEAD") and none_match(request, tag):
         return not_modified(tag, headers)
-    return Response(data, status_code=status_code, media_type="application/json",
-                    headers=all_headers)
+    return Response(
+        data, status_code=status_code, media_type="application/json", headers=all_headers
+    )
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:

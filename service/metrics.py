@@ -24,7 +24,7 @@ class _JobsCollector(Collector):
     def collect(self) -> Iterable[GaugeMetricFamily]:
         try:
             counts = self._counts()
-        except Exception:  # a scrape must not fail because the store is busy
+        except Exception:  # noqa: BLE001 - a scrape must not fail because the store is busy
             return
         jobs = GaugeMetricFamily("palette_jobs", "Jobs by status", labels=["status"])
         for status in JOB_STATUSES:

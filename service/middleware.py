@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .metrics import Metrics
 from .problems import Problem
 
-__all__ = ["AuthMiddleware", "RequestContextMiddleware", "PUBLIC_TENANT"]
+__all__ = ["PUBLIC_TENANT", "AuthMiddleware", "RequestContextMiddleware"]
 
 access_log = logging.getLogger("service.access")
 

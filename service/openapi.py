@@ -10,7 +10,9 @@ __all__ = ["build_spec"]
 def _problem(description: str) -> dict[str, Any]:
     return {
         "description": description,
-        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
     }
 
 
@@ -28,24 +30,49 @@ _H = {
     "ETag": {"schema": {"type": "string"}, "description": "Strong validator of the body"},
     "Retry-After": {"schema": {"type": "string"}, "description": "Seconds before polling again"},
     "Location": {"schema": {"type": "string"}, "description": "The job's address"},
-    "Content-Location": {"schema": {"type": "string"},
-                         "description": "Cacheable address of this palette (GET it later)"},
+    "Content-Location": {
+        "schema": {"type": "string"},
+        "description": "Cacheable address of this palette (GET it later)",
+    },
 }
 
 _OPTION_PARAMS: list[dict[str, Any]] = [
-    {"name": "colors", "in": "query", "description": "Palette size (1..max_colors, default 8)",
-     "schema": {"type": "integer", "minimum": 1, "maximum": 64, "default": 8}},
-    {"name": "exact", "in": "query", "description": "Analyse every pixel instead of a budget",
-     "schema": {"type": "boolean", "default": False}},
-    {"name": "pixel_budget", "in": "query", "description": "Pixels analysed (shrink-on-load)",
-     "schema": {"type": "integer", "minimum": 1024}},
-    {"name": "alpha_threshold", "in": "query", "description": "Pixels below this alpha are ignored",
-     "schema": {"type": "integer", "minimum": 0, "maximum": 255, "default": 128}},
-    {"name": "max_color_fraction", "in": "query",
-     "description": "Merge limit for a dominant color (0 < f <= 1)",
-     "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 1}},
-    {"name": "snap", "in": "query", "description": "Snap colors to the nearest image pixel",
-     "schema": {"type": "boolean", "default": False}},
+    {
+        "name": "colors",
+        "in": "query",
+        "description": "Palette size (1..max_colors, default 8)",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 64, "default": 8},
+    },
+    {
+        "name": "exact",
+        "in": "query",
+        "description": "Analyse every pixel instead of a budget",
+        "schema": {"type": "boolean", "default": False},
+    },
+    {
+        "name": "pixel_budget",
+        "in": "query",
+        "description": "Pixels analysed (shrink-on-load)",
+        "schema": {"type": "integer", "minimum": 1024},
+    },
+    {
+        "name": "alpha_threshold",
+        "in": "query",
+        "description": "Pixels below this alpha are ignored",
+        "schema": {"type": "integer", "minimum": 0, "maximum": 255, "default": 128},
+    },
+    {
+        "name": "max_color_fraction",
+        "in": "query",
+        "description": "Merge limit for a dominant color (0 < f <= 1)",
+        "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+    },
+    {
+        "name": "snap",
+        "in": "query",
+        "description": "Snap colors to the nearest image pixel",
+        "schema": {"type": "boolean", "default": False},
+    },
 ]
 
 _OPTION_FIELDS: dict[str, Any] = {
@@ -53,8 +80,12 @@ _OPTION_FIELDS: dict[str, Any] = {
 }
 
 _JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False,
-                  "schema": {"type": "string"}}
+_IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+}
 
 
 def build_spec() -> dict[str, Any]:
@@ -97,23 +128,26 @@ def build_spec() -> dict[str, Any]:
                             "multipart/form-data": {
                                 "schema": {
                                     "type": "object",
-                                    "properties": {"file": {"type": "string",
-                                                            "format": "binary"}},
+                                    "properties": {"file": {"type": "string", "format": "binary"}},
                                     "required": ["file"],
                                 }
                             },
                         },
                     },
                     "responses": {
-                        "200": _json("Palette", "The palette",
-                                     {"ETag": _H["ETag"],
-                                      "Content-Location": _H["Content-Location"]}),
+                        "200": _json(
+                            "Palette",
+                            "The palette",
+                            {"ETag": _H["ETag"], "Content-Location": _H["Content-Location"]},
+                        ),
                         "400": _problem("Bad option, empty body or malformed multipart"),
                         **common_errors,
                         "413": _problem("Body over max_sync_bytes (limit_bytes)"),
                         "415": _problem("Not an image (by magic bytes), or an archive"),
-                        "422": _problem("Corrupt image, or more pixels than max_pixels "
-                                        "(limit_pixels, actual_pixels)"),
+                        "422": _problem(
+                            "Corrupt image, or more pixels than max_pixels "
+                            "(limit_pixels, actual_pixels)"
+                        ),
                     },
                 }
             },
@@ -122,8 +156,12 @@ def build_spec() -> dict[str, Any]:
                     "operationId": "getPalette",
                     "summary": "A cached palette by image SHA-256 and options",
                     "parameters": [
-                        {"name": "digest", "in": "path", "required": True,
-                         "schema": {"type": "string"}},
+                        {
+                            "name": "digest",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
                         *_OPTION_PARAMS,
                         _IF_NONE_MATCH,
                     ],
@@ -146,8 +184,12 @@ def build_spec() -> dict[str, Any]:
                         "streamed to storage. Honors `Idempotency-Key`."
                     ),
                     "parameters": [
-                        {"name": "Idempotency-Key", "in": "header", "required": False,
-                         "schema": {"type": "string", "minLength": 1, "maxLength": 255}},
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                        },
                     ],
                     "requestBody": {
                         "required": True,
@@ -156,8 +198,10 @@ def build_spec() -> dict[str, Any]:
                                 "schema": {
                                     "type": "object",
                                     "properties": {
-                                        "file": {"type": "array",
-                                                 "items": {"type": "string", "format": "binary"}},
+                                        "file": {
+                                            "type": "array",
+                                            "items": {"type": "string", "format": "binary"},
+                                        },
                                         "callback_url": {"type": "string", "format": "uri"},
                                         **_OPTION_FIELDS,
                                     },
@@ -167,16 +211,20 @@ def build_spec() -> dict[str, Any]:
                         },
                     },
                     "responses": {
-                        "202": _json("Job", "Accepted (or replayed for the same Idempotency-Key)",
-                                     {"Location": _H["Location"],
-                                      "Retry-After": _H["Retry-After"]}),
+                        "202": _json(
+                            "Job",
+                            "Accepted (or replayed for the same Idempotency-Key)",
+                            {"Location": _H["Location"], "Retry-After": _H["Retry-After"]},
+                        ),
                         "400": _problem("Bad option, no file parts, malformed multipart"),
                         **common_errors,
                         "409": _problem("Same Idempotency-Key still in flight"),
                         "413": _problem("Body over max_request_bytes (limit_bytes)"),
                         "415": _problem("Not multipart, or a part is neither image nor ZIP"),
-                        "422": _problem("Too many images, unreadable ZIP, or Idempotency-Key "
-                                        "reused with another body"),
+                        "422": _problem(
+                            "Too many images, unreadable ZIP, or Idempotency-Key "
+                            "reused with another body"
+                        ),
                         "503": _problem("Draining: retry later (Retry-After)"),
                     },
                 },
@@ -184,14 +232,30 @@ def build_spec() -> dict[str, Any]:
                     "operationId": "listJobs",
                     "summary": "The caller's jobs, newest first",
                     "parameters": [
-                        {"name": "status", "in": "query",
-                         "schema": {"type": "string", "enum": ["queued", "running", "succeeded",
-                                                               "failed", "canceled"]}},
-                        {"name": "limit", "in": "query",
-                         "schema": {"type": "integer", "minimum": 1, "maximum": 200,
-                                    "default": 50}},
-                        {"name": "cursor", "in": "query", "schema": {"type": "string"},
-                         "description": "`next_cursor` of the previous page"},
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "schema": {
+                                "type": "string",
+                                "enum": ["queued", "running", "succeeded", "failed", "canceled"],
+                            },
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": 200,
+                                "default": 50,
+                            },
+                        },
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "schema": {"type": "string"},
+                            "description": "`next_cursor` of the previous page",
+                        },
                         _IF_NONE_MATCH,
                     ],
                     "responses": {
@@ -208,8 +272,9 @@ def build_spec() -> dict[str, Any]:
                     "summary": "A job's status and progress",
                     "parameters": [_JOB_ID, _IF_NONE_MATCH],
                     "responses": {
-                        "200": _json("Job", "The job",
-                                     {"ETag": _H["ETag"], "Retry-After": _H["Retry-After"]}),
+                        "200": _json(
+                            "Job", "The job", {"ETag": _H["ETag"], "Retry-After": _H["Retry-After"]}
+                        ),
                         "304": {"description": "Not modified"},
                         **common_errors,
                         "404": _problem("No such job (or another tenant's, or expired)"),
@@ -234,15 +299,25 @@ def build_spec() -> dict[str, Any]:
                     "parameters": [
                         _JOB_ID,
                         _IF_NONE_MATCH,
-                        {"name": "Range", "in": "header", "required": False,
-                         "schema": {"type": "string"}},
-                        {"name": "If-Range", "in": "header", "required": False,
-                         "schema": {"type": "string"}},
+                        {
+                            "name": "Range",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "If-Range",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        },
                     ],
                     "responses": {
                         "200": _json("Results", "The results document", {"ETag": _H["ETag"]}),
-                        "206": {"description": "A byte range of the results document (its "
-                                "Content-Type stays application/json; the bytes are a slice)"},
+                        "206": {
+                            "description": "A byte range of the results document (its "
+                            "Content-Type stays application/json; the bytes are a slice)"
+                        },
                         "304": {"description": "Not modified"},
                         **common_errors,
                         "404": _problem("No such job"),
@@ -265,32 +340,69 @@ def build_spec() -> dict[str, Any]:
                     },
                 }
             },
-            "/healthz": {"get": {"operationId": "healthz", "summary": "Liveness",
-                                 "security": [{}],
-                                 "responses": {"200": {"description": "Alive",
-                                                       "content": {"application/json": {
-                                                           "schema": {"type": "object"}}}}}}},
-            "/readyz": {"get": {"operationId": "readyz", "summary": "Readiness (503 when draining)",
-                                "security": [{}],
-                                "responses": {
-                                    "200": _json("Readiness", "Ready"),
-                                    "503": _json("Readiness", "Not ready; see checks"),
-                                }}},
-            "/metrics": {"get": {"operationId": "metrics", "summary": "Prometheus metrics",
-                                 "security": [{}],
-                                 "responses": {"200": {"description": "Text exposition format",
-                                                       "content": {"text/plain": {
-                                                           "schema": {"type": "string"}}}}}}},
-            "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",
-                                      "security": [{}],
-                                      "responses": {"200": {"description": "OpenAPI 3.1",
-                                                            "content": {"application/json": {
-                                                                "schema": {"type": "object"}}}}}}},
-            "/docs": {"get": {"operationId": "docs", "summary": "API reference page",
-                              "security": [{}],
-                              "responses": {"200": {"description": "HTML",
-                                                    "content": {"text/html": {
-                                                        "schema": {"type": "string"}}}}}}},
+            "/healthz": {
+                "get": {
+                    "operationId": "healthz",
+                    "summary": "Liveness",
+                    "security": [{}],
+                    "responses": {
+                        "200": {
+                            "description": "Alive",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "operationId": "readyz",
+                    "summary": "Readiness (503 when draining)",
+                    "security": [{}],
+                    "responses": {
+                        "200": _json("Readiness", "Ready"),
+                        "503": _json("Readiness", "Not ready; see checks"),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus metrics",
+                    "security": [{}],
+                    "responses": {
+                        "200": {
+                            "description": "Text exposition format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "security": [{}],
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI 3.1",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+            "/docs": {
+                "get": {
+                    "operationId": "docs",
+                    "summary": "API reference page",
+                    "security": [{}],
+                    "responses": {
+                        "200": {
+                            "description": "HTML",
+                            "content": {"text/html": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
         },
         "components": {
             "securitySchemes": {
@@ -351,13 +463,16 @@ def _schemas() -> dict[str, Any]:
             "required": ["id", "status", "progress", "created_at"],
             "properties": {
                 "id": {"type": "string"},
-                "status": {"type": "string",
-                           "enum": ["queued", "running", "succeeded", "failed", "canceled"]},
+                "status": {
+                    "type": "string",
+                    "enum": ["queued", "running", "succeeded", "failed", "canceled"],
+                },
                 "progress": {
                     "type": "object",
                     "required": ["total", "done", "failed", "skipped"],
-                    "properties": {k: {"type": "integer"} for k in
-                                   ("total", "done", "failed", "skipped")},
+                    "properties": {
+                        k: {"type": "integer"} for k in ("total", "done", "failed", "skipped")
+                    },
                 },
                 "options": {"type": "object"},
                 "callback_url": {"type": ["string", "null"]},
@@ -396,10 +511,16 @@ def _schemas() -> dict[str, Any]:
                             "index": {"type": "integer"},
                             "input": {"type": "string"},
                             "name": {"type": "string"},
-                            "status": {"type": "string",
-                                       "enum": ["succeeded", "failed", "skipped"]},
-                            "palette": {"oneOf": [{"$ref": "#/components/schemas/Palette"},
-                                                  {"type": "null"}]},
+                            "status": {
+                                "type": "string",
+                                "enum": ["succeeded", "failed", "skipped"],
+                            },
+                            "palette": {
+                                "oneOf": [
+                                    {"$ref": "#/components/schemas/Palette"},
+                                    {"type": "null"},
+                                ]
+                            },
                             "error": {"type": ["object", "null"]},
                         },
                     },

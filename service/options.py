@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -58,7 +59,7 @@ def parse_options(
                 value = float(text)
             except ValueError:
                 raise _bad(name, "expected a number", text) from None
-            if value != value:  # NaN
+            if math.isnan(value):
                 raise _bad(name, "expected a number", text)
         upper = max_colors if name == "colors" else high
         if low is not None and value < low:

@@ -42,9 +42,11 @@ class PaletteService:
     def _keys(self, tenant: str, digest: str, options: dict[str, Any]) -> tuple[str, str, str]:
         query = canonical_query(options)
         # The ETag covers the library version too: a new engine may render different bytes.
-        etag = '"' + hashlib.sha256(
-            f"{self.engine.version}|{digest}?{query}".encode()
-        ).hexdigest()[:40] + '"'
+        etag = (
+            '"'
+            + hashlib.sha256(f"{self.engine.version}|{digest}?{query}".encode()).hexdigest()[:40]
+            + '"'
+        )
         cache_key = hashlib.sha256(f"{tenant}|{etag}".encode()).hexdigest()
         return query, etag, cache_key
 

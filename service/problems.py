@@ -7,11 +7,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from palette_native.errors import PaletteError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-
-from palette_native.errors import PaletteError
 
 __all__ = ["EXCEPTION_HANDLERS", "Problem", "problem_response", "status_for_library_error"]
 

@@ -101,7 +101,7 @@ class Runtime:
         try:
             self.store.ping()
             checks["store"] = "ok"
-        except Exception as exc:  # report, don't raise: this is what readyz is for
+        except Exception as exc:  # noqa: BLE001 - report, don't raise: this is what readyz is for
             checks["store"] = f"error: {exc}"
         if self.run_workers:
             checks["workers"] = "ok" if self.pool is not None and self.pool.alive() else "down"

@@ -96,9 +96,7 @@ class Settings:
         return not self.api_keys
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: Any
-    ) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``PALETTE_*`` variables; keyword overrides win (CLI flags)."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -138,9 +136,7 @@ class Settings:
         return view
 
 
-_INT_FIELDS = {
-    f.name for f in dataclasses.fields(Settings) if f.type in ("int", "int | None")
-}
+_INT_FIELDS = {f.name for f in dataclasses.fields(Settings) if f.type in ("int", "int | None")}
 _FLOAT_FIELDS = {f.name for f in dataclasses.fields(Settings) if f.type == "float"}
 
 

@@ -34,11 +34,10 @@ _SNIFF_BYTES = 512
 
 
 def request_too_large(limit: int, actual: int | None, what: str = "request body") -> Problem:
-    extra: dict[str, int] = {"limit_bytes": limit}
-    if actual is not None:
-        extra["actual_bytes"] = actual
     detail = f"The {what} is larger than the limit of {limit:,} bytes."
-    return Problem(413, "request_too_large", detail, **extra)
+    if actual is None:
+        return Problem(413, "request_too_large", detail, limit_bytes=limit)
+    return Problem(413, "request_too_large", detail, limit_bytes=limit, actual_bytes=actual)
 
 
 def _declared_length(request: Request) -> int | None:
@@ -70,6 +69,7 @@ class PartSink(Protocol):
     def close(self) -> str:
         """Finish the part; return an opaque handle (a blob key, or '' for memory)."""
         ...
+
     def abort(self) -> None: ...
 
 
@@ -158,8 +158,9 @@ class _Collector:
         try:
             _, params = parse_options_header(disposition)
         except (ValueError, UnicodeError):
-            raise Problem(400, "malformed_multipart", "A part has an unreadable "
-                          "Content-Disposition header.") from None
+            raise Problem(
+                400, "malformed_multipart", "A part has an unreadable Content-Disposition header."
+            ) from None
         name = params.get(b"name", b"").decode("utf-8", "replace")
         filename = params.get(b"filename")
         self._name = name
@@ -208,7 +209,9 @@ class _Collector:
         head = bytes(self._head)
         kind = self.sniff(head)
         label = self._filename or self._name
-        if kind is None or (kind[0] == "archive" and (kind[1] != "zip" or not self.accept_archives)):
+        if kind is None or (
+            kind[0] == "archive" and (kind[1] != "zip" or not self.accept_archives)
+        ):
             what = "an image" if not self.accept_archives else "an image or a ZIP archive"
             found = f" (found {kind[1]})" if kind else ""
             raise Problem(
@@ -227,13 +230,19 @@ class _Collector:
         if not self.is_file:
             value = self._value.decode("utf-8", "replace")
             self.result.fields[self._name] = value
-            self.fingerprint.update(b"V%d:%s=%d:%s;" % (
-                len(self._name), self._name.encode(), len(value), value.encode()))
+            self.fingerprint.update(
+                b"V%d:%s=%d:%s;"
+                % (len(self._name), self._name.encode(), len(value), value.encode())
+            )
             return
         if self._sink is None:
             if self._size == 0:
-                raise Problem(400, "empty_file", f"File part {self._filename or self._name!r} "
-                              "is empty.", part=self._filename or self._name)
+                raise Problem(
+                    400,
+                    "empty_file",
+                    f"File part {self._filename or self._name!r} is empty.",
+                    part=self._filename or self._name,
+                )
             self._start_sink()
         assert self._sink is not None and self._kind is not None
         handle = self._sink.close()
@@ -301,7 +310,9 @@ async def read_multipart(
         await anyio.to_thread.run_sync(parser.finalize)
     except MultipartParseError as exc:
         collector.abort()
-        raise Problem(400, "malformed_multipart", f"The multipart body is malformed: {exc}") from None
+        raise Problem(
+            400, "malformed_multipart", f"The multipart body is malformed: {exc}"
+        ) from None
     except BaseException:
         await anyio.to_thread.run_sync(collector.abort)
         raise

@@ -77,7 +77,7 @@ class LocalBlobStore:
         return writer.commit()
 
     def open(self, key: str) -> BinaryIO:
-        return open(self._path(key), "rb")  # noqa: SIM115 - the caller closes it
+        return open(self._path(key), "rb")
 
     def local_path(self, key: str) -> Path:
         """The file behind a key (embedded backend only; lets the library read it directly)."""

@@ -128,7 +128,12 @@ class Job:
         return {
             "id": self.id,
             "status": self.status,
-            "progress": {"total": p.total, "done": p.done, "failed": p.failed, "skipped": p.skipped},
+            "progress": {
+                "total": p.total,
+                "done": p.done,
+                "failed": p.failed,
+                "skipped": p.skipped,
+            },
             "options": self.options,
             "callback_url": self.callback_url,
             "created_at": _iso(self.created_at),
@@ -138,8 +143,9 @@ class Job:
             "expires_at": _iso(self.expires_at),
             "cancel_requested": self.cancel_requested,
             "error": self.error,
-            "results_url": f"/v1/jobs/{self.id}/results" if self.status in FINAL_STATUSES
-            and self.result_key else None,
+            "results_url": f"/v1/jobs/{self.id}/results"
+            if self.status in FINAL_STATUSES and self.result_key
+            else None,
         }
 
 
@@ -194,7 +200,7 @@ class JobStore(Protocol):
     def add_transition_hook(self, hook: TransitionHook) -> None: ...
     def submit(self, job: NewJob, idempotency: IdempotencyOutcome | None = None) -> Job: ...
     def get(self, job_id: str, tenant: str | None = None) -> Job: ...
-    def list(
+    def list_jobs(
         self, tenant: str, *, status: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> tuple[list[Job], str | None]: ...
     def cancel(self, job_id: str, tenant: str) -> Job: ...
@@ -204,6 +210,7 @@ class JobStore(Protocol):
     def expire(self, limit: int = 500) -> list[Job]:
         """Delete finished jobs past their ``expires_at``; return them so blobs can follow."""
         ...
+
     def counts(self) -> dict[str, int]: ...
     def ping(self) -> None: ...
     def close(self) -> None: ...
@@ -272,9 +279,12 @@ class BlobStore(Protocol):
     def create(self, key: str) -> BlobWriter: ...
     def put(self, key: str, chunks: Iterable[bytes]) -> BlobInfo: ...
     def open(self, key: str) -> BinaryIO: ...
-    def read_range(self, key: str, start: int, end: int, chunk_size: int = 65536) -> Iterator[bytes]:
+    def read_range(
+        self, key: str, start: int, end: int, chunk_size: int = 65536
+    ) -> Iterator[bytes]:
         """Bytes ``start`` to ``end`` inclusive, in chunks."""
         ...
+
     def size(self, key: str) -> int: ...
     def delete(self, key: str) -> None: ...
     def delete_prefix(self, prefix: str) -> None: ...

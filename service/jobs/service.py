@@ -101,13 +101,16 @@ class JobService:
     async def create(self, request: Request, tenant: str) -> Created:
         if self.draining.is_set():
             raise Problem(
-                503, "draining", "The server is shutting down; retry on another instance.",
+                503,
+                "draining",
+                "The server is shutting down; retry on another instance.",
                 headers={"Retry-After": "5"},
             )
         key = request.headers.get("idempotency-key")
         if key is not None and not (0 < len(key) <= 255 and key.isprintable()):
-            raise Problem(400, "bad_idempotency_key", "Idempotency-Key must be 1-255 printable "
-                          "characters.")
+            raise Problem(
+                400, "bad_idempotency_key", "Idempotency-Key must be 1-255 printable characters."
+            )
         state: str | IdempotencyOutcome | None = None
         if key is not None:
             state = await anyio.to_thread.run_sync(
@@ -115,7 +118,8 @@ class JobService:
             )
             if state == "in_flight":
                 raise Problem(
-                    409, "idempotency_key_in_use",
+                    409,
+                    "idempotency_key_in_use",
                     "A request with this Idempotency-Key is still being processed.",
                     headers=self.retry_after,
                 )
@@ -137,7 +141,8 @@ class JobService:
                 await anyio.to_thread.run_sync(self.blobs.delete_prefix, prefix)
                 if state.fingerprint != parsed.fingerprint:
                     raise Problem(
-                        422, "idempotency_key_reused",
+                        422,
+                        "idempotency_key_reused",
                         "This Idempotency-Key was used with a different request body.",
                     )
                 return Created(state.status_code, state.body, state.location or "", True)
@@ -154,8 +159,9 @@ class JobService:
                 for n, f in enumerate(parsed.files)
             ]
             outcome = (
-                IdempotencyOutcome(tenant, key, "POST", JOBS_PATH, parsed.fingerprint, 202,
-                                   location=location)
+                IdempotencyOutcome(
+                    tenant, key, "POST", JOBS_PATH, parsed.fingerprint, 202, location=location
+                )
                 if key is not None
                 else None
             )
@@ -187,10 +193,12 @@ class JobService:
                 declared = _directory_entry_count(f)
                 if declared is not None and declared > s.zip_max_entries:
                     raise Problem(
-                        422, "archive_too_many_entries",
+                        422,
+                        "archive_too_many_entries",
                         f"{part.filename!r} has {declared:,} entries; the limit is "
                         f"{s.zip_max_entries:,}.",
-                        limit_entries=s.zip_max_entries, actual_entries=declared,
+                        limit_entries=s.zip_max_entries,
+                        actual_entries=declared,
                         part=part.filename,
                     )
                 f.seek(0)
@@ -199,14 +207,18 @@ class JobService:
                         total += sum(1 for info in zf.infolist() if not info.is_dir())
                 except (zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error) as exc:
                     raise Problem(
-                        422, "archive_corrupt", f"{part.filename!r} is not a readable ZIP: {exc}",
+                        422,
+                        "archive_corrupt",
+                        f"{part.filename!r} is not a readable ZIP: {exc}",
                         part=part.filename,
                     ) from None
         if total > s.max_images_per_job:
             raise Problem(
-                422, "too_many_images",
+                422,
+                "too_many_images",
                 f"The job has {total:,} images; the limit is {s.max_images_per_job:,}.",
-                limit_images=s.max_images_per_job, actual_images=total,
+                limit_images=s.max_images_per_job,
+                actual_images=total,
             )
         return total
 
@@ -222,23 +234,32 @@ class JobService:
         self, tenant: str, *, status: str | None, limit: str | None, cursor: str | None
     ) -> tuple[list[Job], str | None]:
         if status is not None and status not in JOB_STATUSES:
-            raise Problem(400, "bad_parameter", f"status must be one of {', '.join(JOB_STATUSES)}",
-                          parameter="status")
+            raise Problem(
+                400,
+                "bad_parameter",
+                f"status must be one of {', '.join(JOB_STATUSES)}",
+                parameter="status",
+            )
         try:
             count = 50 if limit is None else int(limit)
         except ValueError:
             count = 0
         if not 1 <= count <= 200:
-            raise Problem(400, "bad_parameter", "limit must be an integer from 1 to 200",
-                          parameter="limit")
+            raise Problem(
+                400, "bad_parameter", "limit must be an integer from 1 to 200", parameter="limit"
+            )
         if cursor is not None:
             try:
                 decode_cursor(cursor)
             except ValueError:
-                raise Problem(400, "bad_cursor", "The cursor is not one this server issued.",
-                              parameter="cursor") from None
+                raise Problem(
+                    400,
+                    "bad_cursor",
+                    "The cursor is not one this server issued.",
+                    parameter="cursor",
+                ) from None
         jobs, next_cursor = await anyio.to_thread.run_sync(
-            lambda: self.store.list(tenant, status=status, limit=count, cursor=cursor)
+            lambda: self.store.list_jobs(tenant, status=status, limit=count, cursor=cursor)
         )
         return jobs, next_cursor
 
@@ -249,8 +270,12 @@ class JobService:
         except JobNotFound:
             raise _not_found(job_id) from None
         except JobConflict as exc:
-            raise Problem(409, "job_finished", f"The job already {exc.status}; nothing to cancel.",
-                          status_now=exc.status) from None
+            raise Problem(
+                409,
+                "job_finished",
+                f"The job already {exc.status}; nothing to cancel.",
+                status_now=exc.status,
+            ) from None
         if job.status == "canceled":
             await anyio.to_thread.run_sync(self.blobs.delete_prefix, f"uploads/{job_id}")
         return job
@@ -261,8 +286,9 @@ class JobService:
         except JobNotFound:
             raise _not_found(job_id) from None
         except JobConflict:
-            raise Problem(409, "job_running", "The job is running; cancel it first.",
-                          status_now="running") from None
+            raise Problem(
+                409, "job_running", "The job is running; cancel it first.", status_now="running"
+            ) from None
 
         def remove_blobs() -> None:
             self.blobs.delete_prefix(f"uploads/{job_id}")
@@ -272,11 +298,20 @@ class JobService:
 
     def finished_result(self, job: Job) -> tuple[str, str, int]:
         if job.is_active:
-            raise Problem(409, "job_not_finished", f"The job is {job.status}; results come when "
-                          "it finishes.", status_now=job.status, headers=self.retry_after)
+            raise Problem(
+                409,
+                "job_not_finished",
+                f"The job is {job.status}; results come when it finishes.",
+                status_now=job.status,
+                headers=self.retry_after,
+            )
         if job.result_key is None or job.result_digest is None or job.result_size is None:
-            raise Problem(409, "no_results", f"The job was {job.status}; it has no results.",
-                          status_now=job.status)
+            raise Problem(
+                409,
+                "no_results",
+                f"The job was {job.status}; it has no results.",
+                status_now=job.status,
+            )
         return job.result_key, '"' + job.result_digest + '"', job.result_size
 
 
@@ -289,6 +324,10 @@ def _callback_url(raw: str | None) -> str | None:
         return None
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.netloc or len(raw) > 2048:
-        raise Problem(400, "bad_parameter", "callback_url must be an absolute http(s) URL of at "
-                      "most 2048 characters.", parameter="callback_url")
+        raise Problem(
+            400,
+            "bad_parameter",
+            "callback_url must be an absolute http(s) URL of at most 2048 characters.",
+            parameter="callback_url",
+        )
     return raw

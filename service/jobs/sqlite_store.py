@@ -283,7 +283,7 @@ class SqliteStore:
     def get(self, job_id: str, tenant: str | None = None) -> Job:
         return self._visible(self._conn(), job_id, tenant)
 
-    def list(
+    def list_jobs(
         self, tenant: str, *, status: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> tuple[list[Job], str | None]:
         sql = "SELECT * FROM jobs WHERE tenant = ? AND (expires_at IS NULL OR expires_at > ?)"
@@ -340,12 +340,12 @@ class SqliteStore:
         conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
     def inputs(self, job_id: str) -> list[JobInput]:
-        rows = self._conn().execute(
-            "SELECT * FROM job_inputs WHERE job_id = ? ORDER BY seq", (job_id,)
-        ).fetchall()
-        return [
-            JobInput(r["seq"], r["name"], r["blob_key"], r["kind"], r["size"]) for r in rows
-        ]
+        rows = (
+            self._conn()
+            .execute("SELECT * FROM job_inputs WHERE job_id = ? ORDER BY seq", (job_id,))
+            .fetchall()
+        )
+        return [JobInput(r["seq"], r["name"], r["blob_key"], r["kind"], r["size"]) for r in rows]
 
     def iter_items(self, job_id: str) -> Iterator[ItemResult]:
         # A dedicated connection: the caller may write other rows while this cursor is open.
@@ -417,9 +417,9 @@ class SqliteStore:
                 " started_at = COALESCE(started_at, ?), updated_at = ? WHERE id = ?",
                 (owner, now + lease_seconds, now, now, job_id),
             )
-            token = conn.execute(
-                "SELECT lease_token FROM jobs WHERE id = ?", (job_id,)
-            ).fetchone()[0]
+            token = conn.execute("SELECT lease_token FROM jobs WHERE id = ?", (job_id,)).fetchone()[
+                0
+            ]
             if was_queued:
                 self._emit(conn, job_id, "job.progress")
         return Lease(job_id, owner, token, now + lease_seconds)
@@ -444,17 +444,23 @@ class SqliteStore:
         if not job_ids:
             return set()
         marks = ",".join("?" * len(job_ids))
-        rows = self._conn().execute(
-            f"SELECT id FROM jobs WHERE id IN ({marks})"
-            " AND (cancel_requested = 1 OR status != 'running')",
-            list(job_ids),
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                f"SELECT id FROM jobs WHERE id IN ({marks})"
+                " AND (cancel_requested = 1 OR status != 'running')",
+                list(job_ids),
+            )
+            .fetchall()
+        )
         return {r[0] for r in rows}
 
     def done_items(self, job_id: str) -> set[tuple[int, int]]:
-        rows = self._conn().execute(
-            "SELECT input_seq, entry_index FROM job_items WHERE job_id = ?", (job_id,)
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute("SELECT input_seq, entry_index FROM job_items WHERE job_id = ?", (job_id,))
+            .fetchall()
+        )
         return {(r[0], r[1]) for r in rows}
 
     def progress(
@@ -624,8 +630,10 @@ class SqliteStore:
             ).fetchone()
             expired = row is not None and (
                 row["created_at"] <= now - self.idempotency_seconds
-                or (row["state"] == "in_flight"
-                    and row["created_at"] <= now - _STALE_RESERVATION_SECONDS)
+                or (
+                    row["state"] == "in_flight"
+                    and row["created_at"] <= now - _STALE_RESERVATION_SECONDS
+                )
             )
             if row is None or expired:
                 conn.execute(

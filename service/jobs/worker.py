@@ -57,8 +57,13 @@ def count_archive_entries(f: BinaryIO) -> int:
         return sum(1 for info in zf.infolist() if not info.is_dir())
 
 
-def write_results(blobs: BlobStore, key: str, job_id: str, items: Iterator[dict[str, Any]],
-                  error: dict[str, Any] | None = None) -> ResultInfo:
+def write_results(
+    blobs: BlobStore,
+    key: str,
+    job_id: str,
+    items: Iterator[dict[str, Any]],
+    error: dict[str, Any] | None = None,
+) -> ResultInfo:
     """Stream the results document into a blob; its SHA-256 becomes the results ETag."""
     writer = blobs.create(key)
     try:
@@ -122,7 +127,9 @@ class WorkerPool:
         self.store.reap_expired()
         for n in range(self.threads_wanted):
             t = threading.Thread(
-                target=self._run, args=(f"{self.node}:w{n}",), name=f"palette-worker-{n}",
+                target=self._run,
+                args=(f"{self.node}:w{n}",),
+                name=f"palette-worker-{n}",
                 daemon=True,
             )
             t.start()
@@ -228,9 +235,7 @@ class WorkerPool:
         kwargs = self.extract_kwargs(options)
 
         def should_cancel() -> bool:
-            return (
-                active.cancel.is_set() or active.lost.is_set() or self.hard_stop.is_set()
-            )
+            return active.cancel.is_set() or active.lost.is_set() or self.hard_stop.is_set()
 
         last_notify = 0.0
         try:
@@ -285,7 +290,10 @@ class WorkerPool:
                 self._check(active)
                 if entry.data is None:
                     yield ItemResult(
-                        inp.seq, index, entry.name, "skipped",
+                        inp.seq,
+                        index,
+                        entry.name,
+                        "skipped",
                         error={"code": "skipped", "detail": str(entry.skipped_reason)},
                     )
                     continue

@@ -68,22 +68,33 @@ async def job_results(request: Request) -> Response:
     if none_match(request, etag):
         return not_modified(etag, {"Cache-Control": headers["Cache-Control"]})
     if_range = request.headers.get("if-range")
-    wanted = None if if_range is not None and if_range.strip() != etag else request.headers.get(
-        "range")
+    wanted = (
+        None if if_range is not None and if_range.strip() != etag else request.headers.get("range")
+    )
     span = parse_range(wanted, size)
     if span == "unsatisfiable":
-        raise Problem(416, "range_not_satisfiable", f"The results are {size} bytes long.",
-                      size=size, headers={"Content-Range": f"bytes */{size}"})
+        raise Problem(
+            416,
+            "range_not_satisfiable",
+            f"The results are {size} bytes long.",
+            size=size,
+            headers={"Content-Range": f"bytes */{size}"},
+        )
     blobs = service.blobs
     if isinstance(span, tuple):
         start, end = span
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         headers["Content-Length"] = str(end - start + 1)
-        return StreamingResponse(blobs.read_range(key, start, end), status_code=206,
-                                 media_type="application/json", headers=headers)
+        return StreamingResponse(
+            blobs.read_range(key, start, end),
+            status_code=206,
+            media_type="application/json",
+            headers=headers,
+        )
     headers["Content-Length"] = str(size)
-    return StreamingResponse(blobs.read_range(key, 0, size - 1), media_type="application/json",
-                             headers=headers)
+    return StreamingResponse(
+        blobs.read_range(key, 0, size - 1), media_type="application/json", headers=headers
+    )
 
 
 async def cancel_job(request: Request) -> Response:

@@ -44,7 +44,8 @@ async def create_palette(request: Request) -> Response:
     settings = state.runtime.settings
     service: PaletteService = state.palettes
     options = parse_options(
-        request.query_params, max_colors=settings.max_colors,
+        request.query_params,
+        max_colors=settings.max_colors,
         default_pixel_budget=settings.pixel_budget,
     )
     if request.headers.get("content-type", "").startswith("multipart/"):
@@ -69,7 +70,8 @@ async def get_palette(request: Request) -> Response:
     state = request.state
     settings = state.runtime.settings
     options = parse_options(
-        request.query_params, max_colors=settings.max_colors,
+        request.query_params,
+        max_colors=settings.max_colors,
         default_pixel_budget=settings.pixel_budget,
     )
     result = await state.palettes.lookup(

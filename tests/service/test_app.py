@@ -31,15 +31,19 @@ def problem(r: Any, status: int, code: str) -> dict[str, Any]:
 
 
 def submit(c: TestClient, files: list[tuple[str, bytes]], **fields: str) -> Any:
-    return c.post("/v1/jobs", files=[("file", (n, d, "application/octet-stream"))
-                                     for n, d in files], data=fields)
+    return c.post(
+        "/v1/jobs",
+        files=[("file", (n, d, "application/octet-stream")) for n, d in files],
+        data=fields,
+    )
 
 
 # -- sync palette ---------------------------------------------------------------------------
-def test_sync_palette_has_strong_etag_content_location_and_cache(client: TestClient, h: Any) -> None:
+def test_sync_palette_has_strong_etag_content_location_and_cache(
+    client: TestClient, h: Any
+) -> None:
     image = h.make_jpeg(1)
-    r = client.post("/v1/palette?colors=5", content=image,
-                    headers={"content-type": "image/jpeg"})
+    r = client.post("/v1/palette?colors=5", content=image, headers={"content-type": "image/jpeg"})
     assert r.status_code == 200, r.text
     body = r.json()
     assert len(body["colors"]) == 5 and body["width"] == 96 and body["height"] == 64
@@ -72,29 +76,41 @@ def test_unknown_palette_address_is_404(client: TestClient) -> None:
 
 @pytest.mark.parametrize(
     ("query", "parameter"),
-    [("colors=0", "colors"), ("colors=65", "colors"), ("colors=abc", "colors"),
-     ("exact=maybe", "exact"), ("alpha_threshold=300", "alpha_threshold"),
-     ("max_color_fraction=nan", "max_color_fraction"), ("pixel_budget=5", "pixel_budget")],
+    [
+        ("colors=0", "colors"),
+        ("colors=65", "colors"),
+        ("colors=abc", "colors"),
+        ("exact=maybe", "exact"),
+        ("alpha_threshold=300", "alpha_threshold"),
+        ("max_color_fraction=nan", "max_color_fraction"),
+        ("pixel_budget=5", "pixel_budget"),
+    ],
     ids=lambda v: str(v),
 )
 def test_sync_bad_options(client: TestClient, h: Any, query: str, parameter: str) -> None:
-    body = problem(client.post(f"/v1/palette?{query}", content=h.make_jpeg(1)), 400,
-                   "bad_parameter")
+    body = problem(
+        client.post(f"/v1/palette?{query}", content=h.make_jpeg(1)), 400, "bad_parameter"
+    )
     assert body["parameter"] == parameter
 
 
 def test_sync_bad_inputs(client: TestClient, h: Any) -> None:
     problem(client.post("/v1/palette", content=b""), 400, "empty_body")
-    problem(client.post("/v1/palette", content=b"hello, not an image" * 10), 415,
-            "unsupported_format")
+    problem(
+        client.post("/v1/palette", content=b"hello, not an image" * 10), 415, "unsupported_format"
+    )
     zipped = h.make_zip({"a.jpg": h.make_jpeg(1)})
     body = problem(client.post("/v1/palette", content=zipped), 415, "unsupported_format")
     assert "/v1/jobs" in body["detail"]
     truncated = h.make_jpeg(2, size=(400, 300))[:600]
     problem(client.post("/v1/palette", content=truncated), 422, "decode_error")
-    problem(client.post("/v1/palette", files=[("file", ("a", h.make_jpeg(1))),
-                                              ("file", ("b", h.make_jpeg(2)))]),
-            400, "too_many_files")
+    problem(
+        client.post(
+            "/v1/palette", files=[("file", ("a", h.make_jpeg(1))), ("file", ("b", h.make_jpeg(2)))]
+        ),
+        400,
+        "too_many_files",
+    )
 
 
 def test_sync_limits_name_the_limit(tmp_path: Path, h: Any) -> None:
@@ -103,15 +119,22 @@ def test_sync_limits_name_the_limit(tmp_path: Path, h: Any) -> None:
         big = h.make_jpeg(3, size=(400, 300))
         body = problem(c.post("/v1/palette", content=big), 413, "request_too_large")
         assert body["limit_bytes"] == 2000 and body["actual_bytes"] == len(big)
-        body = problem(c.post("/v1/palette", content=h.make_jpeg(4, size=(100, 60))), 422,
-                       "image_too_large")
+        body = problem(
+            c.post("/v1/palette", content=h.make_jpeg(4, size=(100, 60))), 422, "image_too_large"
+        )
         assert body["limit_pixels"] == 5000 and body["actual_pixels"] == 6000
 
 
 # -- jobs -----------------------------------------------------------------------------------
 def test_job_with_images_and_zip(client: TestClient, h: Any) -> None:
-    archive = h.make_zip({"dir/one.jpg": h.make_jpeg(10), "two.png": h.make_png(11),
-                          "notes.txt": b"not an image", "bad.jpg": h.make_jpeg(12)[:300]})
+    archive = h.make_zip(
+        {
+            "dir/one.jpg": h.make_jpeg(10),
+            "two.png": h.make_png(11),
+            "notes.txt": b"not an image",
+            "bad.jpg": h.make_jpeg(12)[:300],
+        }
+    )
     r = submit(client, [("solo.jpg", h.make_jpeg(13)), ("photos.zip", archive)], colors="4")
     assert r.status_code == 202, r.text
     job = r.json()
@@ -153,8 +176,9 @@ def test_job_etags_ranges_and_conditionals(client: TestClient, h: Any) -> None:
     assert tail.status_code == 206 and tail.content == full.content[-7:]
     stale = client.get(results_url, headers={"Range": "bytes=0-3", "If-Range": '"other"'})
     assert stale.status_code == 200 and stale.content == full.content
-    body = problem(client.get(results_url, headers={"Range": f"bytes={size}-"}), 416,
-                   "range_not_satisfiable")
+    body = problem(
+        client.get(results_url, headers={"Range": f"bytes={size}-"}), 416, "range_not_satisfiable"
+    )
     assert body["size"] == size
     not_modified = client.get(results_url, headers={"If-None-Match": etag})
     assert not_modified.status_code == 304 and not_modified.headers["etag"] == etag
@@ -234,49 +258,65 @@ def test_cancel_finished_job_is_409_and_delete_removes_results(
 
 def test_idempotency_key(client: TestClient, h: Any) -> None:
     files = [("a.jpg", h.make_jpeg(1))]
-    first = client.post("/v1/jobs", files=[("file", ("a.jpg", files[0][1]))],
-                        headers={"Idempotency-Key": "key-1"})
+    first = client.post(
+        "/v1/jobs", files=[("file", ("a.jpg", files[0][1]))], headers={"Idempotency-Key": "key-1"}
+    )
     assert first.status_code == 202
-    replay = client.post("/v1/jobs", files=[("file", ("a.jpg", files[0][1]))],
-                         headers={"Idempotency-Key": "key-1"})
+    replay = client.post(
+        "/v1/jobs", files=[("file", ("a.jpg", files[0][1]))], headers={"Idempotency-Key": "key-1"}
+    )
     assert replay.status_code == 202 and replay.headers["idempotent-replayed"] == "true"
     assert replay.json() == first.json()
     assert replay.headers["location"] == first.headers["location"]
-    other = client.post("/v1/jobs", files=[("file", ("a.jpg", h.make_jpeg(2)))],
-                        headers={"Idempotency-Key": "key-1"})
+    other = client.post(
+        "/v1/jobs",
+        files=[("file", ("a.jpg", h.make_jpeg(2)))],
+        headers={"Idempotency-Key": "key-1"},
+    )
     problem(other, 422, "idempotency_key_reused")
     assert len(client.get("/v1/jobs").json()["jobs"]) == 1
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     assert runtime.store.idempotency_begin("public", "key-2", "POST", "/v1/jobs") == "new"
-    busy = client.post("/v1/jobs", files=[("file", ("a.jpg", h.make_jpeg(3)))],
-                       headers={"Idempotency-Key": "key-2"})
+    busy = client.post(
+        "/v1/jobs",
+        files=[("file", ("a.jpg", h.make_jpeg(3)))],
+        headers={"Idempotency-Key": "key-2"},
+    )
     problem(busy, 409, "idempotency_key_in_use")
     # Deleting the job frees its key: a retry makes a new job instead of a dangling replay.
     h.wait_job(client, first.headers["location"])
     assert client.delete(first.headers["location"]).status_code == 204
-    fresh = client.post("/v1/jobs", files=[("file", ("a.jpg", files[0][1]))],
-                        headers={"Idempotency-Key": "key-1"})
+    fresh = client.post(
+        "/v1/jobs", files=[("file", ("a.jpg", files[0][1]))], headers={"Idempotency-Key": "key-1"}
+    )
     assert fresh.status_code == 202 and "idempotent-replayed" not in fresh.headers
     assert fresh.json()["id"] != first.json()["id"]
     # A failed request frees its key: the client can fix the body and retry.
-    bad = client.post("/v1/jobs", files=[("file", ("a.txt", b"text" * 200))],
-                      headers={"Idempotency-Key": "key-3"})
+    bad = client.post(
+        "/v1/jobs", files=[("file", ("a.txt", b"text" * 200))], headers={"Idempotency-Key": "key-3"}
+    )
     problem(bad, 415, "unsupported_format")
-    ok = client.post("/v1/jobs", files=[("file", ("a.jpg", h.make_jpeg(4)))],
-                     headers={"Idempotency-Key": "key-3"})
+    ok = client.post(
+        "/v1/jobs",
+        files=[("file", ("a.jpg", h.make_jpeg(4)))],
+        headers={"Idempotency-Key": "key-3"},
+    )
     assert ok.status_code == 202
 
 
 def test_job_upload_limits_and_bad_requests(tmp_path: Path, h: Any) -> None:
-    settings = Settings(data_dir=tmp_path, max_images_per_job=3, zip_max_entries=4,
-                        max_request_bytes=60_000)
+    settings = Settings(
+        data_dir=tmp_path, max_images_per_job=3, zip_max_entries=4, max_request_bytes=60_000
+    )
     with TestClient(create_app(settings)) as c:
-        body = problem(submit(c, [(f"{n}.jpg", h.make_jpeg(n)) for n in range(4)]), 422,
-                       "too_many_images")
+        body = problem(
+            submit(c, [(f"{n}.jpg", h.make_jpeg(n)) for n in range(4)]), 422, "too_many_images"
+        )
         assert body["limit_images"] == 3
         archive = h.make_zip({f"{n}.jpg": h.make_jpeg(n) for n in range(3)})
-        body = problem(submit(c, [("x.jpg", h.make_jpeg(9)), ("a.zip", archive)]), 422,
-                       "too_many_images")
+        body = problem(
+            submit(c, [("x.jpg", h.make_jpeg(9)), ("a.zip", archive)]), 422, "too_many_images"
+        )
         assert body["limit_images"] == 3 and body["actual_images"] == 4
         many = h.make_zip({f"{n}.txt": b"x" for n in range(5)})
         body = problem(submit(c, [("many.zip", many)]), 422, "archive_too_many_entries")
@@ -286,22 +326,28 @@ def test_job_upload_limits_and_bad_requests(tmp_path: Path, h: Any) -> None:
         big = h.make_jpeg(5, size=(600, 400), quality=95)
         body = problem(submit(c, [("big.jpg", big)]), 413, "request_too_large")
         assert body["limit_bytes"] == 60_000
-        problem(submit(c, [("a.txt", b"plain text, not an image" * 30)]), 415,
-                "unsupported_format")
-        problem(submit(c, [("a.tar.gz", b"\x1f\x8b\x08" + b"\x00" * 600)]), 415,
-                "unsupported_format")
-        problem(c.post("/v1/jobs", content=b"{}", headers={"content-type": "application/json"}),
-                415, "unsupported_media_type")
-        problem(c.post("/v1/jobs", data={"colors": "4"}, files=[]), 415,
-                "unsupported_media_type")
+        problem(submit(c, [("a.txt", b"plain text, not an image" * 30)]), 415, "unsupported_format")
+        problem(
+            submit(c, [("a.tar.gz", b"\x1f\x8b\x08" + b"\x00" * 600)]), 415, "unsupported_format"
+        )
+        problem(
+            c.post("/v1/jobs", content=b"{}", headers={"content-type": "application/json"}),
+            415,
+            "unsupported_media_type",
+        )
+        problem(c.post("/v1/jobs", data={"colors": "4"}, files=[]), 415, "unsupported_media_type")
         problem(c.post("/v1/jobs", files=[("colors", (None, "4"))]), 400, "no_files")
         problem(submit(c, [("a.jpg", h.make_jpeg(1))], colors="999"), 400, "bad_parameter")
-        problem(submit(c, [("a.jpg", h.make_jpeg(1))], callback_url="ftp://x"), 400,
-                "bad_parameter")
+        problem(
+            submit(c, [("a.jpg", h.make_jpeg(1))], callback_url="ftp://x"), 400, "bad_parameter"
+        )
         problem(submit(c, [("empty.jpg", b"")]), 400, "empty_file")
-        malformed = c.post("/v1/jobs", content=b"--xx\r\nContent-Disposition: form-data; "
-                           b'name="file"; filename="a.jpg"\r\n\r\n' + h.make_jpeg(1),
-                           headers={"content-type": "multipart/form-data; boundary=xx"})
+        malformed = c.post(
+            "/v1/jobs",
+            content=b"--xx\r\nContent-Disposition: form-data; "
+            b'name="file"; filename="a.jpg"\r\n\r\n' + h.make_jpeg(1),
+            headers={"content-type": "multipart/form-data; boundary=xx"},
+        )
         problem(malformed, 400, "malformed_multipart")
         assert c.get("/v1/jobs").json()["jobs"] == []
         # Nothing from the refused uploads is left behind.
@@ -392,8 +438,12 @@ def test_health_ready_metrics(client: TestClient) -> None:
     problem(refused, 503, "draining")
     assert refused.headers["retry-after"]
     text = client.get("/metrics").text
-    for name in ("palette_http_requests_total", "palette_http_request_duration_seconds_bucket",
-                 "palette_jobs{", "palette_queue_depth"):
+    for name in (
+        "palette_http_requests_total",
+        "palette_http_request_duration_seconds_bucket",
+        "palette_jobs{",
+        "palette_queue_depth",
+    ):
         assert name in text
     assert 'route="/readyz",status="503"' in text
 
@@ -404,8 +454,11 @@ def test_openapi_lists_every_api_route_and_docs_are_local(client: TestClient) ->
     documented = {(path, verb.upper()) for path, item in spec["paths"].items() for verb in item}
     from service.routes import jobs, ops, palette
 
-    served = {(route.path, method) for route in [*ops.routes, *palette.routes, *jobs.routes]
-              for method in route.endpoint.allowed_methods - {"HEAD"}}
+    served = {
+        (route.path, method)
+        for route in [*ops.routes, *palette.routes, *jobs.routes]
+        for method in route.endpoint.allowed_methods - {"HEAD"}
+    }
     assert served == documented
     page = client.get("/docs")
     assert page.status_code == 200 and "/openapi.json" in page.text
@@ -423,9 +476,13 @@ def test_errors_are_problem_documents(client: TestClient) -> None:
 
 
 def test_settings_from_environment_hide_secrets() -> None:
-    env = {"PALETTE_WORKERS": "3", "PALETTE_API_KEYS": "alice:s3cret,plainkey",
-           "PALETTE_MAX_PIXELS": "1000", "PALETTE_ZIP_MAX_RATIO": "7.5",
-           "PALETTE_DATA_DIR": "/tmp/x"}
+    env = {
+        "PALETTE_WORKERS": "3",
+        "PALETTE_API_KEYS": "alice:s3cret,plainkey",
+        "PALETTE_MAX_PIXELS": "1000",
+        "PALETTE_ZIP_MAX_RATIO": "7.5",
+        "PALETTE_DATA_DIR": "/tmp/x",
+    }
     s = Settings.from_env(env, port=9001)
     assert (s.workers, s.port, s.max_pixels, s.zip_max_ratio) == (3, 9001, 1000, 7.5)
     assert s.api_keys["s3cret"] == "alice" and s.api_keys["plainkey"].startswith("key-")

@@ -29,8 +29,13 @@ def big_zip(h: Any, count: int, size: tuple[int, int] = (160, 120)) -> bytes:
 
 
 def post_job(url: str, files: list[tuple[str, bytes]], headers: Any = None, **fields: str) -> Any:
-    return httpx.post(url + "/v1/jobs", files=[("file", (n, d)) for n, d in files], data=fields,
-                      headers=headers, timeout=60)
+    return httpx.post(
+        url + "/v1/jobs",
+        files=[("file", (n, d)) for n, d in files],
+        data=fields,
+        headers=headers,
+        timeout=60,
+    )
 
 
 def get_job(url: str, location: str) -> dict[str, Any]:
@@ -82,8 +87,9 @@ def test_zip_job_and_conditional_requests_over_http(server: Any, h: Any) -> None
         image = h.make_jpeg(77)
         made = c.post("/v1/palette?colors=3", content=image)
         assert made.status_code == 200
-        cached = c.get(made.headers["content-location"],
-                       headers={"If-None-Match": made.headers["etag"]})
+        cached = c.get(
+            made.headers["content-location"], headers={"If-None-Match": made.headers["etag"]}
+        )
         assert cached.status_code == 304 and cached.headers["etag"] == made.headers["etag"]
 
 
@@ -106,8 +112,10 @@ def test_cancel_running_1000_image_job_within_one_second(server: Any, h: Any) ->
         assert time.monotonic() - started < 5, job
         time.sleep(0.01)
     elapsed = time.monotonic() - started
-    print(f"\ncancel of a running 1000-image job took {elapsed * 1000:.0f} ms "
-          f"(after {running['progress']['done']} images)")
+    print(
+        f"\ncancel of a running 1000-image job took {elapsed * 1000:.0f} ms "
+        f"(after {running['progress']['done']} images)"
+    )
     assert elapsed < 1.0
     assert job["progress"]["done"] == 0  # no partial work kept
     assert httpx.get(url + location + "/results").json()["code"] == "no_results"
@@ -129,8 +137,9 @@ def test_concurrent_clients(server: Any, h: Any) -> None:
                 for k in range(3):
                     r = c.post("/v1/palette?colors=4", content=h.make_jpeg(1000 + n * 10 + k))
                     assert r.status_code == 200 and len(r.json()["colors"]) == 4
-                files = [("file", (f"{n}-{k}.jpg", h.make_jpeg(2000 + n * 10 + k)))
-                         for k in range(4)]
+                files = [
+                    ("file", (f"{n}-{k}.jpg", h.make_jpeg(2000 + n * 10 + k))) for k in range(4)
+                ]
                 r = c.post("/v1/jobs", files=files, headers={"Idempotency-Key": f"client-{n}"})
                 assert r.status_code == 202
                 replay = c.post("/v1/jobs", files=files, headers={"Idempotency-Key": f"client-{n}"})
@@ -139,7 +148,7 @@ def test_concurrent_clients(server: Any, h: Any) -> None:
                     assert replay.json()["id"] == r.json()["id"]
                 with lock:
                     locations.append(r.headers["location"])
-        except Exception as exc:  # collected and asserted in the main thread
+        except Exception as exc:  # noqa: BLE001 - collected and asserted in the main thread
             errors.append(f"client {n}: {exc!r}")
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
@@ -159,9 +168,15 @@ def test_concurrent_clients(server: Any, h: Any) -> None:
 
 
 def test_limits_and_corrupt_inputs_over_http(server_factory: Any, h: Any) -> None:
-    server = server_factory({"PALETTE_MAX_REQUEST_BYTES": "200000", "PALETTE_MAX_SYNC_BYTES": "50000",
-                             "PALETTE_MAX_PIXELS": "40000", "PALETTE_MAX_IMAGES_PER_JOB": "5",
-                             "PALETTE_ZIP_MAX_ENTRIES": "3"})
+    server = server_factory(
+        {
+            "PALETTE_MAX_REQUEST_BYTES": "200000",
+            "PALETTE_MAX_SYNC_BYTES": "50000",
+            "PALETTE_MAX_PIXELS": "40000",
+            "PALETTE_MAX_IMAGES_PER_JOB": "5",
+            "PALETTE_ZIP_MAX_ENTRIES": "3",
+        }
+    )
     url = server.url
 
     def code(r: httpx.Response) -> tuple[int, str]:
@@ -171,16 +186,22 @@ def test_limits_and_corrupt_inputs_over_http(server_factory: Any, h: Any) -> Non
     big = os.urandom(300_000)
     assert code(post_job(url, [("big.jpg", b"\xff\xd8\xff" + big)])) == (413, "request_too_large")
     assert code(httpx.post(url + "/v1/palette", content=b"\xff\xd8\xff" + big[:60_000])) == (
-        413, "request_too_large")
+        413,
+        "request_too_large",
+    )
     tall = h.make_jpeg(5, size=(300, 200))
     r = httpx.post(url + "/v1/palette", content=tall)
     assert code(r) == (422, "image_too_large") and r.json()["limit_pixels"] == 40000
     assert code(post_job(url, [(f"{n}.jpg", h.make_jpeg(n)) for n in range(6)])) == (
-        422, "too_many_images")
+        422,
+        "too_many_images",
+    )
     many = h.make_zip({f"{n}.jpg": h.make_jpeg(n) for n in range(4)})
     assert code(post_job(url, [("m.zip", many)])) == (422, "archive_too_many_entries")
     assert code(httpx.post(url + "/v1/palette", content=b"GIF89a" + b"\x00" * 50)) == (
-        422, "decode_error")
+        422,
+        "decode_error",
+    )
     assert code(post_job(url, [("x.bin", os.urandom(2000))])) == (415, "unsupported_format")
     corrupt = post_job(url, [("c.jpg", h.make_jpeg(1)[:200]), ("ok.jpg", h.make_jpeg(2))])
     job = wait_final(url, corrupt.headers["location"])
@@ -217,8 +238,12 @@ def test_kill_9_mid_job_then_restart_finishes_every_accepted_job(
 
 @pytest.mark.slow
 def test_sigterm_drains_then_the_rest_resumes(server_factory: Any, h: Any) -> None:
-    env = {"PALETTE_LEASE_SECONDS": "2", "PALETTE_WORKERS": "1",
-           "PALETTE_DRAIN_DELAY_SECONDS": "2", "PALETTE_DRAIN_GRACE_SECONDS": "5"}
+    env = {
+        "PALETTE_LEASE_SECONDS": "2",
+        "PALETTE_WORKERS": "1",
+        "PALETTE_DRAIN_DELAY_SECONDS": "2",
+        "PALETTE_DRAIN_GRACE_SECONDS": "5",
+    }
     server = server_factory(env)
     url = server.url
     r = post_job(url, [("batch.zip", big_zip(h, 300, size=(320, 240)))])
@@ -249,13 +274,28 @@ def test_sigterm_drains_then_the_rest_resumes(server_factory: Any, h: Any) -> No
 def test_schemathesis_finds_no_server_errors(server: Any, tmp_path: Path) -> None:
     exe = shutil.which("schemathesis") or shutil.which("st")
     assert exe is not None, "schemathesis is a test dependency (pip install schemathesis)"
-    result = subprocess.run(
-        [exe, "run", f"{server.url}/openapi.json", "--checks", "all",
-         # A schema cannot say "these bytes must be an image", so generated uploads are
-         # rightly refused with 415; that one check is about the schema's reach, not the server.
-         "--exclude-checks", "positive_data_acceptance",
-         "--max-examples", "25", "--seed", "7", "--generation-database", "none"],
-        capture_output=True, text=True, timeout=480, cwd=tmp_path,
+    result = subprocess.run(  # noqa: PLW1510 - the return code is asserted
+        [
+            exe,
+            "run",
+            f"{server.url}/openapi.json",
+            "--checks",
+            "all",
+            # A schema cannot say "these bytes must be an image", so generated uploads are
+            # rightly refused with 415; that one check is about the schema's reach, not the server.
+            "--exclude-checks",
+            "positive_data_acceptance",
+            "--max-examples",
+            "25",
+            "--seed",
+            "7",
+            "--generation-database",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=480,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-6000:]
     assert "Traceback" not in server.log()
@@ -263,6 +303,7 @@ def test_schemathesis_finds_no_server_errors(server: Any, tmp_path: Path) -> Non
 
 
 def test_python_dash_m_service_help() -> None:
-    out = subprocess.run([sys.executable, "-m", "service", "--help"], capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(  # noqa: PLW1510 - the return code is asserted
+        [sys.executable, "-m", "service", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0 and "serve" in out.stdout and "worker" in out.stdout

@@ -39,22 +39,33 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def store(tmp_path: Path, clock: FakeClock) -> SqliteStore:
-    s = SqliteStore(tmp_path / "jobs.sqlite3", clock=clock, retention_seconds=100.0,
-                    idempotency_seconds=50.0, cache_entries=3)
+    s = SqliteStore(
+        tmp_path / "jobs.sqlite3",
+        clock=clock,
+        retention_seconds=100.0,
+        idempotency_seconds=50.0,
+        cache_entries=3,
+    )
     yield s  # type: ignore[misc]
     s.close()
 
 
 def new_job(job_id: str, tenant: str = "t1", images: int = 2) -> NewJob:
-    inputs = [JobInput(n, f"img{n}.jpg", f"uploads/{job_id}/{n}", "image", 10)
-              for n in range(images)]
+    inputs = [
+        JobInput(n, f"img{n}.jpg", f"uploads/{job_id}/{n}", "image", 10) for n in range(images)
+    ]
     return NewJob(job_id, tenant, {"colors": 4}, inputs, None, images)
 
 
 def item(seq: int, status: str = "succeeded") -> ItemResult:
-    return ItemResult(seq, 0, f"img{seq}.jpg", status,  # type: ignore[arg-type]
-                      palette={"colors": []} if status == "succeeded" else None,
-                      error=None if status == "succeeded" else {"code": "decode_error"})
+    return ItemResult(
+        seq,
+        0,
+        f"img{seq}.jpg",
+        status,  # type: ignore[arg-type]
+        palette={"colors": []} if status == "succeeded" else None,
+        error=None if status == "succeeded" else {"code": "decode_error"},
+    )
 
 
 def test_submit_get_and_tenant_scope(store: SqliteStore) -> None:
@@ -70,14 +81,14 @@ def test_list_is_newest_first_with_cursor_and_status_filter(store: SqliteStore) 
     for n in range(5):
         store.submit(new_job(f"j{n}"))
     store.submit(new_job("other", tenant="t2"))
-    page1, cursor = store.list("t1", limit=2)
+    page1, cursor = store.list_jobs("t1", limit=2)
     assert [j.id for j in page1] == ["j4", "j3"] and cursor
-    page2, cursor2 = store.list("t1", limit=2, cursor=cursor)
+    page2, cursor2 = store.list_jobs("t1", limit=2, cursor=cursor)
     assert [j.id for j in page2] == ["j2", "j1"]
-    page3, cursor3 = store.list("t1", limit=2, cursor=cursor2)
+    page3, cursor3 = store.list_jobs("t1", limit=2, cursor=cursor2)
     assert [j.id for j in page3] == ["j0"] and cursor3 is None
     store.cancel("j2", "t1")
-    assert [j.id for j in store.list("t1", status="canceled")[0]] == ["j2"]
+    assert [j.id for j in store.list_jobs("t1", status="canceled")[0]] == ["j2"]
 
 
 def test_claim_is_exclusive_and_fenced(store: SqliteStore, clock: FakeClock) -> None:
