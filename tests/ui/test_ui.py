@@ -216,6 +216,8 @@ def test_paste_with_options_sends_them_to_the_service(ui: Page, server: Server) 
     job = server.job(pasted.get_attribute("data-job-id") or "")
     assert job["options"]["colors"] == 3 and job["options"]["alpha_threshold"] == 0
     expect(pasted.locator("button.swatch")).to_have_count(3)
+    # Screen readers hear the outcome from the live region.
+    expect(ui.locator("#announcer")).to_have_text(re.compile(r"^pasted-.*: done, 1 palette$"))
     # The options are remembered for the next visit.
     ui.reload()
     ui.wait_for_selector("body[data-ready='true']")
@@ -539,17 +541,23 @@ def test_keyboard_reaches_the_file_picker(ui: Page) -> None:
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_accessibility_scan(ui: Page, axe_source: str, scheme: Literal["light", "dark"]) -> None:
     ui.emulate_media(color_scheme=scheme)
+    archive = zip_bytes({f"z/{i}.png": image_bytes([(i * 40, 90, 200 - i * 30)]) for i in range(6)})
     drop_files(
         ui,
         [
             ("a11y.png", "image/png", image_bytes([RED, GREEN, BLUE, YELLOW])),
             ("bad.txt", "text/plain", b"not an image"),
+            ("six.zip", "application/zip", archive),
         ],
     )
     expect(card(ui, "a11y.png")).to_have_attribute("data-state", "succeeded", timeout=30_000)
+    expect(card(ui, "six.zip")).to_have_attribute("data-state", "succeeded", timeout=30_000)
     expect(card(ui, "bad.txt")).to_have_attribute(
         "data-state", re.compile("rejected|failed"), timeout=30_000
     )
+    card(ui, "six.zip").locator("details.bulk > summary").click()
+    ui.evaluate("location.hash = 'palette=1e90ff.6000,ffd700.3000,2f4f4f.1000&name=shared'")
+    expect(ui.locator("#shared section.palette")).to_be_visible()
     ui.add_script_tag(content=axe_source)
     for width, label in ((1200, "desktop"), (390, "phone")):
         ui.set_viewport_size({"width": width, "height": 900})
@@ -561,3 +569,10 @@ def test_accessibility_scan(ui: Page, axe_source: str, scheme: Literal["light", 
         ]
         assert not serious, json.dumps(serious, indent=1)
         screenshot(ui, f"09-{label}-{scheme}")
+
+
+def test_reduced_motion_turns_off_transitions(ui: Page) -> None:
+    duration = "getComputedStyle(document.querySelector('#drop-zone')).transitionDuration"
+    assert ui.evaluate(duration) != "0s"
+    ui.emulate_media(reduced_motion="reduce")
+    assert ui.evaluate(duration) == "0s"
