@@ -354,25 +354,20 @@ async def _list_messages(
             await run_in_threadpool(system.store.get_endpoint, endpoint_id, owner)
         except NotFound as exc:
             raise _not_found(exc) from exc
-    rows = await run_in_threadpool(
+    cursor = _message_cursor(request)
+    rows, after = await run_in_threadpool(
         lambda: system.store.list_messages(
             owner,
             endpoint_id=endpoint_id,
             callbacks_only=callbacks_only,
             status=status,
-            limit=limit + 1,
-            cursor=_message_cursor(request),
+            job_id=request.query_params.get("job_id"),
+            limit=limit,
+            cursor=cursor,
         )
     )
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = f"{_epoch(last['created_at'])!r}~{last['id']}"
-    return _json_response({"data": rows[:limit], "next_cursor": next_cursor})
-
-
-def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    next_cursor = None if after is None else f"{after[0]!r}~{after[1]}"
+    return _json_response({"data": rows, "next_cursor": next_cursor})
 
 
 async def list_endpoint_messages(request: Request) -> Response:

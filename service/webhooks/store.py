@@ -595,11 +595,16 @@ class WebhookStore:
         endpoint_id: str | None,
         callbacks_only: bool = False,
         status: str | None = None,
+        job_id: str | None = None,
         limit: int = 50,
         cursor: tuple[float, str] | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], tuple[float, str] | None]:
+        """Newest first; returns a page and the cursor of the next one (None at the end)."""
         clauses = ["m.owner = ?"]
         params: list[Any] = [owner]
+        if job_id is not None:
+            clauses.append("m.job_id = ?")
+            params.append(job_id)
         if endpoint_id is not None:
             clauses.append("m.endpoint_id = ?")
             params.append(endpoint_id)
@@ -616,9 +621,13 @@ class WebhookStore:
                 "SELECT m.* FROM webhook_messages m WHERE "
                 + " AND ".join(clauses)
                 + " ORDER BY m.created_at DESC, m.id DESC LIMIT ?",
-                (*params, limit),
+                (*params, limit + 1),
             ).fetchall()
-            return [self._message_dict(conn, row) for row in rows]
+            page = [self._message_dict(conn, row) for row in rows[:limit]]
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            return page, (float(last["created_at"]), str(last["id"]))
+        return page, None
 
     def get_message(
         self, message_id: str, owner: str, endpoint_id: str | None = None

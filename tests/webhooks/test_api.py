@@ -285,3 +285,26 @@ def test_tenants_see_only_their_own_endpoints(tmp_path: Path, receiver: Any) -> 
         )
         assert r.status_code == 404, method
     assert client.get("/v1/webhook-endpoints", headers={"x-tenant": "other"}).json()["data"] == []
+
+
+def test_message_pages_walk_every_message_once(tmp_path: Path) -> None:
+    client, system = build(tmp_path, "127.0.0.0/8")  # sender not started: all stay pending
+    endpoint = client.post("/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/"}).json()
+    for i in range(7):
+        with system.store.transaction() as tx:
+            system.on_transition(
+                tx, {"id": f"job_{i}", "status": "succeeded", "tenant": "public"}, "job.succeeded"
+            )
+    path = f"/v1/webhook-endpoints/{endpoint['id']}/messages"
+    seen: list[str] = []
+    params: dict[str, str] = {"limit": "3"}
+    while True:
+        page = client.get(path, params=params).json()
+        seen += [m["job_id"] for m in page["data"]]
+        if page["next_cursor"] is None:
+            break
+        params["cursor"] = page["next_cursor"]
+    assert seen == [f"job_{i}" for i in reversed(range(7))]
+    only = client.get(path, params={"job_id": "job_3"}).json()["data"]
+    assert [m["job_id"] for m in only] == ["job_3"]
+    assert client.get(path, params={"cursor": "garbage"}).status_code == 400

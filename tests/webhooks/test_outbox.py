@@ -160,7 +160,7 @@ def test_exhausted_message_is_a_dead_letter_and_resend_delivers_it(
     emit(system, job(), "job.succeeded")
 
     def failed() -> list[dict[str, Any]]:
-        return system.store.list_messages("public", endpoint_id=endpoint_id, status="failed")
+        return system.store.list_messages("public", endpoint_id=endpoint_id, status="failed")[0]
 
     wait_until(lambda: len(failed()) == 1, 10, "the dead letter")
     [dead] = failed()
@@ -191,7 +191,8 @@ def test_recover_requeues_every_failure_in_the_window(make_system: Any, receiver
         emit(system, job(f"job_{i}"), "job.succeeded")
     wait_until(
         lambda: (
-            len(system.store.list_messages("public", endpoint_id=endpoint_id, status="failed")) == 3
+            len(system.store.list_messages("public", endpoint_id=endpoint_id, status="failed")[0])
+            == 3
         ),
         10,
         "three dead letters",
@@ -200,7 +201,9 @@ def test_recover_requeues_every_failure_in_the_window(make_system: Any, receiver
     system.wake()
     wait_until(
         lambda: (
-            len(system.store.list_messages("public", endpoint_id=endpoint_id, status="succeeded"))
+            len(
+                system.store.list_messages("public", endpoint_id=endpoint_id, status="succeeded")[0]
+            )
             == 3
         ),
         10,
