@@ -473,7 +473,7 @@ async function sendCancel(item) {
 }
 
 /** Keep a card in step with its job until the job is finished and its results are shown. */
-function follow(key) {
+function follow(key, firstDelay = 0) {
   const card = cards.get(key);
   if (!card?.jobId || stoppers.has(key)) return;
   if (FINISHED_LOCAL.has(card.state) && (card.results || !card.job?.results_url)) return;
@@ -481,6 +481,7 @@ function follow(key) {
     etag: card.etag,
     status: card.state,
     resultsUrl: card.job?.results_url,
+    firstDelay,
     onJob: (job, etag) => update(key, { job, etag, state: job.status, error: jobError(job) }),
     onResults: (results) => {
       stoppers.delete(key);

@@ -59,7 +59,7 @@ async function withJobLock(jobId, task) {
 }
 
 class Watcher {
-  constructor(jobId, { etag, status, resultsUrl, onJob, onResults, onError, onRecover }) {
+  constructor(jobId, { etag, status, resultsUrl, firstDelay, onJob, onResults, onError, onRecover }) {
     this.jobId = jobId;
     this.etag = etag ?? null;
     this.status = status ?? null;
@@ -70,6 +70,7 @@ class Watcher {
     this.needResults = TERMINAL.has(status) && Boolean(this.resultsUrl);
     this.failures = 0;
     this.wake = null;
+    this.firstDelay = firstDelay ?? 0;
   }
 
   get finished() {
@@ -107,6 +108,12 @@ class Watcher {
     while (!this.finished) {
       await whenVisible();
       if (this.finished) break;
+      if (this.firstDelay) {
+        // The Retry-After of the 202 that created the job.
+        await nap(this.firstDelay, this);
+        this.firstDelay = 0;
+        continue;
+      }
       await withJobLock(this.jobId, async () => {
         while (!this.finished && isVisible()) {
           const delay = await this.pollOnce();
