@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import anyio.to_thread
 from anyio import CapacityLimiter
 
@@ -38,6 +39,9 @@ class PaletteService:
         self.cache = cache
         self.limiter = limiter
         self.metrics = metrics
+        # Requests computing a key right now: a second identical request waits for the first
+        # instead of computing it again.
+        self._inflight: dict[str, anyio.Event] = {}
 
     def _keys(self, tenant: str, digest: str, options: dict[str, Any]) -> tuple[str, str, str]:
         query = canonical_query(options)
@@ -64,12 +68,29 @@ class PaletteService:
             )
         digest = hashlib.sha256(data).hexdigest()
         query, etag, cache_key = self._keys(tenant, digest, options)
-        cached = await anyio.to_thread.run_sync(self.cache.cache_get, cache_key)
-        if cached is not None:
-            self.metrics.cache.labels("hit").inc()
-            return PaletteResult(digest, query, etag, cached)
+        while True:
+            pending = self._inflight.get(cache_key)
+            if pending is not None:
+                await pending.wait()
+                continue
+            cached = await anyio.to_thread.run_sync(self.cache.cache_get, cache_key)
+            if cached is not None:
+                self.metrics.cache.labels("hit").inc()
+                return PaletteResult(digest, query, etag, cached)
+            if cache_key not in self._inflight:  # nobody started it while we looked
+                break
         self.metrics.cache.labels("miss").inc()
+        done = self._inflight[cache_key] = anyio.Event()
+        try:
+            body = await self._compute(data, options, cache_key)
+        finally:
+            del self._inflight[cache_key]
+            done.set()
+        return PaletteResult(digest, query, etag, body)
 
+    async def _compute(
+        self, data: bytes | bytearray, options: dict[str, Any], cache_key: str
+    ) -> bytes:
         def compute() -> bytes:
             body = self.engine.palette_json(data, options)
             self.cache.cache_put(cache_key, body)
@@ -81,7 +102,7 @@ class PaletteService:
             self.metrics.images.labels("failed", "sync").inc()
             raise
         self.metrics.images.labels("succeeded", "sync").inc()
-        return PaletteResult(digest, query, etag, body)
+        return body
 
     async def lookup(self, tenant: str, digest: str, options: dict[str, Any]) -> PaletteResult:
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):

@@ -278,6 +278,8 @@ class JobService:
             ) from None
         if job.status == "canceled":
             await anyio.to_thread.run_sync(self.blobs.delete_prefix, f"uploads/{job_id}")
+        elif self.pool is not None:
+            self.pool.request_cancel(job_id)
         return job
 
     async def delete(self, job_id: str, tenant: str) -> None:

@@ -141,6 +141,14 @@ class WorkerPool:
         """New work was queued: wake idle workers now instead of at their next poll."""
         self._wake.set()
 
+    def request_cancel(self, job_id: str) -> None:
+        """Same-process shortcut for a cancel the store has recorded: stop now, not at the
+        next poll (other processes still learn it from the store)."""
+        with self._active_lock:
+            active = self._active.get(job_id)
+        if active is not None:
+            active.cancel.set()
+
     def alive(self) -> bool:
         return bool(self._threads) and all(t.is_alive() for t in self._threads)
 

@@ -167,6 +167,26 @@ def test_concurrent_clients(server: Any, h: Any) -> None:
     assert len(listing) == 8
 
 
+def test_identical_concurrent_requests_compute_once(server: Any, h: Any) -> None:
+    image = h.make_jpeg(4242, size=(1200, 900))
+    barrier = threading.Barrier(8)
+    answers: list[httpx.Response] = []
+
+    def post() -> None:
+        barrier.wait()
+        answers.append(httpx.post(server.url + "/v1/palette", content=image, timeout=60))
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [r.status_code for r in answers] == [200] * 8
+    assert len({r.content for r in answers}) == 1 and len({r.headers["etag"] for r in answers}) == 1
+    metrics = httpx.get(server.url + "/metrics").text
+    assert 'palette_images_processed_total{outcome="succeeded",path="sync"} 1.0' in metrics
+
+
 def test_limits_and_corrupt_inputs_over_http(server_factory: Any, h: Any) -> None:
     server = server_factory(
         {
