@@ -327,3 +327,28 @@ def test_python_dash_m_service_help() -> None:
         [sys.executable, "-m", "service", "--help"], capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0 and "serve" in out.stdout and "worker" in out.stdout
+
+
+def test_worker_process_runs_queued_jobs(tmp_path: Path, h: Any) -> None:
+    from starlette.testclient import TestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    data_dir = tmp_path / "data"
+    app = create_app(Settings(data_dir=data_dir), run_workers=False)  # API only
+    with TestClient(app) as c:
+        r = c.post("/v1/jobs", files=[("file", (f"{n}.jpg", h.make_jpeg(n))) for n in range(3)])
+        location = r.headers["location"]
+        assert c.get(location).json()["status"] == "queued"
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "service", "worker", "--data-dir", str(data_dir)],
+            env={**os.environ, "PALETTE_LOG_LEVEL": "warning"},
+        )
+        try:
+            job = h.wait_job(c, location, timeout=60)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            code = worker.wait(30)
+        assert job["status"] == "succeeded" and job["progress"]["done"] == 3
+        assert code == 0
