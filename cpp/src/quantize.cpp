@@ -23,6 +23,10 @@ struct Points {
     std::vector<int> cell;                  // cell index on the 32^3 grid
 
     std::size_t size() const { return lab.size(); }
+    void reserve(std::size_t n) {
+        lab.reserve(n); weight.reserve(n); count.reserve(n); sum.reserve(n);
+        sum_sq.reserve(n); real.reserve(n); cell.reserve(n);
+    }
     std::uint64_t total() const { return std::accumulate(count.begin(), count.end(), std::uint64_t{0}); }
 };
 
@@ -168,6 +172,40 @@ std::vector<Lab> wu_seeds(const Points& p, int k) {
 }
 
 // ---- weighted k-means ---------------------------------------------------------------------
+constexpr double kShiftTolerance = 1e-4;
+
+// Centers laid out by channel so the distance loop vectorises; results equal the scalar loop's
+// (same operations per center, no fused multiply-adds).
+class CenterSet {
+public:
+    explicit CenterSet(const std::vector<Lab>& centers) { reset(centers); }
+    void reset(const std::vector<Lab>& centers) {
+        const std::size_t k = centers.size();
+        l_.resize(k); a_.resize(k); b_.resize(k); d_.resize(k);
+        for (std::size_t j = 0; j < k; ++j) { l_[j] = centers[j][0]; a_[j] = centers[j][1]; b_[j] = centers[j][2]; }
+    }
+    // Index of the nearest center; its squared distance and the second nearest's.
+    int nearest2(const Lab& x, double& d1, double& d2) {
+        const std::size_t k = l_.size();
+        double* d = d_.data();
+        for (std::size_t j = 0; j < k; ++j) {
+            const double dl = x[0] - l_[j], da = x[1] - a_[j], db = x[2] - b_[j];
+            d[j] = dl * dl + da * da + db * db;
+        }
+        int best = 0;
+        d1 = std::numeric_limits<double>::infinity();
+        d2 = d1;
+        for (std::size_t j = 0; j < k; ++j) {
+            if (d[j] < d1) { d2 = d1; d1 = d[j]; best = static_cast<int>(j); }
+            else if (d[j] < d2) { d2 = d[j]; }
+        }
+        return best;
+    }
+
+private:
+    std::vector<double> l_, a_, b_, d_;
+};
+
 int nearest(const Lab& x, const std::vector<Lab>& centers, double* best_d = nullptr) {
     int best = 0;
     double bd = std::numeric_limits<double>::infinity();
@@ -188,14 +226,10 @@ int kmeans(const Points& p, std::vector<Lab>& centers, std::vector<int>& assign,
     assign.assign(n, 0);
     std::vector<double> upper(n), lower(n);
     // Full scan: nearest and second nearest for every point.
+    CenterSet set(centers);
     auto scan = [&](std::size_t i) {
-        double d1 = std::numeric_limits<double>::infinity(), d2 = d1;
-        int a = 0;
-        for (std::size_t j = 0; j < k; ++j) {
-            const double d = dist2(p.lab[i], centers[j]);
-            if (d < d1) { d2 = d1; d1 = d; a = static_cast<int>(j); }
-            else if (d < d2) { d2 = d; }
-        }
+        double d1, d2;
+        const int a = set.nearest2(p.lab[i], d1, d2);
         upper[i] = std::sqrt(d1);
         lower[i] = k > 1 ? std::sqrt(d2) : std::numeric_limits<double>::infinity();
         return a;
@@ -249,7 +283,10 @@ int kmeans(const Points& p, std::vector<Lab>& centers, std::vector<int>& assign,
             centers[j] = moved;
             max_shift = std::max(max_shift, shift[j]);
         }
-        if (max_shift == 0.0 && !reseeded) break;  // converged: nothing can move any more
+        // Converged: no center moved by more than 1e-4 in Oklab (a hundredth of a
+        // just-noticeable difference); further iterations change nothing visible.
+        if (max_shift < kShiftTolerance && !reseeded) break;
+        set.reset(centers);
         if (reseeded) {
             for (std::size_t i = 0; i < n; ++i) assign[i] = scan(i);
             continue;
@@ -289,11 +326,19 @@ void median_polish(const Points& p, std::vector<Lab>& centers, std::vector<int>&
             for (std::size_t c = 0; c < 3; ++c) sum[a][c] += p.lab[i][c] * wi;
             w[a] += wi;
         }
-        for (std::size_t j = 0; j < k; ++j)
-            if (w[j] > 0) centers[j] = Lab{sum[j][0] / w[j], sum[j][1] / w[j], sum[j][2] / w[j]};
+        double max_shift = 0.0;
+        for (std::size_t j = 0; j < k; ++j) {
+            if (w[j] <= 0) continue;
+            const Lab moved{sum[j][0] / w[j], sum[j][1] / w[j], sum[j][2] / w[j]};
+            max_shift = std::max(max_shift, dist2(moved, centers[j]));
+            centers[j] = moved;
+        }
+        if (max_shift < kShiftTolerance * kShiftTolerance) break;
         std::size_t changed = 0;
+        CenterSet set(centers);
+        double d1, d2;
         for (std::size_t i = 0; i < n; ++i) {
-            const int a = nearest(p.lab[i], centers);
+            const int a = set.nearest2(p.lab[i], d1, d2);
             changed += a != assign[i] ? 1 : 0;
             assign[i] = a;
         }
@@ -400,14 +445,19 @@ PaletteResult palette_from_points(Points& p, const PaletteParams& params) {
                          (p.size() == 1 ? "" : "s");
     } else {
         apply_weight_cap(p, params.max_color_fraction);
+        // Over-cluster with Wu's boxes, merge the closest pairs (Ward) down to k, refine with
+        // k-means, then move each center to its cluster's median. Running k-means before the
+        // merge as well bought no quality on the benchmark corpus and cost a third of the time.
         const std::size_t over = std::min(p.size(), k + (k + 1) / 2);
         std::vector<Lab> centers = wu_seeds(p, static_cast<int>(over));
-        std::vector<int> assign;
-        out.iterations = kmeans(p, centers, assign, params.max_iterations);
-        if (centers.size() > k) {
-            merge_down(p, centers, assign, k);
-            out.iterations += kmeans(p, centers, assign, params.max_iterations);
+        std::vector<int> assign(p.size());
+        {
+            CenterSet set(centers);
+            double d1, d2;
+            for (std::size_t i = 0; i < p.size(); ++i) assign[i] = set.nearest2(p.lab[i], d1, d2);
         }
+        if (centers.size() > k) merge_down(p, centers, assign, k);
+        out.iterations = kmeans(p, centers, assign, params.max_iterations);
         median_polish(p, centers, assign, params.median_rounds);
         while (centers.size() < k) {  // Wu found fewer boxes than k: add the costliest points
             std::size_t pick = 0;
@@ -457,6 +507,7 @@ PaletteResult build_palette(const Histogram& histogram, const PaletteParams& par
         throw std::invalid_argument("snapping to image colors needs a histogram built with track_members=True");
     const auto& cells = histogram.cells();
     Points p;
+    p.reserve(static_cast<std::size_t>(kCellCount));
     for (int i = 0; i < kCellCount; ++i) {
         const CellMoments& c = cells[static_cast<std::size_t>(i)];
         if (c.count == 0) continue;

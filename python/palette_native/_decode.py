@@ -20,7 +20,7 @@ import pyvips
 from .errors import BadParameterError, CanceledError, DecodeError, ImageTooLargeError, UnsupportedFormatError
 
 #: Pixels analysed per image unless ``exact=True``; see benchmarks/README.md for the measurement.
-DEFAULT_PIXEL_BUDGET = 262_144
+DEFAULT_PIXEL_BUDGET = 65_536
 #: Images with more pixels than this are refused from their header (decompression bombs).
 DEFAULT_MAX_PIXELS = 250_000_000
 #: Bytes per strip when streaming full-resolution images.
@@ -113,6 +113,52 @@ def _to_srgb8(im: pyvips.Image) -> pyvips.Image:
     return im
 
 
+# Pillow refuses to open images above this many pixels without a warning; leave those to libvips.
+_PILLOW_MAX_PIXELS = 89_000_000
+
+
+def _jpeg_scale(width: int, height: int, budget: int) -> int:
+    """The strongest DCT scale (1, 2, 4, 8) that keeps at least half the pixel budget."""
+    shrink = 1
+    while shrink < 8 and (width // (shrink * 2)) * (height // (shrink * 2)) >= budget // 2:
+        shrink *= 2
+    return shrink
+
+
+def _pillow_jpeg(source: str | bytes, label: str, width: int, height: int,
+                 budget: int) -> Decoded | None:
+    """Sampled JPEG decode through Pillow's ``draft`` (libjpeg DCT scaling).
+
+    Measured faster than libvips' shrink-on-load for the small outputs a palette needs
+    (benchmarks/bench_speed.py, ``test_decode_budget``). Only for plain RGB or gray JPEGs in
+    sRGB; anything needing color management goes through libvips.
+    """
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    if width * height > _PILLOW_MAX_PIXELS:
+        return None
+    try:
+        img = Image.open(source if isinstance(source, str) else io.BytesIO(source))
+    except (OSError, UnidentifiedImageError):
+        return None
+    with img:
+        icc = img.info.get("icc_profile")
+        if img.format != "JPEG" or img.mode not in ("RGB", "L") or (icc and not _is_srgb_profile(icc)):
+            return None
+        scale = _jpeg_scale(width, height, budget)
+        img.draft(img.mode, (max(1, width // scale), max(1, height // scale)))
+        try:
+            pixels = np.asarray(img)
+        except (OSError, SyntaxError, ValueError) as err:
+            raise DecodeError(f"{label}: cannot decode image: {err}") from None
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, np.newaxis]
+    step = _subsample_step(pixels.shape[0] * pixels.shape[1], budget * 2)
+    return Decoded(width, height, iter([pixels[::step, ::step] if step > 1 else pixels]))
+
+
 def _vips_open(source: str | bytes, **options: Any) -> pyvips.Image:
     if isinstance(source, str):
         return pyvips.Image.new_from_file(source, **options)
@@ -141,12 +187,11 @@ def _from_vips_source(source: str | bytes, label: str, exact: bool, budget: int,
     if not exact and pixels > budget:
         factor = math.sqrt(pixels / budget)
         if loader.startswith("jpegload"):
-            # libjpeg scales by 1/2, 1/4, 1/8 while decoding: take the strongest that keeps
-            # at least half the budget; subsample the rest.
-            shrink = 1
-            while shrink < 8 and (width // (shrink * 2)) * (height // (shrink * 2)) >= budget // 2:
-                shrink *= 2
-            options["shrink"] = shrink
+            fast = _pillow_jpeg(source, label, width, height, budget)
+            if fast is not None:
+                return fast
+            # libjpeg scales by 1/2, 1/4, 1/8 while decoding; subsample the rest.
+            options["shrink"] = _jpeg_scale(width, height, budget)
         elif loader.startswith("webpload"):
             options["scale"] = 1.0 / factor
     try:
