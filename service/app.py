@@ -122,7 +122,11 @@ def create_app(
         routes=all_routes,
         middleware=[
             Middleware(RequestContextMiddleware, metrics=runtime.metrics),
-            Middleware(AuthMiddleware, api_keys=settings.api_keys),
+            Middleware(
+                AuthMiddleware,
+                api_keys=settings.api_keys,
+                public_prefixes=tuple(getattr(webhooks, "PUBLIC_PATH_PREFIXES", ())),
+            ),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

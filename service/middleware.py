@@ -86,9 +86,13 @@ class AuthMiddleware:
     (health, metrics, docs, UI) stay open.
     """
 
-    def __init__(self, app: ASGIApp, api_keys: Mapping[str, str]) -> None:
+    def __init__(
+        self, app: ASGIApp, api_keys: Mapping[str, str], public_prefixes: tuple[str, ...] = ()
+    ) -> None:
         self.app = app
         self.api_keys = dict(api_keys)
+        # Paths that authenticate themselves (signed download links): no API key needed.
+        self.public_prefixes = public_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -98,7 +102,8 @@ class AuthMiddleware:
             scope["tenant"] = PUBLIC_TENANT
             await self.app(scope, receive, send)
             return
-        if not scope["path"].startswith("/v1/"):
+        path = scope["path"]
+        if not path.startswith("/v1/") or path.startswith(self.public_prefixes):
             await self.app(scope, receive, send)
             return
         key = _header(scope, b"x-api-key")
@@ -112,7 +117,16 @@ class AuthMiddleware:
             await self._reject(scope, receive, send, missing=key is None)
             return
         scope["tenant"] = tenant
-        await self.app(scope, receive, send)
+
+        async def send_with_vary(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                # The same URL answers differently per key: shared caches must not mix them.
+                headers = list(message.get("headers", []))
+                headers.append((b"vary", b"Authorization, X-API-Key"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_vary)
 
     @staticmethod
     async def _reject(scope: Scope, receive: Receive, send: Send, *, missing: bool) -> None:

@@ -386,6 +386,7 @@ def test_api_keys_scope_jobs_per_tenant(tmp_path: Path, h: Any) -> None:
         bob = {"X-API-Key": "bob-key"}
         r = c.post("/v1/jobs", files=[("file", ("a.jpg", h.make_jpeg(1)))], headers=alice)
         assert r.status_code == 202
+        assert r.headers["vary"] == "Authorization, X-API-Key"
         location = r.headers["location"]
         h.wait_job(c, location, headers=alice)
         problem(c.get(location, headers=bob), 404, "job_not_found")
