@@ -112,6 +112,14 @@ def test_truncated_jpeg(photo: np.ndarray) -> None:
         pn.extract(data[: len(data) // 2], exact=True)
 
 
+def test_truncated_jpeg_on_the_sampled_path(photo: np.ndarray) -> None:
+    big = np.ascontiguousarray(np.tile(photo, (2, 2, 1)))
+    data = pyvips.Image.new_from_array(big).write_to_buffer(".jpg", Q=90)
+    assert len(pn.extract(data).colors) == 8  # sampled: 1024x1024 > the pixel budget
+    with pytest.raises(pn.DecodeError, match="image bytes"):
+        pn.extract(data[: len(data) // 2])
+
+
 def test_corrupt_png(tmp_path: Path, photo: np.ndarray) -> None:
     data = bytearray(pyvips.Image.new_from_array(photo).write_to_buffer(".png"))
     data[200:400] = b"\xff" * 200  # smash compressed data

@@ -113,10 +113,6 @@ def _to_srgb8(im: pyvips.Image) -> pyvips.Image:
     return im
 
 
-# Pillow refuses to open images above this many pixels without a warning; leave those to libvips.
-_PILLOW_MAX_PIXELS = 89_000_000
-
-
 def _jpeg_scale(width: int, height: int, budget: int) -> int:
     """The strongest DCT scale (1, 2, 4, 8) that keeps at least half the pixel budget."""
     shrink = 1
@@ -125,27 +121,45 @@ def _jpeg_scale(width: int, height: int, budget: int) -> int:
     return shrink
 
 
-def _pillow_jpeg(source: str | bytes, label: str, width: int, height: int,
-                 budget: int) -> Decoded | None:
+_JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def _starts_like_jpeg(source: str | bytes) -> bool:
+    if isinstance(source, bytes):
+        return source[:3] == _JPEG_MAGIC
+    try:
+        with open(source, "rb") as fh:
+            return fh.read(3) == _JPEG_MAGIC
+    except OSError:
+        return False
+
+
+def _pillow_jpeg(source: str | bytes, label: str, budget: int, max_pixels: int) -> Decoded | None:
     """Sampled JPEG decode through Pillow's ``draft`` (libjpeg DCT scaling).
 
     Measured faster than libvips' shrink-on-load for the small outputs a palette needs
     (benchmarks/bench_speed.py, ``test_decode_budget``). Only for plain RGB or gray JPEGs in
-    sRGB; anything needing color management goes through libvips.
+    sRGB; anything needing color management, and anything Pillow will not open, goes through
+    libvips. Returns None to say "use libvips".
     """
     import io
+    import warnings
 
     from PIL import Image, UnidentifiedImageError
 
-    if width * height > _PILLOW_MAX_PIXELS:
-        return None
     try:
-        img = Image.open(source if isinstance(source, str) else io.BytesIO(source))
-    except (OSError, UnidentifiedImageError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(source if isinstance(source, str) else io.BytesIO(source))
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError):
         return None
     with img:
+        width, height = img.size
+        _check_pixels(width, height, max_pixels)
         icc = img.info.get("icc_profile")
         if img.format != "JPEG" or img.mode not in ("RGB", "L") or (icc and not _is_srgb_profile(icc)):
+            return None
+        if width * height <= budget:
             return None
         scale = _jpeg_scale(width, height, budget)
         img.draft(img.mode, (max(1, width // scale), max(1, height // scale)))
@@ -172,6 +186,10 @@ def _describe_vips_error(err: pyvips.Error) -> str:
 
 def _from_vips_source(source: str | bytes, label: str, exact: bool, budget: int,
                       max_pixels: int) -> Decoded:
+    if not exact and _starts_like_jpeg(source):
+        fast = _pillow_jpeg(source, label, budget, max_pixels)
+        if fast is not None:
+            return fast
     try:
         header = _vips_open(source, access="sequential")
     except pyvips.Error as err:
@@ -187,9 +205,6 @@ def _from_vips_source(source: str | bytes, label: str, exact: bool, budget: int,
     if not exact and pixels > budget:
         factor = math.sqrt(pixels / budget)
         if loader.startswith("jpegload"):
-            fast = _pillow_jpeg(source, label, width, height, budget)
-            if fast is not None:
-                return fast
             # libjpeg scales by 1/2, 1/4, 1/8 while decoding; subsample the rest.
             options["shrink"] = _jpeg_scale(width, height, budget)
         elif loader.startswith("webpload"):
