@@ -49,7 +49,9 @@ def big_jpeg(corpus: list[Photo]) -> Path:
     if not path.is_file():
         source = max(corpus, key=lambda p: p.megapixels)
         width, height = BIG_SIZE
-        image = pyvips.Image.thumbnail(str(source.path), width, height=height, crop="centre", size="both")
+        image = pyvips.Image.thumbnail(
+            str(source.path), width, height=height, crop="centre", size="both"
+        )
         tmp = path.with_suffix(".tmp.jpg")
         image.jpegsave(str(tmp), Q=90)
         tmp.replace(path)
@@ -80,7 +82,12 @@ def big_zip(corpus: list[Photo]) -> tuple[Path, int]:
 def _run_child(code: str, *args: str) -> dict[str, Any]:
     root = Path(__file__).resolve().parent.parent
     child = subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=root, capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", code, *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
     )
     assert child.returncode == 0, f"child failed:\n{child.stderr[-4000:]}"
     result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
@@ -95,7 +102,9 @@ def status_mb(field):
     raise RuntimeError(field + " missing from /proc/self/status")
 """
 
-_BIG_CHILD = _STATUS_HELPER + """
+_BIG_CHILD = (
+    _STATUS_HELPER
+    + """
 import json, sys, time
 import palette_native
 baseline = status_mb("VmHWM")
@@ -105,21 +114,26 @@ seconds = time.perf_counter() - start
 print(json.dumps({"peak_mb": status_mb("VmHWM"), "baseline_mb": baseline, "seconds": seconds,
                   "analyzed": palette.analyzed_pixels, "colors": len(palette.colors)}))
 """
+)
 
 
 def test_peak_rss_200mp_exact(big_jpeg: Path, report: Report) -> None:
     result = _run_child(_BIG_CHILD, str(big_jpeg))
     width, height = BIG_SIZE
     report.sections["Memory: 200 MP JPEG, exact mode"] = [
-        f"- peak RSS {result['peak_mb']:.0f} MB (bar < {BIG_LIMIT_MB} MB); after imports "
-        f"{result['baseline_mb']:.0f} MB; {result['seconds']:.1f} s",
+        (
+            f"- peak RSS {result['peak_mb']:.0f} MB (bar < {BIG_LIMIT_MB} MB); after imports "
+            f"{result['baseline_mb']:.0f} MB; {result['seconds']:.1f} s"
+        ),
     ]
     assert result["analyzed"] == width * height, "exact mode must read every pixel"
     assert result["colors"] == 8
     assert result["peak_mb"] < BIG_LIMIT_MB, f"peak RSS {result['peak_mb']:.0f} MB"
 
 
-_ZIP_CHILD = _STATUS_HELPER + """
+_ZIP_CHILD = (
+    _STATUS_HELPER
+    + """
 import json, sys, time
 from palette_native.archive import extract_archive
 baseline = status_mb("VmHWM")
@@ -134,6 +148,7 @@ for result in extract_archive(sys.argv[1], colors=8):
 print(json.dumps({"peak_mb": status_mb("VmHWM"), "baseline_mb": baseline, "rss": rss, "ok": ok,
                   "failed": failed[:5], "seconds": time.perf_counter() - start}))
 """
+)
 
 
 def test_zip_flat_rss(big_zip: tuple[Path, int], report: Report) -> None:
@@ -144,8 +159,10 @@ def test_zip_flat_rss(big_zip: tuple[Path, int], report: Report) -> None:
     late = max(rss[len(rss) // 2 :])
     size_mb = path.stat().st_size / 2**20
     report.sections[f"Memory: {size_mb:.0f} MiB stored ZIP of photos ({entries} entries)"] = [
-        f"- peak RSS {result['peak_mb']:.0f} MB (bar < {ZIP_LIMIT_MB} MB); after imports "
-        f"{result['baseline_mb']:.0f} MB; RSS early {early:.0f} MB, late {late:.0f} MB",
+        (
+            f"- peak RSS {result['peak_mb']:.0f} MB (bar < {ZIP_LIMIT_MB} MB); after imports "
+            f"{result['baseline_mb']:.0f} MB; RSS early {early:.0f} MB, late {late:.0f} MB"
+        ),
         f"- {result['seconds']:.1f} s, {1e3 * result['seconds'] / entries:.1f} ms per entry",
     ]
     assert result["ok"] == entries, f"{entries - result['ok']} entries failed: {result['failed']}"

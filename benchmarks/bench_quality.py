@@ -40,7 +40,9 @@ class QualityBook:
 
     def extract_all(self, peer: str, colors: int) -> dict[str, RGBArray]:
         if peer == KMEANS:
-            return {p.name: kmeans_lab_palette(self.renderings[p.name], colors) for p in self.photos}
+            return {
+                p.name: kmeans_lab_palette(self.renderings[p.name], colors) for p in self.photos
+            }
         extract = EXTRACTORS[peer]
         return {p.name: extract(Path(p.path), colors) for p in self.photos}
 
@@ -100,7 +102,9 @@ def test_quality_bar(book: QualityBook, report: Report, colors: int) -> None:
     kmeans = book.mean_score(KMEANS, colors)
     liq = book.mean_score("libimagequant", colors)
     lines = report.sections.setdefault("Quality bar", [])
-    per_photo = [book.scores[(peer, colors)] for peer in ("palette_native", KMEANS, "libimagequant")]
+    per_photo = [
+        book.scores[(peer, colors)] for peer in ("palette_native", KMEANS, "libimagequant")
+    ]
     report.sections[f"Per-photo mean ΔE2000, K={colors}"] = [
         "| photo | MP | palette_native | k-means | libimagequant | ours / k-means |",
         "|---|---:|---:|---:|---:|---:|",

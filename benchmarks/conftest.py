@@ -73,7 +73,10 @@ class Report:
             "",
             f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}",
             f"- commit: {_git_head()}",
-            f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+            (
+                f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, "
+                f"Python {platform.python_version()}"
+            ),
             f"- command: `{command}`",
             "",
         ]
@@ -82,11 +85,13 @@ class Report:
             lines += [
                 "## Palettes (file in, decode included)",
                 "",
-                "ms = median over photos of each photo's median time; "
-                "ΔE2000 = mean over photos of the mean CIEDE2000 of each pixel of the 512-px "
-                "rendering to its nearest palette color (lower is better).",
+                (
+                    "ms = median over photos of each photo's median time; "
+                    "ΔE2000 = mean over photos of the mean CIEDE2000 of each pixel of the 512-px "
+                    "rendering to its nearest palette color (lower is better)."
+                ),
                 "",
-                "| peer | ms K=8 | ms K=16 | ΔE2000 K=8 | ΔE2000 K=16 | colors returned (K=8 / 16) |",
+                "| peer | ms K=8 | ms K=16 | ΔE2000 K=8 | ΔE2000 K=16 | colors (K=8 / 16) |",
                 "|---|---:|---:|---:|---:|---|",
             ]
             for peer in peers:
@@ -116,7 +121,11 @@ def _num(value: float | None, digits: int = 1) -> str:
 def _git_head() -> str:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=HERE,
+            capture_output=True,
+            text=True,
+            check=False,
         )
     except OSError:
         return "unknown"

@@ -67,7 +67,13 @@ _LOMIRI_PHOTOS = (
 )  # fmt: skip
 # scikit-image sample images that are color photographs (the rest are gray, microscopy,
 # astronomy or synthetic).
-_SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png")
+_SKIMAGE_PHOTOS = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "motorcycle_left.png",
+)
 
 
 class CorpusMissingError(RuntimeError):
@@ -162,9 +168,7 @@ def build_corpus(force: bool = False) -> list[Photo]:
         resized += _write_photo(source, tmp, resized)
         tmp.replace(dest)
         image = pyvips.Image.new_from_file(str(dest))
-        photos.append(
-            Photo(name, dest, label, image.width, image.height, dest.stat().st_size)
-        )
+        photos.append(Photo(name, dest, label, image.width, image.height, dest.stat().st_size))
     records = [{**asdict(p), "path": p.path.name} for p in photos]
     manifest.write_text(json.dumps({"version": _CORPUS_VERSION, "photos": records}, indent=1))
     return photos

@@ -75,7 +75,12 @@ def decode_pyvips_shrink(path: Path, budget: int) -> RGBArray:
 def decode_pyvips_thumbnail(path: Path, budget: int) -> RGBArray:
     """pyvips ``thumbnail``: shrink-on-load plus an exact resize to about ``budget`` pixels."""
     header = pyvips.Image.new_from_file(str(path))
-    side = max(1, round(max(header.width, header.height) * math.sqrt(budget / (header.width * header.height))))
+    side = max(
+        1,
+        round(
+            max(header.width, header.height) * math.sqrt(budget / (header.width * header.height))
+        ),
+    )
     image = pyvips.Image.thumbnail(str(path), side, height=side, size="down")
     return np.ndarray(
         buffer=image.write_to_memory(),
@@ -151,7 +156,9 @@ def render_512(path: Path) -> RGBArray:
     if image.hasalpha():
         image = image.flatten(background=[255, 255, 255])
     array = np.ndarray(
-        buffer=image.write_to_memory(), dtype=np.uint8, shape=(image.height, image.width, image.bands)
+        buffer=image.write_to_memory(),
+        dtype=np.uint8,
+        shape=(image.height, image.width, image.bands),
     )
     return array
 
@@ -170,9 +177,15 @@ def mean_delta_e2000(rendering: RGBArray, palette: RGBArray) -> float:
         raise ValueError(f"palette must be a non-empty (n, 3) array, got shape {palette.shape}")
     pixels = rendering.reshape(-1, 3)
     # Score each distinct color once, weighted by its count: photos at 512 px repeat colors.
-    packed = (pixels[:, 0].astype(np.uint32) << 16) | (pixels[:, 1].astype(np.uint32) << 8) | pixels[:, 2]
+    packed = (
+        (pixels[:, 0].astype(np.uint32) << 16)
+        | (pixels[:, 1].astype(np.uint32) << 8)
+        | pixels[:, 2]
+    )
     unique, counts = np.unique(packed, return_counts=True)
-    distinct = np.stack([(unique >> 16) & 255, (unique >> 8) & 255, unique & 255], axis=1).astype(np.uint8)
+    distinct = np.stack([(unique >> 16) & 255, (unique >> 8) & 255, unique & 255], axis=1).astype(
+        np.uint8
+    )
     # float32 halves the cost and is far more precise than the ~0.01 differences that matter.
     lab = _to_lab(distinct).astype(np.float32)
     palette_lab = _to_lab(np.asarray(palette, dtype=np.uint8)).astype(np.float32)
