@@ -15,7 +15,9 @@ import threading
 import time
 import uuid
 import zipfile
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -114,6 +116,7 @@ class WorkerPool:
         self.on_job = on_job or (lambda status: None)
         self.node = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._threads: list[threading.Thread] = []
+        self._cpu: ThreadPoolExecutor | None = None
         self._monitor: threading.Thread | None = None
         self._active: dict[str, _Active] = {}
         self._active_lock = threading.Lock()
@@ -125,6 +128,7 @@ class WorkerPool:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         self.store.reap_expired()
+        self._cpu = ThreadPoolExecutor(self.threads_wanted, thread_name_prefix="palette-cpu")
         for n in range(self.threads_wanted):
             t = threading.Thread(
                 target=self._run,
@@ -171,6 +175,8 @@ class WorkerPool:
         self._stopped.set()
         if self._monitor is not None:
             self._monitor.join(2.0)
+        if self._cpu is not None:
+            self._cpu.shutdown(wait=True, cancel_futures=True)
 
     # -- monitor: renew leases, read cancel flags, reap dead workers' leases -----------------
     def _watch(self) -> None:
@@ -238,56 +244,95 @@ class WorkerPool:
             job = self.store.get(lease.job_id)
         except JobNotFound:
             return
-        options = job.options
         done = self.store.done_items(lease.job_id)
-        kwargs = self.extract_kwargs(options)
+        kwargs = self.extract_kwargs(job.options)
 
         def should_cancel() -> bool:
             return active.cancel.is_set() or active.lost.is_set() or self.hard_stop.is_set()
 
         last_notify = 0.0
+
+        def record(item: ItemResult) -> None:
+            nonlocal last_notify
+            now = time.monotonic()
+            notify = now - last_notify >= 1.0
+            if notify:
+                last_notify = now
+            if not self.store.progress(
+                lease, [item], None, notify=notify, lease_seconds=self.lease_seconds
+            ):
+                raise _Stop("lost")
+            active.renewed_at = now
+            self.on_item(item.status)
+
+        # Images of one job are extracted on the shared CPU pool, up to ``threads`` at once,
+        # while this thread reads the next archive entries and commits finished ones in order.
+        window: deque[Future[ItemResult] | ItemResult] = deque()
         try:
             if active.cancel.is_set():
                 raise _Stop("cancel")
             for inp in self.store.inputs(lease.job_id):
-                for item in self._items(inp, done, kwargs, should_cancel, active):
-                    now = time.monotonic()
-                    notify = now - last_notify >= 1.0
-                    if notify:
-                        last_notify = now
-                    if not self.store.progress(
-                        lease, [item], None, notify=notify, lease_seconds=self.lease_seconds
-                    ):
-                        raise _Stop("lost")
-                    active.renewed_at = now
-                    self.on_item(item.status)
+                for task in self._tasks(inp, done, kwargs, should_cancel, active):
+                    window.append(task)
+                    while len(window) > self.threads_wanted:
+                        record(_resolve(window.popleft()))
+            while window:
+                record(_resolve(window.popleft()))
         except _Stop as stop:
+            # Images already running finish (a drain keeps them; a cancel throws them away).
+            self._settle(window, record if stop.reason == "drain" else None)
             self._stop(active, stop.reason)
             return
         except Exception as exc:
             from palette_native.errors import PaletteError
 
             if not isinstance(exc, PaletteError):
+                self._settle(window, None)
                 raise
-            self._finish(active, error={"code": exc.code, "detail": exc.message, **exc.details})
+            # The archive itself failed (a limit, corruption): keep what finished, fail the job.
+            try:
+                self._settle(window, record)
+            except _Stop as stop:
+                self._stop(active, stop.reason)
+                return
+            details = _jsonable(exc.details)
+            self._finish(active, error={"code": exc.code, "detail": exc.message, **details})
             return
         self._finish(active, error=None)
 
-    def _items(
+    @staticmethod
+    def _settle(
+        window: deque[Future[ItemResult] | ItemResult],
+        record: Callable[[ItemResult], None] | None,
+    ) -> None:
+        """Wait for every image still in flight; record the ones that finished when asked."""
+        while window:
+            task = window.popleft()
+            try:
+                item = _resolve(task)
+            except _Stop:
+                continue
+            if record is not None:
+                record(item)
+
+    def _tasks(
         self,
         inp: JobInput,
         done: set[tuple[int, int]],
         kwargs: dict[str, Any],
         should_cancel: Callable[[], bool],
         active: _Active,
-    ) -> Iterator[ItemResult]:
+    ) -> Iterator[Future[ItemResult] | ItemResult]:
+        assert self._cpu is not None, "pool not started"
         if inp.kind == "image":
             if (inp.seq, 0) in done:
                 return
             self._check(active)
             with self.blobs.open(inp.blob_key) as f:
                 data = f.read()
-            yield self._extract_one(inp.seq, 0, inp.name, data, kwargs, should_cancel)
+            yield self._cpu.submit(
+                self._extract_one, inp.seq, 0, inp.name, data, kwargs, should_cancel
+            )
             return
         if self.archive_iter is None:
             raise RuntimeError("archive support is not available")
@@ -305,8 +350,14 @@ class WorkerPool:
                         error={"code": "skipped", "detail": str(entry.skipped_reason)},
                     )
                     continue
-                yield self._extract_one(
-                    inp.seq, index, entry.name, entry.data, kwargs, should_cancel
+                yield self._cpu.submit(
+                    self._extract_one,
+                    inp.seq,
+                    index,
+                    entry.name,
+                    entry.data,
+                    kwargs,
+                    should_cancel,
                 )
 
     def _extract_one(
@@ -381,6 +432,10 @@ class WorkerPool:
         if self.store.renew(lease, self.lease_seconds).alive:
             # Only a cancel request blocks completion for the lease owner.
             self._stop(active, "cancel")
+
+
+def _resolve(task: Future[ItemResult] | ItemResult) -> ItemResult:
+    return task.result() if isinstance(task, Future) else task
 
 
 def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
