@@ -18,8 +18,8 @@ from .errors import BadParameterError, CanceledError, PaletteError
 
 __all__ = ["Histogram", "Quantized", "capabilities", "extract", "quantize", "set_isa"]
 
-#: Keep decoded pixels for the exact-colors fallback only up to this many.
-_FALLBACK_PIXELS = 16_000_000
+#: Keep decoded pixels for the exact-colors fallback only up to this many (bounded memory).
+_FALLBACK_PIXELS = 1_000_000
 
 
 def _check_int(name: str, value: Any, low: int, high: int) -> int:
