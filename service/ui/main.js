@@ -144,9 +144,28 @@ function humanSize(bytes) {
   return `${v.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
+// Other tabs of the page show the same cards: every saved change is told to them.
+const tabs = 'BroadcastChannel' in self ? new BroadcastChannel('palette-cards') : null;
+
 async function persist(card) {
   try { await cardStore.put(card); } catch (err) { console.warn('could not save card', err); }
+  tabs?.postMessage({ type: 'card', card });
 }
+
+tabs?.addEventListener('message', ({ data }) => {
+  if (data?.type === 'remove') {
+    if (cards.has(data.key)) removeCard(data.key, { local: false });
+  } else if (data?.type === 'card' && data.card?.key) {
+    const { key } = data.card;
+    const before = cards.get(key);
+    // This tab's own upload in flight knows better than the news.
+    if (uploads.has(key)) return;
+    cards.set(key, { ...data.card });
+    renderCard(key);
+    if (before && before.state !== data.card.state) announceState(data.card);
+    follow(key);
+  }
+});
 
 function buildCard(card) {
   const title = el('h2', { class: 'card-title', id: `title-${card.key}` }, card.name);
@@ -383,7 +402,19 @@ function flushOutbox() {
   return flushing;
 }
 
+/** One tab at a time sends the shared outbox; a tab that finds it busy looks again later. */
 async function flushOnce() {
+  if (!navigator.locks) return flushItems();
+  await navigator.locks.request('palette-outbox', { ifAvailable: true }, async (lock) => {
+    if (lock) await flushItems();
+    else {
+      clearTimeout(retryTimer);
+      retryTimer = setTimeout(flushOutbox, backoffSeconds * 1000);
+    }
+  });
+}
+
+async function flushItems() {
   clearTimeout(retryTimer);
   let items;
   try { items = await outbox.all(); } catch { items = []; }
@@ -518,18 +549,22 @@ async function cancelCard(key) {
   flushOutbox();
 }
 
-function removeCard(key) {
+function removeCard(key, { local = true } = {}) {
   stoppers.get(key)?.();
   stoppers.delete(key);
   cards.delete(key);
   const view = views.get(key);
   const next = view?.root.nextElementSibling ?? view?.root.previousElementSibling;
+  const hadFocus = view?.root.contains(document.activeElement);
   view?.root.remove();
   views.delete(key);
-  cardStore.delete(key).catch(() => {});
   renderSummary();
+  if (local) {
+    cardStore.delete(key).catch(() => {});
+    tabs?.postMessage({ type: 'remove', key });
+  }
   // Keep keyboard users somewhere sensible after the card disappears.
-  (next?.querySelector('button:not([hidden])') ?? $('#file-input')).focus();
+  if (local || hadFocus) (next?.querySelector('button:not([hidden])') ?? $('#file-input')).focus();
 }
 
 function dismissCard(key) {

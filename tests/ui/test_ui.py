@@ -373,6 +373,32 @@ def test_only_one_tab_polls_a_job(ui: Page, one_worker_server: Server, tmp_path:
     assert server.job(job_id)["status"] == "running"
 
 
+def test_tabs_share_cards_and_send_each_upload_once(ui: Page, server: Server) -> None:
+    second = ui.context.new_page()
+    second.goto(server.url)
+    second.wait_for_selector("body[data-ready='true']")
+    posts: list[Request] = []
+    for page in (ui, second):
+        page.on(
+            "request",
+            lambda r: (
+                posts.append(r) if r.method == "POST" and r.url.endswith("/v1/jobs") else None
+            ),
+        )
+    drop_files(ui, [("both-tabs.png", "image/png", image_bytes([BLUE, YELLOW]))])
+    for page in (ui, second):
+        expect(card(page, "both-tabs.png")).to_have_attribute(
+            "data-state", "succeeded", timeout=30_000
+        )
+        expect(card(page, "both-tabs.png").locator("section.palette")).to_have_count(1)
+    assert len(posts) == 1
+    assert card(second, "both-tabs.png").get_attribute("data-job-id") == job_id_of(
+        ui, "both-tabs.png"
+    )
+    card(ui, "both-tabs.png").get_by_role("button", name="Dismiss").click()
+    expect(card(second, "both-tabs.png")).to_have_count(0)
+
+
 def test_offline_uploads_survive_reload_and_send_when_online(ui: Page, server: Server) -> None:
     ui.evaluate("navigator.serviceWorker.ready.then(() => true)")
     ui.context.set_offline(True)
