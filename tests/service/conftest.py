@@ -26,6 +26,87 @@ from service.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
+# Loopback-only network guard. Job callbacks make the webhooks package (when present) resolve
+# and call whatever URL a test or a fuzzer puts in ``callback_url``; this refuses every name
+# lookup and connection that is not loopback, before any packet leaves, in the test process
+# (autouse fixture) and in every server process (as its ``sitecustomize``).
+NETWORK_GUARD = """
+import ipaddress as _ip
+import socket as _socket
+
+_real_getaddrinfo = _socket.getaddrinfo
+_real_connect = _socket.socket.connect
+_real_connect_ex = _socket.socket.connect_ex
+
+
+def _is_loopback(host):
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    if host is None or host == "localhost":
+        return True
+    try:
+        return _ip.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _guarded_getaddrinfo(host, *args, **kwargs):
+    if not _is_loopback(host):
+        raise _socket.gaierror(_socket.EAI_NONAME, f"test network guard: {host!r} is not loopback")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+def _check(sock, address):
+    if sock.family in (_socket.AF_INET, _socket.AF_INET6) and not _is_loopback(address[0]):
+        raise ConnectionRefusedError(f"test network guard: {address!r} is not loopback")
+
+
+def _guarded_connect(self, address):
+    _check(self, address)
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self, address):
+    _check(self, address)
+    return _real_connect_ex(self, address)
+
+
+def install():
+    _socket.getaddrinfo = _guarded_getaddrinfo
+    _socket.socket.connect = _guarded_connect
+    _socket.socket.connect_ex = _guarded_connect_ex
+
+
+def uninstall():
+    _socket.getaddrinfo = _real_getaddrinfo
+    _socket.socket.connect = _real_connect
+    _socket.socket.connect_ex = _real_connect_ex
+"""
+
+
+@pytest.fixture(scope="session")
+def guard_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder whose ``sitecustomize.py`` installs the guard in child Python processes."""
+    folder = tmp_path_factory.mktemp("netguard")
+    (folder / "sitecustomize.py").write_text(NETWORK_GUARD + "\ninstall()\n")
+    return folder
+
+
+def guarded_env(guard: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(guard), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, **(extra or {})}
+
+
+@pytest.fixture(autouse=True)
+def network_guard() -> Iterator[None]:
+    namespace: dict[str, Any] = {}
+    exec(NETWORK_GUARD, namespace)  # noqa: S102 - our own constant, shared with child processes
+    namespace["install"]()
+    try:
+        yield
+    finally:
+        namespace["uninstall"]()
+
 
 def make_jpeg(seed: int, size: tuple[int, int] = (96, 64), quality: int = 85) -> bytes:
     """A small JPEG with a few flat colour blocks plus noise (distinct bytes per seed)."""
@@ -99,6 +180,7 @@ class ServiceProcess:
     """``python -m service serve`` on a free loopback port, as a real child process."""
 
     data_dir: Path
+    guard: Path
     env: dict[str, str] = field(default_factory=dict)
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
@@ -110,7 +192,7 @@ class ServiceProcess:
 
     def start(self, timeout: float = 30.0) -> ServiceProcess:
         self.port = free_port()
-        env = {**os.environ, "PALETTE_LOG_LEVEL": "warning", **self.env}
+        env = guarded_env(self.guard, {"PALETTE_LOG_LEVEL": "warning", **self.env})
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
         log = open(self.log_path, "wb")  # noqa: SIM115 - the child keeps it open
         self.proc = subprocess.Popen(
@@ -166,11 +248,11 @@ class ServiceProcess:
 
 
 @pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[Any]:
+def server_factory(tmp_path: Path, guard_dir: Path) -> Iterator[Any]:
     started: list[ServiceProcess] = []
 
     def start(env: dict[str, str] | None = None, data_dir: Path | None = None) -> ServiceProcess:
-        proc = ServiceProcess(data_dir or tmp_path / "data", dict(env or {}))
+        proc = ServiceProcess(data_dir or tmp_path / "data", guard_dir, dict(env or {}))
         started.append(proc)
         return proc.start()
 
@@ -193,6 +275,7 @@ class Helpers:
     make_png = staticmethod(make_png)
     make_zip = staticmethod(make_zip)
     wait_for = staticmethod(wait_for)
+    guarded_env = staticmethod(guarded_env)
     wait_job = staticmethod(wait_job)
 
 

@@ -492,3 +492,20 @@ def test_settings_from_environment_hide_secrets() -> None:
     with pytest.raises(ValueError, match="PALETTE_WORKERS"):
         Settings.from_env({"PALETTE_WORKERS": "many"})
     assert dataclasses.replace(s, workers=1).workers == 1
+
+
+def test_transition_hooks_and_callback_url_through_the_factory(tmp_path: Path, h: Any) -> None:
+    events: list[tuple[str, str, str | None, str]] = []
+
+    def hook(tx: Any, job: dict[str, Any], event_type: str) -> None:
+        # Written in the job's own transaction: the row already has the new status.
+        row = tx.execute("SELECT status FROM jobs WHERE id = ?", (job["id"],)).fetchone()
+        events.append((event_type, job["status"], job["callback_url"], row[0]))
+
+    app = create_app(Settings(data_dir=tmp_path), hooks=[hook])
+    with TestClient(app) as c:
+        r = submit(c, [("a.jpg", h.make_jpeg(1))], callback_url="http://127.0.0.1:9/hook")
+        assert r.json()["callback_url"] == "http://127.0.0.1:9/hook"
+        h.wait_job(c, r.headers["location"])
+    assert events[0] == ("job.progress", "running", "http://127.0.0.1:9/hook", "running")
+    assert events[-1] == ("job.succeeded", "succeeded", "http://127.0.0.1:9/hook", "succeeded")

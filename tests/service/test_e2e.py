@@ -291,7 +291,9 @@ def test_sigterm_drains_then_the_rest_resumes(server_factory: Any, h: Any) -> No
 
 
 @pytest.mark.slow
-def test_schemathesis_finds_no_server_errors(server: Any, tmp_path: Path) -> None:
+def test_schemathesis_finds_no_server_errors(
+    server: Any, tmp_path: Path, guard_dir: Path, h: Any
+) -> None:
     exe = shutil.which("schemathesis") or shutil.which("st")
     assert exe is not None, "schemathesis is a test dependency (pip install schemathesis)"
     result = subprocess.run(  # noqa: PLW1510 - the return code is asserted
@@ -316,6 +318,7 @@ def test_schemathesis_finds_no_server_errors(server: Any, tmp_path: Path) -> Non
         text=True,
         timeout=480,
         cwd=tmp_path,
+        env=h.guarded_env(guard_dir),
     )
     assert result.returncode == 0, result.stdout[-6000:]
     assert "Traceback" not in server.log()
@@ -329,7 +332,7 @@ def test_python_dash_m_service_help() -> None:
     assert out.returncode == 0 and "serve" in out.stdout and "worker" in out.stdout
 
 
-def test_worker_process_runs_queued_jobs(tmp_path: Path, h: Any) -> None:
+def test_worker_process_runs_queued_jobs(tmp_path: Path, h: Any, guard_dir: Path) -> None:
     from starlette.testclient import TestClient
 
     from service.app import create_app
@@ -343,7 +346,7 @@ def test_worker_process_runs_queued_jobs(tmp_path: Path, h: Any) -> None:
         assert c.get(location).json()["status"] == "queued"
         worker = subprocess.Popen(
             [sys.executable, "-m", "service", "worker", "--data-dir", str(data_dir)],
-            env={**os.environ, "PALETTE_LOG_LEVEL": "warning"},
+            env=h.guarded_env(guard_dir, {"PALETTE_LOG_LEVEL": "warning"}),
         )
         try:
             job = h.wait_job(c, location, timeout=60)
