@@ -66,19 +66,23 @@ class PaletteService:
                 "unsupported_format",
                 f"POST /v1/palette takes one image; send archives ({kind[1]}) to POST /v1/jobs.",
             )
-        digest = hashlib.sha256(data).hexdigest()
-        query, etag, cache_key = self._keys(tenant, digest, options)
+
+        def look_up() -> tuple[str, str, str, str, bytes | None]:
+            # One trip to a worker thread: hashing a few MB would stall the event loop.
+            digest = hashlib.sha256(data).hexdigest()
+            query, etag, cache_key = self._keys(tenant, digest, options)
+            return digest, query, etag, cache_key, self.cache.cache_get(cache_key)
+
+        digest, query, etag, cache_key, cached = await anyio.to_thread.run_sync(look_up)
         while True:
-            pending = self._inflight.get(cache_key)
-            if pending is not None:
-                await pending.wait()
-                continue
-            cached = await anyio.to_thread.run_sync(self.cache.cache_get, cache_key)
             if cached is not None:
                 self.metrics.cache.labels("hit").inc()
                 return PaletteResult(digest, query, etag, cached)
-            if cache_key not in self._inflight:  # nobody started it while we looked
+            pending = self._inflight.get(cache_key)
+            if pending is None:
                 break
+            await pending.wait()  # the same image is being computed: take its result
+            cached = await anyio.to_thread.run_sync(self.cache.cache_get, cache_key)
         self.metrics.cache.labels("miss").inc()
         done = self._inflight[cache_key] = anyio.Event()
         try:
