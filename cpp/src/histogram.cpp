@@ -27,7 +27,7 @@ void PixelView::validate() const {
 
 Histogram::Histogram(bool track_members)
     : track_members_(track_members),
-      packed_(kCellCount + 1),
+      packed_(kPackedCopies * kPackedStride),
       cells_(kCellCount + 1),
       members_(track_members ? kCellCount + 1 : 0, 0u) {}
 
@@ -54,7 +54,14 @@ void Histogram::flush() const {
     constexpr std::uint64_t mask21 = (std::uint64_t{1} << 21) - 1;
     constexpr std::uint64_t mask19 = (std::uint64_t{1} << 19) - 1;
     for (int index = 0; index <= kCellCount; ++index) {
-        PackedCell& p = packed_[static_cast<std::size_t>(index)];
+        PackedCell p = packed_[static_cast<std::size_t>(index)];
+        for (int copy = 1; copy < kPackedCopies; ++copy) {
+            PackedCell& other = packed_[copy * kPackedStride + static_cast<std::size_t>(index)];
+            p.lo += other.lo;  // fields cannot carry: the total stays within kPackedCapacity
+            p.hi += other.hi;
+            other = PackedCell{};
+        }
+        packed_[static_cast<std::size_t>(index)] = PackedCell{};
         if (p.hi == 0) continue;
         const std::uint64_t n = p.hi & mask19;
         const std::uint64_t dsq = p.hi >> 19;
@@ -70,7 +77,6 @@ void Histogram::flush() const {
         c.sum_b += n * bb + db;
         // sum (base + d)^2 = n base^2 + 2 base sum d + sum d^2, over the three channels.
         c.sum_sq += n * (br * br + bg * bg + bb * bb) + 2 * (br * dr + bg * dg + bb * db) + dsq;
-        p = PackedCell{};
     }
     pending_ = 0;
 }

@@ -10,7 +10,8 @@
 
 namespace palette {
 
-// Accumulates `count` pixels starting at `row` (pixel_stride bytes apart) into packed cells.
+// Accumulates `count` pixels starting at `row` (pixel_stride bytes apart) into packed cells
+// (kPackedCopies copies of kPackedStride cells; a kernel may use any of them).
 // members may be null (no member tracking).
 using AccumulateRowFn = void (*)(const std::uint8_t* row, std::int64_t count,
                                  std::int64_t pixel_stride, int channels,

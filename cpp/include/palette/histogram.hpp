@@ -33,6 +33,10 @@ struct PackedCell {
     std::uint64_t hi = 0;
 };
 inline constexpr std::int64_t kPackedCapacity = std::int64_t{1} << 18;
+// Kernels may spread neighbouring pixels over this many copies of the packed cells: runs of
+// pixels in one cell (common in photos) then do not wait on each other's stores.
+inline constexpr int kPackedCopies = 2;
+inline constexpr std::size_t kPackedStride = kCellCount + 1;  // cells per copy
 
 inline constexpr int cell_index(std::uint32_t r, std::uint32_t g, std::uint32_t b) {
     return static_cast<int>(((r >> 3) << 10) | ((g >> 3) << 5) | (b >> 3));
@@ -61,7 +65,7 @@ private:
     void flush() const;
 
     bool track_members_;
-    mutable std::vector<PackedCell> packed_;   // kCellCount + 1 entries
+    mutable std::vector<PackedCell> packed_;   // kPackedCopies x kPackedStride entries
     mutable std::vector<CellMoments> cells_;   // kCellCount + 1 entries
     mutable std::int64_t pending_ = 0;         // pixels in packed_ not yet flushed
     std::vector<std::uint32_t> members_;       // kCellCount + 1 entries, or empty

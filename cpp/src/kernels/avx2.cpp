@@ -49,9 +49,11 @@ __attribute__((target("avx2"))) inline void scatter8(__m256i packed, __m256i px,
                                                      std::uint32_t* members) {
     alignas(32) std::uint32_t slots[8];
     _mm256_store_si256(reinterpret_cast<__m256i*>(slots), packed);
+    static_assert(kPackedCopies == 2, "odd pixels use the second copy");
     for (int k = 0; k < 8; ++k) {
-        // One 16-byte add updates both packed words of the cell.
-        auto* cell = reinterpret_cast<__m128i*>(cells + (slots[k] >> 9));
+        // One 16-byte add updates both packed words of the cell; odd pixels go to the second
+        // copy so a run of pixels in one cell forms two independent chains.
+        auto* cell = reinterpret_cast<__m128i*>(cells + (k & 1) * kPackedStride + (slots[k] >> 9));
         const auto* add = reinterpret_cast<const __m128i*>(inc.add + (slots[k] & 511));
         _mm_storeu_si128(cell, _mm_add_epi64(_mm_loadu_si128(cell), _mm_load_si128(add)));
     }
