@@ -328,10 +328,16 @@ class WorkerPool:
             if (inp.seq, 0) in done:
                 return
             self._check(active)
-            with self.blobs.open(inp.blob_key) as f:
-                data = f.read()
+            source: str | bytes
+            local_path = getattr(self.blobs, "local_path", None)
+            if local_path is not None:
+                # A file on disk: the library streams it instead of holding a second copy.
+                source = str(local_path(inp.blob_key))
+            else:
+                with self.blobs.open(inp.blob_key) as f:
+                    source = f.read()
             yield self._cpu.submit(
-                self._extract_one, inp.seq, 0, inp.name, data, kwargs, should_cancel
+                self._extract_one, inp.seq, 0, inp.name, source, kwargs, should_cancel
             )
             return
         if self.archive_iter is None:
@@ -365,7 +371,7 @@ class WorkerPool:
         seq: int,
         index: int,
         name: str,
-        data: bytes,
+        data: str | bytes,
         kwargs: dict[str, Any],
         should_cancel: Callable[[], bool],
     ) -> ItemResult:
