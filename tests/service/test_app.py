@@ -509,3 +509,15 @@ def test_transition_hooks_and_callback_url_through_the_factory(tmp_path: Path, h
         h.wait_job(c, r.headers["location"])
     assert events[0] == ("job.progress", "running", "http://127.0.0.1:9/hook", "running")
     assert events[-1] == ("job.succeeded", "succeeded", "http://127.0.0.1:9/hook", "succeeded")
+
+
+def test_settings_are_logged_at_start_up_without_keys(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(data_dir=tmp_path, api_keys={"very-secret-key": "alice"})
+    with caplog.at_level("INFO", logger="service"), TestClient(create_app(settings)):
+        pass
+    lines = [r.getMessage() for r in caplog.records if "settings in force" in r.getMessage()]
+    assert len(lines) == 1
+    assert "alice" in lines[0] and "very-secret-key" not in lines[0]
+    assert str(tmp_path) in lines[0] and "max_pixels" in lines[0]
