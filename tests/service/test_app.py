@@ -517,7 +517,11 @@ def test_settings_are_logged_at_start_up_without_keys(
     settings = Settings(data_dir=tmp_path, api_keys={"very-secret-key": "alice"})
     with caplog.at_level("INFO", logger="service"), TestClient(create_app(settings)):
         pass
-    lines = [r.getMessage() for r in caplog.records if "settings in force" in r.getMessage()]
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "service" and "settings in force" in r.getMessage()
+    ]
     assert len(lines) == 1
     assert "alice" in lines[0] and "very-secret-key" not in lines[0]
     assert str(tmp_path) in lines[0] and "max_pixels" in lines[0]
