@@ -229,6 +229,7 @@ def test_share_link_and_sort_by_hue(ui: Page) -> None:
     drop_files(ui, [("bands.png", "image/png", image_bytes([BLUE, RED, YELLOW, GREEN]))])
     palette = card(ui, "bands.png").locator("section.palette")
     expect(card(ui, "bands.png")).to_have_attribute("data-state", "succeeded", timeout=30_000)
+    expect(palette.locator("button.swatch")).to_have_count(4)
     by_share = hexes_of(palette.locator("button.swatch"))
 
     ui.check("#order-hue")
