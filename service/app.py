@@ -81,7 +81,7 @@ def create_app(
         await anyio.to_thread.run_sync(runtime.start)
         system = None
         if webhooks is not None and hasattr(webhooks, "WebhookSystem"):
-            system = webhooks.WebhookSystem(runtime.store.path, settings.data_dir)
+            system = webhooks.WebhookSystem(runtime.store_path, settings.data_dir)
             runtime.store.add_transition_hook(system.on_transition)
             app.state.webhooks = system
             system.start()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .engine import Engine
 from .jobs.blobs import LocalBlobStore
-from .jobs.interfaces import BlobStore, Clock, SystemClock, TransitionHook
+from .jobs.interfaces import BlobStore, Clock, JobBackend, SystemClock, TransitionHook
 from .jobs.retention import Sweeper
 from .jobs.sqlite_store import SqliteStore
 from .jobs.worker import WorkerPool
@@ -30,7 +31,9 @@ class Runtime:
     hooks: list[TransitionHook] = field(default_factory=list)
     run_workers: bool = True
     engine: Engine | None = None
-    store: SqliteStore = field(init=False)
+    store: JobBackend = field(init=False)
+    """The backend the app uses (only ``start`` knows it is SQLite)."""
+    store_path: Path = field(init=False)
     blobs: BlobStore = field(init=False)
     pool: WorkerPool | None = field(init=False, default=None)
     metrics: Metrics = field(default_factory=Metrics)
@@ -44,8 +47,9 @@ class Runtime:
             self.engine = Engine(s)
         data = s.data_dir
         data.mkdir(parents=True, exist_ok=True)
+        self.store_path = data / "jobs.sqlite3"
         self.store = SqliteStore(
-            data / "jobs.sqlite3",
+            self.store_path,
             clock=self.clock,
             retention_seconds=s.retention_seconds,
             idempotency_seconds=s.idempotency_seconds,

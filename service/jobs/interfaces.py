@@ -23,6 +23,7 @@ __all__ = [
     "IdempotencyStore",
     "ItemResult",
     "Job",
+    "JobBackend",
     "JobConflict",
     "JobInput",
     "JobNotFound",
@@ -223,7 +224,19 @@ class JobQueue(Protocol):
     def renew(self, lease: Lease, lease_seconds: float) -> LeaseState: ...
     def cancel_requested(self, job_ids: Sequence[str]) -> set[str]: ...
     def done_items(self, job_id: str) -> set[tuple[int, int]]: ...
-    def progress(self, lease: Lease, items: Sequence[ItemResult], total: int | None) -> bool: ...
+    def progress(
+        self,
+        lease: Lease,
+        items: Sequence[ItemResult],
+        total: int | None,
+        *,
+        notify: bool = False,
+        lease_seconds: float | None = None,
+    ) -> bool:
+        """Record finished images (idempotent per image) if ``lease`` still owns the job;
+        ``notify`` fires ``job.progress``; ``lease_seconds`` also extends the lease."""
+        ...
+
     def complete(self, lease: Lease, result: ResultInfo) -> bool: ...
     def fail(self, lease: Lease, error: dict[str, Any], result: ResultInfo | None) -> bool: ...
     def acknowledge_cancel(self, lease: Lease) -> bool: ...
@@ -258,6 +271,10 @@ class IdempotencyStore(Protocol):
 class PaletteCache(Protocol):
     def cache_get(self, key: str) -> bytes | None: ...
     def cache_put(self, key: str, body: bytes) -> None: ...
+
+
+class JobBackend(JobStore, JobQueue, IdempotencyStore, PaletteCache, Protocol):
+    """Everything the app and the workers need from one backend (SQLite now, Redis next)."""
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
-from .interfaces import BlobStore, Clock
+from .interfaces import BlobStore, Clock, JobStore
 
 __all__ = ["Sweeper", "sweep_once"]
 
@@ -15,7 +14,7 @@ logger = logging.getLogger("service.retention")
 _PARTIAL_WRITE_MAX_AGE = 3600.0
 
 
-def sweep_once(store: Any, blobs: BlobStore, clock: Clock) -> int:
+def sweep_once(store: JobStore, blobs: BlobStore, clock: Clock) -> int:
     """Delete expired jobs (records, uploads, results) and stale partial writes."""
     removed = 0
     while True:
@@ -35,7 +34,7 @@ def sweep_once(store: Any, blobs: BlobStore, clock: Clock) -> int:
 class Sweeper:
     """Runs :func:`sweep_once` every ``interval`` seconds on a daemon thread."""
 
-    def __init__(self, store: Any, blobs: BlobStore, clock: Clock, interval: float) -> None:
+    def __init__(self, store: JobStore, blobs: BlobStore, clock: Clock, interval: float) -> None:
         self._args = (store, blobs, clock)
         self._interval = interval
         self._stop = threading.Event()

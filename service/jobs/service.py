@@ -24,6 +24,7 @@ from .interfaces import (
     BlobWriter,
     IdempotencyOutcome,
     Job,
+    JobBackend,
     JobConflict,
     JobInput,
     JobNotFound,
@@ -80,7 +81,7 @@ class JobService:
     def __init__(
         self,
         settings: Settings,
-        store: Any,
+        store: JobBackend,
         blobs: BlobStore,
         engine: Engine,
         pool: WorkerPool | None,

@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 from .interfaces import (
     BlobStore,
     ItemResult,
+    JobBackend,
     JobInput,
     JobNotFound,
     Lease,
@@ -90,7 +91,7 @@ class WorkerPool:
 
     def __init__(
         self,
-        store: Any,
+        store: JobBackend,
         blobs: BlobStore,
         *,
         extract: ExtractFn,
