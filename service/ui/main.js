@@ -319,7 +319,8 @@ function renderSummary() {
   let finishedJobs = 0;
   let waiting = 0;
   for (const card of list) {
-    const p = progressOf(card.job);
+    // A canceled job's images are not waiting to be done any more.
+    const p = card.state === 'canceled' ? progressOf(null) : progressOf(card.job);
     images += p.total;
     done += p.done;
     failed += p.failed;
