@@ -77,6 +77,7 @@ class Report:
                 f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, "
                 f"Python {platform.python_version()}"
             ),
+            f"- load average at the end: {os.getloadavg()[0]:.1f} (other processes share the CPUs)",
             f"- command: `{command}`",
             "",
         ]
