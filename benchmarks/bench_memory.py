@@ -14,6 +14,7 @@ The inputs are built from corpus photos and cached next to the corpus (``generat
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -52,7 +53,7 @@ def big_jpeg(corpus: list[Photo]) -> Path:
         image = pyvips.Image.thumbnail(
             str(source.path), width, height=height, crop="centre", size="both"
         )
-        tmp = path.with_suffix(".tmp.jpg")
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.jpg")
         image.jpegsave(str(tmp), Q=90)
         tmp.replace(path)
     return path
@@ -66,7 +67,7 @@ def big_zip(corpus: list[Photo]) -> tuple[Path, int]:
         raise pytest.UsageError("PALETTE_BENCH_ZIP_MB must be at least 1")
     path = _generated() / f"photos-{megabytes}mb.zip"
     if not path.is_file():
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
         target, written, index = megabytes << 20, 0, 0
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
             while written < target:

@@ -164,13 +164,15 @@ def build_corpus(force: bool = False) -> list[Photo]:
     resized = 0
     for name, label, source in sources:
         dest = folder / f"{name}.jpg"
-        tmp = dest.with_suffix(".tmp")
+        tmp = folder / f".{name}.{os.getpid()}.tmp"  # concurrent builders never share a file
         resized += _write_photo(source, tmp, resized)
         tmp.replace(dest)
         image = pyvips.Image.new_from_file(str(dest))
         photos.append(Photo(name, dest, label, image.width, image.height, dest.stat().st_size))
     records = [{**asdict(p), "path": p.path.name} for p in photos]
-    manifest.write_text(json.dumps({"version": _CORPUS_VERSION, "photos": records}, indent=1))
+    tmp_manifest = folder / f".{_MANIFEST}.{os.getpid()}.tmp"
+    tmp_manifest.write_text(json.dumps({"version": _CORPUS_VERSION, "photos": records}, indent=1))
+    tmp_manifest.replace(manifest)
     return photos
 
 
