@@ -9,7 +9,7 @@ from typing import Any
 
 from palette_native.errors import PaletteError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 __all__ = ["EXCEPTION_HANDLERS", "Problem", "problem_response", "status_for_library_error"]
@@ -148,6 +148,13 @@ async def _handle_http_exception(request: Request, exc: Exception) -> Response:
     return problem_response(problem, _request_id(request))
 
 
+async def _handle_disconnect(request: Request, exc: Exception) -> Response:
+    # The client went away mid-body: nothing to answer, and not a server error worth a trace.
+    logger.info("client disconnected during the request body", extra={"path": request.url.path})
+    problem = Problem(400, "client_disconnected", "The request body ended early.")
+    return problem_response(problem, _request_id(request))
+
+
 async def _handle_unexpected(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error", extra={"request_id": _request_id(request)})
     problem = Problem(500, "internal_error", "The server failed to answer; the error is logged.")
@@ -158,5 +165,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     Problem: _handle_problem,
     PaletteError: _handle_library_error,
     HTTPException: _handle_http_exception,
+    ClientDisconnect: _handle_disconnect,
     Exception: _handle_unexpected,
 }

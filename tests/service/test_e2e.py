@@ -6,6 +6,7 @@ import io
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -355,3 +356,21 @@ def test_worker_process_runs_queued_jobs(tmp_path: Path, h: Any, guard_dir: Path
             code = worker.wait(30)
         assert job["status"] == "succeeded" and job["progress"]["done"] == 3
         assert code == 0
+
+
+def test_a_client_that_vanishes_mid_upload_leaves_nothing(server: Any, h: Any) -> None:
+    boundary = "x" * 16
+    head = (
+        f"POST /v1/jobs HTTP/1.1\r\nHost: t\r\nContent-Length: 5000000\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'
+    ).encode()
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(head + h.make_jpeg(1, size=(800, 600)))
+        time.sleep(0.3)
+    time.sleep(0.5)
+    assert httpx.get(server.url + "/v1/jobs").json()["jobs"] == []
+    uploads = server.data_dir / "blobs" / "uploads"
+    assert not uploads.exists() or list(uploads.iterdir()) == []
+    assert list((server.data_dir / "blobs" / ".tmp").iterdir()) == []
+    assert "Traceback" not in server.log()
