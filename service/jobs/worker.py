@@ -100,6 +100,7 @@ class WorkerPool:
         extract_kwargs: Callable[[dict[str, Any]], dict[str, Any]],
         archive_iter: Callable[[BinaryIO], Iterator[Any]] | None = None,
         max_images_per_job: int = 10_000,
+        max_attempts: int = 5,
         poll_seconds: float = 0.1,
         on_item: Callable[[str], None] | None = None,
         on_job: Callable[[str], None] | None = None,
@@ -112,6 +113,7 @@ class WorkerPool:
         self.threads_wanted = threads
         self.lease_seconds = lease_seconds
         self.max_images_per_job = max_images_per_job
+        self.max_attempts = max_attempts
         self.poll_seconds = poll_seconds
         self.on_item = on_item or (lambda status: None)
         self.on_job = on_job or (lambda status: None)
@@ -224,12 +226,35 @@ class WorkerPool:
                 self._active[lease.job_id] = active
             try:
                 self._work(active)
-            except Exception:
-                logger.exception("job %s: worker error; lease released", lease.job_id)
-                self.store.release(lease)
+            except Exception as exc:  # noqa: BLE001 - logged in _give_up_or_release
+                self._give_up_or_release(active, exc)
             finally:
                 with self._active_lock:
                     self._active.pop(lease.job_id, None)
+
+    def _give_up_or_release(self, active: _Active, exc: Exception) -> None:
+        """A job that keeps crashing its worker fails after ``max_attempts`` claims; before
+        that it goes back to the queue (the crash may have been this node's)."""
+        lease = active.lease
+        try:
+            attempts = self.store.get(lease.job_id).attempts
+        except JobNotFound:
+            return
+        if attempts < self.max_attempts:
+            logger.exception("job %s: worker error; lease released", lease.job_id)
+            self.store.release(lease)
+            return
+        logger.exception("job %s: failed on %d attempts; giving up", lease.job_id, attempts)
+        error = {
+            "code": "internal_error",
+            "detail": f"processing failed {attempts} times ({type(exc).__name__})",
+            "attempts": attempts,
+        }
+        try:
+            self._finish(active, error=error)
+        except Exception:  # the store or blobs are failing: leave it to a later claim
+            logger.exception("job %s: could not record the failure", lease.job_id)
+            self.store.release(lease)
 
     def _check(self, active: _Active) -> None:
         if active.lost.is_set():
@@ -384,6 +409,10 @@ class WorkerPool:
             raise _Stop("interrupted") from None
         except PaletteError as exc:
             error = {"code": exc.code, "detail": exc.message, **_jsonable(exc.details)}
+            return ItemResult(seq, index, name, "failed", error=error)
+        except Exception as exc:  # one bad image must not poison its whole job
+            logger.exception("unexpected error extracting %r", name)
+            error = {"code": "internal_error", "detail": f"{type(exc).__name__} while decoding"}
             return ItemResult(seq, index, name, "failed", error=error)
         return ItemResult(seq, index, name, "succeeded", palette=palette.to_dict())
 

@@ -525,3 +525,35 @@ def test_settings_are_logged_at_start_up_without_keys(
     assert len(lines) == 1
     assert "alice" in lines[0] and "very-secret-key" not in lines[0]
     assert str(tmp_path) in lines[0] and "max_pixels" in lines[0]
+
+
+def test_unexpected_errors_fail_one_image_or_finally_the_job(tmp_path: Path, h: Any) -> None:
+    import palette_native
+
+    def flaky_extract(source: Any, **kwargs: Any) -> Any:
+        # Fault injection: the real library, except one input that trips an unexpected bug.
+        if isinstance(source, (bytes, bytearray)) and source.endswith(b"BUG"):
+            raise RuntimeError("simulated library bug")
+        return palette_native.extract(source, **kwargs)
+
+    settings = Settings(data_dir=tmp_path)
+    with TestClient(create_app(settings, extract=flaky_extract)) as c:
+        archive = h.make_zip({"ok.jpg": h.make_jpeg(1), "bug.jpg": h.make_jpeg(2) + b"BUG"})
+        job = h.wait_job(c, submit(c, [("a.zip", archive)]).headers["location"])
+        assert job["status"] == "succeeded" and job["progress"]["failed"] == 1
+        items = {i["name"]: i for i in c.get(job["results_url"]).json()["items"]}
+        assert items["bug.jpg"]["error"]["code"] == "internal_error"
+        assert items["ok.jpg"]["status"] == "succeeded"
+
+    # A job whose input vanished crashes every worker that claims it: after a few attempts
+    # it fails instead of cycling through the queue forever.
+    api_only = create_app(settings, run_workers=False)
+    with TestClient(api_only) as c:
+        r = submit(c, [("b.zip", h.make_zip({"x.jpg": h.make_jpeg(3)}))])
+        job_id = r.json()["id"]
+    for blob in (tmp_path / "blobs" / "uploads" / job_id).iterdir():
+        blob.unlink()
+    with TestClient(create_app(settings)) as c:
+        job = h.wait_job(c, r.headers["location"])
+    assert job["status"] == "failed" and job["error"]["code"] == "internal_error"
+    assert job["error"]["attempts"] == 5
