@@ -20,6 +20,7 @@ the result is an opaque ``#rrggbb`` that always meets the ratio.
 from __future__ import annotations
 
 import colorsys
+import functools
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -107,10 +108,14 @@ def _from_hls(hue: float, lightness: float, saturation: float) -> RGB:
     return (round(r * 255), round(g * 255), round(b * 255))
 
 
+# Linear-light value of every 8-bit channel value: luminance is computed thousands of times
+# while searching text colors.
+_LINEAR = tuple(_srgb_to_linear(float(v)) for v in range(256))
+
+
 def relative_luminance(rgb: RGB) -> float:
     """WCAG 2 relative luminance of an sRGB color (0 for black, 1 for white)."""
-    r, g, b = (_srgb_to_linear(float(v)) for v in rgb)
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+    return 0.2126 * _LINEAR[rgb[0]] + 0.7152 * _LINEAR[rgb[1]] + 0.0722 * _LINEAR[rgb[2]]
 
 
 def contrast_ratio(first: RGB, second: RGB) -> float:
@@ -130,6 +135,7 @@ def _blend(foreground: RGB, background: RGB, alpha: int) -> RGB:
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def text_color(background: RGB, min_contrast: float) -> tuple[RGB, float]:
     """An opaque text color for ``background`` with contrast at least ``min_contrast``.
 
