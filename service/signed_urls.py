@@ -30,9 +30,10 @@ from urllib.parse import quote, urlencode
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from service.problems import Problem
+from service.routes import api_route
 
 DEFAULT_EXPIRES_IN = 900
 MAX_EXPIRES_IN = 7 * 24 * 3600
@@ -304,6 +305,6 @@ async def signed_download(request: Request) -> Response:
 
 
 ROUTES: list[BaseRoute] = [
-    Route("/v1/jobs/{job_id}/download-url", create_download_url, methods=["POST"]),
-    Route(DOWNLOAD_PATH, signed_download, methods=["GET"]),
+    api_route("/v1/jobs/{job_id}/download-url", POST=create_download_url),
+    api_route(DOWNLOAD_PATH, GET=signed_download),
 ]

@@ -25,9 +25,13 @@ from service.webhooks.settings import WebhookSettings
 from service.webhooks.signing import generate_secret
 from service.webhooks.store import Executor, WebhookStore
 
-__all__ = ["WebhookSettings", "WebhookStore", "WebhookSystem", "routes"]
+__all__ = ["PUBLIC_PATH_PREFIXES", "WebhookSettings", "WebhookStore", "WebhookSystem", "routes"]
 
 CALLBACK_SECRET_FILE = "webhook_callback_secret"
+
+# Signed download links carry their own credential (the signature), so the API-key check skips
+# them (read by the service's auth middleware).
+PUBLIC_PATH_PREFIXES = ("/v1/downloads/",)
 
 log = logging.getLogger("palette.webhooks")
 

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from service.egress import EgressRefused
 from service.problems import Problem
+from service.routes import api_route
 from service.webhooks.store import (
     JOB_EVENTS,
     Conflict,
@@ -466,26 +467,24 @@ def _weak_match(header: str, etag: str) -> bool:
 
 
 ROUTES: list[BaseRoute] = [
-    Route("/v1/webhook-endpoints", create_endpoint, methods=["POST"]),
-    Route("/v1/webhook-endpoints", list_endpoints, methods=["GET"]),
-    Route("/v1/webhook-endpoints/{endpoint_id}", get_endpoint, methods=["GET"]),
-    Route("/v1/webhook-endpoints/{endpoint_id}", update_endpoint, methods=["PATCH"]),
-    Route("/v1/webhook-endpoints/{endpoint_id}", delete_endpoint, methods=["DELETE"]),
-    Route("/v1/webhook-endpoints/{endpoint_id}/secret/rotate", rotate_secret, methods=["POST"]),
-    Route("/v1/webhook-endpoints/{endpoint_id}/test", send_test, methods=["POST"]),
-    Route("/v1/webhook-endpoints/{endpoint_id}/recover", recover, methods=["POST"]),
-    Route("/v1/webhook-endpoints/{endpoint_id}/messages", list_endpoint_messages, methods=["GET"]),
-    Route(
-        "/v1/webhook-endpoints/{endpoint_id}/messages/{message_id}", get_message, methods=["GET"]
+    api_route("/v1/webhook-endpoints", GET=list_endpoints, POST=create_endpoint),
+    api_route(
+        "/v1/webhook-endpoints/{endpoint_id}",
+        GET=get_endpoint,
+        PATCH=update_endpoint,
+        DELETE=delete_endpoint,
     ),
-    Route(
-        "/v1/webhook-endpoints/{endpoint_id}/messages/{message_id}/resend",
-        resend_message,
-        methods=["POST"],
+    api_route("/v1/webhook-endpoints/{endpoint_id}/secret/rotate", POST=rotate_secret),
+    api_route("/v1/webhook-endpoints/{endpoint_id}/test", POST=send_test),
+    api_route("/v1/webhook-endpoints/{endpoint_id}/recover", POST=recover),
+    api_route("/v1/webhook-endpoints/{endpoint_id}/messages", GET=list_endpoint_messages),
+    api_route("/v1/webhook-endpoints/{endpoint_id}/messages/{message_id}", GET=get_message),
+    api_route(
+        "/v1/webhook-endpoints/{endpoint_id}/messages/{message_id}/resend", POST=resend_message
     ),
-    Route("/v1/webhook-messages", list_callback_messages, methods=["GET"]),
-    Route("/v1/webhook-messages/{message_id}", get_message, methods=["GET"]),
-    Route("/v1/webhook-messages/{message_id}/resend", resend_message, methods=["POST"]),
+    api_route("/v1/webhook-messages", GET=list_callback_messages),
+    api_route("/v1/webhook-messages/{message_id}", GET=get_message),
+    api_route("/v1/webhook-messages/{message_id}/resend", POST=resend_message),
 ]
 
 __all__ = ["ROUTES", "etag_matches", "tenant_of", "validate_endpoint_fields"]

@@ -308,3 +308,10 @@ def test_message_pages_walk_every_message_once(tmp_path: Path) -> None:
     only = client.get(path, params={"job_id": "job_3"}).json()["data"]
     assert [m["job_id"] for m in only] == ["job_3"]
     assert client.get(path, params={"cursor": "garbage"}).status_code == 400
+
+
+def test_wrong_method_is_405_with_allow(api: Any) -> None:
+    client, _ = api
+    r = client.request("PUT", "/v1/webhook-endpoints")
+    assert r.status_code == 405 and r.headers["content-type"] == PROBLEM
+    assert r.headers["allow"] == "GET, HEAD, POST"
