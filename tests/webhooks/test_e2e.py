@@ -288,7 +288,6 @@ def test_kill9_mid_retry_and_restart_still_delivers(service: Any, receiver: Any)
     assert got[1].at - first.at >= 3.5  # the schedule held across the restart
 
 
-@pytest.mark.slow  # 100 real jobs: about a minute on a loaded 2-core machine
 def test_batching_delivers_100_events_in_at_most_3_callbacks(service: Any, receiver: Any) -> None:
     svc = service(PALETTE_WORKERS="2")
     endpoint = svc.create_endpoint(
