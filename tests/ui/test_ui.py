@@ -347,6 +347,10 @@ def test_hidden_tab_stops_polling_and_visible_polls_at_once(
     # Each active job is asked about once, at once, and not again before Retry-After.
     assert sorted(j for j, _ in fresh) == sorted([slow_id, queued_id]), fresh
     assert all(delay < 300 for _, delay in fresh), fresh
+    # And polling goes on at the Retry-After pace.
+    ui.wait_for_timeout(2.5 * retry_after_ms)
+    for job_id in (slow_id, queued_id):
+        assert len([r for r in log.of(job_id) if started_ms(r) > shown_ms]) >= 2, job_id
 
 
 def test_only_one_tab_polls_a_job(ui: Page, one_worker_server: Server, tmp_path: Path) -> None:
