@@ -12,6 +12,18 @@
 namespace palette {
 namespace {
 
+// ---- the clustering space ------------------------------------------------------------------
+// Oklab with lightness at half weight. CIEDE2000 discounts lightness differences away from
+// mid-gray, and people judge a palette more by its hues than by fine steps of shade: at full
+// weight k-means spends colors on shades of large dark or light areas and starves small,
+// distinct ones. Measured on the benchmark corpus (mean CIEDE2000 against k-means in CIELAB):
+// weights 1.0 / 0.7 / 0.5 / 0.4 gave 1.033 / 1.012 / 1.004 / 1.004 at K = 16 and
+// 1.013 / 0.997 / 0.987 / 0.983 at K = 8; compressing chroma instead made it worse.
+constexpr double kLightnessWeight = 0.5;
+
+Lab to_cluster_space(const Lab& x) { return {x[0] * kLightnessWeight, x[1], x[2]}; }
+Lab from_cluster_space(const Lab& y) { return {y[0] / kLightnessWeight, y[1], y[2]}; }
+
 // Weighted colors to cluster: histogram cells or explicit colors.
 struct Points {
     std::vector<Lab> lab;                   // Oklab of the mean color
@@ -39,7 +51,7 @@ Rgb8 rounded_mean(const std::array<double, 3>& sum, std::uint64_t n) {
 void push_point(Points& p, std::uint64_t n, const std::array<double, 3>& sum, double sum_sq,
                 const Rgb8& real, int cell) {
     const double dn = static_cast<double>(n);
-    p.lab.push_back(srgb_to_oklab(sum[0] / dn, sum[1] / dn, sum[2] / dn));
+    p.lab.push_back(to_cluster_space(srgb_to_oklab(sum[0] / dn, sum[1] / dn, sum[2] / dn)));
     p.weight.push_back(dn);
     p.count.push_back(n);
     p.sum.push_back(sum);
@@ -166,7 +178,7 @@ std::vector<Lab> wu_seeds(const Points& p, int k) {
     std::vector<Lab> seeds;
     for (const Box& b : boxes) {
         const Moment v = grid.volume(b);
-        if (v.w > 0) seeds.push_back(srgb_to_oklab(v.r / v.w, v.g / v.w, v.b / v.w));
+        if (v.w > 0) seeds.push_back(to_cluster_space(srgb_to_oklab(v.r / v.w, v.g / v.w, v.b / v.w)));
     }
     return seeds;
 }
@@ -373,14 +385,18 @@ void merge_down(const Points& p, std::vector<Lab>& centers, const std::vector<in
 
 void fill_metrics(const Points& p, const std::vector<Rgb8>& colors, PaletteResult& out) {
     std::vector<Lab> lab(colors.size());
-    for (std::size_t j = 0; j < colors.size(); ++j) lab[j] = srgb_to_oklab(colors[j][0], colors[j][1], colors[j][2]);
+    std::vector<Lab> plain(colors.size());
+    for (std::size_t j = 0; j < colors.size(); ++j) {
+        plain[j] = srgb_to_oklab(colors[j][0], colors[j][1], colors[j][2]);
+        lab[j] = to_cluster_space(plain[j]);
+    }
     out.population.assign(colors.size(), 0);
     std::vector<std::pair<double, std::uint64_t>> de(p.size());
     double sse = 0.0, de_sum = 0.0;
     const std::uint64_t total = p.total();
     for (std::size_t i = 0; i < p.size(); ++i) {
-        double d;
-        const auto j = static_cast<std::size_t>(nearest(p.lab[i], lab, &d));
+        const auto j = static_cast<std::size_t>(nearest(p.lab[i], lab));
+        const double d = dist2(from_cluster_space(p.lab[i]), plain[j]);
         out.population[j] += p.count[i];
         const double n = static_cast<double>(p.count[i]);
         const double c0 = colors[j][0], c1 = colors[j][1], c2 = colors[j][2];
@@ -475,7 +491,7 @@ PaletteResult palette_from_points(Points& p, const PaletteParams& params) {
         std::vector<Rgb8> used;
         auto taken = [&](const Rgb8& c) { return std::find(used.begin(), used.end(), c) != used.end(); };
         for (std::size_t j = 0; j < k; ++j) {
-            Rgb8 c = oklab_to_srgb8(centers[j]);
+            Rgb8 c = oklab_to_srgb8(from_cluster_space(centers[j]));
             if (params.snap_to_members || taken(c)) {
                 std::size_t best = p.size();
                 double bd = std::numeric_limits<double>::infinity();

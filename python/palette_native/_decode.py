@@ -24,7 +24,7 @@ DEFAULT_PIXEL_BUDGET = 65_536
 #: Images with more pixels than this are refused from their header (decompression bombs).
 DEFAULT_MAX_PIXELS = 250_000_000
 #: Bytes per strip when streaming full-resolution images.
-STRIP_BYTES = 4 << 20
+STRIP_BYTES = 1 << 20
 
 Pixels = npt.NDArray[np.uint8]
 CancelCheck = Callable[[], bool] | None
