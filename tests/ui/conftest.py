@@ -201,7 +201,7 @@ def noise_bytes(seed: int, size: int = 64) -> bytes:
     rng = np.random.default_rng(seed)
     pixels = (rng.random((size, size, 3)) * 255).astype("uint8")
     out = io.BytesIO()
-    Image.fromarray(pixels).save(out, "PNG", compress_level=1)
+    Image.fromarray(pixels).save(out, "PNG", compress_level=0)
     return out.getvalue()
 
 
