@@ -78,11 +78,21 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         logger.info("settings in force: %s", settings.public_view())
-        await anyio.to_thread.run_sync(runtime.start)
         system = None
         if webhooks is not None and hasattr(webhooks, "WebhookSystem"):
-            system = webhooks.WebhookSystem(runtime.store_path, settings.data_dir)
-            runtime.store.add_transition_hook(system.on_transition)
+            # webhooks (issue #4): hooked in before runtime.start() starts the workers and the
+            # reaper, so a transition right after a restart still writes its events; the one
+            # clock is shared.
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            system = await anyio.to_thread.run_sync(
+                lambda: webhooks.WebhookSystem(
+                    settings.data_dir / "jobs.sqlite3", settings.data_dir, clock=runtime.clock.now
+                )
+            )
+            runtime.hooks.append(system.on_transition)
+        await anyio.to_thread.run_sync(runtime.start)
+        if system is not None:
+            assert runtime.store_path == settings.data_dir / "jobs.sqlite3"
             app.state.webhooks = system
             system.start()
         assert runtime.engine is not None

@@ -153,6 +153,9 @@ class JobService:
                 parsed.fields, max_colors=s.max_colors, default_pixel_budget=s.pixel_budget
             )
             callback_url = _callback_url(parsed.fields.get("callback_url"))
+            if callback_url is not None:
+                # webhooks (issue #4): the SSRF check when the URL is given (DNS: in a thread)
+                await anyio.to_thread.run_sync(_vet_callback_url, callback_url)
             total = await anyio.to_thread.run_sync(self._count_images, parsed.files)
             location = f"{JOBS_PATH}/{job_id}"
             inputs = [
@@ -320,6 +323,16 @@ class JobService:
 
 def _not_found(job_id: str) -> Problem:
     return Problem(404, "job_not_found", f"No job {job_id!r} (it may have expired).")
+
+
+def _vet_callback_url(url: str) -> None:
+    """webhooks (issue #4): refuse private, loopback, link-local and metadata destinations."""
+    from ..egress import EgressPolicy, EgressRefused
+
+    try:
+        EgressPolicy.from_env().vet_url(url)
+    except EgressRefused as exc:
+        raise Problem(422, exc.code, exc.detail, parameter="callback_url") from exc
 
 
 def _callback_url(raw: str | None) -> str | None:

@@ -494,7 +494,11 @@ def test_settings_from_environment_hide_secrets() -> None:
     assert dataclasses.replace(s, workers=1).workers == 1
 
 
-def test_transition_hooks_and_callback_url_through_the_factory(tmp_path: Path, h: Any) -> None:
+def test_transition_hooks_and_callback_url_through_the_factory(
+    tmp_path: Path, h: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # webhooks (issue #4): callback URLs are SSRF-checked; loopback needs the operator allowlist.
+    monkeypatch.setenv("PALETTE_EGRESS_ALLOW_CIDRS", "127.0.0.0/8")
     events: list[tuple[str, str, str | None, str]] = []
 
     def hook(tx: Any, job: dict[str, Any], event_type: str) -> None:
