@@ -93,6 +93,21 @@ def _unique_colors(strips: list[Pixels], alpha_threshold: int) -> tuple[Any, Any
     return np.ascontiguousarray(colors, dtype=np.uint8), counts.astype(np.uint64)
 
 
+_local = threading.local()
+
+
+def _scratch_histogram(track_members: bool) -> _core.Histogram:
+    """A cleared native histogram reused per thread: its 2 MB of cells stay mapped and warm
+    instead of being allocated (and page-faulted) again for every image."""
+    cache: dict[bool, _core.Histogram] = _local.__dict__.setdefault("histograms", {})
+    hist = cache.get(track_members)
+    if hist is None:
+        hist = cache[track_members] = _core.Histogram(track_members)
+    else:
+        hist.clear()
+    return hist
+
+
 def extract(
     source: Any,
     colors: int = 8,
@@ -117,7 +132,7 @@ def extract(
     k, budget, limit, alpha = _options(colors, exact, pixel_budget, max_pixels, alpha_threshold)
     cap = _check_fraction(max_color_fraction)
     decoded = decode(source, exact=exact, pixel_budget=budget, max_pixels=limit)
-    hist = _core.Histogram(bool(snap))
+    hist = _scratch_histogram(bool(snap))
     kept: list[Pixels] | None = []
     kept_pixels = 0
     for strip in decoded.strips:
