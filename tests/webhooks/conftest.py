@@ -52,12 +52,13 @@ class NetworkGuard:
 
 @pytest.fixture(autouse=True)
 def network_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[NetworkGuard]:
-    """Fail the test if any socket in this process tries to reach a non-loopback address.
+    """Fail the test if this process tries to reach a non-loopback address or look up a name.
 
-    The connect is refused before it happens (no packet leaves), and the test fails at teardown
-    even if the code under test swallowed the error.
+    The connect (or DNS lookup) is refused before it happens (no packet leaves), and the test
+    fails at teardown even if the code under test swallowed the error.
     """
     guard = NetworkGuard()
+    real_getaddrinfo = socket.getaddrinfo
     real_connect = socket.socket.connect
     real_connect_ex = socket.socket.connect_ex
     real_create_connection = socket.create_connection
@@ -74,6 +75,15 @@ def network_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[NetworkGuard]:
         guard.check(address)
         return real_create_connection(address, *args, **kwargs)
 
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        # A name lookup is a packet to the DNS server: only loopback names and literals pass.
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is not None and not is_loopback_address((name, 0)):
+            guard.violations.append(f"DNS lookup of {name!r}")
+            raise socket.gaierror(socket.EAI_NONAME, f"test network guard: {name!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
     monkeypatch.setattr(socket, "create_connection", create_connection)

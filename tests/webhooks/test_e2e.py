@@ -53,6 +53,17 @@ def guard(real):
         return real(self, address)
     return connect
 
+real_getaddrinfo = socket.getaddrinfo
+
+def getaddrinfo(host, *args, **kwargs):
+    name = host.decode() if isinstance(host, bytes) else host
+    if name is not None and not allowed((name, 0)):
+        with open(log_path, "a") as f:
+            f.write("DNS " + repr(name) + "\n")
+        raise socket.gaierror(socket.EAI_NONAME, "outside loopback: %r" % (name,))
+    return real_getaddrinfo(host, *args, **kwargs)
+
+socket.getaddrinfo = getaddrinfo
 socket.socket.connect = guard(socket.socket.connect)
 socket.socket.connect_ex = guard(socket.socket.connect_ex)
 from service.cli import main
