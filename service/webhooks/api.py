@@ -119,13 +119,13 @@ def validate_endpoint_fields(body: dict[str, Any], *, creating: bool) -> dict[st
                 "('*' is every event except the opt-in job.progress).",
             )
         out["event_types"] = sorted(set(types))
+    reason = body.get("disabled_reason")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
+        raise _invalid("disabled_reason", "disabled_reason must be a string (max 500).")
     if "disabled" in body:
         if not isinstance(body["disabled"], bool):
             raise _invalid("disabled", "disabled must be true or false.")
         out["disabled"] = body["disabled"]
-        reason = body.get("disabled_reason")
-        if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
-            raise _invalid("disabled_reason", "disabled_reason must be a string (max 500).")
         out["disabled_reason"] = reason or ("disabled by the owner" if body["disabled"] else None)
     if "batch" in body:
         batch = body["batch"]
