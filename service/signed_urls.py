@@ -71,7 +71,7 @@ class SigningKeys:
 
     def get(self, kid: str) -> bytes | None:
         for key_id, secret in self.keys:
-            if hmac.compare_digest(key_id, kid):
+            if hmac.compare_digest(key_id.encode(), kid.encode()):
                 return secret
         return None
 
@@ -158,7 +158,7 @@ class UrlSigner:
         # HEAD is GET without a body: a URL signed for GET may be probed with HEAD.
         signed_method = "GET" if method.upper() == "HEAD" else method
         expected = _mac(secret, canonical(signed_method, path, params))
-        if not hmac.compare_digest(expected, sig):
+        if not hmac.compare_digest(expected.encode(), sig.encode()):
             raise SignatureInvalid("the signature does not match the URL")
         if not (expires.isascii() and expires.isdigit()):
             raise SignatureInvalid("the expiry is not a number")

@@ -132,3 +132,11 @@ def test_download_options() -> None:
     ):
         with pytest.raises(ValueError):
             download_options(bad, "j")
+
+
+@pytest.mark.parametrize("field", ["kid", "sig", "expires"])
+def test_non_ascii_values_are_refused_not_crashed(field: str) -> None:
+    s = signer()
+    path, params = signed(s)
+    with pytest.raises(SignatureInvalid):
+        s.verify("GET", path, [(k, "\u00e9\u00f1" if k == field else v) for k, v in params])
