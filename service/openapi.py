@@ -92,7 +92,7 @@ def build_spec() -> dict[str, Any]:
     common_errors = {
         "401": _problem("Missing or invalid API key (only when API keys are configured)"),
     }
-    return {
+    spec: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "PaletteEngine",
@@ -412,6 +412,15 @@ def build_spec() -> dict[str, Any]:
             "schemas": _schemas(),
         },
     }
+    # webhooks (issue #4): the webhook, callback and signed-download routes, and the events sent
+    try:
+        from .webhooks import openapi as webhooks_openapi
+    except ImportError:
+        return spec
+    spec["paths"].update(webhooks_openapi.paths())
+    spec["components"]["schemas"].update(webhooks_openapi.schemas())
+    spec["webhooks"] = webhooks_openapi.webhooks()
+    return spec
 
 
 def _schemas() -> dict[str, Any]:

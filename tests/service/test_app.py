@@ -453,11 +453,12 @@ def test_openapi_lists_every_api_route_and_docs_are_local(client: TestClient) ->
     spec = client.get("/openapi.json").json()
     assert spec["openapi"].startswith("3.1")
     documented = {(path, verb.upper()) for path, item in spec["paths"].items() for verb in item}
+    from service import webhooks  # webhooks (issue #4): its routes are served and documented
     from service.routes import jobs, ops, palette
 
     served = {
         (route.path, method)
-        for route in [*ops.routes, *palette.routes, *jobs.routes]
+        for route in [*ops.routes, *palette.routes, *jobs.routes, *webhooks.routes()]
         for method in route.endpoint.allowed_methods - {"HEAD"}
     }
     assert served == documented
