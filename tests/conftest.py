@@ -1,45 +1,90 @@
-"""Shared fixtures, and a guard: no test may open a socket to a non-loopback address."""
+"""Shared fixtures, and a guard: no test may look up a name or open a socket outside loopback."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pytest
 
-_real_connect = socket.socket.connect
-_real_connect_ex = socket.socket.connect_ex
+# -- the network guard: no test may reach anything but loopback ---------------------------------
 
 
-def _is_loopback_target(address: Any) -> bool:
-    if not isinstance(address, tuple):  # AF_UNIX paths and the like stay on this machine
+class OutsideLoopback(ConnectionRefusedError):
+    """Raised instead of connecting anywhere but loopback."""
+
+
+def is_loopback_address(address: object) -> bool:
+    if isinstance(address, str | bytes):  # AF_UNIX path
         return True
-    host = address[0]
-    if host in ("localhost", ""):
+    if not isinstance(address, tuple) or not address:
+        return False
+    host = str(address[0])
+    if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
-        return False  # a name: resolving it would already leave the sandbox's rules
+        return False  # a host name would be resolved inside connect(): refuse it
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
 
 
-def _guarded(real: Any) -> Any:
-    def connect(self: socket.socket, address: Any) -> Any:
-        if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback_target(address):
-            raise AssertionError(f"test tried to connect to non-loopback address {address!r}")
-        return real(self, address)
+@dataclass
+class NetworkGuard:
+    violations: list[str] = field(default_factory=list)
 
-    return connect
+    def check(self, address: object) -> None:
+        if not is_loopback_address(address):
+            self.violations.append(repr(address))
+            raise OutsideLoopback(f"test tried to connect outside loopback: {address!r}")
 
 
 @pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(socket.socket, "connect", _guarded(_real_connect))
-    monkeypatch.setattr(socket.socket, "connect_ex", _guarded(_real_connect_ex))
-    yield
+def network_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[NetworkGuard]:
+    """Fail the test if this process tries to reach a non-loopback address or look up a name.
+
+    The connect (or DNS lookup) is refused before it happens (no packet leaves), and the test
+    fails at teardown even if the code under test swallowed the error.
+    """
+    guard = NetworkGuard()
+    real_getaddrinfo = socket.getaddrinfo
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+    real_create_connection = socket.create_connection
+
+    def connect(self: socket.socket, address: Any) -> None:
+        guard.check(address)
+        real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        guard.check(address)
+        return real_connect_ex(self, address)
+
+    def create_connection(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
+        guard.check(address)
+        return real_create_connection(address, *args, **kwargs)
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        # A name lookup is a packet to the DNS server: only loopback names and literals pass.
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is not None and not is_loopback_address((name, 0)):
+            guard.violations.append(f"DNS lookup of {name!r}")
+            raise socket.gaierror(socket.EAI_NONAME, f"test network guard: {name!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    yield guard
+    assert not guard.violations, f"connections outside loopback were attempted: {guard.violations}"
+
 
 
 @pytest.fixture
