@@ -93,3 +93,10 @@ def photo() -> np.ndarray:
     from skimage import data
 
     return np.ascontiguousarray(data.astronaut())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the browser tests last: pytest-playwright's sync API keeps an asyncio loop running
+    in the main thread for the rest of the session, which breaks later tests that start their
+    own loop (Starlette's TestClient, anyio)."""
+    items.sort(key=lambda item: "tests/ui/" in item.nodeid.replace("\\", "/"))
