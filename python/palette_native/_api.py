@@ -141,7 +141,10 @@ def extract(
         hist.add(strip, alpha)
         if kept is not None:
             kept_pixels += strip.shape[0] * strip.shape[1]
-            kept = kept + [strip] if kept_pixels <= _FALLBACK_PIXELS else None
+            if kept_pixels <= _FALLBACK_PIXELS:
+                kept.append(strip)
+            else:
+                kept = None
     result = _core.build_palette(hist, k, bool(snap), cap, 64)
     if len(result.colors) < k and kept:
         # Fewer histogram cells than colors asked for: cells may still hold several exact
@@ -229,7 +232,7 @@ class Histogram:
         """Add one image (any ``extract`` source) or one strip (a NumPy array)."""
         _, budget, limit, _ = _options(8, exact, pixel_budget, max_pixels, self._alpha)
         decoded = decode(source, exact=exact, pixel_budget=budget, max_pixels=limit)
-        local = _core.Histogram(self._snap)
+        local = _scratch_histogram(self._snap)
         for strip in decoded.strips:
             if should_cancel is not None and should_cancel():
                 raise CanceledError("canceled by the caller")
