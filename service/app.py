@@ -96,10 +96,16 @@ def create_app(
             app.state.webhooks = system
             system.start()
         assert runtime.engine is not None
-        limiter = anyio.CapacityLimiter(settings.workers)
+        palettes = PaletteService(
+            runtime.engine,
+            runtime.store,
+            runtime.metrics,
+            threads=settings.workers,
+            hot_entries=min(1024, settings.palette_cache_entries),
+        )
         state = {
             "runtime": runtime,
-            "palettes": PaletteService(runtime.engine, runtime.store, limiter, runtime.metrics),
+            "palettes": palettes,
             "jobs": JobService(
                 settings,
                 runtime.store,
@@ -115,6 +121,7 @@ def create_app(
             with anyio.CancelScope(shield=True):
                 if system is not None:
                     await anyio.to_thread.run_sync(system.stop)
+                await anyio.to_thread.run_sync(palettes.close)
                 await anyio.to_thread.run_sync(runtime.stop)
 
     all_routes: list[BaseRoute] = [

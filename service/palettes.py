@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
+import queue
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import anyio.to_thread
-from anyio import CapacityLimiter
 
 from .engine import Engine
 from .jobs.interfaces import PaletteCache
 from .metrics import Metrics
 from .options import canonical_query
 from .problems import Problem
+from .uploads import Body
 
-__all__ = ["PaletteResult", "PaletteService"]
+__all__ = ["PaletteResult", "PaletteService", "WriteBehindCache"]
+
+logger = logging.getLogger("service.palettes")
 
 
 @dataclass(frozen=True)
@@ -31,17 +39,106 @@ class PaletteResult:
         return f"/v1/palettes/{self.digest}?{self.query}"
 
 
+class WriteBehindCache:
+    """A front for the store's palette cache: recent palettes in memory, writes batched.
+
+    ``peek`` never touches the store, so the event loop can answer repeated images without a
+    thread hop. ``put`` returns at once; one writer thread stores everything put since its last
+    write in one transaction, so request threads never wait on (or contend for) the store's
+    write lock. A palette is derived data: one lost in a crash is computed again.
+    """
+
+    def __init__(self, backing: PaletteCache, hot_entries: int) -> None:
+        self.backing = backing
+        self.hot_entries = hot_entries
+        self._hot: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
+        self._closed = False
+        self._writer = threading.Thread(
+            target=self._write_loop, name="palette-cache-writer", daemon=True
+        )
+        self._writer.start()
+
+    def peek(self, key: str) -> bytes | None:
+        """Memory only: safe on the event loop."""
+        with self._lock:
+            body = self._hot.get(key)
+            if body is not None:
+                self._hot.move_to_end(key)
+            return body
+
+    def get(self, key: str) -> bytes | None:
+        """Memory, then the store (blocking: call from a worker thread)."""
+        body = self.peek(key)
+        if body is None:
+            body = self.backing.cache_get(key)
+            if body is not None:
+                self._remember(key, body)
+        return body
+
+    def put(self, key: str, body: bytes) -> None:
+        if self._closed:
+            raise RuntimeError("the palette cache is closed")
+        self._remember(key, body)
+        self._queue.put((key, body))
+
+    def close(self) -> None:
+        """Store what is pending, then stop the writer."""
+        self._closed = True
+        self._queue.put(None)
+        self._writer.join()
+
+    def _remember(self, key: str, body: bytes) -> None:
+        if self.hot_entries <= 0:
+            return
+        with self._lock:
+            self._hot[key] = body
+            self._hot.move_to_end(key)
+            while len(self._hot) > self.hot_entries:
+                self._hot.popitem(last=False)
+
+    def _write_loop(self) -> None:
+        stop = False
+        while not stop:
+            batch: dict[str, bytes] = {}
+            item = self._queue.get()
+            while item is not None:
+                batch[item[0]] = item[1]
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            stop = item is None
+            try:
+                self.backing.cache_put(batch)
+            except Exception:  # noqa: BLE001 - a cache write must not kill the writer
+                logger.exception("palette cache write failed; %d entries not stored", len(batch))
+
+
 class PaletteService:
     def __init__(
-        self, engine: Engine, cache: PaletteCache, limiter: CapacityLimiter, metrics: Metrics
+        self,
+        engine: Engine,
+        cache: PaletteCache,
+        metrics: Metrics,
+        threads: int,
+        hot_entries: int = 1024,
     ) -> None:
         self.engine = engine
-        self.cache = cache
-        self.limiter = limiter
+        self.cache = WriteBehindCache(cache, hot_entries)
         self.metrics = metrics
+        # The threads that decode, with their own queue: a thread that finishes an image takes
+        # the next one at once, without waiting for the event loop to hand it over (under load
+        # the loop is busy receiving bodies, and every hand-over through it left a core idle).
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="palette-sync")
         # Requests computing a key right now: a second identical request waits for the first
         # instead of computing it again.
         self._inflight: dict[str, anyio.Event] = {}
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.cache.close()
 
     def _keys(self, tenant: str, digest: str, options: dict[str, Any]) -> tuple[str, str, str]:
         query = canonical_query(options)
@@ -54,65 +151,63 @@ class PaletteService:
         cache_key = hashlib.sha256(f"{tenant}|{etag}".encode()).hexdigest()
         return query, etag, cache_key
 
-    async def extract(
-        self, tenant: str, data: bytes | bytearray, options: dict[str, Any]
-    ) -> PaletteResult:
-        if not data:
+    async def extract(self, tenant: str, body: Body, options: dict[str, Any]) -> PaletteResult:
+        if not body.data:
             raise Problem(400, "empty_body", "The request has no image bytes.")
-        kind = self.engine.sniff(bytes(data[:512]))
+        kind = self.engine.sniff(body.data[:512])
         if kind is not None and kind[0] == "archive":
             raise Problem(
                 415,
                 "unsupported_format",
                 f"POST /v1/palette takes one image; send archives ({kind[1]}) to POST /v1/jobs.",
             )
-
-        def look_up() -> tuple[str, str, str, str, bytes | None]:
-            # One trip to a worker thread: hashing a few MB would stall the event loop.
-            digest = hashlib.sha256(data).hexdigest()
-            query, etag, cache_key = self._keys(tenant, digest, options)
-            return digest, query, etag, cache_key, self.cache.cache_get(cache_key)
-
-        digest, query, etag, cache_key, cached = await anyio.to_thread.run_sync(look_up)
+        query, etag, cache_key = self._keys(tenant, body.sha256, options)
         while True:
+            cached = self.cache.peek(cache_key)
             if cached is not None:
                 self.metrics.cache.labels("hit").inc()
-                return PaletteResult(digest, query, etag, cached)
+                return PaletteResult(body.sha256, query, etag, cached)
             pending = self._inflight.get(cache_key)
             if pending is None:
                 break
             await pending.wait()  # the same image is being computed: take its result
-            cached = await anyio.to_thread.run_sync(self.cache.cache_get, cache_key)
-        self.metrics.cache.labels("miss").inc()
         done = self._inflight[cache_key] = anyio.Event()
         try:
-            body = await self._compute(data, options, cache_key)
-        finally:
-            del self._inflight[cache_key]
-            done.set()
-        return PaletteResult(digest, query, etag, body)
-
-    async def _compute(
-        self, data: bytes | bytearray, options: dict[str, Any], cache_key: str
-    ) -> bytes:
-        def compute() -> bytes:
-            body = self.engine.palette_json(data, options)
-            self.cache.cache_put(cache_key, body)
-            return body
-
-        try:
-            body = await anyio.to_thread.run_sync(compute, limiter=self.limiter)
+            # One trip to a worker thread: the store's cache (after a restart the palette may
+            # be there), else the library.
+            rendered, computed = await asyncio.get_running_loop().run_in_executor(
+                self._pool, self._load_or_compute, cache_key, body.data, options
+            )
         except Exception:
             self.metrics.images.labels("failed", "sync").inc()
             raise
-        self.metrics.images.labels("succeeded", "sync").inc()
-        return body
+        finally:
+            del self._inflight[cache_key]
+            done.set()
+        if computed:
+            self.metrics.cache.labels("miss").inc()
+            self.metrics.images.labels("succeeded", "sync").inc()
+        else:
+            self.metrics.cache.labels("hit").inc()
+        return PaletteResult(body.sha256, query, etag, rendered)
+
+    def _load_or_compute(
+        self, cache_key: str, data: bytes, options: dict[str, Any]
+    ) -> tuple[bytes, bool]:
+        stored = self.cache.get(cache_key)
+        if stored is not None:
+            return stored, False
+        rendered = self.engine.palette_json(data, options)
+        self.cache.put(cache_key, rendered)
+        return rendered, True
 
     async def lookup(self, tenant: str, digest: str, options: dict[str, Any]) -> PaletteResult:
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise Problem(404, "palette_not_found", "No palette at this address.")
         query, etag, cache_key = self._keys(tenant, digest, options)
-        body = await anyio.to_thread.run_sync(self.cache.cache_get, cache_key)
+        body = self.cache.peek(cache_key)
+        if body is None:
+            body = await anyio.to_thread.run_sync(self.cache.get, cache_key)
         if body is None:
             raise Problem(
                 404,

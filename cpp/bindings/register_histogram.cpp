@@ -27,7 +27,13 @@ void register_histogram(py::module_& m) {
                 h.merge(other);
             },
             py::arg("other"), "Add another histogram's counts into this one.")
-        .def("clear", &palette::Histogram::clear, "Forget every pixel.")
+        .def(
+            "clear",
+            [](palette::Histogram& h) {
+                py::gil_scoped_release release;  // safe: C++ object only
+                h.clear();
+            },
+            "Forget every pixel.")
         .def_property_readonly("opaque_pixels", &palette::Histogram::opaque_pixels)
         .def_property_readonly("transparent_pixels", &palette::Histogram::transparent_pixels)
         .def_property_readonly("tracks_members", &palette::Histogram::tracks_members)

@@ -98,7 +98,8 @@ void Histogram::merge(const Histogram& other) {
 }
 
 void Histogram::clear() {
-    std::fill(packed_.begin(), packed_.end(), PackedCell{});
+    // flush() leaves the packed cells zeroed, so they need clearing only while pixels are pending.
+    if (pending_ != 0) std::fill(packed_.begin(), packed_.end(), PackedCell{});
     std::fill(cells_.begin(), cells_.end(), CellMoments{});
     std::fill(members_.begin(), members_.end(), 0u);
     pending_ = 0;

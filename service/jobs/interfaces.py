@@ -7,7 +7,7 @@ with a fake clock.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal, Protocol
 
@@ -270,7 +270,9 @@ class IdempotencyStore(Protocol):
 
 class PaletteCache(Protocol):
     def cache_get(self, key: str) -> bytes | None: ...
-    def cache_put(self, key: str, body: bytes) -> None: ...
+    def cache_put(self, entries: Mapping[str, bytes]) -> None:
+        """Store several rendered palettes at once (one transaction where the backend has them)."""
+        ...
 
 
 class JobBackend(JobStore, JobQueue, IdempotencyStore, PaletteCache, Protocol):

@@ -11,7 +11,7 @@ import base64
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -669,11 +669,12 @@ class SqliteStore:
         row = conn.execute("SELECT body FROM palette_cache WHERE key = ?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
 
-    def cache_put(self, key: str, body: bytes) -> None:
-        if self.cache_entries <= 0:
+    def cache_put(self, entries: Mapping[str, bytes]) -> None:
+        if self.cache_entries <= 0 or not entries:
             return
+        now = self.clock.now()
         with self.transaction() as conn:
-            conn.execute(
+            conn.executemany(
                 "INSERT OR REPLACE INTO palette_cache (key, body, used_at) VALUES (?, ?, ?)",
-                (key, body, self.clock.now()),
+                [(key, body, now) for key, body in entries.items()],
             )

@@ -9,24 +9,24 @@ from ..conditional import json_response
 from ..options import parse_options
 from ..palettes import PaletteResult, PaletteService
 from ..problems import Problem
-from ..uploads import read_body, read_multipart
+from ..uploads import Body, read_body, read_multipart
 from . import api_route
 
 __all__ = ["routes"]
 
 
 class _MemorySink:
-    def __init__(self, buffer: bytearray) -> None:
-        self.buffer = buffer
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
 
     def write(self, chunk: bytes) -> None:
-        self.buffer += chunk
+        self.chunks.append(chunk)
 
     def close(self) -> str:
         return ""
 
     def abort(self) -> None:
-        self.buffer.clear()
+        self.chunks.clear()
 
 
 def _render(request: Request, result: PaletteResult) -> Response:
@@ -49,20 +49,21 @@ async def create_palette(request: Request) -> Response:
         default_pixel_budget=settings.pixel_budget,
     )
     if request.headers.get("content-type", "").startswith("multipart/"):
-        data = bytearray()
+        chunks: list[bytes] = []
         parsed = await read_multipart(
             request,
             limit=settings.max_sync_bytes,
-            new_sink=lambda seq, kind: _MemorySink(data),
+            new_sink=lambda seq, kind: _MemorySink(chunks),
             sniff=lambda head: service.engine.sniff(head) or ("image", "unknown"),
             max_files=1,
             accept_archives=False,
         )
         if not parsed.files:
             raise Problem(400, "no_files", "Send the image as a 'file' part or as the raw body.")
+        body = Body(b"".join(chunks), parsed.files[0].sha256)
     else:
-        data = await read_body(request, settings.max_sync_bytes)
-    result = await service.extract(request.scope["tenant"], data, options)
+        body = await read_body(request, settings.max_sync_bytes)
+    result = await service.extract(request.scope["tenant"], body, options)
     return _render(request, result)
 
 

@@ -266,7 +266,7 @@ def test_concurrent_claims_never_share_a_job(tmp_path: Path) -> None:
 
 def test_palette_cache_is_bounded(store: SqliteStore, clock: FakeClock) -> None:
     for n in range(5):
-        store.cache_put(f"k{n}", b"x%d" % n)
+        store.cache_put({f"k{n}": b"x%d" % n})
         clock.advance(1)
     store.expire()
     assert store.cache_get("k0") is None and store.cache_get("k4") == b"x4"
