@@ -67,7 +67,8 @@ async def read_body(request: Request, limit: int) -> Body:
         raise request_too_large(limit, declared)
     chunks: list[bytes] = []
     size = 0
-    digest = hashlib.sha256()
+    import blake3
+    digest = blake3.blake3()
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
