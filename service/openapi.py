@@ -154,7 +154,7 @@ def build_spec() -> dict[str, Any]:
             "/v1/palettes/{digest}": {
                 "get": {
                     "operationId": "getPalette",
-                    "summary": "A cached palette by image SHA-256 and options",
+                    "summary": "A cached palette by image digest (BLAKE3, hex) and options",
                     "parameters": [
                         {
                             "name": "digest",

@@ -161,12 +161,12 @@ class PaletteService:
                 "unsupported_format",
                 f"POST /v1/palette takes one image; send archives ({kind[1]}) to POST /v1/jobs.",
             )
-        query, etag, cache_key = self._keys(tenant, body.sha256, options)
+        query, etag, cache_key = self._keys(tenant, body.digest, options)
         while True:
             cached = self.cache.peek(cache_key)
             if cached is not None:
                 self.metrics.cache.labels("hit").inc()
-                return PaletteResult(body.sha256, query, etag, cached)
+                return PaletteResult(body.digest, query, etag, cached)
             pending = self._inflight.get(cache_key)
             if pending is None:
                 break
@@ -189,7 +189,7 @@ class PaletteService:
             self.metrics.images.labels("succeeded", "sync").inc()
         else:
             self.metrics.cache.labels("hit").inc()
-        return PaletteResult(body.sha256, query, etag, rendered)
+        return PaletteResult(body.digest, query, etag, rendered)
 
     def _load_or_compute(
         self, cache_key: str, data: bytes, options: dict[str, Any]

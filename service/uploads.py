@@ -7,12 +7,12 @@ sinks run on a worker thread, chunk by chunk, so disk writes never stall the eve
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio.to_thread
+import blake3
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
@@ -22,6 +22,7 @@ from .problems import Problem
 __all__ = [
     "Body",
     "FilePart",
+    "content_hasher",
     "MultipartResult",
     "PartSink",
     "read_body",
@@ -52,23 +53,28 @@ def _declared_length(request: Request) -> int | None:
     return value if value >= 0 else None
 
 
+def content_hasher() -> Any:
+    """The hash that names uploaded content (palette addresses, upload fingerprints): BLAKE3,
+    about four times cheaper than SHA-256 here, which matters on the event loop."""
+    return blake3.blake3()
+
+
 @dataclass(frozen=True)
 class Body:
     data: bytes
-    sha256: str
+    digest: str
+    """BLAKE3 of ``data``, hex."""
 
 
 async def read_body(request: Request, limit: int) -> Body:
-    """The whole body (for the sync endpoint) and its SHA-256, refusing more than ``limit``
-    bytes early. Chunks are hashed as they arrive, while still in cache (hashlib drops the GIL
-    for large updates), and joined once."""
+    """The whole body (for the sync endpoint) and its digest, refusing more than ``limit``
+    bytes early. Chunks are hashed as they arrive, while still in cache, and joined once."""
     declared = _declared_length(request)
     if declared is not None and declared > limit:
         raise request_too_large(limit, declared)
     chunks: list[bytes] = []
     size = 0
-    import blake3
-    digest = blake3.blake3()
+    digest = content_hasher()
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
@@ -94,7 +100,7 @@ class FilePart:
     kind: str  # "image" or "archive"
     format: str
     size: int
-    sha256: str
+    digest: str
     handle: str
 
 
@@ -124,14 +130,14 @@ class _Collector:
         self.max_files = max_files
         self.accept_archives = accept_archives
         self.result = MultipartResult()
-        self.fingerprint = hashlib.sha256()
+        self.fingerprint = content_hasher()
         self._header_field = bytearray()
         self._header_value = bytearray()
         self._headers: dict[str, str] = {}
         self._name = ""
         self._filename: str | None = None
         self._sink: PartSink | None = None
-        self._hash = hashlib.sha256()
+        self._hash = content_hasher()
         self._size = 0
         self._head = bytearray()
         self._kind: tuple[str, str] | None = None
@@ -146,7 +152,7 @@ class _Collector:
     def on_part_begin(self) -> None:
         self._headers = {}
         self._name, self._filename = "", None
-        self._hash = hashlib.sha256()
+        self._hash = content_hasher()
         self._size = 0
         self._head = bytearray()
         self._kind = None

@@ -60,7 +60,7 @@ async def create_palette(request: Request) -> Response:
         )
         if not parsed.files:
             raise Problem(400, "no_files", "Send the image as a 'file' part or as the raw body.")
-        body = Body(b"".join(chunks), parsed.files[0].sha256)
+        body = Body(b"".join(chunks), parsed.files[0].digest)
     else:
         body = await read_body(request, settings.max_sync_bytes)
     result = await service.extract(request.scope["tenant"], body, options)
