@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
+
+import orjson
 
 from .settings import Settings
 
@@ -41,4 +42,5 @@ class Engine:
     def palette_json(self, data: bytes | bytearray, options: dict[str, Any]) -> bytes:
         """Extract one image and render the response body (runs on a worker thread)."""
         palette = self.extract(data, **self.extract_kwargs(options))
-        return json.dumps(palette.to_dict(), separators=(",", ":")).encode()
+        # orjson: a tenth of json.dumps' time for this body, on the hot path of every request.
+        return orjson.dumps(palette.to_dict())

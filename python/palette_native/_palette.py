@@ -19,13 +19,18 @@ def _srgb_to_linear(c: float) -> float:
     return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
 
 
+# Linear-light value of every 8-bit channel value (colors are 8-bit, and rendering a palette
+# converts each color several times).
+_LINEAR = tuple(_srgb_to_linear(float(v)) for v in range(256))
+
+
 def rgb_to_oklab(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
-    """sRGB (0-255) to Oklab (L in 0-1), after Björn Ottosson's published matrices."""
-    r, g, b = (_srgb_to_linear(float(v)) for v in rgb)
-    l_ = 0.4122214708 * r + 0.5363325363 * g + 0.0514459929 * b
-    m_ = 0.2119034982 * r + 0.6806995451 * g + 0.1073969566 * b
-    s_ = 0.0883024619 * r + 0.2817188376 * g + 0.6299787005 * b
-    l3, m3, s3 = (math.copysign(abs(v) ** (1.0 / 3.0), v) for v in (l_, m_, s_))
+    """8-bit sRGB to Oklab (L in 0-1), after Björn Ottosson's published matrices."""
+    r, g, b = _LINEAR[rgb[0]], _LINEAR[rgb[1]], _LINEAR[rgb[2]]
+    # In-gamut linear values are >= 0, so the cone responses are too: plain cube roots.
+    l3 = (0.4122214708 * r + 0.5363325363 * g + 0.0514459929 * b) ** (1.0 / 3.0)
+    m3 = (0.2119034982 * r + 0.6806995451 * g + 0.1073969566 * b) ** (1.0 / 3.0)
+    s3 = (0.0883024619 * r + 0.2817188376 * g + 0.6299787005 * b) ** (1.0 / 3.0)
     return (
         0.2104542553 * l3 + 0.7936177850 * m3 - 0.0040720468 * s3,
         1.9779984951 * l3 - 2.4285922050 * m3 + 0.4505937099 * s3,
@@ -43,7 +48,8 @@ class Color:
 
     @property
     def hex(self) -> str:
-        return "#{:02x}{:02x}{:02x}".format(*self.rgb)
+        r, g, b = self.rgb
+        return f"#{r:02x}{g:02x}{b:02x}"
 
     @cached_property
     def oklab(self) -> tuple[float, float, float]:
@@ -61,17 +67,17 @@ class Color:
     @property
     def luminance(self) -> float:
         """WCAG 2 relative luminance (0-1)."""
-        r, g, b = (_srgb_to_linear(float(v)) for v in self.rgb)
-        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+        r, g, b = self.rgb
+        return 0.2126 * _LINEAR[r] + 0.7152 * _LINEAR[g] + 0.0722 * _LINEAR[b]
 
     def to_dict(self) -> dict[str, Any]:
-        lab = self.oklab
-        lch = self.oklch
+        lightness, a, b = self.oklab
+        chroma, hue = self.oklch[1:]
         return {
             "hex": self.hex,
             "rgb": list(self.rgb),
-            "oklab": [round(v, 6) for v in lab],
-            "oklch": [round(v, 6) for v in lch],
+            "oklab": [round(lightness, 6), round(a, 6), round(b, 6)],
+            "oklch": [round(lightness, 6), round(chroma, 6), round(hue, 6)],
             "population": self.population,
             "fraction": round(self.fraction, 6),
         }

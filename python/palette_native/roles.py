@@ -24,7 +24,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from ._palette import Color, _srgb_to_linear
+from ._palette import _LINEAR, Color
 
 __all__ = [
     "BODY_MIN_CONTRAST",
@@ -99,18 +99,12 @@ ROLES: tuple[str, ...] = tuple(_TARGETS)
 
 def _hls(rgb: RGB) -> tuple[float, float, float]:
     """(hue, lightness, saturation), all 0-1."""
-    r, g, b = (v / 255.0 for v in rgb)
-    return colorsys.rgb_to_hls(r, g, b)
+    return colorsys.rgb_to_hls(rgb[0] / 255.0, rgb[1] / 255.0, rgb[2] / 255.0)
 
 
 def _from_hls(hue: float, lightness: float, saturation: float) -> RGB:
     r, g, b = colorsys.hls_to_rgb(hue, lightness, saturation)
     return (round(r * 255), round(g * 255), round(b * 255))
-
-
-# Linear-light value of every 8-bit channel value: luminance is computed thousands of times
-# while searching text colors.
-_LINEAR = tuple(_srgb_to_linear(float(v)) for v in range(256))
 
 
 def relative_luminance(rgb: RGB) -> float:
@@ -167,7 +161,8 @@ def text_color(background: RGB, min_contrast: float) -> tuple[RGB, float]:
 
 
 def _hex(rgb: RGB) -> str:
-    return "#{:02x}{:02x}{:02x}".format(*rgb)
+    r, g, b = rgb
+    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 @dataclass(frozen=True)
