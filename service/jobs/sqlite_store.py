@@ -397,14 +397,18 @@ class SqliteStore:
         return {r[0]: r[1] for r in rows}
 
     # -- JobQueue --------------------------------------------------------------------------
+    _CLAIMABLE = (
+        "SELECT id FROM jobs WHERE status = 'queued'"
+        " OR (status = 'running' AND lease_expires < ?) ORDER BY seq LIMIT 1"
+    )
+
     def claim(self, owner: str, lease_seconds: float) -> Lease | None:
         now = self.clock.now()
+        # Idle workers ask often: a plain read first, so an empty queue costs no write lock.
+        if self._conn().execute(self._CLAIMABLE, (now,)).fetchone() is None:
+            return None
         with self.transaction() as conn:
-            row = conn.execute(
-                "SELECT id FROM jobs WHERE status = 'queued'"
-                " OR (status = 'running' AND lease_expires < ?) ORDER BY seq LIMIT 1",
-                (now,),
-            ).fetchone()
+            row = conn.execute(self._CLAIMABLE, (now,)).fetchone()
             if row is None:
                 return None
             job_id = row["id"]
