@@ -7,6 +7,7 @@ import hashlib
 import logging
 import queue
 import threading
+import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ class WriteBehindCache:
     write in one transaction, so request threads never wait on (or contend for) the store's
     write lock. A palette is derived data: one lost in a crash is computed again.
     """
+
+    BATCH_SECONDS = 0.05
 
     def __init__(self, backing: PaletteCache, hot_entries: int) -> None:
         self.backing = backing
@@ -103,6 +106,9 @@ class WriteBehindCache:
         while not stop:
             batch: dict[str, bytes] = {}
             item = self._queue.get()
+            # Let a few more arrive: one transaction for several palettes costs little more
+            # than one for a single palette.
+            time.sleep(self.BATCH_SECONDS)
             while item is not None:
                 batch[item[0]] = item[1]
                 try:
