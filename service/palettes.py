@@ -46,17 +46,25 @@ class WriteBehindCache:
     ``peek`` never touches the store, so the event loop can answer repeated images without a
     thread hop. ``put`` returns at once; one writer thread stores everything put since its last
     write in one transaction, so request threads never wait on (or contend for) the store's
-    write lock. A palette is derived data: one lost in a crash is computed again.
+    write lock. Entries stay readable from memory until they are stored. A palette is derived
+    data: one lost in a crash is computed again.
     """
 
     BATCH_SECONDS = 0.05
 
-    def __init__(self, backing: PaletteCache, hot_entries: int) -> None:
+    def __init__(self, backing: PaletteCache, hot_entries: int, stored_entries: int) -> None:
         self.backing = backing
         self.hot_entries = hot_entries
+        self.stored_entries = stored_entries
+        # Keys the store holds, where it can say: a new image (the common case) is then a miss
+        # without a store lookup. Only a hint: a key missing here means computing again.
+        keys = backing.cache_keys()
+        self._known: set[str] | None = None if keys is None else set(keys)
         self._hot: OrderedDict[str, bytes] = OrderedDict()
+        self._pending: dict[str, bytes] = {}  # put, not yet stored
+        self._writing: dict[str, bytes] = {}  # being stored now
         self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
+        self._wake: queue.SimpleQueue[bool] = queue.SimpleQueue()  # True: stop after this
         self._closed = False
         self._writer = threading.Thread(
             target=self._write_loop, name="palette-cache-writer", daemon=True
@@ -69,57 +77,69 @@ class WriteBehindCache:
             body = self._hot.get(key)
             if body is not None:
                 self._hot.move_to_end(key)
-            return body
+                return body
+            return self._pending.get(key) or self._writing.get(key)
 
     def get(self, key: str) -> bytes | None:
         """Memory, then the store (blocking: call from a worker thread)."""
         body = self.peek(key)
-        if body is None:
+        if body is None and (self._known is None or key in self._known):
             body = self.backing.cache_get(key)
             if body is not None:
-                self._remember(key, body)
+                with self._lock:
+                    self._remember(key, body)
         return body
 
     def put(self, key: str, body: bytes) -> None:
-        if self._closed:
-            raise RuntimeError("the palette cache is closed")
-        self._remember(key, body)
-        self._queue.put((key, body))
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the palette cache is closed")
+            self._remember(key, body)
+            self._pending[key] = body
+        if self._known is not None and self.stored_entries > 0:
+            self._known.add(key)
+        self._wake.put(False)
 
     def close(self) -> None:
         """Store what is pending, then stop the writer."""
-        self._closed = True
-        self._queue.put(None)
+        with self._lock:
+            self._closed = True
+        self._wake.put(True)
         self._writer.join()
 
     def _remember(self, key: str, body: bytes) -> None:
         if self.hot_entries <= 0:
             return
-        with self._lock:
-            self._hot[key] = body
-            self._hot.move_to_end(key)
-            while len(self._hot) > self.hot_entries:
-                self._hot.popitem(last=False)
+        self._hot[key] = body
+        self._hot.move_to_end(key)
+        while len(self._hot) > self.hot_entries:
+            self._hot.popitem(last=False)
 
     def _write_loop(self) -> None:
         stop = False
         while not stop:
-            batch: dict[str, bytes] = {}
-            item = self._queue.get()
-            # Let a few more arrive: one transaction for several palettes costs little more
-            # than one for a single palette.
-            time.sleep(self.BATCH_SECONDS)
-            while item is not None:
-                batch[item[0]] = item[1]
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            stop = item is None
+            stop = self._wake.get()
+            if not stop:
+                # Let a few more arrive: one transaction for several palettes costs little
+                # more than one for a single palette.
+                time.sleep(self.BATCH_SECONDS)
+            while not self._wake.empty():
+                stop = self._wake.get() or stop
+            with self._lock:
+                self._writing, self._pending = self._pending, {}
+            if not self._writing:
+                continue
             try:
-                self.backing.cache_put(batch)
+                self.backing.cache_put(self._writing)
+                if self._known is not None and len(self._known) > 2 * self.stored_entries:
+                    # The store drops old entries on its own: forget them here too.
+                    self._known = set(self.backing.cache_keys() or ()) | self._writing.keys()
             except Exception:  # noqa: BLE001 - a cache write must not kill the writer
-                logger.exception("palette cache write failed; %d entries not stored", len(batch))
+                logger.exception(
+                    "palette cache write failed; %d entries not stored", len(self._writing)
+                )
+            with self._lock:
+                self._writing = {}
 
 
 class PaletteService:
@@ -130,9 +150,10 @@ class PaletteService:
         metrics: Metrics,
         threads: int,
         hot_entries: int = 1024,
+        stored_entries: int = 10_000,
     ) -> None:
         self.engine = engine
-        self.cache = WriteBehindCache(cache, hot_entries)
+        self.cache = WriteBehindCache(cache, hot_entries, stored_entries)
         self.metrics = metrics
         # The threads that decode, with their own queue: a thread that finishes an image takes
         # the next one at once, without waiting for the event loop to hand it over (under load

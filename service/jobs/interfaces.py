@@ -274,6 +274,11 @@ class PaletteCache(Protocol):
         """Store several rendered palettes at once (one transaction where the backend has them)."""
         ...
 
+    def cache_keys(self) -> Iterable[str] | None:
+        """Every key stored now, when a process can track them itself from here on (so a key it
+        never saw is a miss without asking); None where lookups must always ask."""
+        ...
+
 
 class JobBackend(JobStore, JobQueue, IdempotencyStore, PaletteCache, Protocol):
     """Everything the app and the workers need from one backend (SQLite now, Redis next)."""

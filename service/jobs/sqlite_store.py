@@ -673,6 +673,10 @@ class SqliteStore:
         row = conn.execute("SELECT body FROM palette_cache WHERE key = ?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
 
+    def cache_keys(self) -> list[str]:
+        conn = self._conn()
+        return [row[0] for row in conn.execute("SELECT key FROM palette_cache")]
+
     def cache_put(self, entries: Mapping[str, bytes]) -> None:
         if self.cache_entries <= 0 or not entries:
             return

@@ -563,3 +563,54 @@ def test_unexpected_errors_fail_one_image_or_finally_the_job(tmp_path: Path, h: 
         job = h.wait_job(c, r.headers["location"])
     assert job["status"] == "failed" and job["error"]["code"] == "internal_error"
     assert job["error"]["attempts"] == 5
+
+
+def test_sync_palette_survives_a_restart_without_recomputing(settings: Settings, h: Any) -> None:
+    image = h.make_jpeg(7)
+    with TestClient(create_app(settings)) as c:
+        made = c.post("/v1/palette?colors=4", content=image)
+        assert made.status_code == 200
+    # A new process on the same data dir: the write-behind cache was flushed at shutdown, and
+    # the new process learns the stored keys, so both the address and a re-POST hit the store.
+    with TestClient(create_app(settings)) as c:
+        again = c.get(made.headers["content-location"])
+        assert again.status_code == 200 and again.content == made.content
+        reposted = c.post("/v1/palette?colors=4", content=image)
+        assert reposted.content == made.content and reposted.headers["etag"] == made.headers["etag"]
+        metrics = c.get("/metrics").text
+        assert 'palette_images_processed_total{outcome="succeeded",path="sync"}' not in metrics
+        assert 'palette_palette_cache_total{result="hit"} 1.0' in metrics
+
+
+def test_write_behind_cache_asks_the_store_only_for_keys_it_holds(tmp_path: Path) -> None:
+    from service.jobs.interfaces import SystemClock
+    from service.jobs.sqlite_store import SqliteStore
+    from service.palettes import WriteBehindCache
+
+    class Counting(SqliteStore):
+        lookups = 0
+
+        def cache_get(self, key: str) -> bytes | None:
+            Counting.lookups += 1
+            return super().cache_get(key)
+
+    store = Counting(tmp_path / "s.sqlite3", clock=SystemClock(), cache_entries=3)
+    store.cache_put({"old": b"o"})
+    cache = WriteBehindCache(store, hot_entries=2, stored_entries=3)
+    assert cache.get("old") == b"o" and Counting.lookups == 1  # known at start: from the store
+    assert cache.get("new") is None and Counting.lookups == 1  # unknown: a miss without asking
+    for n in range(8):
+        cache.put(f"k{n}", b"%d" % n)
+    assert cache.get("k0") == b"0"  # pending or stored, never lost in between
+    cache.close()  # stores everything still pending
+    assert cache.peek("k7") == b"7" and cache.peek("k0") is None  # only 2 kept in memory
+    assert all(store.cache_get(f"k{n}") == b"%d" % n for n in range(8))
+    store.expire()  # the store keeps 3 entries
+    kept = [k for k in ["old", *(f"k{n}" for n in range(8))] if store.cache_get(k) is not None]
+    assert len(kept) == 3
+    again = WriteBehindCache(store, hot_entries=2, stored_entries=3)
+    Counting.lookups = 0
+    assert [k for k in ["old", *(f"k{n}" for n in range(8))] if again.get(k)] == kept
+    assert Counting.lookups == 3  # only the keys the store still holds were looked up
+    again.close()
+    store.close()
