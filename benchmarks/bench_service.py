@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -163,64 +162,12 @@ def loadgen(
 
 
 # -- helpers for the tests -------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def start_server(tmp_path: Path) -> Any:
+    """``palette serve`` on a free loopback port with the tests' network guard (imported here:
+    this file also runs as a plain script, the load generator, without the tests on its path)."""
+    from servertools import ServiceProcess, write_guard
 
-
-class Server:
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = data_dir.parent / "server.log"
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "service",
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--data-dir",
-                    str(data_dir),
-                ],
-                cwd=REPO,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PALETTE_LOG_LEVEL": "warning", **(env or {})},
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("server did not start")
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def peak_rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmHWM")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+    return ServiceProcess(tmp_path / "data", write_guard(tmp_path / "netguard")).start(60)
 
 
 def direct_throughput(photos: list[bytes], rounds: int, offset: int) -> tuple[float, float]:
@@ -271,7 +218,7 @@ def test_sync_palette_under_load(tmp_path: Path, report: Any, enforce_timing_bar
         path = tmp_path / f"photo{n}.jpg"
         path.write_bytes(data)
         files.append(path)
-    server = Server(tmp_path / "data")
+    server = start_server(tmp_path)
     # The machine is shared, so the two sides alternate in short phases and are compared on
     # their medians: a burst of outside load then hits both, not one.
     phases = 3
@@ -364,7 +311,7 @@ def test_one_gigabyte_zip_job_memory(tmp_path: Path, report: Any) -> None:
     archive = tmp_path / "big.zip"
     entries = _zip_stream(photos, 1_000_000_000, archive)
     size = archive.stat().st_size
-    server = Server(tmp_path / "data")
+    server = start_server(tmp_path)
     try:
         started = time.monotonic()
         with open(archive, "rb") as f:

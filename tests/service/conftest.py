@@ -3,98 +3,26 @@
 from __future__ import annotations
 
 import io
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from servertools import NETWORK_GUARD, ServiceProcess, guarded_env, write_guard
 from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-# Loopback-only network guard. Job callbacks make the webhooks package (when present) resolve
-# and call whatever URL a test or a fuzzer puts in ``callback_url``; this refuses every name
-# lookup and connection that is not loopback, before any packet leaves, in the test process
-# (autouse fixture) and in every server process (as its ``sitecustomize``).
-NETWORK_GUARD = """
-import ipaddress as _ip
-import socket as _socket
-
-_real_getaddrinfo = _socket.getaddrinfo
-_real_connect = _socket.socket.connect
-_real_connect_ex = _socket.socket.connect_ex
-
-
-def _is_loopback(host):
-    if isinstance(host, bytes):
-        host = host.decode("ascii", "replace")
-    if host is None or host == "localhost":
-        return True
-    try:
-        return _ip.ip_address(str(host).split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
-def _guarded_getaddrinfo(host, *args, **kwargs):
-    if not _is_loopback(host):
-        raise _socket.gaierror(_socket.EAI_NONAME, f"test network guard: {host!r} is not loopback")
-    return _real_getaddrinfo(host, *args, **kwargs)
-
-
-def _check(sock, address):
-    if sock.family in (_socket.AF_INET, _socket.AF_INET6) and not _is_loopback(address[0]):
-        raise ConnectionRefusedError(f"test network guard: {address!r} is not loopback")
-
-
-def _guarded_connect(self, address):
-    _check(self, address)
-    return _real_connect(self, address)
-
-
-def _guarded_connect_ex(self, address):
-    _check(self, address)
-    return _real_connect_ex(self, address)
-
-
-def install():
-    _socket.getaddrinfo = _guarded_getaddrinfo
-    _socket.socket.connect = _guarded_connect
-    _socket.socket.connect_ex = _guarded_connect_ex
-
-
-def uninstall():
-    _socket.getaddrinfo = _real_getaddrinfo
-    _socket.socket.connect = _real_connect
-    _socket.socket.connect_ex = _real_connect_ex
-"""
-
 
 @pytest.fixture(scope="session")
 def guard_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder whose ``sitecustomize.py`` installs the guard in child Python processes."""
-    folder = tmp_path_factory.mktemp("netguard")
-    (folder / "sitecustomize.py").write_text(NETWORK_GUARD + "\ninstall()\n")
-    return folder
-
-
-def guarded_env(guard: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    path = os.pathsep.join(p for p in (str(guard), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "PYTHONPATH": path, **(extra or {})}
+    return write_guard(tmp_path_factory.mktemp("netguard"))
 
 
 @pytest.fixture(autouse=True)
@@ -166,85 +94,6 @@ def wait_job(c: Any, location: str, timeout: float = 30.0, headers: Any = None) 
 
     result: dict[str, Any] = wait_for(final, timeout)
     return result
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclass
-class ServiceProcess:
-    """``python -m service serve`` on a free loopback port, as a real child process."""
-
-    data_dir: Path
-    guard: Path
-    env: dict[str, str] = field(default_factory=dict)
-    port: int = 0
-    proc: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 30.0) -> ServiceProcess:
-        self.port = free_port()
-        env = guarded_env(self.guard, {"PALETTE_LOG_LEVEL": "warning", **self.env})
-        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
-        log = open(self.log_path, "wb")  # noqa: SIM115 - the child keeps it open
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "service",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(self.data_dir),
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log()}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not become ready:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path else ""
-
-    def signal(self, sig: int) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-
-    def wait(self, timeout: float) -> int:
-        assert self.proc is not None
-        return self.proc.wait(timeout)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 @pytest.fixture

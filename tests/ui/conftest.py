@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import io
 import os
-import socket
-import subprocess
-import sys
-import time
+import signal
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
+from servertools import ServiceProcess, write_guard
 
-ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 SCREENSHOTS = HERE / "screenshots"
 CHROMIUM = os.environ.get("PALETTE_UI_CHROMIUM", "/usr/bin/chromium")
@@ -51,61 +48,8 @@ window.__paletteSetVisibility = (state) => {
 """
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
+class Server(ServiceProcess):
     """A `palette serve` process on 127.0.0.1 with its own data directory."""
-
-    def __init__(self, data_dir: Path, workers: int = 2) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = data_dir.parent / f"server-{self.port}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        # Tests end servers with SIGTERM: a short drain keeps teardown quick.
-        env = {**os.environ, "PALETTE_DRAIN_GRACE_SECONDS": "1", "PALETTE_DRAIN_DELAY_SECONDS": "0"}
-        command = [
-            sys.executable,
-            "-m",
-            "service",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--data-dir",
-            str(data_dir),
-            "--workers",
-            str(workers),
-        ]
-        self.process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        self._wait_ready()
-
-    def _wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"palette serve exited early:\n{self.log()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"palette serve did not answer within {timeout}s:\n{self.log()}")
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-4000:]
 
     def job(self, job_id: str) -> dict[str, Any]:
         response = httpx.get(f"{self.url}/v1/jobs/{job_id}", timeout=5.0)
@@ -113,21 +57,24 @@ class Server:
         result: dict[str, Any] = response.json()
         return result
 
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._log.close()
+
+def start_server(folder: Path, workers: int = 2) -> Server:
+    """A started `palette serve` with its data, log and network guard under ``folder``."""
+    # Tests end servers with SIGTERM: a short drain keeps teardown quick.
+    env = {
+        "PALETTE_WORKERS": str(workers),
+        "PALETTE_DRAIN_GRACE_SECONDS": "1",
+        "PALETTE_DRAIN_DELAY_SECONDS": "0",
+    }
+    server = Server(folder / "data", write_guard(folder / "netguard"), env)
+    return server.start()
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(tmp_path_factory.mktemp("palette-data"))
+    srv = start_server(tmp_path_factory.mktemp("ui"))
     yield srv
-    srv.stop()
+    srv.stop(signal.SIGTERM)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import base64
 import itertools
 import json
 import re
+import signal
 import time
 import zipfile
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ import palette_native as pn
 import pytest
 from playwright.sync_api import Locator, Page, Request, expect
 
-from .conftest import Server, image_bytes, noise_bytes, screenshot, zip_bytes
+from .conftest import Server, image_bytes, noise_bytes, screenshot, start_server, zip_bytes
 
 pytestmark = pytest.mark.e2e
 
@@ -265,9 +266,9 @@ def test_share_link_and_sort_by_hue(ui: Page) -> None:
 @pytest.fixture()
 def one_worker_server(tmp_path: Path) -> Iterator[Server]:
     """A server of its own with one worker, so a long job is surely still running later."""
-    srv = Server(tmp_path / "data", workers=1)
+    srv = start_server(tmp_path, workers=1)
     yield srv
-    srv.stop()
+    srv.stop(signal.SIGTERM)
 
 
 class PollLog:

@@ -1,0 +1,180 @@
+"""A real ``palette serve`` on a free loopback port, for the service, UI and benchmark suites.
+
+The child process carries a loopback-only network guard (its ``sitecustomize``): any name
+lookup or connection that is not loopback is refused before a packet leaves.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from signal import SIGINT
+
+import httpx
+
+__all__ = ["NETWORK_GUARD", "ServiceProcess", "free_port", "guarded_env", "write_guard"]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Installed in server processes as their ``sitecustomize``; the service tests also exec it in
+# the test process. Job callbacks make the webhooks package resolve and call whatever URL a test
+# or a fuzzer puts in ``callback_url``: this refuses it unless it is loopback.
+NETWORK_GUARD = """
+import ipaddress as _ip
+import socket as _socket
+
+_real_getaddrinfo = _socket.getaddrinfo
+_real_connect = _socket.socket.connect
+_real_connect_ex = _socket.socket.connect_ex
+
+
+def _is_loopback(host):
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    if host is None or host == "localhost":
+        return True
+    try:
+        return _ip.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _guarded_getaddrinfo(host, *args, **kwargs):
+    if not _is_loopback(host):
+        raise _socket.gaierror(_socket.EAI_NONAME, f"test network guard: {host!r} is not loopback")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+def _check(sock, address):
+    if sock.family in (_socket.AF_INET, _socket.AF_INET6) and not _is_loopback(address[0]):
+        raise ConnectionRefusedError(f"test network guard: {address!r} is not loopback")
+
+
+def _guarded_connect(self, address):
+    _check(self, address)
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self, address):
+    _check(self, address)
+    return _real_connect_ex(self, address)
+
+
+def install():
+    _socket.getaddrinfo = _guarded_getaddrinfo
+    _socket.socket.connect = _guarded_connect
+    _socket.socket.connect_ex = _guarded_connect_ex
+
+
+def uninstall():
+    _socket.getaddrinfo = _real_getaddrinfo
+    _socket.socket.connect = _real_connect
+    _socket.socket.connect_ex = _real_connect_ex
+"""
+
+
+def write_guard(folder: Path) -> Path:
+    """Make ``folder`` a ``sitecustomize`` folder that installs the guard; returns it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(NETWORK_GUARD + "\ninstall()\n")
+    return folder
+
+
+def guarded_env(guard: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(guard), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, **(extra or {})}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class ServiceProcess:
+    """``python -m service serve`` as a child process; ``start`` returns once ``/readyz`` is 200."""
+
+    def __init__(self, data_dir: Path, guard: Path, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.guard = guard
+        self.env = {"PALETTE_LOG_LEVEL": "warning", **(env or {})}
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / "server.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> ServiceProcess:
+        self.port = free_port()
+        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "service",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--data-dir",
+                    str(self.data_dir),
+                ],
+                cwd=REPO_ROOT,
+                env=guarded_env(self.guard, self.env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not become ready:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def stop(self, sig: int = SIGINT) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server has used so far."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def peak_rss_mb(self) -> float:
+        """The server's peak resident memory (VmHWM) so far."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmHWM in /proc/PID/status")
