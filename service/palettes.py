@@ -134,7 +134,7 @@ class WriteBehindCache:
                 if self._known is not None and len(self._known) > 2 * self.stored_entries:
                     # The store drops old entries on its own: forget them here too.
                     self._known = set(self.backing.cache_keys() or ()) | self._writing.keys()
-            except Exception:  # noqa: BLE001 - a cache write must not kill the writer
+            except Exception:  # a cache write must not kill the writer
                 logger.exception(
                     "palette cache write failed; %d entries not stored", len(self._writing)
                 )

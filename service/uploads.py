@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import anyio.to_thread
 import blake3
@@ -22,9 +22,9 @@ from .problems import Problem
 __all__ = [
     "Body",
     "FilePart",
-    "content_hasher",
     "MultipartResult",
     "PartSink",
+    "content_hasher",
     "read_body",
     "read_multipart",
     "request_too_large",
@@ -53,7 +53,7 @@ def _declared_length(request: Request) -> int | None:
     return value if value >= 0 else None
 
 
-def content_hasher() -> Any:
+def content_hasher() -> blake3.blake3:
     """The hash that names uploaded content (palette addresses, upload fingerprints): BLAKE3,
     about four times cheaper than SHA-256 here, which matters on the event loop."""
     return blake3.blake3()
