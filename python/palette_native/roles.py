@@ -216,6 +216,9 @@ def _make_swatch(role: str, color: Color, synthesized: bool) -> Swatch:
     )
 
 
+_TARGET_LIST = tuple(enumerate(_TARGETS.values()))
+
+
 def _pick(colors: list[Color]) -> dict[str, Color]:
     """Greedy best-score assignment of colors to roles, each color used at most once."""
     largest = max((c.fraction for c in colors), default=0.0)
@@ -223,10 +226,12 @@ def _pick(colors: list[Color]) -> dict[str, Color]:
     for color_index, color in enumerate(colors):
         _, lightness, saturation = _hls(color.rgb)
         share = color.fraction / largest if largest > 0 else 0.0
-        for role_index, target in enumerate(_TARGETS.values()):
-            if target.contains(lightness, saturation):
-                score = target.score(lightness, saturation, share)
-                candidates.append((score, role_index, color_index))
+        candidates.extend(
+            (target.score(lightness, saturation, share), role_index, color_index)
+            for role_index, target in _TARGET_LIST
+            if target.min_l <= lightness <= target.max_l
+            and target.min_s <= saturation <= target.max_s
+        )
     # Highest score first; ties go to the earlier role, then the more populous color.
     candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
     chosen: dict[str, Color] = {}
