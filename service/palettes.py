@@ -50,7 +50,7 @@ class WriteBehindCache:
     data: one lost in a crash is computed again.
     """
 
-    BATCH_SECONDS = 0.05
+    BATCH_SECONDS = 0.2
 
     def __init__(self, backing: PaletteCache, hot_entries: int, stored_entries: int) -> None:
         self.backing = backing
