@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import ctypes.util
 import logging
 import signal
 import threading
@@ -45,11 +44,8 @@ def _keep_transient_buffers_mapped() -> None:
     heap (trimmed above 32 MiB free), they are reused: about 1.5 % less CPU per request under
     load (benchmarks/bench_service.py). Elsewhere (musl, macOS) this does nothing.
     """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
     try:
-        mallopt = ctypes.CDLL(name).mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the symbols already loaded: libc's, on Linux
     except (OSError, AttributeError):
         return
     m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's <malloc.h>
