@@ -24,6 +24,17 @@ def _srgb_to_linear(c: float) -> float:
 _LINEAR = tuple(_srgb_to_linear(float(v)) for v in range(256))
 
 
+def hex_of(rgb: tuple[int, int, int]) -> str:
+    """``#rrggbb`` of an 8-bit sRGB color."""
+    r, g, b = rgb
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def relative_luminance(rgb: tuple[int, int, int]) -> float:
+    """WCAG 2 relative luminance of an 8-bit sRGB color (0 for black, 1 for white)."""
+    return 0.2126 * _LINEAR[rgb[0]] + 0.7152 * _LINEAR[rgb[1]] + 0.0722 * _LINEAR[rgb[2]]
+
+
 def rgb_to_oklab(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
     """8-bit sRGB to Oklab (L in 0-1), after Björn Ottosson's published matrices."""
     r, g, b = _LINEAR[rgb[0]], _LINEAR[rgb[1]], _LINEAR[rgb[2]]
@@ -48,8 +59,7 @@ class Color:
 
     @property
     def hex(self) -> str:
-        r, g, b = self.rgb
-        return f"#{r:02x}{g:02x}{b:02x}"
+        return hex_of(self.rgb)
 
     @cached_property
     def oklab(self) -> tuple[float, float, float]:
@@ -67,8 +77,7 @@ class Color:
     @property
     def luminance(self) -> float:
         """WCAG 2 relative luminance (0-1)."""
-        r, g, b = self.rgb
-        return 0.2126 * _LINEAR[r] + 0.7152 * _LINEAR[g] + 0.0722 * _LINEAR[b]
+        return relative_luminance(self.rgb)
 
     def to_dict(self) -> dict[str, Any]:
         lightness, a, b = self.oklab

@@ -24,7 +24,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from ._palette import _LINEAR, Color
+from ._palette import Color, hex_of, relative_luminance
 
 __all__ = [
     "BODY_MIN_CONTRAST",
@@ -107,11 +107,6 @@ def _from_hls(hue: float, lightness: float, saturation: float) -> RGB:
     return (round(r * 255), round(g * 255), round(b * 255))
 
 
-def relative_luminance(rgb: RGB) -> float:
-    """WCAG 2 relative luminance of an sRGB color (0 for black, 1 for white)."""
-    return 0.2126 * _LINEAR[rgb[0]] + 0.7152 * _LINEAR[rgb[1]] + 0.0722 * _LINEAR[rgb[2]]
-
-
 def contrast_ratio(first: RGB, second: RGB) -> float:
     """WCAG 2 contrast ratio of two sRGB colors, from 1.0 (same) to 21.0 (black on white)."""
     a = relative_luminance(first)
@@ -160,11 +155,6 @@ def text_color(background: RGB, min_contrast: float) -> tuple[RGB, float]:
     return color, contrast_ratio(color, background)
 
 
-def _hex(rgb: RGB) -> str:
-    r, g, b = rgb
-    return f"#{r:02x}{g:02x}{b:02x}"
-
-
 @dataclass(frozen=True)
 class Swatch:
     """A palette color in one role, with text colors that are readable on it."""
@@ -209,14 +199,11 @@ def _make_swatch(role: str, color: Color, synthesized: bool) -> Swatch:
         role=role,
         color=color,
         synthesized=synthesized,
-        title_text=_hex(title),
-        body_text=_hex(body),
+        title_text=hex_of(title),
+        body_text=hex_of(body),
         title_contrast=title_ratio,
         body_contrast=body_ratio,
     )
-
-
-_TARGET_LIST = tuple(enumerate(_TARGETS.values()))
 
 
 def _pick(colors: list[Color]) -> dict[str, Color]:
@@ -226,12 +213,10 @@ def _pick(colors: list[Color]) -> dict[str, Color]:
     for color_index, color in enumerate(colors):
         _, lightness, saturation = _hls(color.rgb)
         share = color.fraction / largest if largest > 0 else 0.0
-        candidates.extend(
-            (target.score(lightness, saturation, share), role_index, color_index)
-            for role_index, target in _TARGET_LIST
-            if target.min_l <= lightness <= target.max_l
-            and target.min_s <= saturation <= target.max_s
-        )
+        for role_index, target in enumerate(_TARGETS.values()):
+            if target.contains(lightness, saturation):
+                score = target.score(lightness, saturation, share)
+                candidates.append((score, role_index, color_index))
     # Highest score first; ties go to the earlier role, then the more populous color.
     candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
     chosen: dict[str, Color] = {}
