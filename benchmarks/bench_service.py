@@ -281,8 +281,7 @@ def test_sync_palette_under_load(tmp_path: Path, report: Any, enforce_timing_bar
             f"{statistics.median(direct_cpu) * 1000:.1f} ms"
         ),
     ]
-    report.sections["Service: POST /v1/palette under load"] = lines
-    print("\n" + "\n".join(lines))
+    report.add("Service: POST /v1/palette under load", lines)
     from .conftest import CI_SLACK  # here, not at the top: this file also runs as a script
 
     # The bars as written in timed runs (meant for a quiet machine); loosened under
@@ -337,9 +336,7 @@ def test_one_gigabyte_zip_job_memory(tmp_path: Path, report: Any) -> None:
         f"{uploaded:.0f} s, total {elapsed:.0f} s; server peak RSS {peak:.0f} MB "
         f"(bar < {RSS_BAR_MB:.0f} MB)"
     )
-    lines = [line]
-    report.sections["Service: 1 GB ZIP job"] = lines
-    print("\n" + "\n".join(lines))
+    report.add("Service: 1 GB ZIP job", [line])
     assert peak < RSS_BAR_MB
 
 

@@ -106,13 +106,15 @@ def test_speed_bar(
     peer_name = min(("pillow-octree", "fast-colorthief"), key=bar_timings.__getitem__)
     decode_name = min(("pillow-draft", "pyvips-shrink"), key=bar_timings.__getitem__)
     peer, floor = bar_timings[peer_name], bar_timings[decode_name]
-    report.sections["Speed bar (K=8, 0.5-5 MP photos, perf_counter medians)"] = [
-        f"- rounds: {ROUNDS} (+1 warm-up), interleaved per photo",
-        *(f"- {name}: {ms:.1f} ms" for name, ms in bar_timings.items()),
-        f"- vs {peer_name}: {peer / ours:.2f}x faster (bar >= {FASTER_THAN_PEERS}x)",
-        f"- vs {decode_name} decode-only: {ours / floor:.2f}x its time (bar <= {DECODE_SLACK}x)",
-    ]
-    print("\n".join(report.sections["Speed bar (K=8, 0.5-5 MP photos, perf_counter medians)"]))
+    report.add(
+        "Speed bar (K=8, 0.5-5 MP photos, perf_counter medians)",
+        [
+            f"- rounds: {ROUNDS} (+1 warm-up), interleaved per photo",
+            *(f"- {name}: {ms:.1f} ms" for name, ms in bar_timings.items()),
+            f"- vs {peer_name}: {peer / ours:.2f}x faster (bar >= {FASTER_THAN_PEERS}x)",
+            f"- vs {decode_name} decode-only: {ours / floor:.2f}x its time (bar <= {DECODE_SLACK}x)",
+        ],
+    )
     slack = 1.0 if enforce_timing_bars else CI_SLACK
     assert peer / ours >= FASTER_THAN_PEERS / slack, (
         f"palette_native {ours:.1f} ms is only {peer / ours:.2f}x faster than {peer_name} "
@@ -257,17 +259,19 @@ def test_threads_scale(
     one, two, speedup = _thread_speedup(work, paths)
     *_, control = _thread_speedup(lambda path: DECODERS["pillow-draft"](path, 262_144), paths)
     cpus = len(os.sched_getaffinity(0))
-    report.sections["Threads (batch of the 0.5-5 MP photos, K=8)"] = [
-        (
-            f"- 1 thread: {1e3 * one:.0f} ms, 2 threads: {1e3 * two:.0f} ms, "
-            f"speed-up {speedup:.2f}x (bar >= {THREAD_SPEEDUP}x)"
-        ),
-        (
-            f"- control, Pillow draft decode: speed-up {control:.2f}x; CPUs available: {cpus}; "
-            f"load average {os.getloadavg()[0]:.1f}"
-        ),
-    ]
-    print("\n".join(report.sections["Threads (batch of the 0.5-5 MP photos, K=8)"]))
+    report.add(
+        "Threads (batch of the 0.5-5 MP photos, K=8)",
+        [
+            (
+                f"- 1 thread: {1e3 * one:.0f} ms, 2 threads: {1e3 * two:.0f} ms, "
+                f"speed-up {speedup:.2f}x (bar >= {THREAD_SPEEDUP}x)"
+            ),
+            (
+                f"- control, Pillow draft decode: speed-up {control:.2f}x; CPUs available: {cpus}; "
+                f"load average {os.getloadavg()[0]:.1f}"
+            ),
+        ],
+    )
     assert cpus >= 2, "the thread-scaling bar needs at least 2 CPUs"
     # In CI: two threads must still beat one clearly, unless the control shows no free core.
     bar = THREAD_SPEEDUP if enforce_timing_bars else min(1.3, max(1.0, 0.8 * control))
@@ -361,16 +365,18 @@ def test_kernel_bar(corpus: list[Photo], report: Report, enforce_timing_bars: bo
     assert child.returncode == 0, child.stderr
     ms = json.loads(child.stdout.strip().splitlines()[-1])
     ours, numpy_ms = ms["palette_native"], ms["numpy"]
-    report.sections["Kernel (24 MP in-memory RGB, exact, pinned to one CPU)"] = [
-        (
-            f"- palette_native: {ours['cpu']:.1f} ms CPU, {ours['wall']:.1f} ms wall "
-            f"(bar < {KERNEL_MS:g} ms)"
-        ),
-        (
-            f"- NumPy 15-bit bincount histogram alone: {numpy_ms['cpu']:.1f} ms CPU, "
-            f"{numpy_ms['wall']:.1f} ms wall"
-        ),
-    ]
-    print("\n".join(report.sections["Kernel (24 MP in-memory RGB, exact, pinned to one CPU)"]))
+    report.add(
+        "Kernel (24 MP in-memory RGB, exact, pinned to one CPU)",
+        [
+            (
+                f"- palette_native: {ours['cpu']:.1f} ms CPU, {ours['wall']:.1f} ms wall "
+                f"(bar < {KERNEL_MS:g} ms)"
+            ),
+            (
+                f"- NumPy 15-bit bincount histogram alone: {numpy_ms['cpu']:.1f} ms CPU, "
+                f"{numpy_ms['wall']:.1f} ms wall"
+            ),
+        ],
+    )
     slack = 1.0 if enforce_timing_bars else CI_SLACK
     assert ours["cpu"] < KERNEL_MS * slack, f"24 MP kernel took {ours['cpu']:.1f} ms of CPU"

@@ -67,6 +67,11 @@ class Report:
     sizes: dict[str, dict[int, str]] = field(default_factory=dict)
     sections: dict[str, list[str]] = field(default_factory=dict)
 
+    def add(self, title: str, lines: list[str]) -> None:
+        """A free-form section of results/latest.md, also printed (visible with ``-s``)."""
+        self.sections[title] = lines
+        print("\n" + "\n".join(lines))
+
     def markdown(self, command: str) -> str:
         lines = [
             "# Benchmark results",
