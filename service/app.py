@@ -101,8 +101,7 @@ def create_app(
             runtime.store,
             runtime.metrics,
             threads=settings.workers,
-            hot_entries=min(1024, settings.palette_cache_entries),
-            stored_entries=settings.palette_cache_entries,
+            cache_entries=settings.palette_cache_entries,
         )
         state = {
             "runtime": runtime,

@@ -149,11 +149,11 @@ class PaletteService:
         cache: PaletteCache,
         metrics: Metrics,
         threads: int,
-        hot_entries: int = 1024,
-        stored_entries: int = 10_000,
+        cache_entries: int = 10_000,
     ) -> None:
         self.engine = engine
-        self.cache = WriteBehindCache(cache, hot_entries, stored_entries)
+        # The store keeps ``cache_entries`` palettes; memory the most recent of them.
+        self.cache = WriteBehindCache(cache, min(1024, cache_entries), cache_entries)
         self.metrics = metrics
         # The threads that decode, with their own queue: a thread that finishes an image takes
         # the next one at once, without waiting for the event loop to hand it over (under load
