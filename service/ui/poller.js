@@ -62,12 +62,10 @@ class Watcher {
   constructor(jobId, { etag, status, resultsUrl, firstDelay, onJob, onResults, onError, onRecover }) {
     this.jobId = jobId;
     this.etag = etag ?? null;
-    this.status = status ?? null;
-    this.resultsUrl = resultsUrl ?? null;
+    this.needResults = false;
+    this.learn({ status: status ?? null, results_url: resultsUrl });
     this.callbacks = { onJob, onResults, onError, onRecover };
     this.stopped = false;
-    // A finished job has results to fetch only if the service kept some (a canceled job has none).
-    this.needResults = TERMINAL.has(status) && Boolean(this.resultsUrl);
     this.failures = 0;
     this.wake = null;
     this.firstDelay = firstDelay ?? 0;
@@ -94,9 +92,12 @@ class Watcher {
     }
   }
 
+  /** Take in a job's status and results URL (from the service, another tab, or the caller). */
   learn(job) {
     this.status = job.status;
     this.resultsUrl = job.results_url ?? null;
+    // Once finished, there are results to fetch only when the service kept some: a canceled
+    // job, for one, has none.
     if (TERMINAL.has(this.status)) this.needResults = Boolean(this.resultsUrl);
   }
 

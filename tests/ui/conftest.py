@@ -101,12 +101,20 @@ def browser_context_args(browser_context_args: dict[str, Any], server: Server) -
     }
 
 
+def open_ui(page: Any, url: str | None = None) -> None:
+    """Load the UI at ``url`` (reload the current page when None) and wait until it is ready."""
+    if url is None:
+        page.reload()
+    else:
+        page.goto(url)
+    page.wait_for_selector("body[data-ready='true']")
+
+
 @pytest.fixture()
 def ui(page: Any, server: Server) -> Any:
     """The UI at `/`, loaded and ready, with the visibility hook installed."""
     page.add_init_script(VISIBILITY_HOOK)
-    page.goto("/")
-    page.wait_for_selector("body[data-ready='true']")
+    open_ui(page, "/")
     return page
 
 

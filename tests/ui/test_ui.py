@@ -9,7 +9,7 @@ import re
 import signal
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -19,7 +19,15 @@ import palette_native as pn
 import pytest
 from playwright.sync_api import Locator, Page, Request, expect
 
-from .conftest import Server, image_bytes, noise_bytes, screenshot, start_server, zip_bytes
+from .conftest import (
+    Server,
+    image_bytes,
+    noise_bytes,
+    open_ui,
+    screenshot,
+    start_server,
+    zip_bytes,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -89,13 +97,38 @@ def slow_zip(folder: Path, name: str, count: int, seed: int = 0, size: int = 64)
     return path
 
 
-def progress_value(page: Page, name: str) -> float:
-    value = (
-        card(page, name)
-        .locator(".processing-bar")
-        .evaluate("(bar) => bar.hasAttribute('value') ? bar.value : -1")
-    )
-    return float(value)
+def progress_value(page: Page, name: str, bar: str = ".processing-bar") -> float:
+    """The value of a card's progress bar, or -1 while it has none (indeterminate)."""
+    script = "(b) => b.hasAttribute('value') ? b.value : -1"
+    return float(card(page, name).locator(bar).evaluate(script))
+
+
+def wait_until(page: Page, predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
+    """Check ``predicate`` every 100 ms until it holds or ``timeout`` seconds have gone by.
+
+    Waiting through the page (not time.sleep) keeps Playwright's event loop turning, so that
+    request events and the like keep arriving meanwhile. Returns whether it came to hold.
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        page.wait_for_timeout(100)
+    return True
+
+
+def job_posts(
+    page: Page, event: Literal["request", "requestfinished"] = "request"
+) -> list[Request]:
+    """A list that fills with the POST /v1/jobs requests ``page`` makes from now on."""
+    posts: list[Request] = []
+
+    def record(request: Request) -> None:
+        if request.method == "POST" and urlparse(request.url).path == "/v1/jobs":
+            posts.append(request)
+
+    page.on(event, record)
+    return posts
 
 
 def test_drop_images_and_zip_gives_palettes_and_exports(ui: Page, server: Server) -> None:
@@ -223,8 +256,7 @@ def test_paste_with_options_sends_them_to_the_service(ui: Page, server: Server) 
     # Screen readers hear the outcome from the live region.
     expect(ui.locator("#announcer")).to_have_text(re.compile(r"^pasted-.*: done, 1 palette$"))
     # The options are remembered for the next visit.
-    ui.reload()
-    ui.wait_for_selector("body[data-ready='true']")
+    open_ui(ui)
     expect(ui.locator("#opt-colors")).to_have_value("3")
     expect(ui.locator("#opt-transparent")).not_to_be_checked()
 
@@ -255,8 +287,7 @@ def test_share_link_and_sort_by_hue(ui: Page) -> None:
     palette.locator("[data-share]").click()
     url = ui.evaluate("navigator.clipboard.readText()")
     assert urlparse(url).fragment.startswith("palette=")
-    ui.goto(url)
-    ui.wait_for_selector("body[data-ready='true']")
+    open_ui(ui, url)
     shared = ui.locator("#shared section.palette")
     expect(shared).to_be_visible()
     assert hexes_of(shared.locator("button.swatch")) == by_share
@@ -291,10 +322,8 @@ class PollLog:
         return [r for j, r in self.entries if j == job_id]
 
     def wait_for(self, page: Page, job_id: str, count: int, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.of(job_id)) < count and time.monotonic() < deadline:
-            page.wait_for_timeout(100)
-        assert len(self.of(job_id)) >= count, f"expected {count} polls of {job_id}"
+        polled = wait_until(page, lambda: len(self.of(job_id)) >= count, timeout)
+        assert polled, f"expected {count} polls of {job_id}"
 
 
 def started_ms(request: Request) -> float:
@@ -305,14 +334,9 @@ def test_hidden_tab_stops_polling_and_visible_polls_at_once(
     ui: Page, one_worker_server: Server, tmp_path: Path
 ) -> None:
     server = one_worker_server
-    ui.goto(server.url)
-    ui.wait_for_selector("body[data-ready='true']")
+    open_ui(ui, server.url)
     log = PollLog(ui)
-    created: list[Request] = []
-    ui.on(
-        "requestfinished",
-        lambda r: created.append(r) if r.method == "POST" and r.url.endswith("/v1/jobs") else None,
-    )
+    created = job_posts(ui, "requestfinished")
     # One worker: the ZIP keeps it busy (running), the image behind it stays queued.
     pick_file(ui, slow_zip(tmp_path, "slow.zip", 4000, seed=1))
     slow_id = job_id_of(ui, "slow.zip")
@@ -328,9 +352,9 @@ def test_hidden_tab_stops_polling_and_visible_polls_at_once(
     assert all("if-none-match" in h for h in headers[1:]), headers
     answers = [r.response() for r in polls]
     assert all(a is not None for a in answers)
-    statuses = [a.status for a in answers if a]
+    statuses = [a.status for a in answers]
     assert statuses[0] == 200 and 304 in statuses[1:], statuses
-    retry_after_ms = 1000 * float(answers[0].headers["retry-after"]) if answers[0] else 1000.0
+    retry_after_ms = 1000 * float(answers[0].headers["retry-after"])
     post = created[-1]
     accepted_ms = started_ms(post) + post.timing["responseEnd"]
     times = [accepted_ms] + [started_ms(r) for r in polls]
@@ -359,8 +383,7 @@ def test_hidden_tab_stops_polling_and_visible_polls_at_once(
 
 def test_only_one_tab_polls_a_job(ui: Page, one_worker_server: Server, tmp_path: Path) -> None:
     server = one_worker_server
-    ui.goto(server.url)
-    ui.wait_for_selector("body[data-ready='true']")
+    open_ui(ui, server.url)
     first_log = PollLog(ui)
     pick_file(ui, slow_zip(tmp_path, "shared.zip", 4000, seed=4))
     job_id = job_id_of(ui, "shared.zip")
@@ -368,8 +391,7 @@ def test_only_one_tab_polls_a_job(ui: Page, one_worker_server: Server, tmp_path:
 
     second = ui.context.new_page()
     second_log = PollLog(second)
-    second.goto(server.url)
-    second.wait_for_selector("body[data-ready='true']")
+    open_ui(second, server.url)
     # The second tab shows the same job (from IndexedDB) and its progress (from the first
     # tab over BroadcastChannel) without asking the server itself.
     expect(card(second, "shared.zip")).to_have_attribute("data-job-id", job_id)
@@ -388,23 +410,15 @@ def test_only_one_tab_polls_a_job(ui: Page, one_worker_server: Server, tmp_path:
 
 def test_tabs_share_cards_and_send_each_upload_once(ui: Page, server: Server) -> None:
     second = ui.context.new_page()
-    second.goto(server.url)
-    second.wait_for_selector("body[data-ready='true']")
-    posts: list[Request] = []
-    for page in (ui, second):
-        page.on(
-            "request",
-            lambda r: (
-                posts.append(r) if r.method == "POST" and r.url.endswith("/v1/jobs") else None
-            ),
-        )
+    open_ui(second, server.url)
+    posts = [job_posts(page) for page in (ui, second)]
     drop_files(ui, [("both-tabs.png", "image/png", image_bytes([BLUE, YELLOW]))])
     for page in (ui, second):
         expect(card(page, "both-tabs.png")).to_have_attribute(
             "data-state", "succeeded", timeout=30_000
         )
         expect(card(page, "both-tabs.png").locator("section.palette")).to_have_count(1)
-    assert len(posts) == 1
+    assert sum(map(len, posts)) == 1
     assert card(second, "both-tabs.png").get_attribute("data-job-id") == job_id_of(
         ui, "both-tabs.png"
     )
@@ -428,19 +442,12 @@ def test_offline_uploads_survive_reload_and_send_when_online(ui: Page, server: S
     expect(ui.locator("#summary")).to_contain_text("2 waiting for network")
     screenshot(ui, "05-offline-waiting")
 
-    ui.reload()
-    ui.wait_for_selector("body[data-ready='true']")
+    open_ui(ui)
     for name in ("offline-a.png", "offline-b.png"):
         expect(card(ui, name)).to_have_attribute("data-state", "waiting")
         assert card(ui, name).get_attribute("data-job-id") is None
 
-    uploads: list[Request] = []
-    ui.on(
-        "request",
-        lambda r: (
-            uploads.append(r) if r.method == "POST" and urlparse(r.url).path == "/v1/jobs" else None
-        ),
-    )
+    uploads = job_posts(ui)
     ui.context.set_offline(False)
     for name in ("offline-a.png", "offline-b.png"):
         expect(card(ui, name)).to_have_attribute("data-state", "succeeded", timeout=30_000)
@@ -453,28 +460,21 @@ def test_reload_mid_job_resumes_its_progress_bar(
     ui: Page, one_worker_server: Server, tmp_path: Path
 ) -> None:
     server = one_worker_server
-    ui.goto(server.url)
-    ui.wait_for_selector("body[data-ready='true']")
+    open_ui(ui, server.url)
     pick_file(ui, slow_zip(tmp_path, "resume.zip", 1000, seed=2))
     job_id = job_id_of(ui, "resume.zip")
     expect(card(ui, "resume.zip")).to_have_attribute("data-state", "running", timeout=20_000)
-    deadline = time.monotonic() + 20
-    while not 0 < progress_value(ui, "resume.zip") < 100 and time.monotonic() < deadline:
-        ui.wait_for_timeout(100)
+    wait_until(ui, lambda: 0 < progress_value(ui, "resume.zip") < 100)
     before = progress_value(ui, "resume.zip")
     assert 0 < before < 100
     screenshot(ui, "06-running")
 
-    ui.reload()
-    ui.wait_for_selector("body[data-ready='true']")
+    open_ui(ui)
     resumed = card(ui, "resume.zip")
     expect(resumed).to_have_attribute("data-job-id", job_id)
     expect(resumed).to_have_attribute("data-state", "running", timeout=5_000)
     # The bar picks up from the server's progress and keeps moving.
-    deadline = time.monotonic() + 20
-    while progress_value(ui, "resume.zip") <= before and time.monotonic() < deadline:
-        ui.wait_for_timeout(100)
-    assert progress_value(ui, "resume.zip") > before
+    assert wait_until(ui, lambda: progress_value(ui, "resume.zip") > before)
     expect(resumed).to_have_attribute("data-state", "succeeded", timeout=90_000)
     # A bulk job's palettes come folded, a hundred at a time.
     expect(resumed.locator("details.bulk > summary")).to_have_text("1000 palettes")
@@ -498,13 +498,11 @@ def test_cancel_from_the_card(ui: Page, server: Server, tmp_path: Path) -> None:
     assert server.job(job_id)["status"] == "canceled"
     screenshot(ui, "07-canceled")
     # A finished card stays until dismissed, also after a reload.
-    ui.reload()
-    ui.wait_for_selector("body[data-ready='true']")
+    open_ui(ui)
     expect(card(ui, "cancel-me.zip")).to_have_attribute("data-state", "canceled")
     card(ui, "cancel-me.zip").get_by_role("button", name="Dismiss").click()
     expect(card(ui, "cancel-me.zip")).to_have_count(0)
-    ui.reload()
-    ui.wait_for_selector("body[data-ready='true']")
+    open_ui(ui)
     expect(card(ui, "cancel-me.zip")).to_have_count(0)
 
 
@@ -524,43 +522,46 @@ def test_cancel_while_offline_is_sent_when_back_online(
     assert server.job(job_id)["status"] == "canceled"
 
 
-def test_upload_progress_and_removing_an_upload_in_flight(ui: Page, tmp_path: Path) -> None:
+def test_upload_progress_and_removing_an_upload_in_flight(
+    ui: Page, one_worker_server: Server, tmp_path: Path
+) -> None:
+    # A server of its own, so that its job list shows whether this upload made a job.
+    server = one_worker_server
+    open_ui(ui, server.url)
     # Slow the page's uploads to 256 KiB/s so that the bar has time to move.
     cdp = ui.context.new_cdp_session(ui)
     cdp.send("Network.enable")
     conditions = {"offline": False, "latency": 0, "downloadThroughput": -1}
     cdp.send("Network.emulateNetworkConditions", {**conditions, "uploadThroughput": 256 * 1024})
-    uploads: list[Request] = []
-    ui.on(
-        "request",
-        lambda r: uploads.append(r) if r.method == "POST" and r.url.endswith("/v1/jobs") else None,
-    )
+    uploads = job_posts(ui)
     pick_file(ui, slow_zip(tmp_path, "big-upload.zip", 150, seed=6))
     item = card(ui, "big-upload.zip")
     expect(item).to_have_attribute("data-state", "uploading")
-    bar = item.locator(".upload-bar")
     seen: list[float] = []
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not (seen and 20 < seen[-1] < 100):
-        value = float(bar.evaluate("(b) => b.hasAttribute('value') ? b.value : -1"))
+
+    def sample() -> bool:
+        value = progress_value(ui, "big-upload.zip", ".upload-bar")
         if 0 < value < 100:
             seen.append(value)
-        ui.wait_for_timeout(100)
+        return bool(seen) and 20 < seen[-1] < 100
+
+    wait_until(ui, sample, timeout=10)
     assert seen and seen == sorted(seen) and 20 < seen[-1] < 100, seen
     expect(item.locator(".upload-bar + .bar-text")).to_have_text(re.compile(r"^\d+%$"))
     screenshot(ui, "10-upload-progress")
 
-    # Removing it stops the upload; the service never gets a job for it.
-    item.get_by_role("button", name="Remove").click()
-    expect(item).to_have_count(0)
+    # Removing it aborts the upload in the browser ...
     assert len(uploads) == 1
-    failure = uploads[0].failure
-    assert uploads[0].response() is None or failure is not None
+    with ui.expect_event("requestfailed", lambda r: r == uploads[0]):
+        item.get_by_role("button", name="Remove").click()
+    expect(item).to_have_count(0)
+    assert uploads[0].failure is not None
     cdp.send("Network.emulateNetworkConditions", {**conditions, "uploadThroughput": -1})
-    ui.reload()
-    ui.wait_for_selector("body[data-ready='true']")
+    open_ui(ui)
     expect(ui.locator("#cards > li.card")).to_have_count(0)
     assert len(uploads) == 1, "a removed upload is not sent again"
+    # ... and the service never made a job of it.
+    assert httpx.get(f"{server.url}/v1/jobs", timeout=5.0).json()["jobs"] == []
 
 
 def test_rejected_upload_shows_the_problem_detail(ui: Page, server: Server) -> None:
