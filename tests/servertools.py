@@ -20,9 +20,9 @@ __all__ = ["NETWORK_GUARD", "ServiceProcess", "free_port", "guarded_env", "write
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-# Installed in server processes as their ``sitecustomize``; the service tests also exec it in
-# the test process. Job callbacks make the webhooks package resolve and call whatever URL a test
-# or a fuzzer puts in ``callback_url``: this refuses it unless it is loopback.
+# Installed in server processes as their ``sitecustomize`` (the test process has the stricter
+# guard in tests/conftest.py). Job callbacks make the webhooks package resolve and call whatever
+# URL a test or a fuzzer puts in ``callback_url``: this refuses it unless it is loopback.
 NETWORK_GUARD = """
 import ipaddress as _ip
 import socket as _socket
@@ -105,7 +105,7 @@ class ServiceProcess:
         self.env = {"PALETTE_LOG_LEVEL": "warning", **(env or {})}
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = data_dir.parent / "server.log"
+        self.log_path: Path | None = None  # set by start(), once the port is known
 
     @property
     def url(self) -> str:
@@ -146,7 +146,7 @@ class ServiceProcess:
         raise RuntimeError(f"server did not become ready:\n{self.log()}")
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
 
     def signal(self, sig: int) -> None:
         assert self.proc is not None

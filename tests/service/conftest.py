@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from servertools import NETWORK_GUARD, ServiceProcess, guarded_env, write_guard
+from servertools import ServiceProcess, guarded_env, write_guard
 from starlette.testclient import TestClient
 
 from service.app import create_app
@@ -23,17 +23,6 @@ from service.settings import Settings
 def guard_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder whose ``sitecustomize.py`` installs the guard in child Python processes."""
     return write_guard(tmp_path_factory.mktemp("netguard"))
-
-
-@pytest.fixture(autouse=True)
-def network_guard() -> Iterator[None]:
-    namespace: dict[str, Any] = {}
-    exec(NETWORK_GUARD, namespace)  # noqa: S102 - our own constant, shared with child processes
-    namespace["install"]()
-    try:
-        yield
-    finally:
-        namespace["uninstall"]()
 
 
 def make_jpeg(seed: int, size: tuple[int, int] = (96, 64), quality: int = 85) -> bytes:
@@ -87,13 +76,39 @@ def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> A
         time.sleep(interval)
 
 
-def wait_job(c: Any, location: str, timeout: float = 30.0, headers: Any = None) -> dict[str, Any]:
-    def final() -> dict[str, Any] | None:
-        job: dict[str, Any] = c.get(location, headers=headers).json()
-        return job if job["status"] not in ("queued", "running") else None
+def wait_job(
+    c: Any, location: str, timeout: float = 30.0, headers: Any = None, *, done: int | None = None
+) -> dict[str, Any]:
+    """Poll ``location`` until the job is final or, given ``done``, has done that many images."""
 
-    result: dict[str, Any] = wait_for(final, timeout)
+    def ready() -> dict[str, Any] | None:
+        job: dict[str, Any] = c.get(location, headers=headers).json()
+        if job["status"] not in ("queued", "running"):
+            return job
+        return job if done is not None and job["progress"]["done"] >= done else None
+
+    result: dict[str, Any] = wait_for(ready, timeout)
     return result
+
+
+def problem(r: Any, status: int, code: str) -> dict[str, Any]:
+    """Check that ``r`` is the RFC 9457 problem document ``code``; returns its body."""
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = r.json()
+    assert body["code"] == code and body["status"] == status
+    assert body["type"].endswith(code) and body["title"] and body["detail"] and body["request_id"]
+    return body
+
+
+def submit(c: Any, files: list[tuple[str, bytes]], *, headers: Any = None, **fields: str) -> Any:
+    """``POST /v1/jobs`` with ``files`` as (name, bytes) parts and ``fields`` as form fields."""
+    return c.post(
+        "/v1/jobs",
+        files=[("file", (n, d, "application/octet-stream")) for n, d in files],
+        data=fields,
+        headers=headers,
+    )
 
 
 @pytest.fixture
@@ -126,6 +141,8 @@ class Helpers:
     wait_for = staticmethod(wait_for)
     guarded_env = staticmethod(guarded_env)
     wait_job = staticmethod(wait_job)
+    problem = staticmethod(problem)
+    submit = staticmethod(submit)
 
 
 @pytest.fixture

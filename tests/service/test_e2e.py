@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import signal
@@ -11,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -21,60 +19,15 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 
-def big_zip(h: Any, count: int, size: tuple[int, int] = (160, 120)) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
-        for n in range(count):
-            zf.writestr(f"img{n:04d}.jpg", h.make_jpeg(n, size=size))
-    return out.getvalue()
-
-
-def post_job(url: str, files: list[tuple[str, bytes]], headers: Any = None, **fields: str) -> Any:
-    return httpx.post(
-        url + "/v1/jobs",
-        files=[("file", (n, d)) for n, d in files],
-        data=fields,
-        headers=headers,
-        timeout=60,
-    )
-
-
-def get_job(url: str, location: str) -> dict[str, Any]:
-    job: dict[str, Any] = httpx.get(url + location, timeout=10).json()
-    return job
-
-
-def wait_final(url: str, location: str, timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = get_job(url, location)
-        if job["status"] not in ("queued", "running"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"{location} did not finish in {timeout}s: {job}")
-
-
-def wait_done_at_least(url: str, location: str, n: int, timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = get_job(url, location)
-        if job["progress"]["done"] >= n:
-            return job
-        assert job["status"] in ("queued", "running"), job
-        time.sleep(0.02)
-    raise AssertionError(f"{location} did not reach {n} images")
-
-
 def test_zip_job_and_conditional_requests_over_http(server: Any, h: Any) -> None:
-    url = server.url
     archive = h.make_zip({f"a/{n}.jpg": h.make_jpeg(n) for n in range(6)} | {"x.txt": b"hi"})
-    r = post_job(url, [("set.zip", archive), ("one.png", h.make_png(3))], colors="6")
-    assert r.status_code == 202 and r.headers["retry-after"] == "1"
-    location = r.headers["location"]
-    job = wait_final(url, location)
-    assert job["status"] == "succeeded"
-    assert job["progress"] == {"total": 8, "done": 7, "failed": 0, "skipped": 1}
-    with httpx.Client(base_url=url, timeout=10) as c:
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        r = h.submit(c, [("set.zip", archive), ("one.png", h.make_png(3))], colors="6")
+        assert r.status_code == 202 and r.headers["retry-after"] == "1"
+        location = r.headers["location"]
+        job = h.wait_job(c, location, 60)
+        assert job["status"] == "succeeded"
+        assert job["progress"] == {"total": 8, "done": 7, "failed": 0, "skipped": 1}
         got = c.get(location)
         assert c.get(location, headers={"If-None-Match": got.headers["etag"]}).status_code == 304
         results = c.get(location + "/results")
@@ -95,35 +48,33 @@ def test_zip_job_and_conditional_requests_over_http(server: Any, h: Any) -> None
 
 
 def test_cancel_running_1000_image_job_within_one_second(server: Any, h: Any) -> None:
-    url = server.url
-    archive = big_zip(h, 1000, size=(320, 240))
-    r = post_job(url, [("thousand.zip", archive)])
-    assert r.status_code == 202
-    location = r.headers["location"]
-    assert r.json()["progress"]["total"] == 1000
-    running = wait_done_at_least(url, location, 20)
-    assert running["status"] == "running"
-    started = time.monotonic()
-    cancel = httpx.post(url + location + "/cancel", timeout=10)
-    assert cancel.status_code == 202 and cancel.json()["cancel_requested"] is True
-    while True:
-        job = get_job(url, location)
-        if job["status"] == "canceled":
-            break
-        assert time.monotonic() - started < 5, job
-        time.sleep(0.01)
-    elapsed = time.monotonic() - started
-    print(
-        f"\ncancel of a running 1000-image job took {elapsed * 1000:.0f} ms "
-        f"(after {running['progress']['done']} images)"
-    )
-    assert elapsed < 1.0
-    assert job["progress"]["done"] == 0  # no partial work kept
-    assert httpx.get(url + location + "/results").json()["code"] == "no_results"
-    assert not (server.data_dir / "blobs" / "uploads" / job["id"]).exists()
-    # The workers are free again: a new job runs straight away.
-    again = post_job(url, [("a.jpg", h.make_jpeg(1))])
-    assert wait_final(url, again.headers["location"], 20)["status"] == "succeeded"
+    archive = h.make_zip({f"img{n:04d}.jpg": h.make_jpeg(n, size=(320, 240)) for n in range(1000)})
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        r = h.submit(c, [("thousand.zip", archive)])
+        assert r.status_code == 202
+        location = r.headers["location"]
+        assert r.json()["progress"]["total"] == 1000
+        running = h.wait_job(c, location, 60, done=20)
+        assert running["status"] == "running"
+        started = time.monotonic()
+        cancel = c.post(location + "/cancel")
+        assert cancel.status_code == 202 and cancel.json()["cancel_requested"] is True
+        job = h.wait_job(c, location, 5)
+        assert job["status"] == "canceled", job
+        # The worker marks the job canceled, then frees its uploads: both count toward 1 s.
+        uploads = server.data_dir / "blobs" / "uploads" / job["id"]
+        h.wait_for(lambda: not uploads.exists(), 5, 0.01)
+        elapsed = time.monotonic() - started
+        print(
+            f"\ncancel of a running 1000-image job took {elapsed * 1000:.0f} ms "
+            f"(after {running['progress']['done']} images)"
+        )
+        assert elapsed < 1.0
+        assert job["progress"]["done"] == 0  # no partial work kept
+        h.problem(c.get(location + "/results"), 409, "no_results")
+        # The workers are free again: a new job runs straight away.
+        again = h.submit(c, [("a.jpg", h.make_jpeg(1))])
+        assert h.wait_job(c, again.headers["location"], 20)["status"] == "succeeded"
 
 
 def test_concurrent_clients(server: Any, h: Any) -> None:
@@ -138,12 +89,11 @@ def test_concurrent_clients(server: Any, h: Any) -> None:
                 for k in range(3):
                     r = c.post("/v1/palette?colors=4", content=h.make_jpeg(1000 + n * 10 + k))
                     assert r.status_code == 200 and len(r.json()["colors"]) == 4
-                files = [
-                    ("file", (f"{n}-{k}.jpg", h.make_jpeg(2000 + n * 10 + k))) for k in range(4)
-                ]
-                r = c.post("/v1/jobs", files=files, headers={"Idempotency-Key": f"client-{n}"})
+                files = [(f"{n}-{k}.jpg", h.make_jpeg(2000 + n * 10 + k)) for k in range(4)]
+                key = {"Idempotency-Key": f"client-{n}"}
+                r = h.submit(c, files, headers=key)
                 assert r.status_code == 202
-                replay = c.post("/v1/jobs", files=files, headers={"Idempotency-Key": f"client-{n}"})
+                replay = h.submit(c, files, headers=key)
                 assert replay.status_code in (202, 409)
                 if replay.status_code == 202:
                     assert replay.json()["id"] == r.json()["id"]
@@ -159,13 +109,13 @@ def test_concurrent_clients(server: Any, h: Any) -> None:
         t.join(120)
     assert errors == []
     assert len(set(locations)) == 8
-    for location in locations:
-        job = wait_final(url, location)
-        assert job["status"] == "succeeded" and job["progress"]["done"] == 4
-        items = httpx.get(url + location + "/results").json()["items"]
-        assert sorted(i["name"] for i in items) == sorted({i["name"] for i in items})
-    listing = httpx.get(url + "/v1/jobs?limit=200").json()["jobs"]
-    assert len(listing) == 8
+    with httpx.Client(base_url=url, timeout=60) as c:
+        for location in locations:
+            job = h.wait_job(c, location, 60)
+            assert job["status"] == "succeeded" and job["progress"]["done"] == 4
+            items = c.get(location + "/results").json()["items"]
+            assert sorted(i["name"] for i in items) == sorted({i["name"] for i in items})
+        assert len(c.get("/v1/jobs?limit=200").json()["jobs"]) == 8
 
 
 def test_identical_concurrent_requests_compute_once(server: Any, h: Any) -> None:
@@ -198,36 +148,24 @@ def test_limits_and_corrupt_inputs_over_http(server_factory: Any, h: Any) -> Non
             "PALETTE_ZIP_MAX_ENTRIES": "3",
         }
     )
-    url = server.url
-
-    def code(r: httpx.Response) -> tuple[int, str]:
-        assert r.headers["content-type"] == "application/problem+json"
-        return r.status_code, r.json()["code"]
-
     big = os.urandom(300_000)
-    assert code(post_job(url, [("big.jpg", b"\xff\xd8\xff" + big)])) == (413, "request_too_large")
-    assert code(httpx.post(url + "/v1/palette", content=b"\xff\xd8\xff" + big[:60_000])) == (
-        413,
-        "request_too_large",
-    )
-    tall = h.make_jpeg(5, size=(300, 200))
-    r = httpx.post(url + "/v1/palette", content=tall)
-    assert code(r) == (422, "image_too_large") and r.json()["limit_pixels"] == 40000
-    assert code(post_job(url, [(f"{n}.jpg", h.make_jpeg(n)) for n in range(6)])) == (
-        422,
-        "too_many_images",
-    )
-    many = h.make_zip({f"{n}.jpg": h.make_jpeg(n) for n in range(4)})
-    assert code(post_job(url, [("m.zip", many)])) == (422, "archive_too_many_entries")
-    assert code(httpx.post(url + "/v1/palette", content=b"GIF89a" + b"\x00" * 50)) == (
-        422,
-        "decode_error",
-    )
-    assert code(post_job(url, [("x.bin", os.urandom(2000))])) == (415, "unsupported_format")
-    corrupt = post_job(url, [("c.jpg", h.make_jpeg(1)[:200]), ("ok.jpg", h.make_jpeg(2))])
-    job = wait_final(url, corrupt.headers["location"])
-    assert job["status"] == "succeeded" and job["progress"]["failed"] == 1
-    assert httpx.get(url + "/readyz").status_code == 200  # still healthy after all that
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        h.problem(h.submit(c, [("big.jpg", b"\xff\xd8\xff" + big)]), 413, "request_too_large")
+        sync_big = c.post("/v1/palette", content=b"\xff\xd8\xff" + big[:60_000])
+        h.problem(sync_big, 413, "request_too_large")
+        tall = c.post("/v1/palette", content=h.make_jpeg(5, size=(300, 200)))
+        assert h.problem(tall, 422, "image_too_large")["limit_pixels"] == 40000
+        six = [(f"{n}.jpg", h.make_jpeg(n)) for n in range(6)]
+        h.problem(h.submit(c, six), 422, "too_many_images")
+        many = h.make_zip({f"{n}.jpg": h.make_jpeg(n) for n in range(4)})
+        h.problem(h.submit(c, [("m.zip", many)]), 422, "archive_too_many_entries")
+        gif = c.post("/v1/palette", content=b"GIF89a" + b"\x00" * 50)
+        h.problem(gif, 422, "decode_error")
+        h.problem(h.submit(c, [("x.bin", os.urandom(2000))]), 415, "unsupported_format")
+        corrupt = h.submit(c, [("c.jpg", h.make_jpeg(1)[:200]), ("ok.jpg", h.make_jpeg(2))])
+        job = h.wait_job(c, corrupt.headers["location"], 60)
+        assert job["status"] == "succeeded" and job["progress"]["failed"] == 1
+        assert c.get("/readyz").status_code == 200  # still healthy after all that
 
 
 @pytest.mark.slow
@@ -236,25 +174,27 @@ def test_kill_9_mid_job_then_restart_finishes_every_accepted_job(
 ) -> None:
     env = {"PALETTE_LEASE_SECONDS": "1", "PALETTE_WORKERS": "1"}
     server = server_factory(env)
-    url = server.url
-    first = post_job(url, [("batch.zip", big_zip(h, 300, size=(320, 240)))])
-    second = post_job(url, [(f"{n}.jpg", h.make_jpeg(n)) for n in range(5)])
-    assert first.status_code == second.status_code == 202
-    before = wait_done_at_least(url, first.headers["location"], 40)
+    archive = h.make_zip({f"img{n:04d}.jpg": h.make_jpeg(n, size=(320, 240)) for n in range(300)})
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        first = h.submit(c, [("batch.zip", archive)])
+        second = h.submit(c, [(f"{n}.jpg", h.make_jpeg(n)) for n in range(5)])
+        assert first.status_code == second.status_code == 202
+        before = h.wait_job(c, first.headers["location"], 60, done=40)
+        assert before["status"] == "running"
     server.proc.kill()  # SIGKILL: no drain, no cleanup
     server.proc.wait(10)
-    done_seen = before["progress"]["done"]
 
     restarted = server_factory(env, data_dir=server.data_dir)
-    url = restarted.url
-    resumed = get_job(url, first.headers["location"])
-    assert resumed["progress"]["done"] >= done_seen  # finished images were kept, not redone
-    for location, count in ((first.headers["location"], 300), (second.headers["location"], 5)):
-        job = wait_final(url, location, timeout=120)
-        assert job["status"] == "succeeded"
-        assert job["progress"]["done"] == count and job["progress"]["total"] == count
-        items = httpx.get(url + location + "/results", timeout=30).json()["items"]
-        assert len(items) == count and len({i["name"] for i in items}) == count
+    with httpx.Client(base_url=restarted.url, timeout=60) as c:
+        resumed = c.get(first.headers["location"]).json()
+        # finished images were kept, not redone
+        assert resumed["progress"]["done"] >= before["progress"]["done"]
+        for location, count in ((first.headers["location"], 300), (second.headers["location"], 5)):
+            job = h.wait_job(c, location, 120)
+            assert job["status"] == "succeeded"
+            assert job["progress"]["done"] == count and job["progress"]["total"] == count
+            items = c.get(location + "/results").json()["items"]
+            assert len(items) == count and len({i["name"] for i in items}) == count
 
 
 @pytest.mark.slow
@@ -266,28 +206,29 @@ def test_sigterm_drains_then_the_rest_resumes(server_factory: Any, h: Any) -> No
         "PALETTE_DRAIN_GRACE_SECONDS": "5",
     }
     server = server_factory(env)
-    url = server.url
-    r = post_job(url, [("batch.zip", big_zip(h, 300, size=(320, 240)))])
-    location = r.headers["location"]
-    wait_done_at_least(url, location, 10)
-    server.signal(signal.SIGTERM)
-    deadline = time.monotonic() + 1.5
-    ready = refused = None
-    while time.monotonic() < deadline and (ready is None or refused is None):
-        got = httpx.get(url + "/readyz", timeout=5)
-        if got.status_code == 503:
-            ready = got
-            refused = post_job(url, [("a.jpg", h.make_jpeg(1))])
-        time.sleep(0.05)
+    archive = h.make_zip({f"img{n:04d}.jpg": h.make_jpeg(n, size=(320, 240)) for n in range(300)})
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        location = h.submit(c, [("batch.zip", archive)]).headers["location"]
+        assert h.wait_job(c, location, 60, done=10)["status"] == "running"
+        server.signal(signal.SIGTERM)
+        deadline = time.monotonic() + 1.5
+        ready = refused = None
+        while time.monotonic() < deadline and (ready is None or refused is None):
+            got = c.get("/readyz", timeout=5)
+            if got.status_code == 503:
+                ready = got
+                refused = h.submit(c, [("a.jpg", h.make_jpeg(1))])
+            time.sleep(0.05)
     assert ready is not None and ready.json()["checks"]["draining"] is True
-    assert refused is not None and refused.status_code == 503
-    assert refused.json()["code"] == "draining" and refused.headers["retry-after"]
+    assert refused is not None and refused.headers["retry-after"]
+    h.problem(refused, 503, "draining")
     assert server.wait(20) == 0  # a clean exit
     assert "Traceback" not in server.log()
     restarted = server_factory(env, data_dir=server.data_dir)
-    job = get_job(restarted.url, location)  # handed back to the queue, finished images kept
-    assert job["status"] in ("queued", "running") and job["progress"]["done"] >= 10
-    final = wait_final(restarted.url, location, timeout=120)
+    with httpx.Client(base_url=restarted.url, timeout=60) as c:
+        job = c.get(location).json()  # handed back to the queue, finished images kept
+        assert job["status"] in ("queued", "running") and job["progress"]["done"] >= 10
+        final = h.wait_job(c, location, 120)
     assert final["status"] == "succeeded" and final["progress"]["done"] == 300
 
 
@@ -342,7 +283,7 @@ def test_worker_process_runs_queued_jobs(tmp_path: Path, h: Any, guard_dir: Path
     data_dir = tmp_path / "data"
     app = create_app(Settings(data_dir=data_dir), run_workers=False)  # API only
     with TestClient(app) as c:
-        r = c.post("/v1/jobs", files=[("file", (f"{n}.jpg", h.make_jpeg(n))) for n in range(3)])
+        r = h.submit(c, [(f"{n}.jpg", h.make_jpeg(n)) for n in range(3)])
         location = r.headers["location"]
         assert c.get(location).json()["status"] == "queued"
         worker = subprocess.Popen(
@@ -365,12 +306,14 @@ def test_a_client_that_vanishes_mid_upload_leaves_nothing(server: Any, h: Any) -
         f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'
     ).encode()
+    blobs = server.data_dir / "blobs"
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         sock.sendall(head + h.make_jpeg(1, size=(800, 600)))
-        time.sleep(0.3)
-    time.sleep(0.5)
+        h.wait_for(lambda: any((blobs / ".tmp").iterdir()), 5)  # the upload is being written
+    # The request has ended (the disconnect handler answered 400), so its cleanup has run.
+    finished = 'palette_http_requests_total{method="POST",route="/v1/jobs",status="400"} 1.0'
+    h.wait_for(lambda: finished in httpx.get(server.url + "/metrics").text, 5)
+    assert list((blobs / ".tmp").iterdir()) == []
+    assert list((blobs / "uploads").glob("*")) == []
     assert httpx.get(server.url + "/v1/jobs").json()["jobs"] == []
-    uploads = server.data_dir / "blobs" / "uploads"
-    assert not uploads.exists() or list(uploads.iterdir()) == []
-    assert list((server.data_dir / "blobs" / ".tmp").iterdir()) == []
     assert "Traceback" not in server.log()
