@@ -133,6 +133,8 @@ class EgressPolicy:
         if literal is not None:
             self.check_address(literal, host=host)
             return [literal]
+        if not _valid_hostname(host):  # before the resolver sees it (NUL, spaces, huge names)
+            raise EgressRefused(f"{host!r} is not a valid host name", code="url_invalid")
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError) as exc:
@@ -157,10 +159,6 @@ class EgressPolicy:
         host = parts.hostname or ""
         return self.resolve(host, _port(parts.scheme, parts.port))
 
-    def check_shape(self, url: str) -> None:
-        """Shape only (scheme, host, no credentials); for re-validation without DNS."""
-        _split(url, self.allowed_schemes)
-
 
 def _split(url: str, schemes: Sequence[str] = ALLOWED_SCHEMES) -> SplitResult:
     try:
@@ -177,8 +175,6 @@ def _split(url: str, schemes: Sequence[str] = ALLOWED_SCHEMES) -> SplitResult:
         raise EgressRefused("URL has no host", code="url_invalid")
     if parts.username is not None or parts.password is not None:
         raise EgressRefused("URL must not carry credentials (user:password@)", code="url_invalid")
-    if _literal_ip(parts.hostname) is None and not _valid_hostname(parts.hostname):
-        raise EgressRefused(f"{parts.hostname!r} is not a valid host name", code="url_invalid")
     return parts
 
 
@@ -227,13 +223,9 @@ class PinnedTransport(httpx.BaseTransport):
         if url.scheme not in self.policy.allowed_schemes:
             raise EgressRefused(f"URL scheme {url.scheme!r} is not allowed", code="url_invalid")
         host = url.host
-        if _literal_ip(host) is None and not _valid_hostname(host):
-            raise EgressRefused(f"{host!r} is not a valid host name", code="url_invalid")
-        addresses = self.policy.resolve(host, _port(url.scheme, url.port))
-        address = addresses[0]
-        if _literal_ip(host) is None:
-            ip_host = str(address)
-            request.url = url.copy_with(host=ip_host)
+        address = self.policy.resolve(host, _port(url.scheme, url.port))[0]
+        if _literal_ip(host) is None:  # a name: connect to the address just vetted
+            request.url = url.copy_with(host=str(address))
             if url.scheme == "https":
                 request.extensions = {**request.extensions, "sni_hostname": host}
         return self.inner.handle_request(request)

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 from urllib.parse import quote, urlencode
 
 from starlette.concurrency import run_in_threadpool
@@ -160,11 +161,18 @@ class UrlSigner:
         expected = _mac(secret, canonical(signed_method, path, params))
         if not hmac.compare_digest(expected.encode(), sig.encode()):
             raise SignatureInvalid("the signature does not match the URL")
+        # Only a key holder gets this far; still, int() would take "+1", " 1" or non-ASCII digits.
         if not (expires.isascii() and expires.isdigit()):
             raise SignatureInvalid("the expiry is not a number")
-        if int(expires) <= self.clock():
-            raise UrlExpired(int(expires))
+        expires_at = int(expires)
+        if expires_at <= self.clock():
+            raise UrlExpired(expires_at)
         return values
+
+
+def int_in_range(value: object, low: int, high: int) -> TypeGuard[int]:
+    """A JSON integer (``bool`` excluded, though Python counts it as one) from low to high."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def content_disposition(disposition: str, filename: str) -> str:
@@ -177,11 +185,7 @@ def download_options(body: Mapping[str, object], job_id: str) -> tuple[int, dict
     Raises ``ValueError`` with ``(field, message)`` on a bad value.
     """
     expires_in = body.get("expires_in", DEFAULT_EXPIRES_IN)
-    if (
-        not isinstance(expires_in, int)
-        or isinstance(expires_in, bool)
-        or not 1 <= expires_in <= MAX_EXPIRES_IN
-    ):
+    if not int_in_range(expires_in, 1, MAX_EXPIRES_IN):
         raise ValueError(
             "expires_in", f"expires_in must be whole seconds from 1 to {MAX_EXPIRES_IN}"
         )

@@ -66,11 +66,12 @@ class WebhookSystem:
         clock: Callable[[], float] = time.time,
     ) -> None:
         settings = settings if settings is not None else WebhookSettings.from_env()
+        # Logged before the data-dir secret fills in, so the log says where the secret comes from.
+        log.info("webhook settings in force: %s", settings.public())
         if not settings.callback_secret:
             secret = load_or_create_secret(Path(data_dir) / CALLBACK_SECRET_FILE)
             settings = dataclasses.replace(settings, callback_secret=secret)
         self.settings = settings
-        log.info("webhook settings in force: %s", settings.public())
         self.store = WebhookStore(db_path, settings, clock)
         self.store.create_schema()
         self.deliverer = Deliverer(self.store)

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute
 from service.egress import EgressRefused
 from service.problems import Problem
 from service.routes import api_route
+from service.signed_urls import int_in_range
 from service.webhooks.store import (
     JOB_EVENTS,
     Conflict,
@@ -136,20 +137,12 @@ def validate_endpoint_fields(body: dict[str, Any], *, creating: bool) -> dict[st
                 raise _invalid("batch", "batch must be null or {max_events, max_wait_ms}.")
             max_events = batch.get("max_events", 100)
             max_wait = batch.get("max_wait_ms", 1000)
-            if (
-                not isinstance(max_events, int)
-                or isinstance(max_events, bool)
-                or not 1 <= max_events <= MAX_BATCH_EVENTS
-            ):
+            if not int_in_range(max_events, 1, MAX_BATCH_EVENTS):
                 raise _invalid(
                     "batch.max_events",
                     f"batch.max_events must be an integer from 1 to {MAX_BATCH_EVENTS}.",
                 )
-            if (
-                not isinstance(max_wait, int)
-                or isinstance(max_wait, bool)
-                or not 0 <= max_wait <= MAX_BATCH_WAIT_MS
-            ):
+            if not int_in_range(max_wait, 0, MAX_BATCH_WAIT_MS):
                 raise _invalid(
                     "batch.max_wait_ms",
                     f"batch.max_wait_ms must be an integer from 0 to {MAX_BATCH_WAIT_MS}.",
@@ -206,11 +199,10 @@ async def list_endpoints(request: Request) -> Response:
     system = system_of(request)
     limit = _limit(request)
     after = request.query_params.get("cursor") or None
-    rows = await run_in_threadpool(
-        system.store.list_endpoints, tenant_of(request), limit + 1, after
+    rows, next_cursor = await run_in_threadpool(
+        system.store.list_endpoints, tenant_of(request), limit, after
     )
-    next_cursor = rows[limit - 1]["id"] if len(rows) > limit else None
-    return _json_response({"data": [_public(r) for r in rows[:limit]], "next_cursor": next_cursor})
+    return _json_response({"data": [_public(r) for r in rows], "next_cursor": next_cursor})
 
 
 async def get_endpoint(request: Request) -> Response:

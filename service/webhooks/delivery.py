@@ -58,8 +58,7 @@ class Deliverer:
         self.owner = "sender-" + secrets.token_hex(6)
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._inflight = 0
-        self._by_destination: dict[str, int] = {}
+        self._by_destination: dict[str, int] = {}  # sends in flight, per destination_key
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
@@ -102,20 +101,19 @@ class Deliverer:
         while not self._stop.is_set():
             try:
                 self.store.form_batches()
-                free = self.settings.concurrency - self._inflight
+                with self._lock:
+                    busy = dict(self._by_destination)
+                free = self.settings.concurrency - sum(busy.values())
                 if free > 0:
-                    with self._lock:
-                        busy = dict(self._by_destination)
                     claimed = self.store.claim_due(
                         self.owner, free, self.lease_s, busy, self.settings.per_endpoint_concurrency
                     )
                     for message in claimed:
                         key = destination_key(message.endpoint_id, message.url)
                         with self._lock:
-                            self._inflight += 1
                             self._by_destination[key] = self._by_destination.get(key, 0) + 1
                         assert self._pool is not None
-                        self._pool.submit(self._send_and_release, message)
+                        self._pool.submit(self._send_and_release, message, key)
                 if time.monotonic() - last_housekeeping > self.settings.housekeeping_interval_s:
                     last_housekeeping = time.monotonic()
                     self.store.purge()
@@ -124,15 +122,13 @@ class Deliverer:
             self._wake.wait(self.settings.poll_interval_s)
             self._wake.clear()
 
-    def _send_and_release(self, message: Claimed) -> None:
+    def _send_and_release(self, message: Claimed, key: str) -> None:
         try:
             self.deliver(message)
         except Exception:
             log.exception("webhook delivery error for %s", message.id)
         finally:
-            key = destination_key(message.endpoint_id, message.url)
             with self._lock:
-                self._inflight -= 1
                 left = self._by_destination.get(key, 1) - 1
                 if left > 0:
                     self._by_destination[key] = left

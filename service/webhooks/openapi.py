@@ -8,28 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.signed_urls import MAX_EXPIRES_IN
-from service.webhooks.api import MAX_BATCH_EVENTS, MAX_BATCH_WAIT_MS
+# service.openapi imports this module inside build_spec(), so importing it here is no cycle.
+from service.openapi import _IF_NONE_MATCH, _JOB_ID, _json, _problem
+from service.signed_urls import _FILENAME, DISPOSITIONS, MAX_EXPIRES_IN
+from service.webhooks.api import MAX_BATCH_EVENTS, MAX_BATCH_WAIT_MS, MESSAGE_STATUSES
 from service.webhooks.store import JOB_EVENTS
 
 _REF = "#/components/schemas/"
-
-
-def _problem(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/problem+json": {"schema": {"$ref": _REF + "Problem"}}},
-    }
-
-
-def _json(ref: str, description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": _REF + ref}}},
-    }
-    if headers:
-        out["headers"] = headers
-    return out
 
 
 def _body(ref: str, required: bool = True) -> dict[str, Any]:
@@ -44,6 +29,18 @@ def _header(name: str) -> dict[str, Any]:
     return {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
 
 
+def _page(ref: str) -> dict[str, Any]:
+    """A list response: one page of ``ref`` items and the cursor of the next page."""
+    return {
+        "type": "object",
+        "required": ["data", "next_cursor"],
+        "properties": {
+            "data": {"type": "array", "items": {"$ref": _REF + ref}},
+            "next_cursor": {"type": ["string", "null"]},
+        },
+    }
+
+
 _ETAG = {"ETag": {"schema": {"type": "string"}, "description": "Strong validator"}}
 _LIST_PARAMS = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
@@ -53,7 +50,7 @@ _MESSAGE_PARAMS = [
     {
         "name": "status",
         "in": "query",
-        "schema": {"type": "string", "enum": ["pending", "succeeded", "failed"]},
+        "schema": {"type": "string", "enum": list(MESSAGE_STATUSES)},
     },
     {"name": "job_id", "in": "query", "schema": {"type": "string"}},
     *_LIST_PARAMS,
@@ -69,7 +66,7 @@ def paths() -> dict[str, Any]:
         "get": {
             "operationId": "getWebhookEndpoint",
             "summary": "One webhook endpoint (without its secret)",
-            "parameters": [_E, _header("If-None-Match")],
+            "parameters": [_E, _IF_NONE_MATCH],
             "responses": {
                 "200": _json("WebhookEndpoint", "The endpoint", _ETAG),
                 "304": {"description": "Not modified"},
@@ -236,7 +233,7 @@ def paths() -> dict[str, Any]:
             "post": {
                 "operationId": "createDownloadUrl",
                 "summary": "A signed, expiring link to the job's results (no other credential)",
-                "parameters": [_path("job_id")],
+                "parameters": [_JOB_ID],
                 "requestBody": _body("DownloadUrlRequest", required=False),
                 "responses": {
                     "200": _json("DownloadUrl", "The link"),
@@ -255,12 +252,12 @@ def paths() -> dict[str, Any]:
                 "summary": "The results through a signed link (the signature is the credential)",
                 "security": [{}],
                 "parameters": [
-                    _path("job_id"),
+                    _JOB_ID,
                     *(
                         {"name": n, "in": "query", "required": True, "schema": {"type": "string"}}
                         for n in ("disposition", "filename", "expires", "kid", "sig")
                     ),
-                    _header("If-None-Match"),
+                    _IF_NONE_MATCH,
                     _header("Range"),
                     _header("If-Range"),
                 ],
@@ -348,7 +345,7 @@ def schemas() -> dict[str, Any]:
             "endpoint_id": {"type": ["string", "null"]},
             "job_id": {"type": ["string", "null"]},
             "event_type": {"type": "string"},
-            "status": {"type": "string", "enum": ["pending", "succeeded", "failed"]},
+            "status": {"type": "string", "enum": list(MESSAGE_STATUSES)},
             "attempts": {"type": "array", "items": attempt},
         },
     }
@@ -394,23 +391,9 @@ def schemas() -> dict[str, Any]:
                 },
             ]
         },
-        "WebhookEndpointList": {
-            "type": "object",
-            "required": ["data", "next_cursor"],
-            "properties": {
-                "data": {"type": "array", "items": {"$ref": _REF + "WebhookEndpoint"}},
-                "next_cursor": {"type": ["string", "null"]},
-            },
-        },
+        "WebhookEndpointList": _page("WebhookEndpoint"),
         "WebhookMessage": message,
-        "WebhookMessageList": {
-            "type": "object",
-            "required": ["data", "next_cursor"],
-            "properties": {
-                "data": {"type": "array", "items": {"$ref": _REF + "WebhookMessage"}},
-                "next_cursor": {"type": ["string", "null"]},
-            },
-        },
+        "WebhookMessageList": _page("WebhookMessage"),
         "WebhookTest": {
             "type": "object",
             "properties": {"event_type": {"type": "string", "enum": list(JOB_EVENTS)}},
@@ -432,8 +415,8 @@ def schemas() -> dict[str, Any]:
             "type": "object",
             "properties": {
                 "expires_in": {"type": "integer", "minimum": 1, "maximum": MAX_EXPIRES_IN},
-                "disposition": {"type": "string", "enum": ["attachment", "inline"]},
-                "filename": {"type": "string", "pattern": "^[A-Za-z0-9 _.,()+-]{1,128}$"},
+                "disposition": {"type": "string", "enum": list(DISPOSITIONS)},
+                "filename": {"type": "string", "pattern": _FILENAME.pattern},
             },
             "additionalProperties": False,
         },

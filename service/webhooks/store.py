@@ -98,6 +98,16 @@ CREATE INDEX IF NOT EXISTS webhook_batch_buffer_by_endpoint
 """
 
 
+# Messages a sender may claim now (both parameters: the current time). Shared by the cheap
+# read-only "anything to do?" check and the claiming query, so the two cannot drift apart.
+_DUE = (
+    "FROM webhook_messages m LEFT JOIN webhook_endpoints e ON e.id = m.endpoint_id "
+    "WHERE m.status = 'pending' AND m.next_attempt_at <= ? "
+    "AND (m.lease_until IS NULL OR m.lease_until < ?) "
+    "AND (m.endpoint_id IS NULL OR e.disabled = 0)"
+)
+
+
 class Executor(Protocol):
     """What the job store's transaction gives the hook: ``sqlite3.Connection`` or ``Cursor``."""
 
@@ -245,6 +255,10 @@ class WebhookStore:
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(SCHEMA)
+            # CREATE TABLE IF NOT EXISTS leaves a table made by an older version as it was.
+            columns = {row["name"] for row in conn.execute("PRAGMA table_info(webhook_messages)")}
+            if "requeued_by" not in columns:
+                conn.execute("ALTER TABLE webhook_messages ADD COLUMN requeued_by TEXT")
         finally:
             conn.close()
 
@@ -413,36 +427,32 @@ class WebhookStore:
         now = self.clock()
         cap = per_destination or limit
         in_flight = dict(busy or {})
-        due = (
-            "SELECT 1 FROM webhook_messages m LEFT JOIN webhook_endpoints e "
-            "ON e.id = m.endpoint_id WHERE m.status = 'pending' AND m.next_attempt_at <= ? "
-            "AND (m.lease_until IS NULL OR m.lease_until < ?) "
-            "AND (m.endpoint_id IS NULL OR e.disabled = 0) LIMIT 1"
-        )
-        if not self._exists(due, now, now):
+        if not self._exists("SELECT 1 " + _DUE + " LIMIT 1", now, now):
             return []
         with self.transaction() as tx:
             rows = tx.execute(
-                "SELECT m.id, m.endpoint_id, m.url AS message_url, m.body, m.tries, m.requeued_by, "
+                "SELECT m.id, m.endpoint_id, m.url AS message_url, m.tries, m.requeued_by, "
                 "e.url AS endpoint_url, e.secret, e.old_secret, e.old_secret_expires_at "
-                "FROM webhook_messages m LEFT JOIN webhook_endpoints e ON e.id = m.endpoint_id "
-                "WHERE m.status = 'pending' AND m.next_attempt_at <= ? "
-                "AND (m.lease_until IS NULL OR m.lease_until < ?) "
-                "AND (m.endpoint_id IS NULL OR e.disabled = 0) "
-                "ORDER BY m.next_attempt_at LIMIT ?",
+                + _DUE
+                + " ORDER BY m.next_attempt_at LIMIT ?",
                 (now, now, limit * 50),
             ).fetchall()
             claimed: list[Claimed] = []
             callback_secret = self.callback_secret()
             for row in rows:
+                if len(claimed) >= limit:
+                    break
                 key = destination_key(row["endpoint_id"], row["message_url"])
-                if len(claimed) >= limit or in_flight.get(key, 0) >= cap:
+                if in_flight.get(key, 0) >= cap:
                     continue
                 in_flight[key] = in_flight.get(key, 0) + 1
                 tx.execute(
                     "UPDATE webhook_messages SET lease_until = ?, lease_owner = ? WHERE id = ?",
                     (now + lease_s, owner, row["id"]),
                 )
+                body = tx.execute(
+                    "SELECT body FROM webhook_messages WHERE id = ?", (row["id"],)
+                ).fetchone()[0]
                 if row["endpoint_id"] is None:
                     in_force: tuple[str, ...] = (callback_secret,)
                     url = row["message_url"]
@@ -456,7 +466,7 @@ class WebhookStore:
                         row["id"],
                         row["endpoint_id"],
                         url,
-                        row["body"],
+                        body,
                         row["tries"],
                         in_force,
                         row["requeued_by"] or "scheduled",
@@ -710,14 +720,18 @@ class WebhookStore:
         with self.reading() as conn:
             return self._endpoint_dict(self._endpoint_row(conn, endpoint_id, owner))
 
-    def list_endpoints(self, owner: str, limit: int, after: str | None) -> list[dict[str, Any]]:
+    def list_endpoints(
+        self, owner: str, limit: int, after: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """By id; returns a page and the cursor of the next one (None at the end)."""
         with self.reading() as conn:
             rows = conn.execute(
                 "SELECT * FROM webhook_endpoints WHERE owner = ? AND (? IS NULL OR id > ?) "
                 "ORDER BY id LIMIT ?",
-                (owner, after, after, limit),
+                (owner, after, after, limit + 1),
             ).fetchall()
-            return [self._endpoint_dict(r) for r in rows]
+        page = [self._endpoint_dict(r) for r in rows[:limit]]
+        return page, (page[-1]["id"] if len(rows) > limit else None)
 
     def update_endpoint(
         self, endpoint_id: str, owner: str, changes: dict[str, Any], if_match: str | None

@@ -110,7 +110,8 @@ class Receiver:
                 self._cond.wait(left)
             return list(self.received)
 
-    def successes(self) -> list[Received]:
+    def arrivals(self) -> list[Received]:
+        """Every request so far, whatever it was answered (a snapshot taken under the lock)."""
         with self._lock:
             return list(self.received)
 

@@ -24,29 +24,18 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Runs in the server process before the service starts: the same loopback-only rule as the test
-# process, with every refused address written to a file the test checks afterwards.
+# Runs in the server process before the service starts: the test process's loopback-only rule
+# (tests/conftest.py, imported: the child runs in the repository root, outside pytest's
+# pythonpath), with every refused address written to a file the test checks afterwards.
 BOOT = r"""
-import ipaddress, os, socket, sys
+import os, socket, sys
+sys.path.insert(0, os.path.join(os.getcwd(), "tests"))
+from conftest import is_loopback_address
 log_path = os.environ["WEBHOOK_TESTS_NETWORK_LOG"]
-
-def allowed(address):
-    if not isinstance(address, tuple):
-        return True
-    host = str(address[0]).split("%", 1)[0]
-    if host == "localhost":
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
 
 def guard(real):
     def connect(self, address):
-        if not allowed(address):
+        if not is_loopback_address(address):
             with open(log_path, "a") as f:
                 f.write(repr(address) + "\n")
             raise ConnectionRefusedError("outside loopback: %r" % (address,))
@@ -57,7 +46,7 @@ real_getaddrinfo = socket.getaddrinfo
 
 def getaddrinfo(host, *args, **kwargs):
     name = host.decode() if isinstance(host, bytes) else host
-    if name is not None and not allowed((name, 0)):
+    if name is not None and not is_loopback_address((name, 0)):
         with open(log_path, "a") as f:
             f.write("DNS " + repr(name) + "\n")
         raise socket.gaierror(socket.EAI_NONAME, "outside loopback: %r" % (name,))
@@ -210,9 +199,9 @@ def test_job_events_reach_endpoint_and_callback_verified(service: Any, receiver:
     receiver.secrets = [endpoint["secret"], progress["secret"], callback_secret]
     job_id = svc.submit(callback_url=receiver.url + "?via=callback")
     svc.wait_job(job_id)
-    got = receiver.wait_for(3, timeout=15)
+    receiver.wait_for(3, timeout=15)
     time.sleep(0.5)
-    got = receiver.successes()
+    got = receiver.arrivals()
     assert all(r.verified for r in got), [r.error for r in got]
     by_path = {r.path: r for r in got}
     assert set(by_path) == {"/hook", "/hook?via=callback", "/hook?via=progress"}

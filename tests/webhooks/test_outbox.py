@@ -17,7 +17,7 @@ from service.webhooks import WebhookSystem
 from service.webhooks.delivery import parse_retry_after
 from service.webhooks.settings import WebhookSettings, parse_schedule
 from service.webhooks.signing import generate_secret
-from service.webhooks.store import MAX_PAYLOAD_BYTES, WebhookStore
+from service.webhooks.store import MAX_PAYLOAD_BYTES, Outcome, WebhookStore
 
 LOOPBACK = EgressPolicy(allow_cidrs=parse_cidrs("127.0.0.0/8"))
 
@@ -421,11 +421,51 @@ def test_a_stalled_endpoint_does_not_hold_every_sender(make_system: Any, receive
     started = time.time()
     system.start()
     deadline = time.monotonic() + 5
-    while not any(r.path.endswith("?fast") for r in receiver.successes()):
+    while not any(r.path.endswith("?fast") for r in receiver.arrivals()):
         assert time.monotonic() < deadline, "the fast endpoint starved"
         time.sleep(0.02)
-    fast = next(r for r in receiver.successes() if r.path.endswith("?fast"))
+    fast = next(r for r in receiver.arrivals() if r.path.endswith("?fast"))
     assert fast.at - started < 1.0
     time.sleep(0.3)
-    stalled = [r for r in receiver.successes() if r.path.endswith("?slow")]
+    stalled = [r for r in receiver.arrivals() if r.path.endswith("?slow")]
     assert len(stalled) == 2  # held to the per-endpoint cap, not all four senders
+
+
+def test_a_database_from_before_requeued_by_gets_the_column(tmp_path: Path) -> None:
+    """The previous version's webhook_messages had no requeued_by; opening it adds the column."""
+    db = tmp_path / "jobs.sqlite3"
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE webhook_messages (id TEXT PRIMARY KEY, endpoint_id TEXT, "
+            "url TEXT NOT NULL, owner TEXT NOT NULL DEFAULT '', job_id TEXT, "
+            "event_type TEXT NOT NULL, body TEXT NOT NULL, event_count INTEGER NOT NULL DEFAULT 1, "
+            "status TEXT NOT NULL, tries INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL, "
+            "lease_until REAL, lease_owner TEXT, last_error TEXT, created_at REAL NOT NULL, "
+            "updated_at REAL NOT NULL)"
+        )
+        conn.execute(
+            "INSERT INTO webhook_messages (id, url, event_type, body, status, next_attempt_at, "
+            "created_at, updated_at) VALUES ('msg_old', 'http://127.0.0.1:9/hook', "
+            "'job.succeeded', '{}', 'pending', 0, 0, 0)"
+        )
+    conn.close()
+    system = WebhookSystem(db, tmp_path, make_settings())
+    system.store.create_schema()  # a second start must not try to add it again
+    columns = [r["name"] for r in rows(system, "PRAGMA table_info(webhook_messages)")]
+    assert columns.count("requeued_by") == 1
+    [claimed] = system.store.claim_due("sender-test", 10, 30.0)
+    assert claimed.id == "msg_old" and claimed.trigger == "scheduled" and claimed.body == "{}"
+    done = Outcome(200, 1.0, None, success=True)
+    assert system.store.record_attempt(claimed, "sender-test", done, 0.0) == "succeeded"
+    system.store.resend("msg_old", "")
+    assert rows(system, "SELECT requeued_by FROM webhook_messages")[0][0] == "resend"
+
+
+@pytest.mark.parametrize("configured", [True, False])
+def test_the_settings_log_says_where_the_callback_secret_comes_from(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, configured: bool
+) -> None:
+    settings = make_settings() if configured else make_settings(callback_secret="")
+    WebhookSystem(tmp_path / "jobs.sqlite3", tmp_path, settings)
+    source = "configured" if configured else "data dir"
+    assert f"'webhook_callback_secret': '{source}'" in caplog.text

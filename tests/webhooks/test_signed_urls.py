@@ -15,6 +15,8 @@ from service.signed_urls import (
     SigningKeys,
     UrlExpired,
     UrlSigner,
+    _mac,
+    canonical,
     download_options,
 )
 
@@ -134,9 +136,28 @@ def test_download_options() -> None:
             download_options(bad, "j")
 
 
-@pytest.mark.parametrize("field", ["kid", "sig", "expires"])
+@pytest.mark.parametrize("field", ["kid", "sig"])
 def test_non_ascii_values_are_refused_not_crashed(field: str) -> None:
     s = signer()
     path, params = signed(s)
     with pytest.raises(SignatureInvalid):
         s.verify("GET", path, [(k, "\u00e9\u00f1" if k == field else v) for k, v in params])
+
+
+def signed_by_hand(expires: str) -> list[tuple[str, str]]:
+    """Parameters with a valid signature over any ``expires`` text (the signer only writes ints)."""
+    params = [("disposition", "attachment"), ("filename", "r.json"), ("expires", expires)]
+    params.append(("kid", "k1"))
+    return [*params, ("sig", _mac(b"0123456789abcdef0123", canonical("GET", PATH, params)))]
+
+
+@pytest.mark.parametrize(
+    "expires",
+    ["\u00e9\u00f1", "\u0661\u0662\u0663", "+1900000000", " 1900000000", "1900000000.5"],
+    ids=["letters", "arabic-digits", "plus", "space", "fraction"],
+)
+def test_a_signed_expiry_that_is_not_plain_digits_is_refused(expires: str) -> None:
+    s = signer()
+    assert s.verify("GET", PATH, signed_by_hand(str(int(NOW) + 900)))  # the MAC is right
+    with pytest.raises(SignatureInvalid, match="expiry is not a number"):
+        s.verify("GET", PATH, signed_by_hand(expires))
