@@ -224,13 +224,18 @@ def _from_vips_source(source: str | bytes, label: str, exact: bool, budget: int,
 
 
 def _vips_strips(im: pyvips.Image, label: str) -> Iterator[Pixels]:
+    """Strips of ``im`` computed in the calling thread, strictly top to bottom.
+
+    Images are opened with sequential access, so the loader can only move forward. libvips'
+    threaded sinks (``write_to_memory`` and friends) hand output tiles to several worker threads;
+    behind ``subsample`` each tile needs input lines far apart, and the workers' requests then
+    reach the loader out of order ("out of order read at line N"), at random. One region
+    fetched by one thread in row order cannot do that, and is as fast here: the loaders
+    (libpng, libtiff) decode on one thread anyway, and callers run images in parallel.
+    """
     width, height, bands = im.width, im.height, im.bands
     rows = max(1, min(height, STRIP_BYTES // max(1, width * bands)))
     try:
-        if rows >= height:
-            data = im.write_to_memory()
-            yield np.frombuffer(data, dtype=np.uint8).reshape(height, width, bands)
-            return
         region = pyvips.Region.new(im)
         for top in range(0, height, rows):
             n = min(rows, height - top)
