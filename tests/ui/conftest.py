@@ -92,10 +92,20 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
 
 
 @pytest.fixture(scope="session")
-def browser_context_args(browser_context_args: dict[str, Any], server: Server) -> dict[str, Any]:
+def base_url(server: Server) -> str:
+    """The server under test: pytest-playwright opens every page relative to it.
+
+    Ours, not the plugin's: pytest-playwright 0.10 (without pytest-base-url) supplies a fallback
+    ``base_url`` written as an instance method of a plugin class, which pytest 9 deprecates; the
+    PytestRemovedIn10Warning is an error under our ``filterwarnings`` and broke every UI test.
+    """
+    return server.url
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
     return {
         **browser_context_args,
-        "base_url": server.url,
         "permissions": ["clipboard-read", "clipboard-write"],
         "viewport": {"width": 1200, "height": 900},
     }
