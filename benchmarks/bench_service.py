@@ -41,25 +41,16 @@ RSS_BAR_MB = 300.0
 
 # -- inputs ---------------------------------------------------------------------------------
 def photo_bytes() -> list[bytes]:
-    """1-3 MP JPEG photographs: the shared corpus, else scikit-image's photos enlarged."""
-    try:
-        from benchmarks.corpus import corpus_paths
+    """1-3 MP JPEG photographs from the shared corpus.
 
-        paths = corpus_paths(1.0, 3.0)
-        if len(paths) >= 4:
-            return [p.read_bytes() for p in paths]
-    except Exception as exc:  # noqa: BLE001 - the corpus needs Debian packages; say so, then fall back
-        print(f"corpus unavailable ({exc}); using scikit-image photos", file=sys.stderr)
-    import numpy as np
-    import pyvips
-    from skimage import data
+    A missing or broken corpus is an error (``CorpusMissingError`` says which package to
+    install), never a quiet switch to other pictures: the bars are stated for these photos.
+    """
+    from benchmarks.corpus import corpus_paths
 
-    out = []
-    for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry"):
-        pixels = np.ascontiguousarray(getattr(data, name)()[:, :, :3])
-        image = pyvips.Image.new_from_array(pixels).resize(1600 / pixels.shape[1])
-        out.append(image.jpegsave_buffer(Q=90))
-    return out
+    paths = corpus_paths(1.0, 3.0)
+    assert len(paths) >= 4, f"the corpus has {len(paths)} photos of 1-3 MP; the load test needs 4"
+    return [p.read_bytes() for p in paths]
 
 
 def variant_parts(jpeg: bytes, n: int) -> tuple[bytes, memoryview]:

@@ -11,7 +11,6 @@ import select
 import struct
 import subprocess
 import sys
-import types
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
@@ -420,22 +419,104 @@ def test_quantize_missing_input(tmp_path: Path, capsys: pytest.CaptureFixture[st
 # --- serve / worker ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["serve", "worker"])
-def test_service_commands_forward_their_options(
-    command: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls: list[tuple[str, Any]] = []
-    stand_in = types.ModuleType("service.cli")
-    stand_in.serve = lambda args: calls.append(("serve", args)) or 0  # type: ignore[attr-defined]
-    stand_in.worker = lambda args: calls.append(("worker", args)) or 7  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "service.cli", stand_in)
-    status = main(
-        [command, "--host", "127.0.0.1", "--port", "8123", "--data-dir", "/tmp/x", "--workers", "3"]
+def _service_process(args: list[str], tmp_path: Path) -> subprocess.Popen[bytes]:
+    """``palette serve|worker ...`` for real, with the loopback-only network guard."""
+    from servertools import guarded_env, write_guard
+
+    env = guarded_env(write_guard(tmp_path / "guard"), {"PALETTE_LOG_LEVEL": "info"})
+    log = open(tmp_path / "service.log", "wb")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "palette_native.cli", *args],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
-    assert status == (0 if command == "serve" else 7)
-    ((name, args),) = calls
-    assert name == command
-    assert (args.host, args.port, args.data_dir, args.workers) == ("127.0.0.1", 8123, "/tmp/x", 3)
+    log.close()
+    return proc
+
+
+def _stop(proc: subprocess.Popen[bytes], sig: int) -> int:
+    proc.send_signal(sig)
+    try:
+        return proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+        raise
+
+
+def _settings_logged(tmp_path: Path) -> dict[str, Any]:
+    """The settings the process says are in force (its start-up log line)."""
+    import ast
+
+    for line in (tmp_path / "service.log").read_text(errors="replace").splitlines():
+        if "settings in force: " in line:
+            return dict(ast.literal_eval(line.split("settings in force: ", 1)[1]))
+    return {}
+
+
+@pytest.mark.e2e
+def test_serve_runs_the_service_with_its_options(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    import httpx
+    from servertools import free_port
+
+    port = free_port()
+    data_dir = tmp_path / "data"
+    args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
+    proc = _service_process([*args, "--workers", "3"], tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        ready = None
+        while ready is None and time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "service.log").read_text()
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert ready is not None and ready.status_code == 200
+        assert ready.json()["checks"]["workers"] == "ok"
+        assert (data_dir / "jobs.sqlite3").is_file()
+        settings = _settings_logged(tmp_path)
+        assert settings["host"] == "127.0.0.1" and settings["port"] == port
+        assert settings["workers"] == 3 and settings["data_dir"] == str(data_dir)
+    finally:
+        code = _stop(proc, signal.SIGTERM)
+    assert code == 0  # SIGTERM drains, then exits cleanly
+
+
+@pytest.mark.e2e
+def test_worker_runs_queued_jobs_with_its_options(tmp_path: Path) -> None:
+    import signal
+
+    from starlette.testclient import TestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    data_dir = tmp_path / "data"
+    with TestClient(create_app(Settings(data_dir=data_dir), run_workers=False)) as c:
+        image = tmp_path / "a.png"
+        Image.new("RGB", (20, 10), RED).save(image)
+        r = c.post("/v1/jobs", files={"file": ("a.png", image.read_bytes(), "image/png")})
+        assert r.status_code == 202 and r.json()["status"] == "queued"
+        proc = _service_process(["worker", "--data-dir", str(data_dir), "--workers", "1"], tmp_path)
+        try:
+            import time
+
+            deadline = time.monotonic() + 60
+            while c.get(r.headers["location"]).json()["status"] in ("queued", "running"):
+                assert proc.poll() is None, (tmp_path / "service.log").read_text()
+                assert time.monotonic() < deadline, "the worker did not run the job"
+                time.sleep(0.1)
+        finally:
+            code = _stop(proc, signal.SIGTERM)
+        job = c.get(r.headers["location"]).json()
+    assert job["status"] == "succeeded" and code == 0
+    settings = _settings_logged(tmp_path)
+    assert settings["workers"] == 1 and settings["data_dir"] == str(data_dir)
 
 
 def test_service_commands_without_the_service(

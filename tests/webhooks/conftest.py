@@ -35,6 +35,7 @@ class Received:
 
 
 Reply = tuple[int, dict[str, str]]
+SENTINEL_QUERY = "?sentinel"
 
 
 class Receiver:
@@ -56,6 +57,13 @@ class Receiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length)
+                if self.path.endswith(SENTINEL_QUERY):
+                    # The absence checks' marker (see ``settled``): answered at once, not
+                    # counted with the requests the test looks at.
+                    self.send_response(200)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 received = receiver._record(headers, body, self.path)
                 with receiver._lock:
@@ -128,3 +136,34 @@ def receiver() -> Iterator[Receiver]:
         yield r
     finally:
         r.close()
+
+
+SENTINEL_OWNER = "sentinel-tenant"
+
+
+@pytest.fixture
+def settled(receiver: Receiver) -> Callable[..., list[Received]]:
+    """An absence check with a bound instead of a sleep.
+
+    ``settled(system)`` queues one message to a sentinel endpoint of another tenant (so no job
+    event reaches it) and waits, at most ``timeout`` seconds, until the sender has delivered it
+    and recorded the answer. Anything that was due before it (a retry that should not happen, a
+    message that should not exist) has been claimed by then, since due messages are claimed
+    oldest first. Returns what the receiver got (the receiver does not count the sentinel).
+    """
+
+    def settle(system: Any, timeout: float = 5.0) -> list[Received]:
+        endpoint, _ = system.store.create_endpoint(
+            SENTINEL_OWNER,
+            {"url": receiver.url + SENTINEL_QUERY, "event_types": ["job.canceled"]},
+        )
+        message_id = system.store.enqueue_test(endpoint["id"], SENTINEL_OWNER, "job.canceled")
+        system.wake()
+        deadline = time.monotonic() + timeout
+        while system.store.get_message(message_id, SENTINEL_OWNER)["status"] != "succeeded":
+            if time.monotonic() > deadline:
+                raise AssertionError("the sender did not deliver the sentinel message in time")
+            time.sleep(0.01)
+        return receiver.arrivals()
+
+    return settle
