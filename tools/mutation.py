@@ -1,0 +1,200 @@
+"""Mutation testing of the code that guards users, with mutmut 3 (configured in pyproject.toml).
+
+    python tools/mutation.py run                # every mutant of [tool.mutmut] only_mutate
+    python tools/mutation.py run --sample       # the fixed CI sample (SAMPLE below)
+    python tools/mutation.py run 'service.conditional.*'   # mutants by name (mutmut globs)
+    python tools/mutation.py report             # writes benchmarks/results/mutation.md
+    python tools/mutation.py results            # mutmut's own listing
+
+Runs from the repository root; mutmut copies the sources to ``mutants/`` and runs the
+in-process tests (pyproject's ``pytest_add_cli_args_test_selection``) against each mutant, only
+the tests that reach the mutated function. Use ``nice -n 10`` on a shared machine.
+
+Two adjustments make mutmut work with this project's editable install:
+
+* the install redirects ``import service`` / ``import palette_native`` to the main work tree,
+  so the mutated copies in ``mutants/`` would never be imported. The redirect is dropped for
+  the pure-Python modules (the compiled ``palette_native._core`` still comes from the install);
+* mutmut names mutants after their file path, and ``python/palette_native/archive.py`` is the
+  module ``palette_native.archive``: the ``python.`` prefix is dropped, as mutmut does for
+  ``src.``.
+
+``report`` counts killed, survived, timed-out and untested mutants per module and subtracts
+the mutants listed in ``tools/equivalent_mutants.txt`` (each with a one-line reason).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import Counter, defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT = ROOT / "benchmarks" / "results" / "mutation.md"
+EQUIVALENT = ROOT / "tools" / "equivalent_mutants.txt"
+MUTATED_PACKAGES = ("service", "palette_native")
+
+# The CI sample: a fixed set of mutants (the same ones every run), a few from each module, so
+# CI sees within minutes whether the tests still catch breaks in each area. The full run is the
+# documented command above.
+SAMPLE = (
+    "service.conditional.x_parse_range__mutmut_1*",
+    "service.signed_urls.xǁUrlSignerǁverify__mutmut_2*",
+    "service.egress.x_refusal_reason__mutmut_1*",
+    "service.uploads.x_read_body__mutmut_1*",
+    "service.webhooks.delivery.x_parse_retry_after__mutmut_*",
+    "service.webhooks.store.xǁWebhookStoreǁrecord_attempt__mutmut_3*",
+    "service.jobs.sqlite_store.xǁSqliteStoreǁidempotency_begin__mutmut_1*",
+    "service.jobs.worker.xǁWorkerPoolǁ_stop__mutmut_*",
+    "palette_native.archive.x__read_entry__mutmut_1*",
+)
+
+
+def _import_the_mutated_copies() -> None:
+    for finder in sys.meta_path:
+        for table in ("known_source_files", "submodule_search_locations"):
+            known = getattr(finder, table, None)
+            if isinstance(known, dict):
+                for name in [n for n in known if n.split(".")[0] in MUTATED_PACKAGES]:
+                    del known[name]
+    for folder in ("mutants/python", "mutants"):
+        # Made now: a folder missing when it is first searched is never searched again.
+        (ROOT / folder).mkdir(parents=True, exist_ok=True)
+        sys.path.insert(0, str(ROOT / folder))
+
+
+def _name_modules_as_imported() -> None:
+    from mutmut.utils import format_utils
+
+    original = format_utils.get_mutant_name
+
+    def get_mutant_name(relative_source_path: Path, mutant_method_name: str) -> str:
+        name = original(relative_source_path, mutant_method_name)
+        return name.removeprefix("python.")
+
+    for module in [m for n, m in sys.modules.items() if n.startswith("mutmut")]:
+        if getattr(module, "get_mutant_name", None) is original:
+            module.get_mutant_name = get_mutant_name  # type: ignore[attr-defined]
+
+
+def _mutmut(args: list[str]) -> int:
+    os.chdir(ROOT)
+    _import_the_mutated_copies()
+    import mutmut.__main__ as entry
+
+    _name_modules_as_imported()
+    try:
+        entry.cli.main(args=args, prog_name="mutmut", standalone_mode=False)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+# -- the report ------------------------------------------------------------------------------
+
+def _equivalents() -> dict[str, str]:
+    out: dict[str, str] = {}
+    if EQUIVALENT.is_file():
+        for line in EQUIVALENT.read_text(encoding="utf-8").splitlines():
+            name, sep, reason = line.partition(" ")
+            if name and not name.startswith("#") and sep:
+                out[name] = reason.strip()
+    return out
+
+
+def _results() -> dict[str, str]:
+    """mutant name -> status, from mutmut's ``.meta`` files (in mutmut's own words)."""
+    from mutmut.stats import status_by_exit_code
+
+    out: dict[str, str] = {}
+    for meta in (ROOT / "mutants").rglob("*.py.meta"):
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        for name, code in data.get("exit_code_by_key", {}).items():
+            out[name] = status_by_exit_code[code]
+    return out
+
+
+def _module(name: str) -> str:
+    head = name.split("__mutmut_")[0]
+    parts = head.split(".")
+    while parts and (parts[-1].startswith("x_") or parts[-1].startswith("xǁ")):
+        parts.pop()
+    return ".".join(parts)
+
+
+def report(command: str) -> int:
+    results = _results()
+    equivalent = _equivalents()
+    unknown = sorted(set(equivalent) - set(results))
+    by_module: dict[str, Counter[str]] = defaultdict(Counter)
+    for name, status in results.items():
+        by_module[_module(name)]["equivalent" if name in equivalent else status] += 1
+    lines = [
+        "# Mutation testing",
+        "",
+        f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}",
+        f"- tool: mutmut {_mutmut_version()}; command: `{command}`",
+        "- score = killed / (mutants - equivalent - not checked); a timeout counts as killed (the",
+        "  mutant hung the tests); a mutant no test reaches counts against the score. \"other\":",
+        "  not checked or skipped.",
+        "",
+        "| module | mutants | killed | timeout | survived | no tests | equivalent | other | score |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    total: Counter[str] = Counter()
+    for module in sorted(by_module):
+        c = by_module[module]
+        total.update(c)
+        lines.append(_row(module, c))
+    lines.append(_row("**all**", total))
+    survivors = sorted(
+        n
+        for n, s in results.items()
+        if s in ("survived", "suspicious", "no tests") and n not in equivalent
+    )
+    lines += ["", f"## Surviving mutants ({len(survivors)})", ""]
+    lines += [f"- `{n}`" for n in survivors] or ["none"]
+    lines += ["", f"## Equivalent mutants ({len(equivalent)})", ""]
+    lines += [f"- `{n}`: {r}" for n, r in sorted(equivalent.items())] or ["none"]
+    if unknown:
+        lines += ["", "Listed as equivalent but not in this run:", *[f"- `{n}`" for n in unknown]]
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines[:12 + len(by_module)]))
+    return 0
+
+
+def _row(module: str, c: Counter[str]) -> str:
+    killed = c["killed"] + c["timeout"] + c["segfault"] + c["caught by type check"]
+    counted = sum(c.values()) - c["equivalent"] - c["not checked"] - c["skipped"]
+    score = f"{100.0 * killed / counted:.1f} %" if counted else "-"
+    other = sum(c.values()) - sum(c[k] for k in _COLUMNS)
+    return (
+        f"| {module} | {sum(c.values())} | {c['killed']} | {c['timeout'] + c['segfault']} "
+        f"| {c['survived'] + c['suspicious']} | {c['no tests']} | {c['equivalent']} "
+        f"| {other} | {score} |"
+    )
+
+
+_COLUMNS = ("killed", "timeout", "segfault", "survived", "suspicious", "no tests", "equivalent")
+
+
+def _mutmut_version() -> str:
+    from importlib.metadata import version
+
+    return version("mutmut")
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["report"]:
+        return report(" ".join(["python tools/mutation.py", *(argv[1:] or ["run"])]))
+    if argv[:2] == ["run", "--sample"]:
+        return _mutmut(["run", *SAMPLE, *argv[2:]])
+    return _mutmut(argv or ["run"])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
