@@ -26,6 +26,7 @@ __all__ = [
     "kmeans_lab_palette",
     "mean_delta_e2000",
     "render_512",
+    "render_full",
     "shrink_factor",
 ]
 
@@ -151,16 +152,52 @@ EXTRACTORS: dict[str, Extractor] = {
 
 # --------------------------------------------------------------------------- quality scoring
 def render_512(path: Path) -> RGBArray:
-    """The common rendering every palette is scored on: long side 512 px, sRGB, 8-bit."""
-    image = pyvips.Image.thumbnail(str(path), 512, height=512, size="down")
+    """The common rendering every photo's palette is scored on: long side 512 px, sRGB, 8-bit."""
+    # Color-managed like palette_native (an embedded profile to sRGB, perceptual intent): a
+    # reference that read Adobe RGB values as sRGB would score palettes against wrong colors.
+    image = pyvips.Image.thumbnail(
+        str(path), 512, height=512, size="down", export_profile="srgb", intent="perceptual"
+    )
     if image.hasalpha():
         image = image.flatten(background=[255, 255, 255])
-    array = np.ndarray(
+    return _srgb8_array(image)
+
+
+def render_full(path: Path) -> RGBArray:
+    """Every pixel of the file as 8-bit sRGB, alpha kept (RGBA) where the file has it.
+
+    Artwork is scored at its own size: resampling it to a common size would blend flat colors
+    into shades that are not in the file, and the reference would spend colors on them.
+    """
+    image = pyvips.Image.new_from_file(str(path))
+    if image.get_typeof("icc-profile-data") != 0:
+        image = image.icc_transform("srgb", embedded=True, intent="perceptual")
+    return _srgb8_array(image)
+
+
+def _srgb8_array(image: pyvips.Image) -> RGBArray:
+    if image.interpretation != "srgb" or image.format != "uchar":
+        image = image.colourspace("srgb")  # gray, 16-bit, palette and CMYK files
+    if image.format != "uchar":
+        image = image.cast("uchar")
+    return np.ndarray(
         buffer=image.write_to_memory(),
         dtype=np.uint8,
         shape=(image.height, image.width, image.bands),
     )
-    return array
+
+
+def _pixels_and_weights(
+    rendering: RGBArray,
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float64]]:
+    """RGB pixels with the weight each carries: its alpha (RGBA renderings), else 1. Pixels of
+    weight 0 are left out."""
+    pixels = rendering.reshape(-1, rendering.shape[-1])
+    if pixels.shape[1] == 4:
+        weights = pixels[:, 3].astype(np.float64) / 255.0
+        keep = weights > 0
+        return pixels[keep, :3], weights[keep]
+    return pixels[:, :3], np.ones(len(pixels))
 
 
 def _to_lab(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
@@ -170,19 +207,21 @@ def _to_lab(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
 
 
 def mean_delta_e2000(rendering: RGBArray, palette: RGBArray) -> float:
-    """Mean over pixels of the CIEDE2000 distance to the nearest palette color (by CIEDE2000)."""
+    """Mean over pixels of the CIEDE2000 distance to the nearest palette color (by CIEDE2000),
+    each pixel weighted by its alpha in an RGBA rendering."""
     from skimage.color import deltaE_ciede2000
 
     if palette.ndim != 2 or palette.shape[1] != 3 or len(palette) == 0:
         raise ValueError(f"palette must be a non-empty (n, 3) array, got shape {palette.shape}")
-    pixels = rendering.reshape(-1, 3)
-    # Score each distinct color once, weighted by its count: photos at 512 px repeat colors.
+    pixels, weights = _pixels_and_weights(rendering)
+    # Score each distinct color once, weighted by its pixels: images repeat colors.
     packed = (
         (pixels[:, 0].astype(np.uint32) << 16)
         | (pixels[:, 1].astype(np.uint32) << 8)
         | pixels[:, 2]
     )
-    unique, counts = np.unique(packed, return_counts=True)
+    unique, index = np.unique(packed, return_inverse=True)
+    totals = np.bincount(index.reshape(-1), weights=weights, minlength=len(unique))
     distinct = np.stack([(unique >> 16) & 255, (unique >> 8) & 255, unique & 255], axis=1).astype(
         np.uint8
     )
@@ -192,7 +231,7 @@ def mean_delta_e2000(rendering: RGBArray, palette: RGBArray) -> float:
     best = np.full(len(lab), np.inf, dtype=np.float32)
     for color in palette_lab:  # K passes over (n, 3): small memory, fully vectorised
         best = np.minimum(best, deltaE_ciede2000(lab, np.broadcast_to(color, lab.shape)))
-    return float(np.average(best.astype(np.float64), weights=counts))
+    return float(np.average(best.astype(np.float64), weights=totals))
 
 
 def _lab_to_rgb8(lab: npt.NDArray[np.float64]) -> RGBArray:
@@ -203,9 +242,15 @@ def _lab_to_rgb8(lab: npt.NDArray[np.float64]) -> RGBArray:
 
 
 def kmeans_lab_palette(rendering: RGBArray, colors: int, seed: int = 0) -> RGBArray:
-    """Quality reference: scikit-learn k-means in CIELAB (k-means++, n_init=4) on the rendering."""
+    """Quality reference: scikit-learn k-means in CIELAB (k-means++, n_init=4) on the rendering,
+    each pixel weighted by its alpha in an RGBA rendering."""
     from sklearn.cluster import KMeans
 
-    lab = _to_lab(rendering.reshape(-1, 3))
-    model = KMeans(n_clusters=colors, init="k-means++", n_init=4, random_state=seed).fit(lab)
+    pixels, weights = _pixels_and_weights(rendering)
+    distinct = np.unique(pixels, axis=0)
+    if len(distinct) <= colors:  # every color is its own cluster (k-means would warn)
+        return distinct.astype(np.uint8)
+    lab = _to_lab(pixels)
+    model = KMeans(n_clusters=colors, init="k-means++", n_init=4, random_state=seed)
+    model.fit(lab, sample_weight=weights)
     return _lab_to_rgb8(model.cluster_centers_)

@@ -58,8 +58,11 @@ _OPTION_PARAMS: list[dict[str, Any]] = [
     {
         "name": "alpha_threshold",
         "in": "query",
-        "description": "Pixels below this alpha are ignored",
-        "schema": {"type": "integer", "minimum": 0, "maximum": 255, "default": 128},
+        "description": (
+            "Unset (the default): each pixel counts in proportion to its alpha. Set: pixels "
+            "below this alpha are ignored and the rest count in full"
+        ),
+        "schema": {"type": "integer", "minimum": 0, "maximum": 255},
     },
     {
         "name": "max_color_fraction",

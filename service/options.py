@@ -16,7 +16,7 @@ _SPEC: dict[str, tuple[str, Any, float | None, float | None]] = {
     "colors": ("int", 8, 1, None),  # the upper bound comes from settings.max_colors
     "exact": ("bool", False, None, None),
     "pixel_budget": ("int", None, 1024, None),
-    "alpha_threshold": ("int", 128, 0, 255),
+    "alpha_threshold": ("int", None, 0, 255),  # None: each pixel weighs its alpha
     "max_color_fraction": ("float", None, 0.0, 1.0),
     "snap": ("bool", False, None, None),
 }

@@ -16,6 +16,14 @@ import palette_native as pn
 from palette_native import _core
 
 ISAS = pn.capabilities()["supported"]
+# Every path besides the scalar reference that this build has; each is checked against scalar
+# and skipped (with the reason) on a CPU that cannot run it, never compared with itself.
+SIMD_ISAS = [isa for isa in pn.capabilities()["compiled"] if isa != "scalar"]
+
+
+def _require(isa: str) -> None:
+    if isa not in ISAS:
+        pytest.skip(f"this CPU cannot run the {isa} kernels (supported: {ISAS})")
 
 
 @pytest.fixture
@@ -39,13 +47,14 @@ def test_forcing_paths(restore_isa: None) -> None:
         pn.set_isa("sse9")
 
 
-def _histogram_state(pixels: np.ndarray, isa: str, alpha: int = 128) -> tuple[object, ...]:
+def _histogram_state(pixels: np.ndarray, isa: str, alpha: int = 128,
+                     weighted: bool = False) -> tuple[object, ...]:
     pn.set_isa(isa)
     h = _core.Histogram(True)
-    h.add(pixels, alpha)
+    h.add(pixels, alpha, weighted)
     r = _core.build_palette(h, 8, False, 0.0, 64)
     s = _core.build_palette(h, 5, True, 0.0, 64)
-    return (h.opaque_pixels, h.transparent_pixels, h.distinct_cells, r.colors, r.population,
+    return (h.pixels, h.weight, h.transparent_pixels, h.distinct_cells, r.colors, r.population,
             r.mse, r.delta_e_mean, r.delta_e_p95, s.colors, s.population)
 
 
@@ -54,23 +63,41 @@ images = st.integers(1, 4).flatmap(
 )
 
 
+# Alpha drawn so that runs of 0 / 255 (the vector path) and partial values (the per-pixel path
+# in weighted mode) both occur, in the same group of eight pixels too.
+alphas = st.sampled_from([0, 255, 255, 1, 128, 254])
+
+
+@pytest.mark.parametrize("isa", SIMD_ISAS)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(img=images, alpha=st.integers(0, 255), step=st.integers(1, 3))
-def test_every_isa_path_matches_scalar(img: np.ndarray, alpha: int, step: int) -> None:
+@given(img=images, alpha=st.integers(0, 255), step=st.integers(1, 3), weighted=st.booleans(),
+       data=st.data())
+def test_every_isa_path_matches_scalar(isa: str, img: np.ndarray, alpha: int, step: int,
+                                       weighted: bool, data: st.DataObject) -> None:
+    _require(isa)
+    if img.shape[2] in (2, 4) and data.draw(st.booleans(), label="alpha from 0/255/partial"):
+        plane = data.draw(arrays(np.uint8, img.shape[:2], elements=alphas), label="alpha plane")
+        img = img.copy()
+        img[..., -1] = plane
+    alpha = max(alpha, 1) if weighted else alpha
     try:
         view = img[::step, ::step]  # strided reads as well as packed ones
-        reference = _histogram_state(view, "scalar", alpha)
-        for isa in ISAS:
-            assert _histogram_state(view, isa, alpha) == reference, isa
+        assert _histogram_state(view, isa, alpha, weighted) == _histogram_state(
+            view, "scalar", alpha, weighted)
     finally:
         pn.set_isa("best")
 
 
-def test_isa_paths_agree_on_a_photo(photo: np.ndarray, restore_isa: None) -> None:
-    rgba = np.dstack([photo, np.where(photo[..., 0] > 128, 255, 0).astype(np.uint8)])
-    for pixels in (photo, rgba, photo[..., 1]):
-        states = {isa: _histogram_state(pixels, isa) for isa in ISAS}
-        assert len(set(map(repr, states.values()))) == 1
+@pytest.mark.parametrize("isa", SIMD_ISAS)
+@pytest.mark.parametrize("weighted", [False, True], ids=["cut", "weighted"])
+def test_isa_paths_agree_on_a_photo(photo: np.ndarray, restore_isa: None, isa: str,
+                                    weighted: bool) -> None:
+    _require(isa)
+    cut = np.where(photo[..., 0] > 128, 255, 0).astype(np.uint8)
+    soft = np.clip(photo[..., 1].astype(int) * 2 - 128, 0, 255).astype(np.uint8)
+    for pixels in (photo, np.dstack([photo, cut]), np.dstack([photo, soft]), photo[..., 1]):
+        assert _histogram_state(pixels, isa, 128, weighted) == _histogram_state(
+            pixels, "scalar", 128, weighted)
 
 
 @settings(max_examples=40, deadline=None)
@@ -144,7 +171,7 @@ def test_native_calls_release_the_gil() -> None:
     while not done.is_set():
         ticks_during += 1
     worker.join()
-    assert h.opaque_pixels == 2 * 3000 * 4000
+    assert h.pixels == 2 * 3000 * 4000 and h.weight == 255 * h.pixels
     assert ticks_during > 10_000
 
 

@@ -112,19 +112,60 @@ def test_gray_and_gray_alpha_arrays() -> None:
     assert pal.transparent_fraction == pytest.approx(1 / 3)
 
 
-def test_transparent_pixels_are_ignored_and_threshold_is_configurable() -> None:
+def test_pixels_weigh_their_alpha_and_a_threshold_is_the_old_cut() -> None:
     rgba = np.zeros((64, 64, 4), np.uint8)
     rgba[:32] = (255, 0, 0, 255)
-    rgba[32:48] = (0, 0, 255, 100)  # half-transparent
-    rgba[48:] = (0, 255, 0, 0)      # fully transparent
+    rgba[32:48] = (0, 0, 255, 100)  # partly transparent: counts 100/255 of a pixel
+    rgba[48:] = (0, 255, 0, 0)      # fully transparent: counts nothing
     pal = pn.extract(rgba, colors=4)
-    assert [c.rgb for c in pal.colors] == [(255, 0, 0)]
-    assert pal.transparent_fraction == pytest.approx(0.5)
+    assert [c.rgb for c in pal.colors] == [(255, 0, 0), (0, 0, 255)]
+    assert [c.population for c in pal.colors] == [32 * 64, round(16 * 64 * 100 / 255)]
+    assert pal.colors[0].fraction == pytest.approx(32 * 255 / (32 * 255 + 16 * 100))
+    assert pal.transparent_fraction == pytest.approx(0.5)  # pixels under alpha 128
+    assert pal.options["alpha_threshold"] is None
+    cut = pn.extract(rgba, colors=4, alpha_threshold=128)
+    assert [c.rgb for c in cut.colors] == [(255, 0, 0)]
+    assert cut.transparent_fraction == pytest.approx(0.5)
     pal = pn.extract(rgba, colors=4, alpha_threshold=50)
     assert [c.rgb for c in pal.colors] == [(255, 0, 0), (0, 0, 255)]
+    assert [c.population for c in pal.colors] == [32 * 64, 16 * 64]
     assert pal.transparent_fraction == pytest.approx(0.25)
     empty = pn.extract(np.zeros((8, 8, 4), np.uint8), colors=4)
     assert empty.colors == [] and empty.transparent_fraction == 1.0 and empty.reason
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_a_soft_glow_keeps_its_color(exact: bool) -> None:
+    """Most visible pixels of a glow are partly transparent: the old cut at 128 dropped them
+    and lost the glow's color; weighted by alpha it is in the palette with its visible share."""
+    rng = np.random.default_rng(5)
+    rgba = np.zeros((200, 300, 4), np.uint8)
+    rgba[..., :3] = (40, 200, 230)                      # cyan glow
+    rgba[..., 3] = rng.integers(20, 120, (200, 300))   # all of it under 128
+    rgba[80:120, 120:180] = (230, 40, 90, 255)          # an opaque pink core
+    pal = pn.extract(rgba, colors=2, exact=exact)
+    assert {c.rgb for c in pal.colors} == {(40, 200, 230), (230, 40, 90)}
+    glow_weight = rgba[..., 3].astype(float)[rgba[..., 0] == 40].sum()
+    core_weight = 40 * 60 * 255.0
+    share = {c.rgb: c.fraction for c in pal.colors}
+    if exact:
+        assert share[(40, 200, 230)] == pytest.approx(glow_weight / (glow_weight + core_weight))
+    assert share[(40, 200, 230)] > 0.7
+    assert pn.extract(rgba, colors=2, alpha_threshold=128, exact=exact).colors[0].rgb == (230, 40, 90)
+
+
+def test_metrics_are_alpha_weighted() -> None:
+    colors = np.array([(20, 60, 200), (200, 60, 20), (90, 200, 90)], np.uint8)
+    alphas = np.array([255, 40, 170], np.uint8)
+    counts = np.array([300, 500, 200])
+    px = np.repeat(np.column_stack([colors, alphas]), counts, axis=0).reshape(1, -1, 4)
+    pal = pn.extract(px, colors=1, exact=True)
+    (c,) = [np.array(col.rgb, float) for col in pal.colors]
+    weights = (alphas.astype(float) * counts)
+    sq = ((colors.astype(float) - c) ** 2).sum(axis=1)
+    assert pal.metrics.mse == pytest.approx((weights * sq).sum() / (3 * weights.sum()))
+    unweighted = (counts * sq).sum() / (3 * counts.sum())
+    assert abs(pal.metrics.mse - unweighted) > 1.0  # the weighting shows
 
 
 def test_strided_views_are_read_in_place() -> None:

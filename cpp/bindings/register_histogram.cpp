@@ -13,13 +13,18 @@ void register_histogram(py::module_& m) {
         .def(py::init<bool>(), py::arg("track_members") = false)
         .def(
             "add",
-            [](palette::Histogram& h, const U8Array& pixels, std::uint8_t alpha_threshold) {
+            [](palette::Histogram& h, const U8Array& pixels, std::uint8_t alpha_threshold,
+               bool weight_by_alpha) {
                 const palette::PixelView view = palette::bindings::view_of(pixels);
+                const auto mode = weight_by_alpha ? palette::AlphaMode::weight : palette::AlphaMode::threshold;
                 py::gil_scoped_release release;  // safe: only the buffer and the C++ histogram are touched
-                h.add(view, alpha_threshold);
+                h.add(view, alpha_threshold, mode);
             },
             py::arg("pixels").noconvert(), py::arg("alpha_threshold") = 128,
-            "Add a HxW or HxWxC (C in 1..4) uint8 array, read through its strides.")
+            py::arg("weight_by_alpha") = false,
+            "Add a HxW or HxWxC (C in 1..4) uint8 array, read through its strides. Pixels with "
+            "alpha below alpha_threshold are counted as transparent; with weight_by_alpha each "
+            "pixel weighs its alpha (else the rest weigh in full).")
         .def(
             "merge",
             [](palette::Histogram& h, const palette::Histogram& other) {
@@ -34,15 +39,18 @@ void register_histogram(py::module_& m) {
                 h.clear();
             },
             "Forget every pixel.")
-        .def_property_readonly("opaque_pixels", &palette::Histogram::opaque_pixels)
-        .def_property_readonly("transparent_pixels", &palette::Histogram::transparent_pixels)
+        .def_property_readonly("pixels", &palette::Histogram::pixels, "Every pixel added.")
+        .def_property_readonly("weight", &palette::Histogram::weight,
+                               "Total weight of the color cells, in 1/255 pixel.")
+        .def_property_readonly("transparent_pixels", &palette::Histogram::transparent_pixels,
+                               "Pixels below the alpha threshold.")
         .def_property_readonly("tracks_members", &palette::Histogram::tracks_members)
         .def_property_readonly(
             "distinct_cells",
             [](const palette::Histogram& h) {
                 const auto& cells = h.cells();
                 std::size_t n = 0;
-                for (int i = 0; i < palette::kCellCount; ++i) n += cells[static_cast<std::size_t>(i)].count ? 1 : 0;
+                for (int i = 0; i < palette::kCellCount; ++i) n += cells[static_cast<std::size_t>(i)].weight ? 1 : 0;
                 return n;
             },
             "Number of non-empty color cells.");

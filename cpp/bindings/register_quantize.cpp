@@ -13,12 +13,15 @@ using palette::bindings::U8Array;
 
 namespace {
 
-palette::PaletteParams make_params(int colors, bool snap, double max_color_fraction, int max_iterations) {
+palette::PaletteParams make_params(int colors, bool snap, double max_color_fraction, int max_iterations,
+                                   int swap_rounds) {
+    if (swap_rounds < 0) throw std::invalid_argument("swap_rounds must not be negative");
     palette::PaletteParams p;
     p.colors = colors;
     p.snap_to_members = snap;
     p.max_color_fraction = max_color_fraction;
     p.max_iterations = max_iterations;
+    p.swap_rounds = swap_rounds;
     return p;
 }
 
@@ -42,7 +45,7 @@ void register_quantize(py::module_& m) {
             return out;
         })
         .def_readonly("population", &palette::PaletteResult::population)
-        .def_readonly("total_pixels", &palette::PaletteResult::total_pixels)
+        .def_readonly("total_weight", &palette::PaletteResult::total_weight)
         .def_readonly("distinct_cells", &palette::PaletteResult::distinct_cells)
         .def_readonly("iterations", &palette::PaletteResult::iterations)
         .def_readonly("reason", &palette::PaletteResult::reason)
@@ -53,25 +56,26 @@ void register_quantize(py::module_& m) {
 
     m.def(
         "build_palette",
-        [](const palette::Histogram& h, int colors, bool snap, double max_color_fraction, int max_iterations) {
-            const auto params = make_params(colors, snap, max_color_fraction, max_iterations);
+        [](const palette::Histogram& h, int colors, bool snap, double max_color_fraction, int max_iterations,
+           int swap_rounds) {
+            const auto params = make_params(colors, snap, max_color_fraction, max_iterations, swap_rounds);
             py::gil_scoped_release release;  // safe: C++ objects only
             return palette::build_palette(h, params);
         },
         py::arg("histogram"), py::arg("colors") = 8, py::arg("snap") = false,
-        py::arg("max_color_fraction") = 0.0, py::arg("max_iterations") = 64,
+        py::arg("max_color_fraction") = 0.0, py::arg("max_iterations") = 64, py::arg("swap_rounds") = 0,
         "Exactly `colors` distinct colors from a histogram (fewer only if it has fewer cells).");
 
     m.def(
         "build_palette_from_colors",
         [](const py::array_t<std::uint8_t, py::array::c_style>& colors,
            const py::array_t<std::uint64_t, py::array::c_style>& weights, int n_colors, bool snap,
-           double max_color_fraction, int max_iterations) {
+           double max_color_fraction, int max_iterations, int swap_rounds) {
             if (colors.ndim() != 2 || colors.shape(1) != 3)
                 throw std::invalid_argument("colors must be an Nx3 uint8 array");
             if (weights.ndim() != 1 || weights.shape(0) != colors.shape(0))
                 throw std::invalid_argument("weights must be a 1-D uint64 array with one entry per color");
-            const auto params = make_params(n_colors, snap, max_color_fraction, max_iterations);
+            const auto params = make_params(n_colors, snap, max_color_fraction, max_iterations, swap_rounds);
             const auto count = static_cast<std::size_t>(colors.shape(0));
             const std::uint8_t* c = colors.data();
             const std::uint64_t* w = weights.data();
@@ -80,7 +84,8 @@ void register_quantize(py::module_& m) {
         },
         py::arg("colors").noconvert(), py::arg("weights").noconvert(), py::arg("n_colors") = 8,
         py::arg("snap") = false, py::arg("max_color_fraction") = 0.0, py::arg("max_iterations") = 64,
-        "The palette algorithm on explicit unique colors with pixel counts.");
+        py::arg("swap_rounds") = 0,
+        "The palette algorithm on explicit unique colors with weights (1/255 pixel units).");
 
     m.def(
         "remap",

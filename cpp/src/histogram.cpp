@@ -31,8 +31,11 @@ Histogram::Histogram(bool track_members)
       cells_(kCellCount + 1),
       members_(track_members ? kCellCount + 1 : 0, 0u) {}
 
-void Histogram::add(const PixelView& view, std::uint8_t alpha_threshold) {
+void Histogram::add(const PixelView& view, std::uint8_t alpha_threshold, AlphaMode mode) {
     view.validate();
+    if (mode == AlphaMode::weight && alpha_threshold == 0)
+        throw std::invalid_argument("weighting by alpha needs an alpha threshold of at least 1 "
+                                    "(fully transparent pixels are reported as transparent)");
     const AccumulateRowFn accumulate = active_kernels().accumulate_row;
     std::uint32_t* members = track_members_ ? members_.data() : nullptr;
     for (std::int64_t y = 0; y < view.height; ++y) {
@@ -42,11 +45,12 @@ void Histogram::add(const PixelView& view, std::uint8_t alpha_threshold) {
             if (pending_ == kPackedCapacity) flush();
             const std::int64_t n = std::min(view.width - x, kPackedCapacity - pending_);
             accumulate(row + x * view.pixel_stride, n, view.pixel_stride, view.channels,
-                       alpha_threshold, packed_.data(), members);
+                       alpha_threshold, mode, packed_.data(), cells_.data(), members);
             pending_ += n;
             x += n;
         }
     }
+    pixels_ += static_cast<std::uint64_t>(view.pixel_count());
 }
 
 void Histogram::flush() const {
@@ -64,19 +68,25 @@ void Histogram::flush() const {
         packed_[static_cast<std::size_t>(index)] = PackedCell{};
         if (p.hi == 0) continue;
         const std::uint64_t n = p.hi & mask19;
+        CellMoments& c = cells_[static_cast<std::size_t>(index)];
+        if (index == kTransparentCell) {  // a pixel count; the colors there do not matter
+            c.weight += n;
+            continue;
+        }
         const std::uint64_t dsq = p.hi >> 19;
         const std::uint64_t dr = p.lo & mask21, dg = (p.lo >> 21) & mask21, db = (p.lo >> 42) & mask21;
         // Cell base values (lowest channel value in the cell).
         const std::uint64_t br = static_cast<std::uint64_t>((index >> 10) & 31) << 3;
         const std::uint64_t bg = static_cast<std::uint64_t>((index >> 5) & 31) << 3;
         const std::uint64_t bb = static_cast<std::uint64_t>(index & 31) << 3;
-        CellMoments& c = cells_[static_cast<std::size_t>(index)];
-        c.count += n;
-        c.sum_r += n * br + dr;
-        c.sum_g += n * bg + dg;
-        c.sum_b += n * bb + db;
+        // Every packed pixel is opaque: it weighs kOpaqueWeight.
+        constexpr std::uint64_t w = kOpaqueWeight;
+        c.weight += w * n;
+        c.sum_r += w * (n * br + dr);
+        c.sum_g += w * (n * bg + dg);
+        c.sum_b += w * (n * bb + db);
         // sum (base + d)^2 = n base^2 + 2 base sum d + sum d^2, over the three channels.
-        c.sum_sq += n * (br * br + bg * bg + bb * bb) + 2 * (br * dr + bg * dg + bb * db) + dsq;
+        c.sum_sq += w * (n * (br * br + bg * bg + bb * bb) + 2 * (br * dr + bg * dg + bb * db) + dsq);
     }
     pending_ = 0;
 }
@@ -86,15 +96,16 @@ void Histogram::merge(const Histogram& other) {
     other.flush();
     for (std::size_t i = 0; i < cells_.size(); ++i) {
         const CellMoments& o = other.cells_[i];
-        if (o.count == 0) continue;
+        if (o.weight == 0) continue;
         CellMoments& c = cells_[i];
-        c.count += o.count;
+        c.weight += o.weight;
         c.sum_r += o.sum_r;
         c.sum_g += o.sum_g;
         c.sum_b += o.sum_b;
         c.sum_sq += o.sum_sq;
         if (track_members_ && other.track_members_) members_[i] = other.members_[i];
     }
+    pixels_ += other.pixels_;
 }
 
 void Histogram::clear() {
@@ -103,6 +114,7 @@ void Histogram::clear() {
     std::fill(cells_.begin(), cells_.end(), CellMoments{});
     std::fill(members_.begin(), members_.end(), 0u);
     pending_ = 0;
+    pixels_ = 0;
 }
 
 const std::vector<CellMoments>& Histogram::cells() const {
@@ -110,16 +122,16 @@ const std::vector<CellMoments>& Histogram::cells() const {
     return cells_;
 }
 
-std::uint64_t Histogram::opaque_pixels() const {
+std::uint64_t Histogram::weight() const {
     flush();
     std::uint64_t total = 0;
-    for (int i = 0; i < kCellCount; ++i) total += cells_[static_cast<std::size_t>(i)].count;
+    for (int i = 0; i < kCellCount; ++i) total += cells_[static_cast<std::size_t>(i)].weight;
     return total;
 }
 
 std::uint64_t Histogram::transparent_pixels() const {
     flush();
-    return cells_[kTransparentCell].count;
+    return cells_[kTransparentCell].weight;
 }
 
 }  // namespace palette

@@ -27,8 +27,8 @@ Lab from_cluster_space(const Lab& y) { return {y[0] / kLightnessWeight, y[1], y[
 // Weighted colors to cluster: histogram cells or explicit colors.
 struct Points {
     std::vector<Lab> lab;                   // Oklab of the mean color
-    std::vector<double> weight;             // clustering weight (count, maybe capped)
-    std::vector<std::uint64_t> count;       // true pixel count
+    std::vector<double> weight;             // clustering weight (mass, maybe capped)
+    std::vector<std::uint64_t> mass;        // true weight, in 1/255 pixel (kOpaqueWeight each)
     std::vector<std::array<double, 3>> sum; // per-channel sums (0-255)
     std::vector<double> sum_sq;             // sum of r^2 + g^2 + b^2
     std::vector<Rgb8> real;                 // a real image color inside the cell (or the mean)
@@ -36,10 +36,10 @@ struct Points {
 
     std::size_t size() const { return lab.size(); }
     void reserve(std::size_t n) {
-        lab.reserve(n); weight.reserve(n); count.reserve(n); sum.reserve(n);
+        lab.reserve(n); weight.reserve(n); mass.reserve(n); sum.reserve(n);
         sum_sq.reserve(n); real.reserve(n); cell.reserve(n);
     }
-    std::uint64_t total() const { return std::accumulate(count.begin(), count.end(), std::uint64_t{0}); }
+    std::uint64_t total() const { return std::accumulate(mass.begin(), mass.end(), std::uint64_t{0}); }
 };
 
 Rgb8 rounded_mean(const std::array<double, 3>& sum, std::uint64_t n) {
@@ -53,7 +53,7 @@ void push_point(Points& p, std::uint64_t n, const std::array<double, 3>& sum, do
     const double dn = static_cast<double>(n);
     p.lab.push_back(to_cluster_space(srgb_to_oklab(sum[0] / dn, sum[1] / dn, sum[2] / dn)));
     p.weight.push_back(dn);
-    p.count.push_back(n);
+    p.mass.push_back(n);
     p.sum.push_back(sum);
     p.sum_sq.push_back(sum_sq);
     p.real.push_back(real);
@@ -93,7 +93,7 @@ public:
         std::fill(m_.begin(), m_.end(), Moment{});
         for (std::size_t i = 0; i < p.size(); ++i) {
             const int c = p.cell[i];
-            const double scale = p.weight[i] / static_cast<double>(p.count[i]);
+            const double scale = p.weight[i] / static_cast<double>(p.mass[i]);
             Moment& m = at((c >> 10) + 1, ((c >> 5) & 31) + 1, (c & 31) + 1);
             m.w += p.weight[i];
             m.r += p.sum[i][0] * scale;
@@ -365,6 +365,72 @@ void median_polish(const Points& p, std::vector<Lab>& centers, std::vector<int>&
     }
 }
 
+// Local search on what palettes are judged by, the weighted sum of distances to the nearest
+// center (the k-median objective): move one center onto one of the points that cost most
+// where they are, keep the move that lowers the objective most, polish, repeat. k-means and
+// medians only move centers within their clusters; this lets a center jump to a small, distinct
+// group of colors (a legend swatch, a logo's accent) that its cluster mates outweighed.
+// One round is O(candidates x n + n k): the gain of every (candidate, center) pair comes from
+// each point's nearest and second-nearest distances.
+void swap_refine(const Points& p, std::vector<Lab>& centers, std::vector<int>& assign, int rounds,
+                 int median_rounds) {
+    const std::size_t n = p.size(), k = centers.size();
+    if (k < 2 || n <= k) return;
+    constexpr std::size_t kCandidates = 32;
+    std::vector<double> d1(n), d2(n), cost(n), gain(k);
+    std::vector<std::size_t> order(n);
+    bool moved_any = false;
+    for (int round = 0; round < rounds; ++round) {
+        CenterSet set(centers);
+        double total = 0.0;
+        for (std::size_t i = 0; i < n; ++i) {
+            double a, b;
+            assign[i] = set.nearest2(p.lab[i], a, b);
+            d1[i] = std::sqrt(a);
+            d2[i] = std::sqrt(b);
+            cost[i] = p.weight[i] * d1[i];
+            total += cost[i];
+        }
+        std::iota(order.begin(), order.end(), 0);
+        const std::size_t m = std::min(kCandidates, n);
+        std::partial_sort(order.begin(), order.begin() + static_cast<long>(m), order.end(),
+                          [&](std::size_t a, std::size_t b) { return cost[a] != cost[b] ? cost[a] > cost[b] : a < b; });
+        double best = 0.0;
+        std::size_t best_point = n, best_center = k;
+        for (std::size_t c = 0; c < m; ++c) {
+            const Lab& x = p.lab[order[c]];
+            // Moving center j onto x: a point keeps its nearest center unless that is j, in which
+            // case it falls back to its second nearest; either way x may be nearer still.
+            double common = 0.0;
+            std::fill(gain.begin(), gain.end(), 0.0);
+            for (std::size_t i = 0; i < n; ++i) {
+                const double dx = std::sqrt(dist2(p.lab[i], x));
+                const double stay = p.weight[i] * (std::min(dx, d1[i]) - d1[i]);
+                common += stay;
+                const auto a = static_cast<std::size_t>(assign[i]);
+                gain[a] += p.weight[i] * (std::min(dx, d2[i]) - d1[i]) - stay;
+            }
+            for (std::size_t j = 0; j < k; ++j) {
+                const double delta = common + gain[j];
+                if (delta < best) { best = delta; best_point = order[c]; best_center = j; }
+            }
+        }
+        // Stop when no move gains a millionth of the objective (or nothing improves at all).
+        if (best_point == n || best > -1e-6 * total) break;
+        centers[best_center] = p.lab[best_point];
+        CenterSet moved(centers);
+        for (std::size_t i = 0; i < n; ++i) {
+            double a, b;
+            assign[i] = moved.nearest2(p.lab[i], a, b);
+        }
+        // One step settles the moved center and its neighbours; the full polish runs once at
+        // the end, when no move is left.
+        median_polish(p, centers, assign, 1);
+        moved_any = true;
+    }
+    if (moved_any) median_polish(p, centers, assign, median_rounds);
+}
+
 // Merge the pair of clusters whose union adds the least squared error (Ward) until k remain.
 void merge_down(const Points& p, std::vector<Lab>& centers, const std::vector<int>& assign, std::size_t k) {
     std::vector<double> w(centers.size(), 0.0);
@@ -404,13 +470,13 @@ void fill_metrics(const Points& p, const std::vector<Rgb8>& colors, PaletteResul
     for (std::size_t i = 0; i < p.size(); ++i) {
         const auto j = static_cast<std::size_t>(nearest(p.lab[i], lab));
         const double d = dist2(from_cluster_space(p.lab[i]), plain[j]);
-        out.population[j] += p.count[i];
-        const double n = static_cast<double>(p.count[i]);
+        out.population[j] += p.mass[i];
+        const double n = static_cast<double>(p.mass[i]);
         const double c0 = colors[j][0], c1 = colors[j][1], c2 = colors[j][2];
         sse += p.sum_sq[i] - 2.0 * (c0 * p.sum[i][0] + c1 * p.sum[i][1] + c2 * p.sum[i][2]) +
                n * (c0 * c0 + c1 * c1 + c2 * c2);
         const double e = 100.0 * std::sqrt(d);
-        de[i] = {e, p.count[i]};
+        de[i] = {e, p.mass[i]};
         de_sum += e * n;
     }
     PaletteMetrics& m = out.metrics;
@@ -452,17 +518,17 @@ PaletteResult palette_from_points(Points& p, const PaletteParams& params) {
         throw std::invalid_argument("max_iterations must be at least 1");
 
     PaletteResult out;
-    out.total_pixels = p.total();
+    out.total_weight = p.total();
     out.distinct_cells = p.size();
     const auto k = static_cast<std::size_t>(params.colors);
     if (p.size() == 0) {
-        out.reason = "the image has no opaque pixels";
+        out.reason = "the image has no visible pixels";
         return out;
     }
     std::vector<Rgb8> colors;
     if (p.size() <= k) {
         for (std::size_t i = 0; i < p.size(); ++i)
-            colors.push_back(params.snap_to_members ? p.real[i] : rounded_mean(p.sum[i], p.count[i]));
+            colors.push_back(params.snap_to_members ? p.real[i] : rounded_mean(p.sum[i], p.mass[i]));
         if (p.size() < k)
             out.reason = "the image has only " + std::to_string(p.size()) + " distinct color" +
                          (p.size() == 1 ? "" : "s");
@@ -482,6 +548,7 @@ PaletteResult palette_from_points(Points& p, const PaletteParams& params) {
         if (centers.size() > k) merge_down(p, centers, assign, k);
         out.iterations = kmeans(p, centers, assign, params.max_iterations);
         median_polish(p, centers, assign, params.median_rounds);
+        swap_refine(p, centers, assign, params.swap_rounds, params.median_rounds);
         while (centers.size() < k) {  // Wu found fewer boxes than k: add the costliest points
             std::size_t pick = 0;
             double worst = -1.0;
@@ -505,13 +572,13 @@ PaletteResult palette_from_points(Points& p, const PaletteParams& params) {
                 for (int pass = 0; pass < 2 && best == p.size(); ++pass) {
                     for (std::size_t i = 0; i < p.size(); ++i) {
                         if (pass == 0 && assign[i] != static_cast<int>(j)) continue;
-                        const Rgb8 cand = params.snap_to_members ? p.real[i] : rounded_mean(p.sum[i], p.count[i]);
+                        const Rgb8 cand = params.snap_to_members ? p.real[i] : rounded_mean(p.sum[i], p.mass[i]);
                         if (taken(cand)) continue;
                         const double d = dist2(p.lab[i], centers[j]);
                         if (d < bd) { bd = d; best = i; }
                     }
                 }
-                c = params.snap_to_members ? p.real[best] : rounded_mean(p.sum[best], p.count[best]);
+                c = params.snap_to_members ? p.real[best] : rounded_mean(p.sum[best], p.mass[best]);
             }
             used.push_back(c);
         }
@@ -533,14 +600,14 @@ PaletteResult build_palette(const Histogram& histogram, const PaletteParams& par
     p.reserve(static_cast<std::size_t>(kCellCount));
     for (int i = 0; i < kCellCount; ++i) {
         const CellMoments& c = cells[static_cast<std::size_t>(i)];
-        if (c.count == 0) continue;
+        if (c.weight == 0) continue;
         Rgb8 real{};
         if (histogram.tracks_members()) {
             const std::uint32_t m = histogram.members()[static_cast<std::size_t>(i)];
             real = {static_cast<std::uint8_t>(m & 255), static_cast<std::uint8_t>((m >> 8) & 255),
                     static_cast<std::uint8_t>((m >> 16) & 255)};
         }
-        push_point(p, c.count,
+        push_point(p, c.weight,
                    {static_cast<double>(c.sum_r), static_cast<double>(c.sum_g), static_cast<double>(c.sum_b)},
                    static_cast<double>(c.sum_sq), real, i);
     }

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from ._decode import DEFAULT_MAX_PIXELS, DEFAULT_PIXEL_BUDGET, CancelCheck, Pixels, decode
+from ._decode import DEFAULT_MAX_PIXELS, DEFAULT_PIXEL_BUDGET, CancelCheck, Decoded, Pixels, decode
 from ._palette import Color, Metrics, Palette
 from .errors import BadParameterError, CanceledError, PaletteError
 
@@ -20,6 +20,14 @@ __all__ = ["Histogram", "Quantized", "capabilities", "extract", "quantize", "set
 
 #: Keep decoded pixels for the exact-colors fallback only up to this many (bounded memory).
 _FALLBACK_PIXELS = 1_000_000
+#: Pixels with alpha below this are reported as transparent when pixels are weighted by alpha.
+TRANSPARENT_BELOW = 128
+#: Up to this many exact colors in the analysed pixels, extract clusters the exact colors.
+EXACT_COLOR_LIMIT = 4096
+#: Flat artwork read from a sample is read again in full up to this many pixels.
+FULL_READ_PIXELS = 16_000_000
+#: Center moves of the k-median local search on exact colors, per palette color.
+SWAP_ROUNDS_PER_COLOR = 2
 
 
 def _check_int(name: str, value: Any, low: int, high: int) -> int:
@@ -42,70 +50,109 @@ def _check_fraction(value: Any) -> float:
     return float(value)
 
 
-def _options(colors: Any, exact: bool, pixel_budget: Any, max_pixels: Any,
-             alpha_threshold: Any) -> tuple[int, int, int, int]:
+def _options(colors: Any, exact: bool, pixel_budget: Any, max_pixels: Any
+             ) -> tuple[int, int, int]:
     k = _check_int("colors", colors, 1, 256)
     budget = DEFAULT_PIXEL_BUDGET if pixel_budget is None else _check_int(
         "pixel_budget", pixel_budget, 1024, 1 << 40)
     limit = _check_int("max_pixels", max_pixels, 1, 1 << 40)
-    alpha = _check_int("alpha_threshold", alpha_threshold, 0, 255)
     if not isinstance(exact, bool):
         raise BadParameterError("exact must be True or False")
-    return k, budget, limit, alpha
+    return k, budget, limit
 
 
-def _to_palette(result: Any, *, width: int, height: int, transparent: int,
+def _alpha(alpha_threshold: Any) -> tuple[int, bool]:
+    """(threshold, weight_by_alpha): ``None`` weighs each pixel by its alpha and reports pixels
+    under :data:`TRANSPARENT_BELOW` as transparent; a number is the old cut."""
+    if alpha_threshold is None:
+        return TRANSPARENT_BELOW, True
+    return _check_int("alpha_threshold", alpha_threshold, 0, 255), False
+
+
+def _to_palette(result: Any, *, width: int, height: int, pixels: int, transparent: int,
                 options: dict[str, Any]) -> Palette:
-    total = int(result.total_pixels)
+    total = int(result.total_weight)
     colors = [
-        Color(rgb=(int(r), int(g), int(b)), population=int(n),
+        Color(rgb=(int(r), int(g), int(b)), population=round(int(n) / _core.OPAQUE_WEIGHT),
               fraction=(int(n) / total) if total else 0.0)
         for (r, g, b), n in zip(result.colors, result.population)
     ]
-    analyzed = total + transparent
     return Palette(
         colors=colors,
         metrics=Metrics(mse=result.mse, psnr=result.psnr, delta_e_mean=result.delta_e_mean,
                         delta_e_p95=result.delta_e_p95),
         width=width,
         height=height,
-        analyzed_pixels=analyzed,
-        transparent_fraction=(transparent / analyzed) if analyzed else 0.0,
+        analyzed_pixels=pixels,
+        transparent_fraction=(transparent / pixels) if pixels else 0.0,
         reason=result.reason or None,
         options=options,
     )
 
 
-def _unique_colors(strips: list[Pixels], alpha_threshold: int) -> tuple[Any, Any]:
-    packed_parts = []
+def _unique_colors(strips: list[Pixels], alpha_threshold: int, weight_by_alpha: bool
+                   ) -> tuple[Any, Any]:
+    """Every exact color of ``strips`` with its weight (1/255 pixel units), like the core's."""
+    packed_parts, weight_parts = [], []
     for s in strips:
         c = s.shape[2]
-        if c in (1, 2):
-            rgb = np.repeat(s[:, :, :1], 3, axis=2)
+        rgb = np.repeat(s[:, :, :1], 3, axis=2) if c in (1, 2) else s[:, :, :3]
+        if c in (1, 3):
+            weight = np.full(s.shape[:2], _core.OPAQUE_WEIGHT, np.uint64)
+        elif weight_by_alpha:
+            weight = s[:, :, c - 1].astype(np.uint64)
         else:
-            rgb = s[:, :, :3]
-        keep = np.ones(s.shape[:2], bool) if c in (1, 3) else s[:, :, c - 1] >= alpha_threshold
+            weight = np.where(s[:, :, c - 1] >= alpha_threshold, _core.OPAQUE_WEIGHT, 0)
+        keep = weight > 0
         px = rgb[keep].astype(np.uint32)
         packed_parts.append(px[:, 0] | (px[:, 1] << 8) | (px[:, 2] << 16))
+        weight_parts.append(weight[keep].astype(np.uint64))
     packed = np.concatenate(packed_parts) if packed_parts else np.zeros(0, np.uint32)
-    values, counts = np.unique(packed, return_counts=True)
+    weights = np.concatenate(weight_parts) if weight_parts else np.zeros(0, np.uint64)
+    values, index = np.unique(packed, return_inverse=True)
+    totals = np.bincount(index, weights=weights.astype(np.float64), minlength=len(values))
     colors = np.stack([values & 255, (values >> 8) & 255, (values >> 16) & 255], axis=1)
-    return np.ascontiguousarray(colors, dtype=np.uint8), counts.astype(np.uint64)
+    return np.ascontiguousarray(colors, dtype=np.uint8), totals.round().astype(np.uint64)
 
 
 _local = threading.local()
 
 
-def _scratch_histogram(track_members: bool) -> _core.Histogram:
-    """A cleared native histogram reused per thread: its 2 MB of cells stay mapped and warm
-    instead of being allocated (and page-faulted) again for every image."""
-    cache: dict[bool, _core.Histogram] = _local.__dict__.setdefault("histograms", {})
-    hist = cache.get(track_members)
-    if hist is None:
-        hist = cache[track_members] = _core.Histogram(track_members)
+def _scratch(key: Any, make: Any) -> Any:
+    """A native accumulator reused per thread: its memory stays mapped and warm instead of
+    being allocated (and page-faulted) again for every image. Returned cleared."""
+    cache: dict[Any, Any] = _local.__dict__.setdefault("scratch", {})
+    item = cache.get(key)
+    if item is None:
+        item = cache[key] = make()
     else:
-        hist.clear()
-    return hist
+        item.clear()
+    return item
+
+
+def _scratch_histogram(track_members: bool) -> _core.Histogram:
+    return _scratch(("histogram", track_members), lambda: _core.Histogram(track_members))  # type: ignore[no-any-return]
+
+
+def _flat_colors(sample: _core.ColorSet, decoded: Decoded, threshold: int, weighted: bool,
+                 should_cancel: CancelCheck) -> _core.ColorSet | None:
+    """The exact colors to cluster when the image is flat artwork (else None).
+
+    A sample with few exact colors marks flat artwork. Its rare colors (a legend swatch, an
+    accent) matter and a sample under-counts or misses them, so a sampled image is read again
+    in full, up to :data:`FULL_READ_PIXELS`; photos never pass the limit and never pay for this.
+    """
+    if sample.overflowed:
+        return None
+    if decoded.reread is None or decoded.width * decoded.height > FULL_READ_PIXELS:
+        return sample
+    every: _core.ColorSet = _scratch("all colors", lambda: _core.ColorSet(EXACT_COLOR_LIMIT))
+    for strip in decoded.reread():
+        if should_cancel is not None and should_cancel():
+            raise CanceledError("canceled by the caller")
+        if not every.add(strip, threshold, weighted):
+            return sample  # more exact colors in full than in the sample: keep the sample's
+    return every
 
 
 def extract(
@@ -115,7 +162,7 @@ def extract(
     exact: bool = False,
     pixel_budget: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    alpha_threshold: int = 128,
+    alpha_threshold: int | None = None,
     max_color_fraction: float | None = None,
     snap: bool = False,
     should_cancel: CancelCheck = None,
@@ -124,38 +171,57 @@ def extract(
 
     ``source`` is a path, bytes, a binary file object, a NumPy uint8 array (HxW or HxWxC with
     C in 1..4), a PIL image or a pyvips image. Unless ``exact``, about ``pixel_budget`` pixels
-    are analysed (shrink-on-load). Pixels with alpha below ``alpha_threshold`` are ignored and
-    counted in ``transparent_fraction``. ``max_color_fraction`` caps any single color's weight
-    while clustering (a flat background cannot take the whole palette); ``snap`` makes every
-    color a real image color. ``should_cancel`` is polled between strips.
+    are analysed (shrink-on-load). Each pixel counts in proportion to its alpha (what it shows
+    of its color); pixels with alpha under 128 are reported in ``transparent_fraction``. With
+    ``alpha_threshold`` set, pixels below it are ignored instead and the rest count in full.
+    ``max_color_fraction`` caps any single color's weight while clustering (a flat background
+    cannot take the whole palette); ``snap`` makes every color a real image color.
+    ``should_cancel`` is polled between strips.
+
+    Images with few exact colors (flat artwork: charts, UI screens, logos, pixel art) are
+    clustered on those exact colors; photos on the histogram's cells.
     """
-    k, budget, limit, alpha = _options(colors, exact, pixel_budget, max_pixels, alpha_threshold)
+    k, budget, limit = _options(colors, exact, pixel_budget, max_pixels)
+    threshold, weighted = _alpha(alpha_threshold)
     cap = _check_fraction(max_color_fraction)
     decoded = decode(source, exact=exact, pixel_budget=budget, max_pixels=limit)
     hist = _scratch_histogram(bool(snap))
+    exact_colors: _core.ColorSet = _scratch("colors", lambda: _core.ColorSet(EXACT_COLOR_LIMIT))
     kept: list[Pixels] | None = []
     kept_pixels = 0
     for strip in decoded.strips:
         if should_cancel is not None and should_cancel():
             raise CanceledError("canceled by the caller")
-        hist.add(strip, alpha)
+        hist.add(strip, threshold, weighted)
+        if not exact_colors.overflowed:
+            exact_colors.add(strip, threshold, weighted)
         if kept is not None:
             kept_pixels += strip.shape[0] * strip.shape[1]
             if kept_pixels <= _FALLBACK_PIXELS:
                 kept.append(strip)
             else:
                 kept = None
-    result = _core.build_palette(hist, k, bool(snap), cap, 64)
-    if len(result.colors) < k and kept:
-        # Fewer histogram cells than colors asked for: cells may still hold several exact
-        # colors, so cluster the exact colors instead.
-        uniq, counts = _unique_colors(kept, alpha)
-        if len(uniq) > len(result.colors):
-            result = _core.build_palette_from_colors(uniq, counts, k, bool(snap), cap, 64)
-    options = {"colors": k, "exact": exact, "pixel_budget": budget, "alpha_threshold": alpha,
-               "max_color_fraction": max_color_fraction, "snap": bool(snap)}
-    return _to_palette(result, width=decoded.width, height=decoded.height,
-                       transparent=int(hist.transparent_pixels), options=options)
+    flat = _flat_colors(exact_colors, decoded, threshold, weighted, should_cancel)
+    if flat is not None:
+        # Flat artwork: cluster its exact colors (cells would merge close shades).
+        table, weights = flat.colors()
+        result = _core.build_palette_from_colors(table, weights, k, bool(snap), cap, 64,
+                                                 SWAP_ROUNDS_PER_COLOR * k)
+        pixels, transparent = int(flat.pixels), int(flat.transparent_pixels)
+    else:
+        result = _core.build_palette(hist, k, bool(snap), cap, 64)
+        if len(result.colors) < k and kept:
+            # Fewer histogram cells than colors asked for: cells may still hold several exact
+            # colors, so cluster the exact colors instead.
+            table, weights = _unique_colors(kept, threshold, weighted)
+            if len(table) > len(result.colors):
+                result = _core.build_palette_from_colors(table, weights, k, bool(snap), cap, 64)
+        pixels, transparent = int(hist.pixels), int(hist.transparent_pixels)
+    options = {"colors": k, "exact": exact, "pixel_budget": budget,
+               "alpha_threshold": alpha_threshold, "max_color_fraction": max_color_fraction,
+               "snap": bool(snap)}
+    return _to_palette(result, width=decoded.width, height=decoded.height, pixels=pixels,
+                       transparent=transparent, options=options)
 
 
 @dataclass(frozen=True)
@@ -194,7 +260,8 @@ def quantize(
 ) -> Quantized:
     """Map an image (at full resolution) to its own ``colors``-color palette, optionally with
     Floyd-Steinberg dithering; with ``output`` also write an indexed PNG there."""
-    k, _, limit, alpha = _options(colors, True, None, max_pixels, alpha_threshold)
+    k, _, limit = _options(colors, True, None, max_pixels)
+    alpha = _check_int("alpha_threshold", alpha_threshold, 0, 255)
     decoded = decode(source, exact=True, pixel_budget=DEFAULT_PIXEL_BUDGET, max_pixels=limit)
     strips = list(decoded.strips)
     pixels = strips[0] if len(strips) == 1 else np.concatenate(strips, axis=0)
@@ -202,7 +269,7 @@ def quantize(
     hist.add(pixels, alpha)
     result = _core.build_palette(hist, k, False, 0.0, 64)
     pal = _to_palette(result, width=decoded.width, height=decoded.height,
-                      transparent=int(hist.transparent_pixels),
+                      pixels=int(hist.pixels), transparent=int(hist.transparent_pixels),
                       options={"colors": k, "dither": dither, "alpha_threshold": alpha})
     if not pal.colors:
         raise PaletteError("the image has no opaque pixels to quantize", code="no_opaque_pixels")
@@ -220,8 +287,9 @@ class Histogram:
     Safe to share between threads (adds are serialised).
     """
 
-    def __init__(self, *, snap: bool = False, alpha_threshold: int = 128) -> None:
-        self._alpha = _check_int("alpha_threshold", alpha_threshold, 0, 255)
+    def __init__(self, *, snap: bool = False, alpha_threshold: int | None = None) -> None:
+        self._alpha, self._weighted = _alpha(alpha_threshold)
+        self._alpha_option = alpha_threshold
         self._snap = bool(snap)
         self._hist = _core.Histogram(self._snap)
         self._lock = threading.Lock()
@@ -230,29 +298,30 @@ class Histogram:
     def add(self, source: Any, *, exact: bool = False, pixel_budget: int | None = None,
             max_pixels: int = DEFAULT_MAX_PIXELS, should_cancel: CancelCheck = None) -> None:
         """Add one image (any ``extract`` source) or one strip (a NumPy array)."""
-        _, budget, limit, _ = _options(8, exact, pixel_budget, max_pixels, self._alpha)
+        _, budget, limit = _options(8, exact, pixel_budget, max_pixels)
         decoded = decode(source, exact=exact, pixel_budget=budget, max_pixels=limit)
         local = _scratch_histogram(self._snap)
         for strip in decoded.strips:
             if should_cancel is not None and should_cancel():
                 raise CanceledError("canceled by the caller")
-            local.add(strip, self._alpha)
+            local.add(strip, self._alpha, self._weighted)
         with self._lock:
             self._hist.merge(local)
             self.images += 1
 
     @property
     def pixels(self) -> int:
-        return int(self._hist.opaque_pixels + self._hist.transparent_pixels)
+        return int(self._hist.pixels)
 
     def palette(self, colors: int = 8, *, max_color_fraction: float | None = None) -> Palette:
         k = _check_int("colors", colors, 1, 256)
         cap = _check_fraction(max_color_fraction)
         with self._lock:
             result = _core.build_palette(self._hist, k, self._snap, cap, 64)
-            transparent = int(self._hist.transparent_pixels)
-        return _to_palette(result, width=0, height=0, transparent=transparent,
+            pixels, transparent = int(self._hist.pixels), int(self._hist.transparent_pixels)
+        return _to_palette(result, width=0, height=0, pixels=pixels, transparent=transparent,
                            options={"colors": k, "images": self.images,
+                                    "alpha_threshold": self._alpha_option,
                                     "max_color_fraction": max_color_fraction, "snap": self._snap})
 
 

@@ -35,6 +35,8 @@ class Decoded:
     width: int  # of the source image
     height: int
     strips: Iterator[Pixels]  # HxWxC uint8, C in 1..4, in top-to-bottom order
+    # Every pixel of the image, read again, when ``strips`` hold a sample of them (else None).
+    reread: Callable[[], Iterator[Pixels]] | None = None
 
 
 def _check_cancel(should_cancel: CancelCheck) -> None:
@@ -73,8 +75,11 @@ def _from_array(arr: Any, exact: bool, budget: int, max_pixels: int) -> Decoded:
     if arr.strides[2] != 1 or arr.strides[0] < 0 or arr.strides[1] < 0:
         arr = np.ascontiguousarray(arr)
     step = 1 if exact else _subsample_step(width * height, budget)
-    view = arr[::step, ::step] if step > 1 else arr  # strided view, read in place by the core
-    return Decoded(width, height, iter([view]))
+    if step == 1:
+        return Decoded(width, height, iter([arr]))
+    full = arr
+    # A strided view, read in place by the core.
+    return Decoded(width, height, iter([arr[::step, ::step]]), lambda: iter([full]))
 
 
 def _from_pil(img: Any, exact: bool, budget: int, max_pixels: int) -> Decoded:
@@ -213,14 +218,23 @@ def _from_vips_source(source: str | bytes, label: str, exact: bool, budget: int,
         elif loader.startswith("webpload"):
             options["scale"] = 1.0 / factor
     try:
-        im = _vips_open(source, **options)
-        im = _to_srgb8(im)
+        im = _to_srgb8(_vips_open(source, **options))
+        whole = (im.width, im.height) == (width, height)
         if not exact and im.width * im.height > budget * 2:
             step = _subsample_step(im.width * im.height, budget)
             im = im.subsample(step, step)
+            whole = False
     except pyvips.Error as err:
         raise DecodeError(f"{label}: cannot decode image: {_describe_vips_error(err)}") from None
-    return Decoded(width, height, _vips_strips(im, label))
+
+    def every_pixel() -> Iterator[Pixels]:
+        try:
+            full = _to_srgb8(_vips_open(source, access="sequential", fail_on="truncated"))
+        except pyvips.Error as err:
+            raise DecodeError(f"{label}: cannot decode image: {_describe_vips_error(err)}") from None
+        return _vips_strips(full, label)
+
+    return Decoded(width, height, _vips_strips(im, label), None if whole else every_pixel)
 
 
 def _vips_strips(im: pyvips.Image, label: str) -> Iterator[Pixels]:

@@ -10,13 +10,14 @@
 
 namespace palette {
 
-// Accumulates `count` pixels starting at `row` (pixel_stride bytes apart) into packed cells
-// (kPackedCopies copies of kPackedStride cells; a kernel may use any of them).
+// Accumulates `count` pixels starting at `row` (pixel_stride bytes apart): opaque pixels into
+// packed cells (kPackedCopies copies of kPackedStride cells; a kernel may use any of them),
+// partly transparent ones in AlphaMode::weight straight into `direct` (kCellCount + 1 cells).
 // members may be null (no member tracking).
 using AccumulateRowFn = void (*)(const std::uint8_t* row, std::int64_t count,
                                  std::int64_t pixel_stride, int channels,
-                                 std::uint8_t alpha_threshold, PackedCell* cells,
-                                 std::uint32_t* members);
+                                 std::uint8_t alpha_threshold, AlphaMode mode, PackedCell* cells,
+                                 CellMoments* direct, std::uint32_t* members);
 
 struct Kernels {
     const char* name;

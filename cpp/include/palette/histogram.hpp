@@ -1,5 +1,7 @@
 // A streaming weighted color histogram: 32x32x32 RGB cells, each with exact moments
-// (pixel count, per-channel sums, sum of squares) so cell means and errors are exact.
+// (weight, per-channel weighted sums, weighted sum of squares) so cell means and errors are
+// exact. Weights are integers in 1/255 of a pixel: an opaque pixel weighs kOpaqueWeight, and in
+// AlphaMode::weight a pixel of alpha a weighs a (what it shows of its color).
 #pragma once
 
 #include <array>
@@ -13,19 +15,32 @@ namespace palette {
 inline constexpr int kCellBits = 5;
 inline constexpr int kCellsPerAxis = 1 << kCellBits;
 inline constexpr int kCellCount = kCellsPerAxis * kCellsPerAxis * kCellsPerAxis;
-// Pixels below the alpha threshold go to this extra cell, so kernels never branch on alpha.
+// Counts the pixels below the alpha threshold (a pixel count, not a weight), so kernels never
+// branch on alpha for them.
 inline constexpr int kTransparentCell = kCellCount;
+// The weight of one fully opaque pixel.
+inline constexpr std::uint64_t kOpaqueWeight = 255;
+
+// How alpha counts.
+enum class AlphaMode {
+    // Pixels below the threshold are left out; every other pixel counts in full.
+    threshold,
+    // Each pixel counts in proportion to its alpha (alpha 0 not at all); the threshold only
+    // decides which pixels are reported as transparent.
+    weight,
+};
 
 // Exact totals of one cell.
 struct CellMoments {
-    std::uint64_t count = 0;
-    std::uint64_t sum_r = 0, sum_g = 0, sum_b = 0;
-    std::uint64_t sum_sq = 0;  // sum of r^2 + g^2 + b^2
+    std::uint64_t weight = 0;  // in 1/255 pixel (kOpaqueWeight per opaque pixel)
+    std::uint64_t sum_r = 0, sum_g = 0, sum_b = 0;  // weight x channel
+    std::uint64_t sum_sq = 0;  // weight x (r^2 + g^2 + b^2)
 };
 
-// Packed accumulators that the kernels update with two adds per pixel. Offsets inside a cell
-// (value & 7) are summed instead of values, so every field stays small: flushed to CellMoments
-// before kPackedCapacity pixels can overflow them.
+// Packed accumulators that the kernels update with two adds per opaque pixel. Offsets inside a
+// cell (value & 7) are summed instead of values, so every field stays small: flushed to
+// CellMoments (times kOpaqueWeight) before kPackedCapacity pixels can overflow them. Partly
+// transparent pixels in AlphaMode::weight are added to CellMoments directly.
 //   lo: sum dr (bits 0-20) | sum dg (21-41) | sum db (42-62)
 //   hi: count (bits 0-18)  | sum (dr^2 + dg^2 + db^2) (bits 19-63)
 struct PackedCell {
@@ -47,13 +62,17 @@ public:
     // track_members: also remember one real pixel color per cell (for medoid snapping).
     explicit Histogram(bool track_members = false);
 
-    // Adds every pixel of the view; pixels with alpha < alpha_threshold count as transparent.
-    void add(const PixelView& view, std::uint8_t alpha_threshold = 128);
+    // Adds every pixel of the view. Pixels with alpha < alpha_threshold are counted as
+    // transparent; how alpha weighs the rest is `mode` (AlphaMode::weight needs a threshold of
+    // at least 1, so fully transparent pixels are always counted as transparent).
+    void add(const PixelView& view, std::uint8_t alpha_threshold = 128,
+             AlphaMode mode = AlphaMode::threshold);
     void merge(const Histogram& other);
     void clear();
 
-    std::uint64_t opaque_pixels() const;
-    std::uint64_t transparent_pixels() const;
+    std::uint64_t pixels() const { return pixels_; }   // every pixel added
+    std::uint64_t weight() const;                      // total weight of the cells
+    std::uint64_t transparent_pixels() const;          // pixels below the alpha threshold
     bool tracks_members() const { return track_members_; }
 
     // Exact moments of all cells (index = cell_index(r, g, b)).
@@ -68,6 +87,7 @@ private:
     mutable std::vector<PackedCell> packed_;   // kPackedCopies x kPackedStride entries
     mutable std::vector<CellMoments> cells_;   // kCellCount + 1 entries
     mutable std::int64_t pending_ = 0;         // pixels in packed_ not yet flushed
+    std::uint64_t pixels_ = 0;
     std::vector<std::uint32_t> members_;       // kCellCount + 1 entries, or empty
 };
 

@@ -16,6 +16,7 @@ struct PaletteParams {
     double max_color_fraction = 0.0;  // cap any cell's weight at this share of the total (0 = off)
     int max_iterations = 64;          // k-means iterations per stage
     int median_rounds = 6;            // Weiszfeld steps towards per-cluster medians (0 = off)
+    int swap_rounds = 0;              // k-median local search: centers moved at most (0 = off)
 };
 
 struct PaletteMetrics {
@@ -27,9 +28,9 @@ struct PaletteMetrics {
 
 struct PaletteResult {
     std::vector<Rgb8> colors;              // ordered by population, descending
-    std::vector<std::uint64_t> population;  // pixels nearest to each color
-    PaletteMetrics metrics;
-    std::uint64_t total_pixels = 0;
+    std::vector<std::uint64_t> population;  // weight nearest to each color (1/255 pixel units)
+    PaletteMetrics metrics;                 // weighted like the population
+    std::uint64_t total_weight = 0;         // 1/255 pixel units (kOpaqueWeight per opaque pixel)
     std::uint64_t distinct_cells = 0;      // non-empty histogram cells (or distinct input colors)
     int iterations = 0;                     // k-means iterations spent
     std::string reason;                     // why fewer than K colors came back, else empty
@@ -38,7 +39,8 @@ struct PaletteResult {
 PaletteResult build_palette(const Histogram& histogram, const PaletteParams& params);
 
 // The same algorithm on explicit weighted colors (e.g. an image's exact unique colors).
-// colors: count x 3 bytes (RGB); weights: count pixel counts.
+// colors: count x 3 bytes (RGB); weights: count weights in 1/255 pixel (kOpaqueWeight per
+// opaque pixel).
 PaletteResult build_palette_from_colors(const std::uint8_t* colors, const std::uint64_t* weights,
                                         std::size_t count, const PaletteParams& params);
 

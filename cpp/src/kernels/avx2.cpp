@@ -69,11 +69,12 @@ __attribute__((target("avx2"))) void accumulate_row_avx2(const std::uint8_t* row
                                                          std::int64_t count,
                                                          std::int64_t pixel_stride, int channels,
                                                          std::uint8_t alpha_threshold,
-                                                         PackedCell* cells,
+                                                         AlphaMode mode, PackedCell* cells,
+                                                         CellMoments* direct,
                                                          std::uint32_t* members) {
     std::int64_t i = 0;
     const Increments& inc = increments();
-    if (channels == 4 && pixel_stride == 4) {
+    if (channels == 4 && pixel_stride == 4 && mode == AlphaMode::threshold) {
         // Opaque when alpha >= threshold, i.e. alpha > threshold - 1 (signed compare on 0..255).
         const __m256i limit = _mm256_set1_epi32(static_cast<int>(alpha_threshold) - 1);
         for (; i + 8 <= count; i += 8) {
@@ -81,6 +82,23 @@ __attribute__((target("avx2"))) void accumulate_row_avx2(const std::uint8_t* row
             const __m256i alpha = _mm256_srli_epi32(px, 24);
             const __m256i opaque = _mm256_cmpgt_epi32(alpha, limit);
             scatter8(cell_and_key(px, opaque), px, inc, cells, members);
+        }
+    } else if (channels == 4 && pixel_stride == 4) {
+        // Weighted by alpha: eight pixels that are each fully opaque or fully transparent take
+        // the packed path (alpha 0 is always below the threshold, which is at least 1 here);
+        // any other group goes through the scalar reference pixel by pixel.
+        const __m256i full = _mm256_set1_epi32(255);
+        for (; i + 8 <= count; i += 8) {
+            const __m256i px = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 4 * i));
+            const __m256i alpha = _mm256_srli_epi32(px, 24);
+            const __m256i opaque = _mm256_cmpeq_epi32(alpha, full);
+            const __m256i clear = _mm256_cmpeq_epi32(alpha, _mm256_setzero_si256());
+            if (_mm256_movemask_epi8(_mm256_or_si256(opaque, clear)) == -1) {
+                scatter8(cell_and_key(px, opaque), px, inc, cells, members);
+            } else {
+                kernels::scalar().accumulate_row(row + 4 * i, 8, 4, 4, alpha_threshold, mode,
+                                                 cells, direct, members);
+            }
         }
     } else if (channels == 3 && pixel_stride == 3) {
         // Two 16-byte loads of 12 useful bytes each; spread RGB triples into 32-bit lanes.
@@ -99,7 +117,7 @@ __attribute__((target("avx2"))) void accumulate_row_avx2(const std::uint8_t* row
     }
     if (i < count)
         kernels::scalar().accumulate_row(row + i * pixel_stride, count - i, pixel_stride,
-                                         channels, alpha_threshold, cells, members);
+                                         channels, alpha_threshold, mode, cells, direct, members);
 }
 
 }  // namespace

@@ -26,4 +26,25 @@ inline void add_pixel(std::uint32_t r, std::uint32_t g, std::uint32_t b, bool op
     if (members != nullptr) members[index] = r | (g << 8) | (b << 16);
 }
 
+// Adds one pixel with alpha `a` under `mode`: the packed path for pixels that count in full or
+// not at all, and in AlphaMode::weight the direct weighted path for partly transparent ones
+// (counted as transparent too when below the threshold).
+inline void add_alpha_pixel(std::uint32_t r, std::uint32_t g, std::uint32_t b, std::uint32_t a,
+                            std::uint8_t threshold, AlphaMode mode, PackedCell* cells,
+                            CellMoments* direct, std::uint32_t* members) {
+    if (mode == AlphaMode::threshold || a == 255 || a == 0) {
+        add_pixel(r, g, b, a >= threshold, cells, members);
+        return;
+    }
+    if (a < threshold) add_pixel(r, g, b, false, cells, members);
+    const int index = cell_index(r, g, b);
+    CellMoments& cell = direct[index];
+    cell.weight += a;
+    cell.sum_r += a * r;
+    cell.sum_g += a * g;
+    cell.sum_b += a * b;
+    cell.sum_sq += std::uint64_t{a} * (r * r + g * g + b * b);
+    if (members != nullptr) members[index] = r | (g << 8) | (b << 16);
+}
+
 }  // namespace palette::kernels::detail

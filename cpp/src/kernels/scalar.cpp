@@ -6,8 +6,8 @@ namespace palette::kernels {
 namespace {
 
 void accumulate_row_scalar(const std::uint8_t* row, std::int64_t count, std::int64_t pixel_stride,
-                           int channels, std::uint8_t alpha_threshold, PackedCell* cells,
-                           std::uint32_t* members) {
+                           int channels, std::uint8_t alpha_threshold, AlphaMode mode,
+                           PackedCell* cells, CellMoments* direct, std::uint32_t* members) {
     const std::uint8_t* p = row;
     switch (channels) {
         case 1:
@@ -16,7 +16,8 @@ void accumulate_row_scalar(const std::uint8_t* row, std::int64_t count, std::int
             break;
         case 2:
             for (std::int64_t i = 0; i < count; ++i, p += pixel_stride)
-                detail::add_pixel(p[0], p[0], p[0], p[1] >= alpha_threshold, cells, members);
+                detail::add_alpha_pixel(p[0], p[0], p[0], p[1], alpha_threshold, mode, cells,
+                                        direct, members);
             break;
         case 3:
             for (std::int64_t i = 0; i < count; ++i, p += pixel_stride)
@@ -24,7 +25,8 @@ void accumulate_row_scalar(const std::uint8_t* row, std::int64_t count, std::int
             break;
         default:
             for (std::int64_t i = 0; i < count; ++i, p += pixel_stride)
-                detail::add_pixel(p[0], p[1], p[2], p[3] >= alpha_threshold, cells, members);
+                detail::add_alpha_pixel(p[0], p[1], p[2], p[3], alpha_threshold, mode, cells,
+                                        direct, members);
             break;
     }
 }
