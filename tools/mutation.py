@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
@@ -53,7 +54,22 @@ SAMPLE = (
 )
 
 
+def _native_module() -> Path | None:
+    """The compiled core as installed (a regular install has no editable finder for it)."""
+    for entry in map(Path, [p for p in sys.path if p]):
+        found = sorted(entry.glob("palette_native/_core*.so")) if entry.is_dir() else []
+        if found and "mutants" not in entry.parts:
+            return found[0]
+    return None
+
+
 def _import_the_mutated_copies() -> None:
+    native = _native_module()
+    if native is not None:  # next to the mutated package copy, which has no build of its own
+        target = ROOT / "mutants" / "python" / "palette_native" / native.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            shutil.copy2(native, target)
     for finder in sys.meta_path:
         for table in ("known_source_files", "submodule_search_locations"):
             known = getattr(finder, table, None)

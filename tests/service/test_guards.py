@@ -530,3 +530,46 @@ def test_cancel_stops_a_running_job_and_keeps_nothing(tmp_path: Path, h: Any) ->
         again = h.submit(c, [("one.zip", h.make_zip({"x.jpg": h.make_jpeg(300)}))])
         assert h.wait_job(c, again.headers["location"])["status"] == "succeeded"
         assert len(gate.calls) == calls + 1
+
+
+def test_download_links_are_per_tenant_and_checked_to_the_byte(tmp_path: Path, h: Any) -> None:
+    settings = Settings(data_dir=tmp_path, api_keys={"key-a": "a", "key-b": "b"})
+    alice, bob = {"X-API-Key": "key-a"}, {"X-API-Key": "key-b"}
+    with TestClient(create_app(settings)) as c:
+        location = h.submit(c, [("a.jpg", h.make_jpeg(1))], headers=alice).headers["location"]
+        job_id = h.wait_job(c, location, headers=alice)["id"]
+        h.problem(link(c, job_id, bob), 404, "job_not_found")  # another tenant's job
+        url = f"/v1/jobs/{job_id}/download-url"
+        over = c.post(url, content=b'{"expires_in": 1' + b" " * 4080 + b"}", headers=alice)
+        assert h.problem(over, 413, "body_too_large")["actual_bytes"] == 4097
+        shortest = link(c, job_id, alice, expires_in=1)
+        assert shortest.status_code == 200 and shortest.json()["expires_in"] == 1
+        longest = link(c, job_id, alice, expires_in=7 * 24 * 3600)
+        assert longest.status_code == 200
+        h.problem(link(c, job_id, alice, expires_in=7 * 24 * 3600 + 1), 422, "invalid_download_request")
+
+
+def test_a_signed_link_must_carry_its_response_parameters(
+    tmp_path: Path, h: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.signed_urls import SigningKeys, UrlSigner
+
+    keys = "k1:0123456789abcdef-secret"
+    monkeypatch.setenv("PALETTE_URL_SIGNING_KEYS", keys)
+    clock = Clock()
+    with TestClient(create_app(Settings(data_dir=tmp_path), clock=clock)) as c:
+        job = h.wait_job(c, h.submit(c, [("a.jpg", h.make_jpeg(1))]).headers["location"])
+        made = urlsplit(link(c, job["id"], {}).json()["url"])
+        assert c.get(made.path + "?" + made.query).status_code == 200  # the configured key signs
+        signer = UrlSigner(SigningKeys.parse(keys), clock.now)
+        expires = int(clock.t) + 60
+        for params in (
+            {},
+            {"filename": "r.json"},
+            {"disposition": "attachment"},
+            {"disposition": "download", "filename": "r.json"},
+        ):
+            forged = signer.sign(made.path, params, expires)  # a valid signature, odd parameters
+            h.problem(c.get(forged), 403, "signature_invalid")
+        no_expiry = [(k, v) for k, v in parse_qsl(made.query) if k != "expires"]
+        h.problem(c.get(made.path + "?" + urlencode(no_expiry)), 403, "signature_invalid")

@@ -161,3 +161,14 @@ def test_a_signed_expiry_that_is_not_plain_digits_is_refused(expires: str) -> No
     assert s.verify("GET", PATH, signed_by_hand(str(int(NOW) + 900)))  # the MAC is right
     with pytest.raises(SignatureInvalid, match="expiry is not a number"):
         s.verify("GET", PATH, signed_by_hand(expires))
+
+
+def test_key_settings_edges() -> None:
+    keys = SigningKeys.parse("k1:" + "s" * 16 + ", ,k2:with:colons:0123456789")
+    assert keys.current == ("k1", b"s" * 16)  # 16 characters is enough
+    assert keys.get("k2") == b"with:colons:0123456789"  # past an empty entry; ':' in a secret
+    assert keys.get("k3") is None
+    with pytest.raises(ValueError):
+        SigningKeys.parse("k1:" + "s" * 15)
+    with pytest.raises(ValueError):
+        SigningKeys(())
