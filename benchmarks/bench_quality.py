@@ -1,12 +1,20 @@
-"""Palette quality: mean CIEDE2000 of the photos against each extractor's palette.
+"""Palette quality: mean CIEDE2000 of each image against each extractor's palette.
 
-Every extractor gets the file (palette_native, Pillow, fast-colorthief, libimagequant) or the
-common 512-px rendering (the scikit-learn k-means reference), and every palette is scored on the
-same 512-px rendering. Quality does not depend on timing, so the bar is asserted in every mode,
-``--benchmark-disable`` included.
+Photos: every extractor gets the file (palette_native, Pillow, fast-colorthief, libimagequant)
+or the common 512-px rendering (the scikit-learn k-means reference), and every palette is scored
+on the same colour-managed 512-px rendering.
 
-The bar (issue #2): at K = 8 and 16, palette_native's corpus mean ΔE2000 is at most 1.02x that
-of k-means in CIELAB (k-means++, n_init=4) and below libimagequant's.
+Art (benchmarks/art.py): flat-color images and RGBA art, scored at their own size (resampling
+would blend flat colors into shades the file does not have). RGBA pixels weigh their alpha in
+the score and in the k-means reference alike.
+
+Quality does not depend on timing, so the bars are asserted in every mode,
+``--benchmark-disable`` included:
+- photos, K = 5, 8, 16 and 32: palette_native's corpus mean ΔE2000 at most 1.00x that of k-means
+  in CIELAB (k-means++, n_init=4) and below libimagequant's;
+- flat images, K = 8, 16, 32: mean of the per-image ratios to k-means at most 1.00, none above
+  1.25;
+- RGBA art, K = 8, 16, 32 (alpha-weighted): mean ratio at most 1.05, none above 1.25.
 """
 
 from __future__ import annotations
@@ -19,14 +27,26 @@ import numpy as np
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from .art import Artwork, build_art
 from .conftest import Report
 from .corpus import Photo
-from .peers import EXTRACTORS, RGBArray, kmeans_lab_palette, mean_delta_e2000
+from .peers import (
+    EXTRACTORS,
+    RGBArray,
+    kmeans_lab_palette,
+    mean_delta_e2000,
+    palette_native_palette,
+    render_full,
+    weighted_pixels,
+)
 
 KMEANS = "sklearn-kmeans-lab"
 PEERS = [*EXTRACTORS, KMEANS]
-COLORS = [8, 16]
-QUALITY_VS_KMEANS = 1.02
+COLORS = [5, 8, 16, 32]
+QUALITY_VS_KMEANS = 1.00
+ART_COLORS = [8, 16, 32]
+# kind -> (bar on the mean per-image ratio to k-means, bar on the worst image)
+ART_BARS = {"flat": (1.00, 1.25), "rgba": (1.05, 1.25)}
 
 
 @dataclass
@@ -123,3 +143,70 @@ def test_quality_bar(book: QualityBook, report: Report, colors: int) -> None:
         f"K={colors}: mean ΔE2000 {ours:.3f} is {ours / kmeans:.3f}x k-means' {kmeans:.3f}"
     )
     assert ours < liq, f"K={colors}: mean ΔE2000 {ours:.3f} is not below libimagequant's {liq:.3f}"
+
+
+# ------------------------------------------------------------------------------------- art
+@dataclass
+class ArtScores:
+    """Per image: palette_native's and k-means' mean ΔE2000 (alpha-weighted for RGBA)."""
+
+    ours: dict[str, float] = field(default_factory=dict)
+    kmeans: dict[str, float] = field(default_factory=dict)
+
+    def ratio(self, name: str) -> float:
+        """ours / k-means; an image with no more colors than K must come back exact (ratio 1)."""
+        if self.kmeans[name] < 1e-9:
+            return 1.0 if self.ours[name] < 1e-9 else float("inf")
+        return self.ours[name] / self.kmeans[name]
+
+
+@pytest.fixture(scope="module")
+def art() -> list[Artwork]:
+    return build_art()
+
+
+@pytest.fixture(scope="module")
+def art_renderings(art: list[Artwork]) -> dict[str, RGBArray]:
+    return {a.name: render_full(a.path) for a in art}
+
+
+@pytest.mark.parametrize("colors", ART_COLORS, ids=lambda k: f"k{k}")
+@pytest.mark.parametrize("kind", list(ART_BARS))
+def test_art_quality_bar(
+    art: list[Artwork], art_renderings: dict[str, RGBArray], report: Report, kind: str,
+    colors: int,
+) -> None:
+    images = [a for a in art if a.kind == kind]
+    assert len(images) >= 10, f"{kind} art corpus too small: {len(images)} images"
+    scores = ArtScores()
+    for image in images:
+        rendering = art_renderings[image.name]
+        ours = palette_native_palette(image.path, colors)
+        visible = len(np.unique(weighted_pixels(rendering)[0], axis=0))
+        # Exactly K distinct colors, or every visible color when the image has fewer.
+        assert len(np.unique(ours, axis=0)) == len(ours) == min(colors, visible), image.name
+        scores.ours[image.name] = mean_delta_e2000(rendering, ours)
+        scores.kmeans[image.name] = mean_delta_e2000(rendering, kmeans_lab_palette(rendering, colors))
+    ratios = {name: scores.ratio(name) for name in scores.ours}
+    mean, worst = statistics.fmean(ratios.values()), max(ratios.values())
+    bar_mean, bar_worst = ART_BARS[kind]
+    weighting = " (alpha-weighted)" if kind == "rgba" else ""
+    report.add(
+        f"Art quality, {kind}, K={colors}",
+        [
+            f"Mean ΔE2000{weighting} at the image's own size; palette_native vs k-means in CIELAB.",
+            "",
+            "| image | format | palette_native | k-means | ratio |",
+            "|---|---|---:|---:|---:|",
+            *(
+                f"| {a.name} | {a.path.suffix[1:]} | {scores.ours[a.name]:.3f} "
+                f"| {scores.kmeans[a.name]:.3f} | {ratios[a.name]:.3f} |"
+                for a in images
+            ),
+            "",
+            f"- mean ratio {mean:.3f} (bar <= {bar_mean}), worst {worst:.3f} (bar <= {bar_worst})",
+        ],
+    )
+    assert mean <= bar_mean, f"{kind} K={colors}: mean ratio {mean:.3f} > {bar_mean}"
+    worst_name = max(ratios, key=ratios.__getitem__)
+    assert worst <= bar_worst, f"{kind} K={colors}: {worst_name} at {worst:.3f}x k-means"

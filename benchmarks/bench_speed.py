@@ -74,55 +74,58 @@ def _runner(name: str, colors: int, budgets: dict[str, int]) -> Callable[[Photo]
 
 
 # --------------------------------------------------------------------------- the bar, measured
-BAR_CONTENDERS = [
-    "palette_native",
-    "pillow-octree",
-    "fast-colorthief",
-    "pillow-draft",
-    "pyvips-shrink",
-]
+BAR_COLORS = [5, 8, 16, 32]
+BAR_EXTRACTORS = ["palette_native", "pillow-octree", "fast-colorthief"]
+BAR_DECODERS = ["pillow-draft", "pyvips-shrink"]  # the same pixels whatever K is
 
 
 @pytest.fixture(scope="module")
-def bar_timings(speed_corpus: list[Photo], budgets: dict[str, int]) -> dict[str, float]:
-    """Median ms per photo for each bar contender at K=8, interleaved rounds (see module doc)."""
-    runners = {name: _runner(name, 8, budgets) for name in BAR_CONTENDERS}
-    logs: dict[str, Timings] = {name: {} for name in BAR_CONTENDERS}
+def bar_timings(
+    speed_corpus: list[Photo], budgets: dict[str, int]
+) -> dict[tuple[str, int], float]:
+    """Median ms per photo for each bar contender, per K (decoders under K=0), interleaved
+    rounds (see module doc)."""
+    runners = {(name, k): _runner(name, k, budgets) for name in BAR_EXTRACTORS for k in BAR_COLORS}
+    runners |= {(name, 0): _runner(name, 0, budgets) for name in BAR_DECODERS}
+    logs: dict[tuple[str, int], Timings] = {key: {} for key in runners}
     for round_index in range(ROUNDS + 1):
         for photo in speed_corpus:
-            for name, run in runners.items():
+            for key, run in runners.items():
                 start = time.perf_counter()
                 run(photo)
                 elapsed = time.perf_counter() - start
                 if round_index > 0:  # round 0 warms imports, caches and the page cache
-                    logs[name].setdefault(photo.name, []).append(elapsed)
-    return {name: _median_ms(log) for name, log in logs.items()}
+                    logs[key].setdefault(photo.name, []).append(elapsed)
+    return {key: _median_ms(log) for key, log in logs.items()}
 
 
+@pytest.mark.parametrize("colors", BAR_COLORS, ids=lambda k: f"k{k}")
 def test_speed_bar(
-    bar_timings: dict[str, float], report: Report, enforce_timing_bars: bool
+    bar_timings: dict[tuple[str, int], float], report: Report, enforce_timing_bars: bool,
+    colors: int,
 ) -> None:
-    ours = bar_timings["palette_native"]
-    peer_name = min(("pillow-octree", "fast-colorthief"), key=bar_timings.__getitem__)
-    decode_name = min(("pillow-draft", "pyvips-shrink"), key=bar_timings.__getitem__)
-    peer, floor = bar_timings[peer_name], bar_timings[decode_name]
+    ours = bar_timings[("palette_native", colors)]
+    peer_name = min(("pillow-octree", "fast-colorthief"), key=lambda n: bar_timings[(n, colors)])
+    decode_name = min(BAR_DECODERS, key=lambda n: bar_timings[(n, 0)])
+    peer, floor = bar_timings[(peer_name, colors)], bar_timings[(decode_name, 0)]
     report.add(
-        "Speed bar (K=8, 0.5-5 MP photos, perf_counter medians)",
+        f"Speed bar (K={colors}, 0.5-5 MP photos, perf_counter medians)",
         [
             f"- rounds: {ROUNDS} (+1 warm-up), interleaved per photo",
-            *(f"- {name}: {ms:.1f} ms" for name, ms in bar_timings.items()),
+            *(f"- {name}: {bar_timings[(name, colors)]:.1f} ms" for name in BAR_EXTRACTORS),
+            *(f"- {name} (decode only): {bar_timings[(name, 0)]:.1f} ms" for name in BAR_DECODERS),
             f"- vs {peer_name}: {peer / ours:.2f}x faster (bar >= {FASTER_THAN_PEERS}x)",
             f"- vs {decode_name} decode-only: {ours / floor:.2f}x its time (bar <= {DECODE_SLACK}x)",
         ],
     )
     slack = 1.0 if enforce_timing_bars else CI_SLACK
     assert peer / ours >= FASTER_THAN_PEERS / slack, (
-        f"palette_native {ours:.1f} ms is only {peer / ours:.2f}x faster than {peer_name} "
-        f"{peer:.1f} ms (bar {FASTER_THAN_PEERS}x)"
+        f"K={colors}: palette_native {ours:.1f} ms is only {peer / ours:.2f}x faster than "
+        f"{peer_name} {peer:.1f} ms (bar {FASTER_THAN_PEERS}x)"
     )
     assert ours <= DECODE_SLACK * slack * floor, (
-        f"palette_native {ours:.1f} ms is {ours / floor:.2f}x the {decode_name} decode-only "
-        f"{floor:.1f} ms (bar {DECODE_SLACK}x)"
+        f"K={colors}: palette_native {ours:.1f} ms is {ours / floor:.2f}x the {decode_name} "
+        f"decode-only {floor:.1f} ms (bar {DECODE_SLACK}x)"
     )
 
 
@@ -143,7 +146,7 @@ def _check_output(name: str, colors: int, out: RGBArray, photo: Photo, budget: i
 
 SPEED_CASES = [
     *((name, 8) for name in [*EXTRACTORS, "pillow-draft", "pyvips-shrink"]),
-    *((name, 16) for name in ["palette_native", "pillow-octree", "fast-colorthief"]),
+    *((name, k) for k in (5, 16, 32) for name in ["palette_native", "pillow-octree", "fast-colorthief"]),
 ]
 SLOW = {"pillow-mediancut", "libimagequant"}  # 5-20x slower: one timed round is plenty
 

@@ -87,6 +87,7 @@ class Report:
             "",
         ]
         peers = sorted(set(self.speed_ms) | set(self.quality), key=_peer_order)
+        ks = sorted({k for table in (*self.speed_ms.values(), *self.quality.values()) for k in table})
         if peers:
             lines += [
                 "## Palettes (file in, decode included)",
@@ -97,16 +98,19 @@ class Report:
                     "rendering to its nearest palette color (lower is better)."
                 ),
                 "",
-                "| peer | ms K=8 | ms K=16 | ΔE2000 K=8 | ΔE2000 K=16 | colors (K=8 / 16) |",
-                "|---|---:|---:|---:|---:|---|",
+                "| peer | " + " | ".join(f"ms K={k}" for k in ks) + " | "
+                + " | ".join(f"ΔE2000 K={k}" for k in ks) + " | colors (" + " / ".join(map(str, ks))
+                + ") |",
+                "|---|" + "---:|" * (2 * len(ks)) + "---|",
             ]
             for peer in peers:
                 ms = self.speed_ms.get(peer, {})
                 de = self.quality.get(peer, {})
                 sizes = self.sizes.get(peer, {})
                 lines.append(
-                    f"| {peer} | {_num(ms.get(8))} | {_num(ms.get(16))} | {_num(de.get(8), 3)} "
-                    f"| {_num(de.get(16), 3)} | {sizes.get(8, '')} / {sizes.get(16, '')} |"
+                    f"| {peer} | " + " | ".join(_num(ms.get(k)) for k in ks) + " | "
+                    + " | ".join(_num(de.get(k), 3) for k in ks) + " | "
+                    + " / ".join(sizes.get(k, "") for k in ks) + " |"
                 )
             lines.append("")
         for title, body in self.sections.items():

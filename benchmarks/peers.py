@@ -28,6 +28,7 @@ __all__ = [
     "render_512",
     "render_full",
     "shrink_factor",
+    "weighted_pixels",
 ]
 
 RGBArray = npt.NDArray[np.uint8]
@@ -187,7 +188,7 @@ def _srgb8_array(image: pyvips.Image) -> RGBArray:
     )
 
 
-def _pixels_and_weights(
+def weighted_pixels(
     rendering: RGBArray,
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float64]]:
     """RGB pixels with the weight each carries: its alpha (RGBA renderings), else 1. Pixels of
@@ -213,7 +214,7 @@ def mean_delta_e2000(rendering: RGBArray, palette: RGBArray) -> float:
 
     if palette.ndim != 2 or palette.shape[1] != 3 or len(palette) == 0:
         raise ValueError(f"palette must be a non-empty (n, 3) array, got shape {palette.shape}")
-    pixels, weights = _pixels_and_weights(rendering)
+    pixels, weights = weighted_pixels(rendering)
     # Score each distinct color once, weighted by its pixels: images repeat colors.
     packed = (
         (pixels[:, 0].astype(np.uint32) << 16)
@@ -243,14 +244,26 @@ def _lab_to_rgb8(lab: npt.NDArray[np.float64]) -> RGBArray:
 
 def kmeans_lab_palette(rendering: RGBArray, colors: int, seed: int = 0) -> RGBArray:
     """Quality reference: scikit-learn k-means in CIELAB (k-means++, n_init=4) on the rendering,
-    each pixel weighted by its alpha in an RGBA rendering."""
+    each pixel weighted by its alpha in an RGBA rendering.
+
+    It runs on the distinct colors with their total weights, which is the same objective as
+    running on every pixel (a pixel's color is all k-means sees of it) at a fraction of the cost.
+    """
     from sklearn.cluster import KMeans
 
-    pixels, weights = _pixels_and_weights(rendering)
-    distinct = np.unique(pixels, axis=0)
+    pixels, weights = weighted_pixels(rendering)
+    packed = (
+        (pixels[:, 0].astype(np.uint32) << 16)
+        | (pixels[:, 1].astype(np.uint32) << 8)
+        | pixels[:, 2]
+    )
+    unique, index = np.unique(packed, return_inverse=True)
+    totals = np.bincount(index.reshape(-1), weights=weights, minlength=len(unique))
+    distinct = np.stack([(unique >> 16) & 255, (unique >> 8) & 255, unique & 255], axis=1).astype(
+        np.uint8
+    )
     if len(distinct) <= colors:  # every color is its own cluster (k-means would warn)
-        return distinct.astype(np.uint8)
-    lab = _to_lab(pixels)
+        return distinct
     model = KMeans(n_clusters=colors, init="k-means++", n_init=4, random_state=seed)
-    model.fit(lab, sample_weight=weights)
+    model.fit(_to_lab(distinct), sample_weight=totals)
     return _lab_to_rgb8(model.cluster_centers_)

@@ -375,22 +375,28 @@ void median_polish(const Points& p, std::vector<Lab>& centers, std::vector<int>&
 void swap_refine(const Points& p, std::vector<Lab>& centers, std::vector<int>& assign, int rounds,
                  int median_rounds) {
     const std::size_t n = p.size(), k = centers.size();
-    if (k < 2 || n <= k) return;
+    if (k < 2 || n <= k || rounds <= 0) return;
     constexpr std::size_t kCandidates = 32;
-    std::vector<double> d1(n), d2(n), cost(n), gain(k);
+    std::vector<double> d1(n), d2(n), cost(n), gain(k), fallback(k);
     std::vector<std::size_t> order(n);
-    bool moved_any = false;
-    for (int round = 0; round < rounds; ++round) {
+    auto scan = [&] {  // nearest and second-nearest centers of every point
         CenterSet set(centers);
-        double total = 0.0;
         for (std::size_t i = 0; i < n; ++i) {
             double a, b;
             assign[i] = set.nearest2(p.lab[i], a, b);
             d1[i] = std::sqrt(a);
             d2[i] = std::sqrt(b);
             cost[i] = p.weight[i] * d1[i];
-            total += cost[i];
         }
+    };
+    scan();
+    bool moved_any = false;
+    for (int round = 0; round < rounds; ++round) {
+        const double total = std::accumulate(cost.begin(), cost.end(), 0.0);
+        // What removing each center costs: its points fall back to their second nearest.
+        std::fill(fallback.begin(), fallback.end(), 0.0);
+        for (std::size_t i = 0; i < n; ++i)
+            fallback[static_cast<std::size_t>(assign[i])] += p.weight[i] * (d2[i] - d1[i]);
         std::iota(order.begin(), order.end(), 0);
         const std::size_t m = std::min(kCandidates, n);
         std::partial_sort(order.begin(), order.begin() + static_cast<long>(m), order.end(),
@@ -399,16 +405,18 @@ void swap_refine(const Points& p, std::vector<Lab>& centers, std::vector<int>& a
         std::size_t best_point = n, best_center = k;
         for (std::size_t c = 0; c < m; ++c) {
             const Lab& x = p.lab[order[c]];
-            // Moving center j onto x: a point keeps its nearest center unless that is j, in which
-            // case it falls back to its second nearest; either way x may be nearer still.
+            // Moving center j onto x: a point keeps its nearest center unless that is j (then it
+            // falls back to its second nearest); either way x may be nearer still. Points no
+            // nearer to x than to their second nearest only see the fallback, counted above.
             double common = 0.0;
-            std::fill(gain.begin(), gain.end(), 0.0);
+            gain = fallback;
             for (std::size_t i = 0; i < n; ++i) {
-                const double dx = std::sqrt(dist2(p.lab[i], x));
+                const double dx2 = dist2(p.lab[i], x);
+                if (dx2 >= d2[i] * d2[i]) continue;
+                const double dx = std::sqrt(dx2);
                 const double stay = p.weight[i] * (std::min(dx, d1[i]) - d1[i]);
                 common += stay;
-                const auto a = static_cast<std::size_t>(assign[i]);
-                gain[a] += p.weight[i] * (std::min(dx, d2[i]) - d1[i]) - stay;
+                gain[static_cast<std::size_t>(assign[i])] += p.weight[i] * (dx - d2[i]) - stay;
             }
             for (std::size_t j = 0; j < k; ++j) {
                 const double delta = common + gain[j];
@@ -418,17 +426,11 @@ void swap_refine(const Points& p, std::vector<Lab>& centers, std::vector<int>& a
         // Stop when no move gains a millionth of the objective (or nothing improves at all).
         if (best_point == n || best > -1e-6 * total) break;
         centers[best_center] = p.lab[best_point];
-        CenterSet moved(centers);
-        for (std::size_t i = 0; i < n; ++i) {
-            double a, b;
-            assign[i] = moved.nearest2(p.lab[i], a, b);
-        }
-        // One step settles the moved center and its neighbours; the full polish runs once at
-        // the end, when no move is left.
-        median_polish(p, centers, assign, 1);
         moved_any = true;
+        scan();
     }
-    if (moved_any) median_polish(p, centers, assign, median_rounds);
+    // The moved centers and their neighbours settle once, when no move is left.
+    if (moved_any) median_polish(p, centers, assign, std::max(median_rounds, 1));
 }
 
 // Merge the pair of clusters whose union adds the least squared error (Ward) until k remain.

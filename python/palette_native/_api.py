@@ -30,6 +30,13 @@ FULL_READ_PIXELS = 16_000_000
 SWAP_ROUNDS_PER_COLOR = 2
 
 
+def _cell_swap_rounds(k: int) -> int:
+    """Center moves of the local search on histogram cells (photos). Up to K = 16 the cell
+    pipeline alone is at 0.97-0.99x k-means on the photo corpus and the search would only cost
+    time; at K = 32 four moves take it from 1.008x to 0.999x for about 0.8 ms."""
+    return 4 if k > 16 else 0
+
+
 def _check_int(name: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise BadParameterError(f"{name} must be an integer, got {type(value).__name__}")
@@ -189,10 +196,17 @@ def extract(
     exact_colors: _core.ColorSet = _scratch("colors", lambda: _core.ColorSet(EXACT_COLOR_LIMIT))
     kept: list[Pixels] | None = []
     kept_pixels = 0
+    probing = True
     for strip in decoded.strips:
         if should_cancel is not None and should_cancel():
             raise CanceledError("canceled by the caller")
         hist.add(strip, threshold, weighted)
+        if probing:
+            # A photo passes the limit within a few thousand pixels: a sparse look at the first
+            # strip finds that out for a sixteenth of the work (artwork then gets counted whole).
+            probing = False
+            if exact_colors.add(strip[::4, ::4], threshold, weighted):
+                exact_colors.clear()
         if not exact_colors.overflowed:
             exact_colors.add(strip, threshold, weighted)
         if kept is not None:
@@ -209,7 +223,7 @@ def extract(
                                                  SWAP_ROUNDS_PER_COLOR * k)
         pixels, transparent = int(flat.pixels), int(flat.transparent_pixels)
     else:
-        result = _core.build_palette(hist, k, bool(snap), cap, 64)
+        result = _core.build_palette(hist, k, bool(snap), cap, 64, _cell_swap_rounds(k))
         if len(result.colors) < k and kept:
             # Fewer histogram cells than colors asked for: cells may still hold several exact
             # colors, so cluster the exact colors instead.

@@ -15,7 +15,7 @@ struct PaletteParams {
     bool snap_to_members = false;     // each color becomes a real image color (needs members)
     double max_color_fraction = 0.0;  // cap any cell's weight at this share of the total (0 = off)
     int max_iterations = 64;          // k-means iterations per stage
-    int median_rounds = 6;            // Weiszfeld steps towards per-cluster medians (0 = off)
+    int median_rounds = 3;            // Weiszfeld steps towards per-cluster medians (0 = off)
     int swap_rounds = 0;              // k-median local search: centers moved at most (0 = off)
 };
 
