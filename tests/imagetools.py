@@ -98,4 +98,10 @@ def write_format_set(folder: Path, width: int = 1400, height: int = 1000) -> dic
     pil("progressive.jpg", Image.fromarray(photo), quality=90, progressive=True)
     pil("gray.jpg", Image.fromarray(gray, "L"), quality=90)
     pil("cmyk.jpg", Image.fromarray(photo).convert("CMYK"), quality=90)
+    import pillow_heif
+
+    for name, pixels, mode in (("rgb.heic", photo, "RGB"), ("rgba-logo.heic", logo, "RGBA")):
+        files[name] = folder / name
+        heif = pillow_heif.from_bytes(mode=mode, size=(width, height), data=pixels.tobytes())
+        heif.save(files[name], quality=85)
     return files

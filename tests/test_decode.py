@@ -158,3 +158,88 @@ def test_max_pixels_applies_to_every_source_kind(photo: np.ndarray) -> None:
                    pyvips.Image.new_from_array(photo).write_to_buffer(".png")):
         with pytest.raises(pn.ImageTooLargeError):
             pn.extract(source, max_pixels=512 * 512 - 1)
+
+
+# ---- HEIC (HEVC in HEIF): decoded by pillow-heif, since libvips ships no HEVC decoder -------
+def _heic(pixels: np.ndarray, **options: object) -> bytes:
+    import io
+
+    import pillow_heif
+
+    heif = pillow_heif.from_bytes(
+        mode="RGBA" if pixels.shape[2] == 4 else "RGB", size=(pixels.shape[1], pixels.shape[0]),
+        data=np.ascontiguousarray(pixels).tobytes(),
+    )
+    out = io.BytesIO()
+    heif.save(out, quality=95, **options)
+    data = out.getvalue()
+    assert data[4:12] == b"ftypheic"
+    return data
+
+
+def _bands(colors: list[tuple[int, int, int]], height: int = 480, width: int = 640) -> np.ndarray:
+    rgb = np.zeros((height, width, 3), np.uint8)
+    for i, color in enumerate(colors):
+        rgb[i * height // len(colors):(i + 1) * height // len(colors)] = color
+    return rgb
+
+
+def _close(got: list[tuple[int, int, int]], want: list[tuple[int, int, int]], tol: int) -> bool:
+    return len(got) == len(want) and all(
+        max(abs(a - b) for a, b in zip(g, w)) <= tol for g, w in zip(sorted(got), sorted(want)))
+
+
+def test_heic_by_path_bytes_and_file_object(tmp_path: Path) -> None:
+    colors = [(200, 30, 40), (30, 60, 200), (240, 220, 40)]
+    data = _heic(_bands(colors))
+    path = tmp_path / "phone.heic"
+    path.write_bytes(data)
+    with path.open("rb") as handle:
+        for source in (path, str(path), data, handle):
+            pal = pn.extract(source, colors=3)
+            assert (pal.width, pal.height) == (640, 480)
+            assert _close([c.rgb for c in pal.colors], colors, 4), pal.colors  # HEVC is lossy
+
+
+def test_heic_with_alpha_weighs_it() -> None:
+    rgba = np.zeros((480, 640, 4), np.uint8)
+    rgba[..., :3] = (30, 160, 90)
+    rgba[:240, :, 3] = 255
+    pal = pn.extract(_heic(rgba), colors=2)
+    assert pal.transparent_fraction == pytest.approx(0.5, abs=0.01)
+    assert _close([pal.colors[0].rgb], [(30, 160, 90)], 4)
+
+
+def test_heic_with_a_display_p3_profile_is_converted_to_srgb() -> None:
+    colors = [(200, 30, 40), (30, 60, 200)]
+    srgb = pyvips.Image.new_from_array(_bands(colors)).copy(interpretation="srgb")
+    p3 = srgb.icc_transform("p3", intent="perceptual")
+    p3_pixels = np.ndarray(buffer=p3.write_to_memory(), dtype=np.uint8, shape=(480, 640, 3))
+    assert not _close([tuple(int(v) for v in p3_pixels[0, 0])], [colors[0]], 6)  # P3 differs
+    pal = pn.extract(_heic(p3_pixels, icc_profile=p3.get("icc-profile-data")), colors=2)
+    assert _close([c.rgb for c in pal.colors], colors, 4), pal.colors
+
+
+def test_heic_sampled_and_exact_agree_and_corrupt_heic_is_a_decode_error() -> None:
+    rng = np.random.default_rng(2)
+    big = _bands([(200, 30, 40), (30, 60, 200)], 900, 1200)
+    # Grain enough for a photo's count of exact colors (artwork would be read in full).
+    big = np.clip(big.astype(int) + rng.integers(-40, 41, big.shape), 0, 255).astype(np.uint8)
+    data = _heic(big)
+    sampled, exact = pn.extract(data, colors=2), pn.extract(data, colors=2, exact=True)
+    assert sampled.analyzed_pixels < exact.analyzed_pixels == 1200 * 900
+    assert _close([c.rgb for c in sampled.colors], [c.rgb for c in exact.colors], 4)
+    with pytest.raises(pn.DecodeError):
+        pn.extract(data[: len(data) // 2], colors=2)
+
+
+def test_heic_inside_a_zip(tmp_path: Path) -> None:
+    import zipfile
+
+    from palette_native.archive import extract_archive
+
+    path = tmp_path / "phone.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("IMG_0001.HEIC", _heic(_bands([(200, 30, 40)])))
+    (result,) = list(extract_archive(path, colors=2))
+    assert result.ok and _close([c.rgb for c in result.palette.colors], [(200, 30, 40)], 4)

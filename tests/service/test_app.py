@@ -576,3 +576,24 @@ def test_write_behind_cache_asks_the_store_only_for_keys_it_holds(tmp_path: Path
     assert Counting.lookups == 3  # only the keys the store still holds were looked up
     again.close()
     store.close()
+
+
+def test_phone_photos_heic_sync_and_in_a_job(client: TestClient, h: Any) -> None:
+    """iPhones save HEIC: accepted on the sync path and in jobs, ZIPs included."""
+    import pillow_heif
+
+    pixels = np.zeros((480, 640, 3), np.uint8)
+    pixels[:240] = (200, 30, 40)
+    pixels[240:] = (30, 60, 200)
+    out = io.BytesIO()
+    pillow_heif.from_bytes(mode="RGB", size=(640, 480), data=pixels.tobytes()).save(out, quality=95)
+    heic = out.getvalue()
+    r = client.post("/v1/palette?colors=2", content=heic)
+    assert r.status_code == 200, r.text
+    got = sorted(tuple(int(v) for v in c["rgb"]) for c in r.json()["colors"])
+    assert all(max(abs(a - b) for a, b in zip(g, w)) <= 4
+               for g, w in zip(got, [(30, 60, 200), (200, 30, 40)]))
+    job = h.submit(client, [("IMG_0001.HEIC", heic), ("set.zip", h.make_zip({"IMG_0002.heic": heic}))])
+    assert job.status_code == 202, job.text
+    done = h.wait_job(client, job.headers["location"])
+    assert done["status"] == "succeeded" and done["progress"]["done"] == 2, done
