@@ -56,7 +56,7 @@ socket.getaddrinfo = getaddrinfo
 socket.socket.connect = guard(socket.socket.connect)
 socket.socket.connect_ex = guard(socket.socket.connect_ex)
 from service.cli import main
-sys.exit(main(["serve"]))
+sys.exit(main([os.environ.get("WEBHOOK_TESTS_COMMAND", "serve")]))
 """
 
 
@@ -418,3 +418,64 @@ def test_expiry_cleanup_removes_what_is_no_longer_reachable(service: Any, receiv
     assert not results_dir.exists()
     assert httpx.get(link["url"], timeout=10).status_code == 403
     assert json.loads(httpx.get(link["url"], timeout=10).content)["code"] == "url_expired"
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11 defect 1: palette worker writes no webhook events")
+def test_a_worker_process_emits_the_events_of_the_jobs_it_runs(
+    tmp_path: Path, receiver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job run by a separate ``palette worker`` process reaches endpoints and its callback."""
+    from starlette.testclient import TestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    data_dir = tmp_path / "data"
+    network_log = tmp_path / "worker-network.log"
+    monkeypatch.setenv("PALETTE_EGRESS_ALLOW_CIDRS", "127.0.0.0/8")
+    monkeypatch.setenv("PALETTE_WEBHOOK_POLL_INTERVAL", "0.05")
+    callback_secret = "whsec_" + "A" * 43 + "="
+    monkeypatch.setenv("PALETTE_WEBHOOK_CALLBACK_SECRET", callback_secret)
+    api = create_app(Settings.from_env(data_dir=data_dir), run_workers=False)  # no workers here
+    with TestClient(api) as c:
+        endpoint = c.post(
+            "/v1/webhook-endpoints", json={"url": receiver.url, "event_types": ["job.succeeded"]}
+        )
+        assert endpoint.status_code == 201, endpoint.text
+        receiver.secrets = [endpoint.json()["secret"], callback_secret]
+        r = c.post(
+            "/v1/jobs",
+            files={"file": ("a.png", png(1))},
+            data={"callback_url": receiver.url + "?via=callback"},
+        )
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+        env = {
+            **os.environ,
+            "PALETTE_DATA_DIR": str(data_dir),
+            "PALETTE_WORKERS": "1",
+            "PALETTE_LOG_LEVEL": "warning",
+            "WEBHOOK_TESTS_NETWORK_LOG": str(network_log),
+            "WEBHOOK_TESTS_COMMAND": "worker",
+        }
+        log = tmp_path / "worker.log"
+        with open(log, "wb") as out:
+            worker = subprocess.Popen(
+                [sys.executable, "-c", BOOT], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        try:
+            wait_until(
+                lambda: c.get(f"/v1/jobs/{job_id}").json()["status"] == "succeeded",
+                60,
+                "the worker process to run the job",
+            )
+            got = receiver.wait_for(2, timeout=15)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            code = worker.wait(30)
+    assert code == 0, log.read_text()
+    assert all(r.verified for r in got), [r.error for r in got]
+    assert sorted(r.path for r in got) == ["/hook", "/hook?via=callback"]
+    assert all(r.json()["type"] == "job.succeeded" for r in got)
+    assert all(r.json()["data"]["job_id"] == job_id for r in got)
+    assert not network_log.exists() or network_log.read_text() == ""

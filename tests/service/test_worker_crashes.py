@@ -1,0 +1,75 @@
+"""Worker processes that die mid-image (kill -9, OOM, a segfault in a decoder).
+
+The crash is counted against the images that were in flight: an image that stopped its worker
+``PALETTE_MAX_WORKER_CRASHES`` times is given up (``internal_error``) and the job goes on with
+the rest, instead of being claimed again forever.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+
+pytestmark = pytest.mark.e2e
+
+CHILD = Path(__file__).with_name("crashing_worker.py")
+MARKER = b"KILL-MY-WORKER"
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11 defect 2: crashes are not counted")
+def test_an_image_that_kills_its_worker_is_given_up_and_the_job_goes_on(
+    tmp_path: Path, h: Any, guard_dir: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    env = h.guarded_env(
+        guard_dir,
+        {
+            "PALETTE_DATA_DIR": str(data_dir),
+            "PALETTE_WORKERS": "1",
+            "PALETTE_LEASE_SECONDS": "1",
+            "PALETTE_LOG_LEVEL": "warning",
+        },
+    )
+    poison = h.make_jpeg(2) + MARKER  # still a valid JPEG: the marker follows the end marker
+    files = [("first.jpg", h.make_jpeg(1)), ("poison.jpg", poison), ("last.jpg", h.make_jpeg(3))]
+    settings = Settings(data_dir=data_dir, lease_seconds=1.0)
+    with TestClient(create_app(settings, run_workers=False)) as c:  # the API only
+        location = h.submit(c, files).headers["location"]
+        crashes = 0
+        deadline = time.monotonic() + 120
+        job = c.get(location).json()
+        while job["status"] in ("queued", "running"):
+            assert crashes <= 6, f"the job is still claimed after {crashes} crashed workers"
+            assert time.monotonic() < deadline, "the job did not finish"
+            worker = subprocess.Popen([sys.executable, str(CHILD)], env=env)
+            try:
+                h.wait_for(
+                    lambda: worker.poll() is not None
+                    or c.get(location).json()["status"] not in ("queued", "running"),
+                    60,
+                )
+            finally:
+                if worker.poll() is None:
+                    worker.terminate()
+                    worker.wait(30)
+            if worker.returncode == 70:
+                crashes += 1
+            job = c.get(location).json()
+        assert crashes == 3  # PALETTE_MAX_WORKER_CRASHES, default 3
+        assert job["status"] == "succeeded", job
+        assert job["progress"] == {"total": 3, "done": 2, "failed": 1, "skipped": 0}
+        items = {i["name"]: i for i in c.get(location + "/results").json()["items"]}
+    assert items["first.jpg"]["status"] == "succeeded"
+    assert items["last.jpg"]["status"] == "succeeded"
+    error = items["poison.jpg"]["error"]
+    assert items["poison.jpg"]["status"] == "failed" and error["code"] == "internal_error"
+    assert "stopped its worker 3 times" in error["detail"]
