@@ -205,6 +205,11 @@ public:
     }
     // Index of the nearest center; its squared distance and the second nearest's.
     int nearest2(const Lab& x, double& d1, double& d2) {
+        int second;
+        return nearest2(x, d1, d2, second);
+    }
+    // ... and the second nearest's index (-1 with a single center).
+    int nearest2(const Lab& x, double& d1, double& d2, int& second) {
         const std::size_t k = l_.size();
         double* d = d_.data();
         for (std::size_t j = 0; j < k; ++j) {
@@ -212,12 +217,14 @@ public:
             d[j] = dl * dl + da * da + db * db;
         }
         int best = 0;
+        second = -1;
         d1 = std::numeric_limits<double>::infinity();
         d2 = d1;
         for (std::size_t j = 0; j < k; ++j) {
-            if (d[j] < d1) { d2 = d1; d1 = d[j]; best = static_cast<int>(j); }
-            else if (d[j] < d2) { d2 = d[j]; }
+            if (d[j] < d1) { d2 = d1; second = best; d1 = d[j]; best = static_cast<int>(j); }
+            else if (d[j] < d2) { d2 = d[j]; second = static_cast<int>(j); }
         }
+        if (k < 2) second = -1;
         return best;
     }
 
@@ -335,32 +342,56 @@ int kmeans(const Points& p, std::vector<Lab>& centers, std::vector<int>& assign,
 // the mean color difference, which medians minimise, so outliers pull centers less.
 void median_polish(const Points& p, std::vector<Lab>& centers, std::vector<int>& assign, int rounds) {
     const std::size_t n = p.size(), k = centers.size();
+    // After the first reassignment, each point keeps its distance to its center (exact) and a
+    // lower bound on the distance to every other center; a point whose bounds prove that its
+    // center is still the nearest is not rescanned (Hamerly's test, as in kmeans()).
+    std::vector<double> dist(n), lower(n), shift(k), half_gap(k);
+    bool bounded = false;
     for (int round = 0; round < rounds; ++round) {
         std::vector<Lab> sum(k, Lab{0, 0, 0});
         std::vector<double> w(k, 0.0);
         for (std::size_t i = 0; i < n; ++i) {
             const auto a = static_cast<std::size_t>(assign[i]);
-            const double d = std::sqrt(dist2(p.lab[i], centers[a]));
-            const double wi = p.weight[i] / std::max(d, 1e-4);
+            dist[i] = std::sqrt(dist2(p.lab[i], centers[a]));
+            const double wi = p.weight[i] / std::max(dist[i], 1e-4);
             for (std::size_t c = 0; c < 3; ++c) sum[a][c] += p.lab[i][c] * wi;
             w[a] += wi;
         }
         double max_shift = 0.0;
         for (std::size_t j = 0; j < k; ++j) {
+            shift[j] = 0.0;
             if (w[j] <= 0) continue;
             const Lab moved{sum[j][0] / w[j], sum[j][1] / w[j], sum[j][2] / w[j]};
-            max_shift = std::max(max_shift, dist2(moved, centers[j]));
+            shift[j] = std::sqrt(dist2(moved, centers[j]));
+            max_shift = std::max(max_shift, shift[j]);
             centers[j] = moved;
         }
-        if (max_shift < kShiftTolerance * kShiftTolerance) break;
+        if (max_shift < kShiftTolerance) break;
         std::size_t changed = 0;
         CenterSet set(centers);
         double d1, d2;
-        for (std::size_t i = 0; i < n; ++i) {
-            const int a = set.nearest2(p.lab[i], d1, d2);
-            changed += a != assign[i] ? 1 : 0;
-            assign[i] = a;
+        if (bounded) {
+            for (std::size_t j = 0; j < k; ++j) {
+                double nearest_other = std::numeric_limits<double>::infinity();
+                for (std::size_t o = 0; o < k; ++o)
+                    if (o != j) nearest_other = std::min(nearest_other, dist2(centers[j], centers[o]));
+                half_gap[j] = 0.5 * std::sqrt(nearest_other);
+            }
         }
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto a = static_cast<std::size_t>(assign[i]);
+            if (bounded) {
+                lower[i] -= max_shift;
+                const double bound = std::max(lower[i], half_gap[a]);
+                if (dist[i] + shift[a] <= bound) continue;
+                if (std::sqrt(dist2(p.lab[i], centers[a])) <= bound) continue;
+            }
+            const int best = set.nearest2(p.lab[i], d1, d2);
+            changed += best != assign[i] ? 1 : 0;
+            assign[i] = best;
+            lower[i] = std::sqrt(d2);
+        }
+        bounded = true;
         if (changed == 0 && round >= 2) break;
     }
 }
@@ -378,18 +409,38 @@ void swap_refine(const Points& p, std::vector<Lab>& centers, std::vector<int>& a
     if (k < 2 || n <= k || rounds <= 0) return;
     constexpr std::size_t kCandidates = 32;
     std::vector<double> d1(n), d2(n), cost(n), gain(k), fallback(k);
+    std::vector<int> second(n);
     std::vector<std::size_t> order(n);
-    auto scan = [&] {  // nearest and second-nearest centers of every point
-        CenterSet set(centers);
+    // Nearest and second-nearest centers of every point, kept up to date as single centers
+    // move: only the points that had the moved one as nearest or second nearest are rescanned.
+    CenterSet set(centers);
+    auto rescan = [&](std::size_t i) {
+        double a, b;
+        assign[i] = set.nearest2(p.lab[i], a, b, second[i]);
+        d1[i] = std::sqrt(a);
+        d2[i] = std::sqrt(b);
+        cost[i] = p.weight[i] * d1[i];
+    };
+    for (std::size_t i = 0; i < n; ++i) rescan(i);
+    auto moved = [&](int j) {
+        set.reset(centers);
+        const Lab& c = centers[static_cast<std::size_t>(j)];
         for (std::size_t i = 0; i < n; ++i) {
-            double a, b;
-            assign[i] = set.nearest2(p.lab[i], a, b);
-            d1[i] = std::sqrt(a);
-            d2[i] = std::sqrt(b);
-            cost[i] = p.weight[i] * d1[i];
+            if (assign[i] == j || second[i] == j) { rescan(i); continue; }
+            const double dn = std::sqrt(dist2(p.lab[i], c));
+            // Ties go to the lower index, as in a full scan.
+            if (dn < d1[i] || (dn == d1[i] && j < assign[i])) {
+                d2[i] = d1[i];
+                second[i] = assign[i];
+                d1[i] = dn;
+                assign[i] = j;
+                cost[i] = p.weight[i] * dn;
+            } else if (dn < d2[i] || (dn == d2[i] && j < second[i])) {
+                d2[i] = dn;
+                second[i] = j;
+            }
         }
     };
-    scan();
     bool moved_any = false;
     for (int round = 0; round < rounds; ++round) {
         const double total = std::accumulate(cost.begin(), cost.end(), 0.0);
@@ -427,7 +478,7 @@ void swap_refine(const Points& p, std::vector<Lab>& centers, std::vector<int>& a
         if (best_point == n || best > -1e-6 * total) break;
         centers[best_center] = p.lab[best_point];
         moved_any = true;
-        scan();
+        moved(static_cast<int>(best_center));
     }
     // The moved centers and their neighbours settle once, when no move is left.
     if (moved_any) median_polish(p, centers, assign, std::max(median_rounds, 1));
