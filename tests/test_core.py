@@ -184,3 +184,27 @@ def test_native_errors_are_value_errors() -> None:
         _core.Histogram().add(np.zeros((4, 4, 6), np.uint8))
     with pytest.raises(ValueError, match="track_members"):
         _core.build_palette(_core.Histogram(False), 4, True)
+
+
+def test_a_cleared_histogram_equals_a_fresh_one(photo: np.ndarray) -> None:
+    """Clearing resets only the cells that were written; whatever came before (weighted RGBA,
+    snapping, a pending unflushed image), the next image gets the same palette as a fresh one."""
+    soft = np.dstack([photo, np.clip(photo[..., 1].astype(int) * 2 - 100, 0, 255).astype(np.uint8)])
+    dark = photo // 3
+    reused = _core.Histogram(True)
+    for before, weighted in ((soft, True), (photo, False), (dark, False)):
+        reused.add(before, 128, weighted)
+        if before is dark:
+            pass  # left pending: no palette was taken, so nothing was flushed
+        else:
+            _core.build_palette(reused, 8, True)
+        reused.clear()
+        reused.add(photo[::2, ::3], 128, False)
+        fresh = _core.Histogram(True)
+        fresh.add(photo[::2, ::3], 128, False)
+        for snap in (False, True):
+            a, b = _core.build_palette(reused, 8, snap), _core.build_palette(fresh, 8, snap)
+            assert (a.colors, a.population) == (b.colors, b.population)
+        assert (reused.pixels, reused.weight, reused.distinct_cells) == (
+            fresh.pixels, fresh.weight, fresh.distinct_cells)
+        reused.clear()

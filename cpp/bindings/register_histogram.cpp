@@ -48,9 +48,8 @@ void register_histogram(py::module_& m) {
         .def_property_readonly(
             "distinct_cells",
             [](const palette::Histogram& h) {
-                const auto& cells = h.cells();
                 std::size_t n = 0;
-                for (int i = 0; i < palette::kCellCount; ++i) n += cells[static_cast<std::size_t>(i)].weight ? 1 : 0;
+                h.for_each_cell([&](int, const palette::CellMoments&) { ++n; });
                 return n;
             },
             "Number of non-empty color cells.");

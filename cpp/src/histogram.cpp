@@ -51,6 +51,7 @@ void Histogram::add(const PixelView& view, std::uint8_t alpha_threshold, AlphaMo
         }
     }
     pixels_ += static_cast<std::uint64_t>(view.pixel_count());
+    if (mode == AlphaMode::weight && (view.channels == 2 || view.channels == 4)) all_dirty_ = true;
 }
 
 void Histogram::flush() const {
@@ -69,6 +70,7 @@ void Histogram::flush() const {
         if (p.hi == 0) continue;
         const std::uint64_t n = p.hi & mask19;
         CellMoments& c = cells_[static_cast<std::size_t>(index)];
+        mark(static_cast<std::size_t>(index));
         if (index == kTransparentCell) {  // a pixel count; the colors there do not matter
             c.weight += n;
             continue;
@@ -98,6 +100,7 @@ void Histogram::merge(const Histogram& other) {
         const CellMoments& o = other.cells_[i];
         if (o.weight == 0) continue;
         CellMoments& c = cells_[i];
+        mark(i);
         c.weight += o.weight;
         c.sum_r += o.sum_r;
         c.sum_g += o.sum_g;
@@ -111,8 +114,21 @@ void Histogram::merge(const Histogram& other) {
 void Histogram::clear() {
     // flush() leaves the packed cells zeroed, so they need clearing only while pixels are pending.
     if (pending_ != 0) std::fill(packed_.begin(), packed_.end(), PackedCell{});
-    std::fill(cells_.begin(), cells_.end(), CellMoments{});
-    std::fill(members_.begin(), members_.end(), 0u);
+    if (all_dirty_) {
+        std::fill(cells_.begin(), cells_.end(), CellMoments{});
+        std::fill(members_.begin(), members_.end(), 0u);
+    } else {
+        for (std::size_t block = 0; block < kBlocks; ++block) {
+            if (!(dirty_[block >> 6] >> (block & 63) & 1)) continue;
+            const std::size_t begin = block * kBlockCells;
+            const std::size_t end = std::min(begin + kBlockCells, cells_.size());
+            std::fill(cells_.begin() + static_cast<long>(begin), cells_.begin() + static_cast<long>(end), CellMoments{});
+            if (!members_.empty())
+                std::fill(members_.begin() + static_cast<long>(begin), members_.begin() + static_cast<long>(end), 0u);
+        }
+    }
+    dirty_.fill(0);
+    all_dirty_ = false;
     pending_ = 0;
     pixels_ = 0;
 }
@@ -123,9 +139,8 @@ const std::vector<CellMoments>& Histogram::cells() const {
 }
 
 std::uint64_t Histogram::weight() const {
-    flush();
     std::uint64_t total = 0;
-    for (int i = 0; i < kCellCount; ++i) total += cells_[static_cast<std::size_t>(i)].weight;
+    for_each_cell([&](int, const CellMoments& c) { total += c.weight; });
     return total;
 }
 

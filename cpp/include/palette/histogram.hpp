@@ -4,7 +4,9 @@
 // AlphaMode::weight a pixel of alpha a weighs a (what it shows of its color).
 #pragma once
 
+#include <algorithm>
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -77,11 +79,31 @@ public:
 
     // Exact moments of all cells (index = cell_index(r, g, b)).
     const std::vector<CellMoments>& cells() const;
+    // Calls f(index, moments) for every non-empty cell (below kTransparentCell), in index
+    // order, visiting only the blocks of cells that were ever written.
+    template <class F>
+    void for_each_cell(F&& f) const {
+        flush();
+        for (std::size_t block = 0; block < kBlocks; ++block) {
+            if (!all_dirty_ && !(dirty_[block >> 6] >> (block & 63) & 1)) continue;
+            const std::size_t end = std::min<std::size_t>((block + 1) * kBlockCells, kCellCount);
+            for (std::size_t i = block * kBlockCells; i < end; ++i)
+                if (cells_[i].weight != 0) f(static_cast<int>(i), cells_[i]);
+        }
+    }
     // One real color (0xBBGGRR) per non-empty cell; empty unless track_members.
     const std::vector<std::uint32_t>& members() const { return members_; }
 
 private:
     void flush() const;
+    void mark(std::size_t cell) const { dirty_[cell >> 12] |= std::uint64_t{1} << ((cell >> 6) & 63); }
+
+    // Which blocks of 64 cells hold data, so clearing and reading skip untouched memory. Partly
+    // transparent pixels are added to cells by the kernels directly, which then marks them all.
+    static constexpr std::size_t kBlockCells = 64;
+    static constexpr std::size_t kBlocks = (kCellCount + 1 + kBlockCells - 1) / kBlockCells;
+    mutable std::array<std::uint64_t, (kBlocks + 63) / 64> dirty_{};
+    bool all_dirty_ = false;
 
     bool track_members_;
     mutable std::vector<PackedCell> packed_;   // kPackedCopies x kPackedStride entries
