@@ -243,3 +243,62 @@ def test_heic_inside_a_zip(tmp_path: Path) -> None:
         archive.writestr("IMG_0001.HEIC", _heic(_bands([(200, 30, 40)])))
     (result,) = list(extract_archive(path, colors=2))
     assert result.ok and _close([c.rgb for c in result.palette.colors], [(200, 30, 40)], 4)
+
+
+# ---- sample layouts and modes the other sources bring ---------------------------------------
+def test_pil_modes_and_reversed_arrays_give_the_same_colors() -> None:
+    rgb = _bands([(200, 30, 40), (30, 60, 200)], 64, 64)
+    want = [(30, 60, 200), (200, 30, 40)]
+    indexed = Image.fromarray(rgb).quantize(2)
+    cases = {
+        "P": indexed,
+        "P with transparency": Image.fromarray(rgb).quantize(2),
+        "CMYK round trip": Image.fromarray(rgb).convert("CMYK"),
+        "reversed rows": rgb[::-1],
+        "reversed columns": rgb[:, ::-1],
+    }
+    cases["P with transparency"].info["transparency"] = 255  # an unused index: all visible
+    for name, source in cases.items():
+        pal = pn.extract(source, colors=2)
+        assert _close([c.rgb for c in pal.colors], want, 3), (name, pal.colors)
+
+
+def test_pyvips_images_of_other_formats() -> None:
+    gray = pyvips.Image.new_from_array(np.full((40, 40), 120.5)).copy(interpretation="b-w")
+    assert gray.format == "double"
+    assert [c.rgb for c in pn.extract(gray, colors=2).colors] == [(120, 120, 120)]
+    five = pyvips.Image.new_from_array(np.full((20, 20, 5), 90, np.uint8)).copy(
+        interpretation="multiband")
+    assert [c.rgb for c in pn.extract(five, colors=2).colors] == [(90, 90, 90)]
+
+
+def test_gray_heic() -> None:
+    import io
+
+    import pillow_heif
+
+    gray = np.full((120, 160), 77, np.uint8)
+    out = io.BytesIO()
+    pillow_heif.from_bytes(mode="L", size=(160, 120), data=gray.tobytes()).save(out, quality=95)
+    (color,) = pn.extract(out.getvalue(), colors=2).colors
+    assert all(abs(v - 77) <= 3 for v in color.rgb)
+
+
+def test_a_jpeg_header_claiming_a_huge_image_is_refused(photo: np.ndarray) -> None:
+    import io
+
+    out = io.BytesIO()
+    Image.fromarray(photo[:64, :64]).save(out, "JPEG")
+    data = bytearray(out.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", 30000, 30000)  # height, width: 900 MP
+    with pytest.raises(pn.ImageTooLargeError):
+        pn.extract(bytes(data), colors=4)
+
+
+def test_a_truncated_file_opened_lazily_by_pyvips(photo: np.ndarray) -> None:
+    png = pyvips.Image.new_from_array(photo).write_to_buffer(".png")
+    lazy = pyvips.Image.new_from_buffer(png[: len(png) // 3], "", access="sequential",
+                                        fail_on="truncated")
+    with pytest.raises(pn.DecodeError, match="pyvips image"):
+        pn.extract(lazy, colors=4, exact=True)

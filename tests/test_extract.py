@@ -266,3 +266,94 @@ def test_cancel_between_strips(tmp_path: Path, photo: np.ndarray) -> None:
     with pytest.raises(pn.CanceledError):
         pn.extract(path, exact=True, should_cancel=cancel)
     assert len(calls) == 2
+
+
+# ---- flat artwork: exact colors, read in full ---------------------------------------------
+def _flat_art(width: int = 1200, height: int = 900) -> np.ndarray:
+    """Bands of flat colors with a rare accent (a legend swatch) that a sample barely sees."""
+    img = np.zeros((height, width, 3), np.uint8)
+    bands = [(244, 244, 246), (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)]
+    for i, color in enumerate(bands):
+        img[:, i * width // len(bands):(i + 1) * width // len(bands)] = color
+    img[401:404, 601:604] = (148, 103, 189)  # 9 pixels, off the sampling grid
+    return img
+
+
+def test_flat_artwork_is_read_in_full_and_keeps_rare_colors(tmp_path: Path) -> None:
+    path = tmp_path / "chart.png"
+    Image.fromarray(_flat_art()).save(path)
+    pal = pn.extract(path, colors=6)
+    assert pal.analyzed_pixels == 1200 * 900  # the sample looked flat: every pixel counted
+    assert (148, 103, 189) in {c.rgb for c in pal.colors}
+    assert {c.population for c in pal.colors if c.rgb == (148, 103, 189)} == {9}
+    assert pal.metrics.delta_e_mean == 0.0
+
+
+def test_flat_sample_of_a_busier_image_keeps_the_sample(tmp_path: Path) -> None:
+    """A sample can look flat while the whole image is not (grain between the sampled rows):
+    then the sample's exact colors are clustered, not a full count that overflows."""
+    img = _flat_art()
+    rng = np.random.default_rng(3)
+    grain = rng.integers(0, 256, img.shape, dtype=np.uint8)
+    rows = np.arange(img.shape[0]) % 5 != 0  # the sample reads every 5th row and column
+    img[rows] = grain[rows]
+    path = tmp_path / "busy.png"
+    Image.fromarray(img).save(path)
+    pal = pn.extract(path, colors=5)
+    assert pal.analyzed_pixels < 1200 * 900 // 20
+    assert len(pal.colors) == 5
+
+
+def test_cancel_while_artwork_is_read_again(tmp_path: Path) -> None:
+    path = tmp_path / "chart.png"
+    Image.fromarray(_flat_art()).save(path)
+    calls = 0
+
+    def after_the_sample() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls > 1  # the sample is one strip; the full read is the next one
+
+    with pytest.raises(pn.CanceledError):
+        pn.extract(path, colors=4, should_cancel=after_the_sample)
+
+
+def test_many_exact_colors_in_fewer_cells_than_colors() -> None:
+    """4,608 distinct colors (more than the exact-color limit) packed into 9 histogram cells:
+    the palette still has K distinct colors, taken from the exact colors."""
+    values = np.arange(8, dtype=np.uint8)
+    cube = np.stack(np.meshgrid(values, values, values, indexing="ij"), axis=-1).reshape(-1, 3)
+    bases = [(0, 0, 0), (64, 0, 0), (0, 64, 0), (0, 0, 64), (64, 64, 0), (0, 64, 64),
+             (64, 0, 64), (128, 128, 128), (200, 16, 96)]
+    img = np.concatenate([cube + np.array(b, np.uint8) for b in bases]).reshape(72, 64, 3)
+    hist = pn.Histogram()
+    hist.add(img, exact=True)
+    assert len(hist.palette(16).colors) == 9  # cells alone cannot give 16
+    pal = pn.extract(img, colors=16, exact=True)
+    assert len({c.rgb for c in pal.colors}) == 16
+    assert sum(c.population for c in pal.colors) == 72 * 64
+
+
+def test_histogram_add_can_be_canceled_and_quantize_needs_opaque_pixels(photo: np.ndarray) -> None:
+    hist = pn.Histogram()
+    with pytest.raises(pn.CanceledError):
+        hist.add(photo, should_cancel=lambda: True)
+    assert hist.images == 0 and hist.pixels == 0
+    with pytest.raises(pn.PaletteError, match="no opaque pixels") as caught:
+        pn.quantize(np.zeros((4, 4, 4), np.uint8))
+    assert caught.value.code == "no_opaque_pixels"
+
+
+def test_histogram_of_rgba_images_weighs_alpha_by_default() -> None:
+    shared = pn.Histogram()
+    half = np.zeros((10, 10, 4), np.uint8)
+    half[..., :3] = (0, 0, 255)
+    half[..., 3] = 51  # a fifth of a pixel each
+    shared.add(half)
+    shared.add(np.full((10, 10, 3), (255, 0, 0), np.uint8))
+    pal = shared.palette(4)
+    assert [(c.rgb, c.population) for c in pal.colors] == [((255, 0, 0), 100), ((0, 0, 255), 20)]
+    assert pal.transparent_fraction == pytest.approx(0.5)
+    cut = pn.Histogram(alpha_threshold=128)
+    cut.add(half)
+    assert cut.palette(4).colors == []

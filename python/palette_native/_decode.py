@@ -39,11 +39,6 @@ class Decoded:
     reread: Callable[[], Iterator[Pixels]] | None = None
 
 
-def _check_cancel(should_cancel: CancelCheck) -> None:
-    if should_cancel is not None and should_cancel():
-        raise CanceledError("canceled by the caller")
-
-
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise ImageTooLargeError(
@@ -59,9 +54,7 @@ def _subsample_step(pixels: int, budget: int) -> int:
 
 
 # ---- arrays -------------------------------------------------------------------------------
-def _from_array(arr: Any, exact: bool, budget: int, max_pixels: int) -> Decoded:
-    if not isinstance(arr, np.ndarray):
-        raise BadParameterError(f"expected a NumPy array, got {type(arr).__name__}")
+def _from_array(arr: npt.NDArray[Any], exact: bool, budget: int, max_pixels: int) -> Decoded:
     if arr.dtype != np.uint8:
         raise BadParameterError(f"pixel arrays must be uint8, got {arr.dtype}")
     if arr.ndim == 2:
@@ -109,6 +102,8 @@ def _to_srgb8(im: pyvips.Image) -> pyvips.Image:
             im = im.colourspace("b-w") if interpretation != "b-w" else im
             if im.format != "uchar":
                 im = (im / 257).cast("uchar") if im.format == "ushort" else im.cast("uchar")
+    elif interpretation == "multiband":
+        pass  # extra channels with no colour space: the first bands are taken as they are
     elif interpretation != "srgb" or im.format != "uchar":
         im = im.colourspace("srgb")
     if im.format != "uchar":
