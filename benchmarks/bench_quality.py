@@ -210,3 +210,31 @@ def test_art_quality_bar(
     assert mean <= bar_mean, f"{kind} K={colors}: mean ratio {mean:.3f} > {bar_mean}"
     worst_name = max(ratios, key=ratios.__getitem__)
     assert worst <= bar_worst, f"{kind} K={colors}: {worst_name} at {worst:.3f}x k-means"
+
+
+# ------------------------------------------------------------------------ quality target
+@pytest.mark.parametrize("target", [1.5, 2.5, 4.0])
+def test_palette_size_from_a_quality_target(
+    corpus: list[Photo], report: Report, target: float
+) -> None:
+    """``extract(max_delta_e=t)``: the palette meets t, and the engine at one color fewer
+    (a separate run at K - 1) does not."""
+    import palette_native
+
+    sizes = []
+    for photo in corpus:
+        palette = palette_native.extract(photo.path, max_delta_e=target, colors=256)
+        n = len(palette.colors)
+        assert palette.reason is None, f"{photo.name}: {palette.reason}"
+        assert palette.metrics.delta_e_mean <= target, photo.name
+        if n > 1:
+            fewer = palette_native.extract(photo.path, colors=n - 1)
+            assert fewer.metrics.delta_e_mean > target, f"{photo.name}: {n - 1} colors meet {target}"
+        sizes.append(n)
+    report.add(
+        f"Palette size from a quality target (max_delta_e={target:g})",
+        [
+            f"- colors needed over {len(sizes)} photos: median {statistics.median(sizes):g}, "
+            f"min {min(sizes)}, max {max(sizes)}; each meets the target, one fewer does not",
+        ],
+    )

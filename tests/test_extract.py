@@ -357,3 +357,29 @@ def test_histogram_of_rgba_images_weighs_alpha_by_default() -> None:
     cut = pn.Histogram(alpha_threshold=128)
     cut.add(half)
     assert cut.palette(4).colors == []
+
+
+# ---- palette size from a quality target ---------------------------------------------------
+@pytest.mark.parametrize("target", [1.5, 2.5, 4.0])
+def test_max_delta_e_gives_the_fewest_colors_that_meet_it(photo: np.ndarray, target: float) -> None:
+    pal = pn.extract(photo, max_delta_e=target, colors=128)
+    n = len(pal.colors)
+    assert pal.reason is None and pal.options["max_delta_e"] == target
+    assert pal.metrics.delta_e_mean <= target
+    assert pn.extract(photo, colors=n).to_dict()["colors"] == pal.to_dict()["colors"]
+    assert pn.extract(photo, colors=n - 1).metrics.delta_e_mean > target  # one fewer misses
+
+
+def test_max_delta_e_out_of_reach_and_on_flat_images() -> None:
+    rng = np.random.default_rng(9)
+    noise = rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    far = pn.extract(noise, max_delta_e=0.5)
+    assert len(far.colors) == 32 and far.metrics.delta_e_mean > 0.5
+    assert far.reason is not None and "more than 32 colors" in far.reason
+    flat = np.zeros((30, 30, 3), np.uint8)
+    flat[:10], flat[10:20], flat[20:] = (200, 0, 0), (0, 200, 0), (0, 0, 200)
+    exact = pn.extract(flat, max_delta_e=0.01)
+    assert sorted(c.rgb for c in exact.colors) == [(0, 0, 200), (0, 200, 0), (200, 0, 0)]
+    for bad in (0, -1, float("nan"), "2", True):
+        with pytest.raises(pn.BadParameterError, match="max_delta_e"):
+            pn.extract(flat, max_delta_e=bad)  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import threading
@@ -20,6 +21,10 @@ __all__ = ["Histogram", "Quantized", "capabilities", "extract", "quantize", "set
 
 #: Keep decoded pixels for the exact-colors fallback only up to this many (bounded memory).
 _FALLBACK_PIXELS = 1_000_000
+#: Colors when neither ``colors`` nor ``max_delta_e`` says otherwise.
+DEFAULT_COLORS = 8
+#: The most colors ``max_delta_e`` may use unless ``colors`` says otherwise.
+DEFAULT_COLORS_FOR_TARGET = 32
 #: Pixels with alpha below this are reported as transparent when pixels are weighted by alpha.
 TRANSPARENT_BELOW = 128
 #: Up to this many exact colors in the analysed pixels, extract clusters the exact colors.
@@ -164,8 +169,9 @@ def _flat_colors(sample: _core.ColorSet, decoded: Decoded, threshold: int, weigh
 
 def extract(
     source: Any,
-    colors: int = 8,
+    colors: int | None = None,
     *,
+    max_delta_e: float | None = None,
     exact: bool = False,
     pixel_budget: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -174,7 +180,8 @@ def extract(
     snap: bool = False,
     should_cancel: CancelCheck = None,
 ) -> Palette:
-    """The palette of one image: exactly ``colors`` distinct colors, ordered by population.
+    """The palette of one image: exactly ``colors`` distinct colors (8 by default), ordered by
+    population.
 
     ``source`` is a path, bytes, a binary file object, a NumPy uint8 array (HxW or HxWxC with
     C in 1..4), a PIL image or a pyvips image. Unless ``exact``, about ``pixel_budget`` pixels
@@ -185,10 +192,18 @@ def extract(
     cannot take the whole palette); ``snap`` makes every color a real image color.
     ``should_cancel`` is polled between strips.
 
+    With ``max_delta_e``, the palette has the fewest colors (up to ``colors``, 32 by default)
+    whose mean color error (``metrics.delta_e_mean``, Oklab distance x 100) is at most that
+    target, and one color fewer would miss it; if even ``colors`` miss it, that palette comes
+    back with ``reason`` saying so.
+
     Images with few exact colors (flat artwork: charts, UI screens, logos, pixel art) are
     clustered on those exact colors; photos on the histogram's cells.
     """
-    k, budget, limit = _options(colors, exact, pixel_budget, max_pixels)
+    target = _check_target(max_delta_e)
+    default_k = DEFAULT_COLORS if target is None else DEFAULT_COLORS_FOR_TARGET
+    k, budget, limit = _options(default_k if colors is None else colors, exact, pixel_budget,
+                                max_pixels)
     threshold, weighted = _alpha(alpha_threshold)
     cap = _check_fraction(max_color_fraction)
     decoded = decode(source, exact=exact, pixel_budget=budget, max_pixels=limit)
@@ -219,23 +234,71 @@ def extract(
     if flat is not None:
         # Flat artwork: cluster its exact colors (cells would merge close shades).
         table, weights = flat.colors()
-        result = _core.build_palette_from_colors(table, weights, k, bool(snap), cap, 64,
-                                                 SWAP_ROUNDS_PER_COLOR * k)
         pixels, transparent = int(flat.pixels), int(flat.transparent_pixels)
+
+        def palette_of(n: int) -> Any:
+            return _core.build_palette_from_colors(table, weights, n, bool(snap), cap, 64,
+                                                   SWAP_ROUNDS_PER_COLOR * n)
     else:
-        result = _core.build_palette(hist, k, bool(snap), cap, 64, _cell_swap_rounds(k))
-        if len(result.colors) < k and kept:
-            # Fewer histogram cells than colors asked for: cells may still hold several exact
-            # colors, so cluster the exact colors instead.
-            table, weights = _unique_colors(kept, threshold, weighted)
-            if len(table) > len(result.colors):
-                result = _core.build_palette_from_colors(table, weights, k, bool(snap), cap, 64)
         pixels, transparent = int(hist.pixels), int(hist.transparent_pixels)
-    options = {"colors": k, "exact": exact, "pixel_budget": budget,
-               "alpha_threshold": alpha_threshold, "max_color_fraction": max_color_fraction,
-               "snap": bool(snap)}
-    return _to_palette(result, width=decoded.width, height=decoded.height, pixels=pixels,
-                       transparent=transparent, options=options)
+        fallback: list[Any] = []
+
+        def palette_of(n: int) -> Any:
+            result = _core.build_palette(hist, n, bool(snap), cap, 64, _cell_swap_rounds(n))
+            if len(result.colors) < n and kept:
+                # Fewer histogram cells than colors asked for: cells may still hold several
+                # exact colors, so cluster the exact colors instead.
+                if not fallback:
+                    fallback.append(_unique_colors(kept, threshold, weighted))
+                table, weights = fallback[0]
+                if len(table) > len(result.colors):
+                    result = _core.build_palette_from_colors(table, weights, n, bool(snap), cap, 64)
+            return result
+
+    options: dict[str, Any] = {
+        "colors": k, "exact": exact, "pixel_budget": budget, "alpha_threshold": alpha_threshold,
+        "max_color_fraction": max_color_fraction, "snap": bool(snap)}
+    reason = None
+    if target is None:
+        result = palette_of(k)
+    else:
+        options["max_delta_e"] = target
+        result, reason = _fewest_colors(palette_of, k, target)
+    palette = _to_palette(result, width=decoded.width, height=decoded.height, pixels=pixels,
+                          transparent=transparent, options=options)
+    if reason is not None:
+        palette = dataclasses.replace(palette, reason=reason)
+    return palette
+
+
+def _check_target(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value <= 0:
+        raise BadParameterError(f"max_delta_e must be a number above 0, got {value!r}",
+                                parameter="max_delta_e")
+    return float(value)
+
+
+def _fewest_colors(palette_of: Any, most: int, target: float) -> tuple[Any, str | None]:
+    """The palette with the fewest colors (1..most) whose mean ΔE meets ``target`` while one
+    color fewer does not: a binary search that keeps "n - 1 misses, n meets" at its ends, so the
+    answer has that property even where more colors do not always mean less error."""
+    best = palette_of(most)
+    if best.delta_e_mean > target:
+        return best, f"the target mean ΔE {target:g} needs more than {most} colors"
+    if len(best.colors) < most:  # every distinct color is already in it
+        most = len(best.colors)
+    low, high = 0, most  # low: known to miss (0 colors miss everything); high: known to meet
+    while high - low > 1:
+        middle = (low + high) // 2
+        result = palette_of(middle)
+        if result.delta_e_mean <= target:
+            high, best = middle, result
+        else:
+            low = middle
+    return best, None
 
 
 @dataclass(frozen=True)
