@@ -3,124 +3,95 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
-import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from .engine import Engine
-from .jobs.interfaces import Clock, SystemClock, TransitionHook
+from . import signed_urls
+from .backends import open_backends
+from .clock import Clock
 from .jobs.service import JobService
 from .middleware import AuthMiddleware, RequestContextMiddleware
+from .offload import Offload
 from .palettes import PaletteService
 from .problems import EXCEPTION_HANDLERS
 from .routes import jobs as job_routes
 from .routes import ops as ops_routes
 from .routes import palette as palette_routes
-from .runtime import Runtime
+from .runtime import BackendFactory, Runtime
 from .settings import Settings
+from .state import AppState
+from .webhooks import api as webhook_routes
 
 __all__ = ["create_app"]
 
 logger = logging.getLogger("service")
 
 UI_DIR = Path(__file__).resolve().parent / "ui"
-
-
-def _webhooks_module() -> Any | None:
-    """``service.webhooks`` when that package is installed (it is optional)."""
-    if importlib.util.find_spec("service.webhooks") is None:
-        return None
-    return importlib.import_module("service.webhooks")
-
-
-def _extension_routes(module: Any | None) -> list[BaseRoute]:
-    if module is None:
-        return []
-    found = getattr(module, "routes", None)
-    if found is None:
-        return []
-    return list(found() if callable(found) else found)
+# Threads for blocking calls from requests (store, blobs, DNS, multipart parsing).
+_OFFLOAD_THREADS = 32
 
 
 def create_app(
     settings: Settings | None = None,
     *,
     routes: Sequence[BaseRoute] = (),
-    hooks: Sequence[TransitionHook] = (),
     clock: Clock | None = None,
     run_workers: bool = True,
     extract: Callable[..., Any] | None = None,
+    backends: BackendFactory | None = None,
 ) -> Starlette:
     """Build the service.
 
-    ``routes`` are added before the UI mount (as are ``service.webhooks.routes()`` when that
-    package exists); ``hooks`` are registered as job-store transition hooks; ``clock`` is the one
-    time source; ``run_workers=False`` serves the API only (workers run elsewhere).
+    ``routes`` are added before the UI mount; ``clock`` is the one time source;
+    ``run_workers=False`` serves the API only (workers run elsewhere); ``extract`` replaces the
+    library call (fault injection in tests); ``backends`` replaces
+    :func:`service.backends.open_backends`.
     """
     settings = settings or Settings.from_env()
     runtime = Runtime(
-        settings, clock=clock or SystemClock(), hooks=list(hooks), run_workers=run_workers
+        settings,
+        clock=clock,
+        extract=extract,
+        run_workers=run_workers,
+        backends=backends or open_backends,
     )
-    if extract is not None:
-        runtime.engine = Engine(settings, extract)
-    webhooks = _webhooks_module()
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
         logger.info("settings in force: %s", settings.public_view())
-        system = None
-        if webhooks is not None and hasattr(webhooks, "WebhookSystem"):
-            # webhooks (issue #4): hooked in before runtime.start() starts the workers and the
-            # reaper, so a transition right after a restart still writes its events; the one
-            # clock is shared.
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-            system = await anyio.to_thread.run_sync(
-                lambda: webhooks.WebhookSystem(
-                    settings.data_dir / "jobs.sqlite3", settings.data_dir, clock=runtime.clock.now
-                )
-            )
-            runtime.hooks.append(system.on_transition)
         await anyio.to_thread.run_sync(runtime.start)
-        if system is not None:
-            assert runtime.store_path == settings.data_dir / "jobs.sqlite3"
-            app.state.webhooks = system
-            system.start()
-        assert runtime.engine is not None
+        b = runtime.backends
+        offload = Offload(_OFFLOAD_THREADS)
         palettes = PaletteService(
             runtime.engine,
-            runtime.store,
+            b.palette_cache,
             runtime.metrics,
             threads=settings.workers,
             cache_entries=settings.palette_cache_entries,
+            offload=offload,
         )
-        state = {
+        state: AppState = {
             "runtime": runtime,
+            "offload": offload,
             "palettes": palettes,
-            "jobs": JobService(
-                settings,
-                runtime.store,
-                runtime.blobs,
-                runtime.engine,
-                runtime.pool,
-                runtime.draining,
+            "jobs": JobService(settings, b, runtime.engine, runtime.pool, runtime.draining, offload),
+            "webhooks": runtime.webhooks,
+            "signer": signed_urls.UrlSigner(
+                signed_urls.signing_keys(settings, b.secrets), b.clock
             ),
         }
         try:
             yield state
         finally:
             with anyio.CancelScope(shield=True):
-                if system is not None:
-                    await anyio.to_thread.run_sync(system.stop)
                 await anyio.to_thread.run_sync(palettes.close)
                 await anyio.to_thread.run_sync(runtime.stop)
 
@@ -128,7 +99,8 @@ def create_app(
         *ops_routes.routes,
         *palette_routes.routes,
         *job_routes.routes,
-        *_extension_routes(webhooks),
+        *webhook_routes.routes,
+        *signed_urls.routes,
         *routes,
     ]
     if UI_DIR.is_dir():
@@ -142,7 +114,8 @@ def create_app(
             Middleware(
                 AuthMiddleware,
                 api_keys=settings.api_keys,
-                public_prefixes=tuple(getattr(webhooks, "PUBLIC_PATH_PREFIXES", ())),
+                # Signed download links carry their own credential (the signature).
+                public_prefixes=(signed_urls.PUBLIC_PREFIX,),
             ),
         ],
         exception_handlers=EXCEPTION_HANDLERS,

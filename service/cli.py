@@ -1,5 +1,8 @@
 """``palette serve`` / ``palette worker`` (also ``python -m service serve|worker``).
 
+The library's ``palette`` command finds them through the ``palette_native.commands`` entry point
+(:func:`add_commands`); this module is the only place their options are defined.
+
 ``serve`` runs uvicorn with the app and its in-process workers. SIGTERM drains: ``/readyz``
 answers 503 and new jobs get 503 while running images finish (up to
 ``PALETTE_DRAIN_GRACE_SECONDS``); unfinished jobs go back to the queue; then the server exits
@@ -15,18 +18,19 @@ import signal
 import threading
 import time
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import uvicorn
+if TYPE_CHECKING:  # imported when a command runs: `palette extract` does not pay for them
+    from .settings import Settings
 
-from .settings import Settings, load_dotenv
-
-__all__ = ["add_arguments", "build_parser", "main", "serve", "worker"]
+__all__ = ["add_arguments", "add_commands", "build_parser", "main", "serve", "worker"]
 
 logger = logging.getLogger("service")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from .settings import Settings, load_dotenv
+
     load_dotenv()
     overrides: dict[str, Any] = {}
     for name in ("host", "port", "data_dir", "workers"):
@@ -60,37 +64,38 @@ def _configure_logging(level: str) -> None:
     )
 
 
-class _DrainingServer(uvicorn.Server):
-    """uvicorn that keeps serving while it drains, so readiness can report it."""
-
-    def __init__(self, config: uvicorn.Config, drain: Any) -> None:
-        super().__init__(config)
-        self._drain = drain
-        self._draining = False
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if sig == signal.SIGTERM and not self._draining:
-            self._draining = True
-            self._drain.begin_drain()
-            threading.Thread(
-                target=self._drain_then_exit, name="palette-drain", daemon=True
-            ).start()
-            return
-        super().handle_exit(sig, frame)
-
-    def _drain_then_exit(self) -> None:
-        started = time.monotonic()
-        try:
-            self._drain.drain_workers()
-            delay = self._drain.settings.drain_delay_seconds
-            time.sleep(max(0.0, delay - (time.monotonic() - started)))
-        finally:
-            self.should_exit = True
-
-
 def serve(args: argparse.Namespace) -> int:
     """Run the HTTP service with in-process workers until SIGTERM/SIGINT."""
+    import uvicorn
+
     from .app import create_app
+
+    class DrainingServer(uvicorn.Server):
+        """uvicorn that keeps serving while it drains, so readiness can report it."""
+
+        def __init__(self, config: uvicorn.Config, drain: Any) -> None:
+            super().__init__(config)
+            self._drain = drain
+            self._draining = False
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if sig == signal.SIGTERM and not self._draining:
+                self._draining = True
+                self._drain.begin_drain()
+                threading.Thread(
+                    target=self._drain_then_exit, name="palette-drain", daemon=True
+                ).start()
+                return
+            super().handle_exit(sig, frame)
+
+        def _drain_then_exit(self) -> None:
+            started = time.monotonic()
+            try:
+                self._drain.drain_workers()
+                delay = self._drain.settings.drain_delay_seconds
+                time.sleep(max(0.0, delay - (time.monotonic() - started)))
+            finally:
+                self.should_exit = True
 
     settings = _settings(args)
     _configure_logging(settings.log_level)
@@ -106,13 +111,13 @@ def serve(args: argparse.Namespace) -> int:
         access_log=False,
         timeout_graceful_shutdown=int(settings.drain_grace_seconds) + 5,
     )
-    server = _DrainingServer(config, app.state.runtime)
+    server = DrainingServer(config, app.state.runtime)
     server.run()
     return 0
 
 
 def worker(args: argparse.Namespace) -> int:
-    """Run only job workers against the data dir (no HTTP), until SIGTERM/SIGINT."""
+    """Run only job workers (and webhook delivery) against the backends, until SIGTERM/SIGINT."""
     from .runtime import Runtime
 
     settings = _settings(args)
@@ -137,6 +142,16 @@ def worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=None, help="listen address (PALETTE_HOST, 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="listen port (PALETTE_PORT, 8000)")
@@ -147,20 +162,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="SQLite + blobs directory (PALETTE_DATA_DIR, ./palette-data)",
     )
     parser.add_argument(
-        "--workers", type=int, default=None, help="worker threads (PALETTE_WORKERS, 2)"
+        "--workers", type=_positive_int, default=None, help="worker threads (PALETTE_WORKERS, 2)"
     )
+
+
+def add_commands(commands: Any) -> None:
+    """``serve`` and ``worker`` on a sub-command parser (the ``palette_native.commands`` hook)."""
+    for name, text, handler in (
+        ("serve", "run the HTTP service", serve),
+        ("worker", "run a worker that processes queued jobs", worker),
+    ):
+        parser = commands.add_parser(name, help=text, description=text[0].upper() + text[1:])
+        add_arguments(parser)
+        parser.set_defaults(handler=handler)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m service")
-    sub = parser.add_subparsers(dest="command")
-    add_arguments(sub.add_parser("serve", help="run the HTTP service"))
-    add_arguments(sub.add_parser("worker", help="run job workers only"))
+    parser.set_defaults(handler=serve)  # no command: serve
+    add_commands(parser.add_subparsers(dest="command"))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "worker":
-        return worker(args)
-    return serve(args)
+    status: int = args.handler(args)
+    return status

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 __all__ = [
+    "if_match",
     "json_response",
     "none_match",
     "parse_range",
@@ -35,6 +36,20 @@ def none_match(request: Request, etag: str) -> bool:
     if header.strip() == "*":
         return True
     return any(_opaque(part) == _opaque(etag) for part in header.split(","))
+
+
+def if_match(request: Request) -> Callable[[str], bool] | None:
+    """``If-Match`` as a precondition on the current ETag (strong comparison, lists, ``*``);
+    None when the request has none."""
+    header = request.headers.get("if-match")
+    if header is None:
+        return None
+    candidates = {c.strip() for c in header.split(",")}
+
+    def holds(etag: str) -> bool:
+        return "*" in candidates or (etag in candidates and not etag.startswith("W/"))
+
+    return holds
 
 
 def not_modified(etag: str, headers: Mapping[str, str] | None = None) -> Response:

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import anyio.to_thread
 
 from .engine import Engine
 from .jobs.interfaces import PaletteCache
 from .metrics import Metrics
+from .offload import Offload
 from .options import canonical_query
 from .problems import Problem
 from .uploads import Body
@@ -150,8 +150,11 @@ class PaletteService:
         metrics: Metrics,
         threads: int,
         cache_entries: int = 10_000,
+        *,
+        offload: Offload,
     ) -> None:
         self.engine = engine
+        self.offload = offload
         # The store keeps ``cache_entries`` palettes; memory the most recent of them.
         self.cache = WriteBehindCache(cache, min(1024, cache_entries), cache_entries)
         self.metrics = metrics
@@ -181,12 +184,12 @@ class PaletteService:
     async def extract(self, tenant: str, body: Body, options: dict[str, Any]) -> PaletteResult:
         if not body.data:
             raise Problem(400, "empty_body", "The request has no image bytes.")
-        kind = self.engine.sniff(body.data[:512])
-        if kind is not None and kind[0] == "archive":
+        if body.kind is not None and body.kind[0] == "archive":
             raise Problem(
                 415,
                 "unsupported_format",
-                f"POST /v1/palette takes one image; send archives ({kind[1]}) to POST /v1/jobs.",
+                f"POST /v1/palette takes one image; send archives ({body.kind[1]}) to "
+                "POST /v1/jobs.",
             )
         query, etag, cache_key = self._keys(tenant, body.digest, options)
         while True:
@@ -234,7 +237,7 @@ class PaletteService:
         query, etag, cache_key = self._keys(tenant, digest, options)
         body = self.cache.peek(cache_key)
         if body is None:
-            body = await anyio.to_thread.run_sync(self.cache.get, cache_key)
+            body = await self.offload(self.cache.get, cache_key)
         if body is None:
             raise Problem(
                 404,

@@ -7,12 +7,15 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from palette_native import errors
 from palette_native.errors import PaletteError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-__all__ = ["EXCEPTION_HANDLERS", "Problem", "problem_response", "status_for_library_error"]
+from .errors import jsonable
+
+__all__ = ["EXCEPTION_HANDLERS", "Problem", "problem_response"]
 
 logger = logging.getLogger("service.problems")
 
@@ -81,34 +84,17 @@ class Problem(Exception):
         return body
 
 
-def status_for_library_error(exc: PaletteError) -> int:
-    return _LIBRARY_STATUS.get(exc.code, 422)
-
-
 def problem_from_library_error(exc: PaletteError) -> Problem:
     status = _LIBRARY_STATUS.get(exc.code)
     if status is None:
         # Subclass codes we do not list (e.g. specific archive limit codes) follow their class.
-        from palette_native import errors
-
         if isinstance(exc, errors.UnsupportedFormatError):
             status = 415
         elif isinstance(exc, errors.BadParameterError):
             status = 400
         else:
             status = 422
-    return Problem(status, exc.code, exc.message, **_jsonable(exc.details))
-
-
-def _jsonable(details: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in details.items():
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError):
-            value = str(value)
-        out[key] = value
-    return out
+    return Problem(status, exc.code, exc.message, **jsonable(exc.details))
 
 
 def problem_response(problem: Problem, request_id: str | None = None) -> Response:

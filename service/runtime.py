@@ -1,69 +1,81 @@
-"""Everything the app shares between requests, started and stopped by the lifespan."""
+"""What one process runs: the backends, job workers, the retention sweeper and webhooks.
+
+``create_app`` (``palette serve``) and ``palette worker`` both build a :class:`Runtime`; its
+``start`` opens the backends through the one factory (:func:`service.backends.open_backends`),
+so every process that changes jobs writes their events and relays them to webhooks.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
+from .backends import Backends, open_backends
+from .clock import Clock, SystemClock
 from .engine import Engine
-from .jobs.blobs import LocalBlobStore
-from .jobs.interfaces import BlobStore, Clock, JobBackend, SystemClock, TransitionHook
 from .jobs.retention import Sweeper
-from .jobs.sqlite_store import SqliteStore
 from .jobs.worker import WorkerPool
 from .metrics import Metrics
 from .settings import Settings
+from .webhooks import WebhookSystem
 
 __all__ = ["Runtime"]
 
 logger = logging.getLogger("service.runtime")
 
+BackendFactory = Callable[[Settings, Clock], Backends]
 
-@dataclass
+
 class Runtime:
-    """The store, blobs, worker pool and limits one app instance runs with."""
+    """Started and stopped by the app lifespan, or by ``palette worker``."""
 
-    settings: Settings
-    clock: Clock = field(default_factory=SystemClock)
-    hooks: list[TransitionHook] = field(default_factory=list)
-    run_workers: bool = True
-    engine: Engine | None = None
-    store: JobBackend = field(init=False)
-    """The backend the app uses (only ``start`` knows it is SQLite)."""
-    store_path: Path = field(init=False)
-    blobs: BlobStore = field(init=False)
-    pool: WorkerPool | None = field(init=False, default=None)
-    metrics: Metrics = field(default_factory=Metrics)
-    draining: threading.Event = field(default_factory=threading.Event)
-    _sweeper: Sweeper | None = field(init=False, default=None)
-    _started: bool = field(init=False, default=False)
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        extract: Callable[..., Any] | None = None,
+        run_workers: bool = True,
+        backends: BackendFactory = open_backends,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.engine = Engine(settings, extract)
+        self.run_workers = run_workers
+        self.metrics = Metrics()
+        self.draining = threading.Event()
+        self._open = backends
+        self.pool: WorkerPool | None = None
+        self._sweeper: Sweeper | None = None
+        self._backends: Backends | None = None
+        self._webhooks: WebhookSystem | None = None
+
+    @property
+    def backends(self) -> Backends:
+        assert self._backends is not None, "the runtime is not started"
+        return self._backends
+
+    @property
+    def webhooks(self) -> WebhookSystem:
+        assert self._webhooks is not None, "the runtime is not started"
+        return self._webhooks
 
     def start(self) -> None:
         s = self.settings
-        if self.engine is None:
-            self.engine = Engine(s)
-        data = s.data_dir
-        data.mkdir(parents=True, exist_ok=True)
-        self.store_path = data / "jobs.sqlite3"
-        self.store = SqliteStore(
-            self.store_path,
-            clock=self.clock,
-            retention_seconds=s.retention_seconds,
-            idempotency_seconds=s.idempotency_seconds,
-            cache_entries=s.palette_cache_entries,
+        b = self._backends = self._open(s, self.clock)
+        self.metrics.watch_jobs(b.jobs.counts)
+        # Before the workers: a transition right after a restart is relayed too.
+        self._webhooks = WebhookSystem(
+            s.webhooks, b.webhook_endpoints, b.webhook_outbox, b.events, b.clock
         )
-        for hook in self.hooks:
-            self.store.add_transition_hook(hook)
-        self.blobs = LocalBlobStore(data / "blobs")
-        self.metrics.watch_jobs(self.store.counts)
+        self._webhooks.start()
         if self.run_workers:
             engine = self.engine
             self.pool = WorkerPool(
-                self.store,
-                self.blobs,
+                b.jobs,
+                b.blobs,
                 extract=engine.extract,
                 threads=s.workers,
                 lease_seconds=s.lease_seconds,
@@ -74,9 +86,8 @@ class Runtime:
                 on_job=lambda status: self.metrics.jobs_finished.labels(status).inc(),
             )
             self.pool.start()
-        self._sweeper = Sweeper(self.store, self.blobs, self.clock, s.sweep_interval_seconds)
+        self._sweeper = Sweeper(b.jobs, b.blobs, b.housekeeping, s.sweep_interval_seconds)
         self._sweeper.start()
-        self._started = True
 
     def begin_drain(self) -> None:
         """SIGTERM: readyz turns 503 and new jobs are refused; workers stop claiming."""
@@ -92,18 +103,20 @@ class Runtime:
             self.pool.drain(self.settings.drain_grace_seconds)
 
     def stop(self) -> None:
-        if not self._started:
+        if self._backends is None:
             return
         self.drain_workers()
         if self._sweeper is not None:
             self._sweeper.stop()
-        self.store.close()
-        self._started = False
+        if self._webhooks is not None:
+            self._webhooks.stop()
+        self._backends.close()
+        self._backends = None
 
     def readiness(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}
         try:
-            self.store.ping()
+            self.backends.jobs.ping()
             checks["store"] = "ok"
         except Exception as exc:  # noqa: BLE001 - report, don't raise: this is what readyz is for
             checks["store"] = f"error: {exc}"

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .webhooks.settings import WebhookSettings
+
 __all__ = ["Settings", "load_dotenv"]
 
 _MiB = 1024 * 1024
@@ -89,7 +91,16 @@ class Settings:
     sweep_interval_seconds: float = 60.0
     palette_cache_entries: int = 10_000
     retry_after_seconds: int = 1
+    max_worker_crashes: int = 3
+    """An image in flight when its worker process died this many times is given up."""
     log_level: str = "info"
+
+    # Secrets every node must share; unset, each is generated once and kept in the backend.
+    url_signing_keys: str = field(default="", repr=False)
+    """``kid:secret,kid2:secret``: the first signs download links, all verify."""
+
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    """``PALETTE_WEBHOOK_*`` and ``PALETTE_EGRESS_ALLOW_CIDRS``."""
 
     @property
     def open_access(self) -> bool:
@@ -99,8 +110,10 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``PALETTE_*`` variables; keyword overrides win (CLI flags)."""
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = {"webhooks": WebhookSettings.from_env(env)}
         for f in dataclasses.fields(cls):
+            if f.name == "webhooks":
+                continue
             raw = env.get("PALETTE_" + f.name.upper())
             if raw is None:
                 continue
@@ -124,6 +137,8 @@ class Settings:
             raise ValueError("workers must be at least 1")
         if self.lease_seconds <= 0.3:
             raise ValueError("lease_seconds must be above 0.3")
+        if self.max_worker_crashes < 1:
+            raise ValueError("max_worker_crashes must be at least 1")
         for name in ("max_request_bytes", "max_sync_bytes", "max_images_per_job", "max_pixels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive")
@@ -133,6 +148,9 @@ class Settings:
         view = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         view["api_keys"] = sorted(set(self.api_keys.values())) if self.api_keys else "open"
         view["data_dir"] = str(self.data_dir)
+        view["url_signing_keys"] = "configured" if self.url_signing_keys else "generated"
+        del view["webhooks"]
+        view.update(self.webhooks.public())
         return view
 
 

@@ -9,7 +9,7 @@ HMAC-SHA256 over the method, the path and every query parameter but ``sig`` itse
 the key id and every response-shaping parameter are covered, and adding a parameter breaks it),
 keyed by the secret named by ``kid``. Keys come from ``PALETTE_URL_SIGNING_KEYS``
 (``kid1:secret,kid2:secret``: the first signs, all verify, so keys rotate by prepending a new one);
-without it a key is generated once and kept in the data dir.
+without it a key is generated once and kept in the backend, so every node verifies every link.
 """
 
 from __future__ import annotations
@@ -17,31 +17,36 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
-import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TypeGuard
 from urllib.parse import quote, urlencode
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
-from service.problems import Problem
-from service.routes import api_route
+from .clock import Clock
+from .jobs.interfaces import SecretStore
+from .problems import Problem
+from .routes import api_route
+from .routes.jobs import job_results
+from .settings import Settings
+from .state import app_state
+from .uploads import read_json_object
+
+__all__ = ["PUBLIC_PREFIX", "SigningKeys", "UrlSigner", "routes", "signing_keys"]
 
 DEFAULT_EXPIRES_IN = 900
 MAX_EXPIRES_IN = 7 * 24 * 3600
-KEYS_FILE = "url_signing_keys"
 DISPOSITIONS = ("attachment", "inline")
+# Signed links carry their own credential, so the API-key check skips this prefix.
+PUBLIC_PREFIX = "/v1/downloads/"
 _KID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
-_FILENAME = re.compile(r"^[A-Za-z0-9 _.,()+-]{1,128}$")
+FILENAME_PATTERN = re.compile(r"^[A-Za-z0-9 _.,()+-]{1,128}$")
 
 
 class SignatureInvalid(Exception):
@@ -92,30 +97,15 @@ class SigningKeys:
             pairs.append((kid, secret.encode()))
         return cls(tuple(pairs))
 
-    @classmethod
-    def load(cls, data_dir: Path, environ: Mapping[str, str] | None = None) -> SigningKeys:
-        env = os.environ if environ is None else environ
-        configured = env.get("PALETTE_URL_SIGNING_KEYS", "").strip()
-        if configured:
-            return cls.parse(configured)
-        return cls.parse(_load_or_create_key_file(Path(data_dir) / KEYS_FILE))
+
+def _new_key() -> str:
+    return f"k{secrets.token_hex(4)}:{secrets.token_urlsafe(32)}"
 
 
-def _load_or_create_key_file(path: Path) -> str:
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        line = f"k{secrets.token_hex(4)}:{secrets.token_urlsafe(32)}\n"
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(line)
-        try:
-            os.link(tmp, path)  # the first process to start wins; the others read its key
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
-    return path.read_text(encoding="utf-8").strip()
+def signing_keys(settings: Settings, shared: SecretStore) -> SigningKeys:
+    """``PALETTE_URL_SIGNING_KEYS``, or one key generated once for the whole deployment."""
+    configured = settings.url_signing_keys.strip()
+    return SigningKeys.parse(configured or shared.get_or_create("url_signing_keys", _new_key))
 
 
 def canonical(method: str, path: str, params: Sequence[tuple[str, str]]) -> bytes:
@@ -131,7 +121,7 @@ def _mac(secret: bytes, message: bytes) -> str:
 
 
 class UrlSigner:
-    def __init__(self, keys: SigningKeys, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, keys: SigningKeys, clock: Clock) -> None:
         self.keys = keys
         self.clock = clock
 
@@ -165,7 +155,7 @@ class UrlSigner:
         if not (expires.isascii() and expires.isdigit()):
             raise SignatureInvalid("the expiry is not a number")
         expires_at = int(expires)
-        if expires_at <= self.clock():
+        if expires_at <= self.clock.now():
             raise UrlExpired(expires_at)
         return values
 
@@ -193,7 +183,7 @@ def download_options(body: Mapping[str, object], job_id: str) -> tuple[int, dict
     if disposition not in DISPOSITIONS:
         raise ValueError("disposition", f"disposition must be one of {', '.join(DISPOSITIONS)}")
     filename = body.get("filename", f"{job_id}-results.json")
-    if not isinstance(filename, str) or not _FILENAME.match(filename):
+    if not isinstance(filename, str) or not FILENAME_PATTERN.match(filename):
         raise ValueError(
             "filename", "filename must be 1-128 characters of letters, digits, space and _.,()+-"
         )
@@ -208,42 +198,15 @@ def download_options(body: Mapping[str, object], job_id: str) -> tuple[int, dict
 DOWNLOAD_PATH = "/v1/downloads/jobs/{job_id}/results"
 
 
-def _signer(request: Request) -> UrlSigner:
-    """One signer per app, with keys from the environment or the data dir (made on first use)."""
-    signer: UrlSigner | None = getattr(request.app.state, "url_signer", None)
-    if signer is None:
-        jobs = request.state.jobs
-        signer = UrlSigner(SigningKeys.load(Path(jobs.settings.data_dir)), jobs.store.clock.now)
-        request.app.state.url_signer = signer
-    return signer
-
-
-async def _optional_json(request: Request) -> dict[str, object]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    if len(raw) > 4096:
-        raise Problem(
-            413,
-            "body_too_large",
-            "The JSON body is too large.",
-            limit_bytes=4096,
-            actual_bytes=len(raw),
-        )
-    try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Problem(400, "invalid_json", f"The body is not valid JSON ({exc}).") from exc
-    if not isinstance(value, dict):
-        raise Problem(400, "invalid_json", "The body must be a JSON object.")
-    return value
+MAX_REQUEST_BYTES = 4096
 
 
 async def create_download_url(request: Request) -> Response:
     """``POST /v1/jobs/{id}/download-url``: a link to the results that needs no other credential."""
-    jobs = request.state.jobs
+    state = app_state(request)
+    jobs, signer = state["jobs"], state["signer"]
     job_id = request.path_params["job_id"]
-    body = await _optional_json(request)
+    body = await read_json_object(request, limit=MAX_REQUEST_BYTES, required=False)
     try:
         expires_in, params = download_options(body, job_id)
     except ValueError as exc:
@@ -251,8 +214,7 @@ async def create_download_url(request: Request) -> Response:
         raise Problem(422, "invalid_download_request", message + ".", field=field) from exc
     job = await jobs.get(job_id, request.scope["tenant"])
     jobs.finished_result(job)  # 409 while the job runs or when it has no results
-    signer = _signer(request)
-    now = signer.clock()
+    now = signer.clock.now()
     expires_at = int(now) + expires_in
     if job.expires_at is not None:
         # A link never outlives the data it points to (retention removes the results).
@@ -273,10 +235,8 @@ async def create_download_url(request: Request) -> Response:
 
 async def signed_download(request: Request) -> Response:
     """``GET /v1/downloads/jobs/{id}/results?...&sig=``: the results, for whoever holds the link."""
-    from service.jobs.interfaces import JobNotFound
-    from service.routes.jobs import job_results
-
-    signer = _signer(request)
+    state = app_state(request)
+    signer = state["signer"]
     try:
         values = signer.verify(
             request.method, request.scope["path"], list(request.query_params.multi_items())
@@ -292,12 +252,7 @@ async def signed_download(request: Request) -> Response:
         ) from exc
     if values.get("disposition") not in DISPOSITIONS or "filename" not in values:
         raise Problem(403, "signature_invalid", "The download link lacks its response parameters.")
-    jobs = request.state.jobs
-    job_id = request.path_params["job_id"]
-    try:
-        job = await run_in_threadpool(jobs.store.get, job_id, None)
-    except JobNotFound:
-        raise Problem(404, "job_not_found", f"No job {job_id!r} (it may have expired).") from None
+    job = await state["jobs"].get(request.path_params["job_id"], None)
     # The signature stands in for the owner's credentials: serve as the job's tenant, through the
     # same code as GET /v1/jobs/{id}/results (ETag, If-None-Match, Range, streaming).
     request.scope["tenant"] = job.tenant
@@ -308,7 +263,7 @@ async def signed_download(request: Request) -> Response:
     return response
 
 
-ROUTES: list[BaseRoute] = [
+routes: list[BaseRoute] = [
     api_route("/v1/jobs/{job_id}/download-url", POST=create_download_url),
     api_route(DOWNLOAD_PATH, GET=signed_download),
 ]

@@ -7,20 +7,22 @@ sinks run on a worker thread, chunk by chunk, so disk writes never stall the eve
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-import anyio.to_thread
 import blake3
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
+from .offload import Offload
 from .problems import Problem
 
 __all__ = [
     "Body",
+    "read_json_object",
     "FilePart",
     "MultipartResult",
     "PartSink",
@@ -33,6 +35,8 @@ __all__ = [
 _MAX_FIELD_BYTES = 8192
 _MAX_FIELDS = 64
 _SNIFF_BYTES = 512
+
+Sniffer = Callable[[bytes], "tuple[str, str] | None"]
 
 
 def request_too_large(limit: int, actual: int | None, what: str = "request body") -> Problem:
@@ -59,16 +63,23 @@ def content_hasher() -> blake3.blake3:
     return blake3.blake3()
 
 
+Kind = tuple[str, str]
+"""What the first bytes say a body is: ("image", "jpeg"), ("archive", "zip") ..."""
+
+
 @dataclass(frozen=True)
 class Body:
     data: bytes
     digest: str
     """BLAKE3 of ``data``, hex."""
+    kind: Kind | None
+    """Decided once, from the first bytes, when the body was read; None: not recognised."""
 
 
-async def read_body(request: Request, limit: int) -> Body:
-    """The whole body (for the sync endpoint) and its digest, refusing more than ``limit``
-    bytes early. Chunks are hashed as they arrive, while still in cache, and joined once."""
+async def read_body(request: Request, limit: int, sniff: Sniffer) -> Body:
+    """The whole body (for the sync endpoint), its digest and its kind, refusing more than
+    ``limit`` bytes early. Chunks are hashed as they arrive, while still in cache, and joined
+    once."""
     declared = _declared_length(request)
     if declared is not None and declared > limit:
         raise request_too_large(limit, declared)
@@ -81,7 +92,33 @@ async def read_body(request: Request, limit: int) -> Body:
             raise request_too_large(limit, None)
         digest.update(chunk)
         chunks.append(chunk)
-    return Body(b"".join(chunks), digest.hexdigest())
+    data = b"".join(chunks)
+    return Body(data, digest.hexdigest(), sniff(data[:_SNIFF_BYTES]) if data else None)
+
+
+async def read_json_object(request: Request, *, limit: int, required: bool) -> dict[str, Any]:
+    """A JSON object body of at most ``limit`` bytes; an empty body is ``{}`` unless
+    ``required``."""
+    raw = await request.body()
+    if len(raw) > limit:
+        raise Problem(
+            413,
+            "body_too_large",
+            "The JSON body is too large.",
+            limit_bytes=limit,
+            actual_bytes=len(raw),
+        )
+    if not raw.strip():
+        if required:
+            raise Problem(400, "invalid_json", "A JSON object body is required.")
+        return {}
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Problem(400, "invalid_json", f"The body is not valid JSON ({exc}).") from exc
+    if not isinstance(value, dict):
+        raise Problem(400, "invalid_json", "The body must be a JSON object.")
+    return value
 
 
 class PartSink(Protocol):
@@ -112,7 +149,6 @@ class MultipartResult:
 
 
 SinkFactory = Callable[[int, str], PartSink]
-Sniffer = Callable[[bytes], "tuple[str, str] | None"]
 
 
 class _Collector:
@@ -289,6 +325,7 @@ async def read_multipart(
     sniff: Sniffer,
     max_files: int,
     accept_archives: bool,
+    offload: Offload,
 ) -> MultipartResult:
     """Stream a multipart/form-data body into sinks; raise Problem on any limit or syntax error.
 
@@ -326,15 +363,15 @@ async def read_multipart(
             received += len(chunk)
             if received > limit:
                 raise request_too_large(limit, declared)
-            await anyio.to_thread.run_sync(parser.write, chunk)
-        await anyio.to_thread.run_sync(parser.finalize)
+            await offload(parser.write, chunk)
+        await offload(parser.finalize)
     except MultipartParseError as exc:
         collector.abort()
         raise Problem(
             400, "malformed_multipart", f"The multipart body is malformed: {exc}"
         ) from None
     except BaseException:
-        await anyio.to_thread.run_sync(collector.abort)
+        await offload(collector.abort)
         raise
     if not collector.ended or collector.open_sinks:
         collector.abort()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from palette_native.cli import main
+from palette_native.cli import build_parser, main
 from PIL import Image
 
 ANSI = re.compile(r"\x1b\[")
@@ -519,9 +519,29 @@ def test_worker_runs_queued_jobs_with_its_options(tmp_path: Path) -> None:
     assert settings["workers"] == 1 and settings["data_dir"] == str(data_dir)
 
 
+def test_service_commands_come_from_the_service_plugin() -> None:
+    """The library names no service module: ``serve`` and ``worker`` are added through the
+    ``palette_native.commands`` entry point, with the service's own option definitions."""
+    import importlib.metadata
+
+    from service import cli as service_cli
+
+    [entry] = importlib.metadata.entry_points(group="palette_native.commands")
+    assert entry.load() is service_cli.add_commands
+    parser = build_parser()
+    args = parser.parse_args(["worker", "--data-dir", "/tmp/x", "--workers", "2"])
+    assert args.handler is service_cli.worker and args.workers == 2
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "--workers", "0"])  # the service's check of the flag
+
+
 def test_service_commands_without_the_service(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """A service that cannot be imported takes only its own commands away."""
     monkeypatch.setitem(sys.modules, "service.cli", None)
-    assert main(["serve"]) == 1
-    assert "service" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["serve"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "service.cli:add_commands unavailable" in err and "invalid choice: 'serve'" in err

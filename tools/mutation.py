@@ -47,8 +47,8 @@ SAMPLE = (
     "service.egress.x_refusal_reason__mutmut_1*",
     "service.uploads.x_read_body__mutmut_1*",
     "service.webhooks.delivery.x_parse_retry_after__mutmut_*",
-    "service.webhooks.store.xǁWebhookStoreǁrecord_attempt__mutmut_3*",
-    "service.jobs.sqlite_store.xǁSqliteStoreǁidempotency_begin__mutmut_1*",
+    "service.sqlite.webhook_outbox.xǁSqliteWebhookOutboxǁrecord_attempt__mutmut_3*",
+    "service.sqlite.idempotency.xǁSqliteIdempotencyStoreǁidempotency_begin__mutmut_1*",
     "service.jobs.worker.xǁWorkerPoolǁ_stop__mutmut_*",
     "palette_native.archive.x__read_entry__mutmut_1*",
 )

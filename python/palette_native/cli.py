@@ -2,7 +2,8 @@
 
 ``palette extract FILES_OR_ZIPS...`` prints or writes palettes; ZIP arguments stand for the
 images inside them (streamed, never unpacked to disk). ``palette quantize IN OUT`` writes an
-indexed PNG. ``palette serve`` / ``palette worker`` start the HTTP service and its workers.
+indexed PNG. Other installed packages add commands through the ``palette_native.commands``
+entry points (the HTTP service adds ``palette serve`` and ``palette worker``).
 
 Exit status: 0 when every image gave a palette (skipped archive entries are not failures),
 1 when any input failed (each failure is named on stderr), 2 for a usage error.
@@ -11,7 +12,7 @@ Exit status: 0 when every image gave a palette (skipped archive entries are not 
 from __future__ import annotations
 
 import argparse
-import importlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -333,21 +334,20 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_service(args: argparse.Namespace) -> int:
-    try:
-        # The HTTP service ships in the same wheel, but only these commands need it.
-        service_cli = importlib.import_module("service.cli")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("service", "service.cli"):
-            raise
-        sys.stderr.write(
-            f"{PROG}: error: 'palette {args.command}' needs the PaletteEngine service "
-            f"(the 'service.cli' module), which is not available here ({exc})\n"
-        )
-        return EXIT_FAILURE
-    handler = service_cli.serve if args.command == "serve" else service_cli.worker
-    status = handler(args)
-    return int(status) if isinstance(status, int) else EXIT_OK
+PLUGIN_GROUP = "palette_native.commands"
+"""Entry points in this group are called with the sub-command parsers and add their own;
+each command sets ``handler`` (args -> exit status) as its default."""
+
+
+def _add_plugin_commands(commands: Any) -> None:
+    for entry in importlib.metadata.entry_points(group=PLUGIN_GROUP):
+        try:
+            add_commands = entry.load()
+        except ImportError as exc:
+            # A broken add-on must not take the library's own commands down with it.
+            sys.stderr.write(f"{PROG}: note: commands from {entry.value} unavailable ({exc})\n")
+            continue
+        add_commands(commands)
 
 
 # --- parser ------------------------------------------------------------------------------
@@ -409,16 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     quantize.add_argument("--dither", action="store_true", help="Floyd-Steinberg dithering")
     quantize.set_defaults(handler=_cmd_quantize)
 
-    for name, text in (
-        ("serve", "run the HTTP service"),
-        ("worker", "run a worker that processes queued jobs"),
-    ):
-        service = commands.add_parser(name, help=text, description=text[0].upper() + text[1:])
-        service.add_argument("--host", default=None, help="address to bind")
-        service.add_argument("--port", type=int, default=None, help="port to bind")
-        service.add_argument("--data-dir", default=None, help="where jobs and results live")
-        service.add_argument("--workers", type=_positive_int, default=None, help="worker count")
-        service.set_defaults(handler=_cmd_service)
+    _add_plugin_commands(commands)
     return parser
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import BinaryIO
 
@@ -79,9 +81,19 @@ class LocalBlobStore:
     def open(self, key: str) -> BinaryIO:
         return open(self._path(key), "rb")
 
-    def local_path(self, key: str) -> Path:
-        """The file behind a key (embedded backend only; lets the library read it directly)."""
-        return self._path(key)
+    def as_file(self, key: str) -> AbstractContextManager[str]:
+        return nullcontext(str(self._path(key)))
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        base = self._path(prefix.rstrip("/"))
+        if base.is_file():
+            yield prefix.rstrip("/")
+            return
+        if not base.is_dir():
+            return
+        for path in sorted(base.rglob("*")):
+            if path.is_file():
+                yield path.relative_to(self.root).as_posix()
 
     def read_range(
         self, key: str, start: int, end: int, chunk_size: int = 65536
@@ -112,8 +124,10 @@ class LocalBlobStore:
         else:
             path.unlink(missing_ok=True)
 
-    def expire(self, older_than: float) -> int:
+    def expire(self, max_age_seconds: float) -> int:
         """Remove temp files of writes that never committed (a crash mid-upload)."""
+        # File times come from the operating system's clock, so the age is measured with it.
+        older_than = time.time() - max_age_seconds
         removed = 0
         for path in self._tmp.iterdir():
             try:

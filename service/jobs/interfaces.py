@@ -1,15 +1,17 @@
 """The seams of the job layer. A second backend (Redis + S3) implements these and nothing else.
 
-Times are seconds since the epoch from one :class:`Clock`, so leases and expiry can be tested
-with a fake clock.
+Times are seconds since the epoch from one :class:`~service.clock.Clock`, so leases and expiry
+can be tested with a fake clock. ``tests/conformance`` is the contract every backend passes.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal, Protocol
+
+from ..clock import Clock, SystemClock, iso_time
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -20,11 +22,15 @@ __all__ = [
     "BlobWriter",
     "Clock",
     "IdempotencyOutcome",
+    "EventLog",
     "IdempotencyStore",
+    "InvalidCursor",
+    "ItemKey",
     "ItemResult",
     "Job",
     "JobBackend",
     "JobConflict",
+    "JobEvent",
     "JobInput",
     "JobNotFound",
     "JobQueue",
@@ -35,8 +41,8 @@ __all__ = [
     "PaletteCache",
     "Progress",
     "ResultInfo",
+    "SecretStore",
     "SystemClock",
-    "TransitionHook",
 ]
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
@@ -45,20 +51,16 @@ ACTIVE_STATUSES = frozenset({"queued", "running"})
 FINAL_STATUSES = frozenset({"succeeded", "failed", "canceled"})
 ItemStatus = Literal["succeeded", "failed", "skipped"]
 
-
-class Clock(Protocol):
-    def now(self) -> float:
-        """Wall-clock seconds since the epoch (timestamps, leases, expiry)."""
-        ...
-
-
-class SystemClock:
-    def now(self) -> float:
-        return time.time()
+ItemKey = tuple[int, int]
+"""An image of a job: (input seq, entry index); an upload is entry 0."""
 
 
 class JobNotFound(LookupError):
     """No such job for this tenant (or it expired)."""
+
+
+class InvalidCursor(ValueError):
+    """A list cursor this backend did not issue."""
 
 
 class JobConflict(Exception):
@@ -151,9 +153,7 @@ class Job:
 
 
 def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+    return None if ts is None else iso_time(ts)
 
 
 @dataclass(frozen=True)
@@ -164,6 +164,10 @@ class Lease:
     owner: str
     token: int
     expires_at: float
+    attempts: int = 0
+    """Claims of this job that ended in a crash or a worker error, since its last progress."""
+    suspects: frozenset[ItemKey] = frozenset()
+    """Images in flight when an earlier claim crashed: run them one at a time."""
 
 
 @dataclass(frozen=True)
@@ -191,19 +195,49 @@ class ResultInfo:
     size: int
 
 
-TransitionHook = Callable[[Any, dict[str, Any], str], None]
-"""``hook(tx, job, event_type)`` called inside the store's transaction on every transition."""
+@dataclass(frozen=True)
+class JobEvent:
+    """One entry of the event log, written in the same atomic step as the change it reports.
+
+    ``id`` is stable: every read of the event gives the same one, so consumers dedupe on it.
+    ``job`` is the public job document (as ``GET /v1/jobs/{id}`` renders it) plus ``tenant``;
+    for ``job.deleted`` only ``id`` and ``tenant``.
+    """
+
+    id: str
+    type: str
+    """``job.progress``, ``job.succeeded``, ``job.failed``, ``job.canceled`` or ``job.deleted``."""
+    job: dict[str, Any]
+    at: float
+
+
+class EventLog(Protocol):
+    """Job events in the order they happened, consumed at least once per named consumer."""
+
+    def read(self, consumer: str, limit: int = 100) -> list[JobEvent]:
+        """The oldest events ``consumer`` has not acknowledged (again, after a crash)."""
+        ...
+
+    def ack(self, consumer: str, events: Sequence[JobEvent]) -> None:
+        """``consumer`` is done with ``events`` (and everything before them)."""
+        ...
 
 
 class JobStore(Protocol):
-    """Job records, scoped by tenant."""
+    """Job records, scoped by tenant. Every state change appends to the :class:`EventLog`."""
 
-    def add_transition_hook(self, hook: TransitionHook) -> None: ...
+    def new_job_id(self) -> str:
+        """An id for a job about to be submitted (the backend may put its partition in it)."""
+        ...
+
     def submit(self, job: NewJob, idempotency: IdempotencyOutcome | None = None) -> Job: ...
     def get(self, job_id: str, tenant: str | None = None) -> Job: ...
     def list_jobs(
         self, tenant: str, *, status: str | None = None, limit: int = 50, cursor: str | None = None
-    ) -> tuple[list[Job], str | None]: ...
+    ) -> tuple[list[Job], str | None]:
+        """Newest first; raises :class:`InvalidCursor` for a cursor it did not issue."""
+        ...
+
     def cancel(self, job_id: str, tenant: str) -> Job: ...
     def delete(self, job_id: str, tenant: str) -> Job: ...
     def inputs(self, job_id: str) -> list[JobInput]: ...
@@ -214,16 +248,26 @@ class JobStore(Protocol):
 
     def counts(self) -> dict[str, int]: ...
     def ping(self) -> None: ...
-    def close(self) -> None: ...
 
 
 class JobQueue(Protocol):
-    """Dispatch with leases: every accepted job is worked until it is final."""
+    """Dispatch with leases: every accepted job is worked until it is final.
 
-    def claim(self, owner: str, lease_seconds: float) -> Lease | None: ...
+    A crash (a lease that expired) counts against the images that were in flight: an image in
+    flight during ``max_crashes`` crashed claims is given up (failed, ``internal_error``).
+    """
+
+    def claim(self, owner: str, lease_seconds: float, wait: float = 0.0) -> Lease | None:
+        """Lease the oldest claimable job, waiting up to ``wait`` seconds for one."""
+        ...
+
     def renew(self, lease: Lease, lease_seconds: float) -> LeaseState: ...
     def cancel_requested(self, job_ids: Sequence[str]) -> set[str]: ...
-    def done_items(self, job_id: str) -> set[tuple[int, int]]: ...
+    def done_items(self, job_id: str) -> set[ItemKey]: ...
+    def start_items(self, lease: Lease, items: Mapping[ItemKey, str]) -> bool:
+        """These images (key -> name) are being worked on now: what a crash counts against."""
+        ...
+
     def progress(
         self,
         lease: Lease,
@@ -234,14 +278,20 @@ class JobQueue(Protocol):
         lease_seconds: float | None = None,
     ) -> bool:
         """Record finished images (idempotent per image) if ``lease`` still owns the job;
-        ``notify`` fires ``job.progress``; ``lease_seconds`` also extends the lease."""
+        ``notify`` appends ``job.progress``; ``lease_seconds`` also extends the lease."""
         ...
 
     def complete(self, lease: Lease, result: ResultInfo) -> bool: ...
     def fail(self, lease: Lease, error: dict[str, Any], result: ResultInfo | None) -> bool: ...
     def acknowledge_cancel(self, lease: Lease) -> bool: ...
-    def release(self, lease: Lease) -> bool: ...
-    def reap_expired(self) -> int: ...
+    def release(self, lease: Lease, *, crashed: bool = False) -> bool:
+        """Hand the job back to the queue. A drain hand-back (``crashed=False``) uses no
+        attempt; a worker error counts like a crash."""
+        ...
+
+    def reap_expired(self) -> int:
+        """Jobs whose lease expired (their worker died) go back to the queue, crash counted."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -280,8 +330,15 @@ class PaletteCache(Protocol):
         ...
 
 
-class JobBackend(JobStore, JobQueue, IdempotencyStore, PaletteCache, Protocol):
-    """Everything the app and the workers need from one backend (SQLite now, Redis next)."""
+class JobBackend(JobStore, JobQueue, Protocol):
+    """Job records and their dispatch: one object, since a claim changes a record."""
+
+
+class SecretStore(Protocol):
+    """Secrets every node of a deployment must share (URL signing, callback signing), when
+    settings do not give them: made once, then the same on every node."""
+
+    def get_or_create(self, name: str, make: Callable[[], str]) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -298,11 +355,24 @@ class BlobWriter(Protocol):
 
 
 class BlobStore(Protocol):
-    """Opaque bytes by key (``jobs/<id>/...``); writes are all-or-nothing."""
+    """Opaque bytes by key (``uploads/<id>/...``); writes are all-or-nothing."""
 
     def create(self, key: str) -> BlobWriter: ...
     def put(self, key: str, chunks: Iterable[bytes]) -> BlobInfo: ...
-    def open(self, key: str) -> BinaryIO: ...
+    def open(self, key: str) -> BinaryIO:
+        """Streaming and seekable."""
+        ...
+
+    def as_file(self, key: str) -> AbstractContextManager[str]:
+        """A path on this machine holding the blob while the context lasts, so the library can
+        stream it from disk (a local store gives its own file; a remote one a download)."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+    def keys(self, prefix: str) -> Iterator[str]:
+        """Committed keys under ``prefix``."""
+        ...
+
     def read_range(
         self, key: str, start: int, end: int, chunk_size: int = 65536
     ) -> Iterator[bytes]:
@@ -312,6 +382,6 @@ class BlobStore(Protocol):
     def size(self, key: str) -> int: ...
     def delete(self, key: str) -> None: ...
     def delete_prefix(self, prefix: str) -> None: ...
-    def expire(self, older_than: float) -> int:
-        """Remove partial writes (never committed) started before ``older_than``."""
+    def expire(self, max_age_seconds: float) -> int:
+        """Remove partial writes (never committed) older than ``max_age_seconds``."""
         ...

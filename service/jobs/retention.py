@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
+from collections.abc import Callable, Sequence
 
-from .interfaces import BlobStore, Clock, JobStore
+from .interfaces import BlobStore, JobStore
 
 __all__ = ["Sweeper", "sweep_once"]
 
@@ -15,8 +15,11 @@ logger = logging.getLogger("service.retention")
 _PARTIAL_WRITE_MAX_AGE = 3600.0
 
 
-def sweep_once(store: JobStore, blobs: BlobStore, clock: Clock) -> int:
-    """Delete expired jobs (records, uploads, results) and stale partial writes."""
+def sweep_once(
+    store: JobStore, blobs: BlobStore, housekeeping: Sequence[Callable[[], object]] = ()
+) -> int:
+    """Delete expired jobs (records, uploads, results), stale partial writes, and whatever the
+    backend's other clean-ups remove (idempotency keys, cached palettes, old events)."""
     removed = 0
     while True:
         jobs = store.expire(limit=500)
@@ -26,9 +29,9 @@ def sweep_once(store: JobStore, blobs: BlobStore, clock: Clock) -> int:
         removed += len(jobs)
         if len(jobs) < 500:
             break
-    # Partial writes are aged by their file times, which come from the operating system's
-    # clock, not the service clock (tests and simulations move that one).
-    blobs.expire(time.time() - _PARTIAL_WRITE_MAX_AGE)
+    blobs.expire(_PARTIAL_WRITE_MAX_AGE)
+    for tidy in housekeeping:
+        tidy()
     if removed:
         logger.info("retention: removed %d expired jobs", removed)
     return removed
@@ -37,8 +40,14 @@ def sweep_once(store: JobStore, blobs: BlobStore, clock: Clock) -> int:
 class Sweeper:
     """Runs :func:`sweep_once` every ``interval`` seconds on a daemon thread."""
 
-    def __init__(self, store: JobStore, blobs: BlobStore, clock: Clock, interval: float) -> None:
-        self._args = (store, blobs, clock)
+    def __init__(
+        self,
+        store: JobStore,
+        blobs: BlobStore,
+        housekeeping: Sequence[Callable[[], object]],
+        interval: float,
+    ) -> None:
+        self._args = (store, blobs, housekeeping)
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="palette-retention", daemon=True)

@@ -1,39 +1,37 @@
-"""Job use cases behind the routes: create (streamed upload + idempotency), read, cancel, delete."""
+"""Job use cases behind the routes: create (uploads + idempotency), read, cancel, delete.
+
+They take plain values (tenants, ids, parsed options, uploaded parts); the routes parse HTTP.
+"""
 
 from __future__ import annotations
 
 import struct
-import uuid
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-import anyio
-import anyio.to_thread
-from starlette.requests import Request
-
+from ..backends import Backends
+from ..egress import EgressRefused
 from ..engine import Engine
-from ..options import parse_options
+from ..offload import Offload
 from ..problems import Problem
 from ..settings import Settings
-from ..uploads import FilePart, read_multipart
+from ..uploads import FilePart, PartSink
 from .interfaces import (
     JOB_STATUSES,
-    BlobStore,
     BlobWriter,
     IdempotencyOutcome,
+    InvalidCursor,
     Job,
-    JobBackend,
     JobConflict,
     JobInput,
     JobNotFound,
     NewJob,
 )
-from .sqlite_store import decode_cursor
 from .worker import WorkerPool
 
-__all__ = ["Created", "JobService"]
+__all__ = ["Created", "JobService", "Upload"]
 
 JOBS_PATH = "/v1/jobs"
 _EOCD = b"PK\x05\x06"
@@ -45,6 +43,21 @@ class Created:
     body: dict[str, Any]
     location: str
     replayed: bool
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A job being uploaded: its id (minted by the backend) and its idempotency state."""
+
+    job_id: str
+    tenant: str
+    key: str | None
+    replay: IdempotencyOutcome | None
+    """The first response, when the key was used before: the body must match it."""
+
+    @property
+    def prefix(self) -> str:
+        return f"uploads/{self.job_id}"
 
 
 class _BlobSink:
@@ -81,25 +94,28 @@ class JobService:
     def __init__(
         self,
         settings: Settings,
-        store: JobBackend,
-        blobs: BlobStore,
+        backends: Backends,
         engine: Engine,
         pool: WorkerPool | None,
         draining: Any,
+        offload: Offload,
     ) -> None:
         self.settings = settings
-        self.store = store
-        self.blobs = blobs
+        self.store = backends.jobs
+        self.idempotency = backends.idempotency
+        self.blobs = backends.blobs
         self.engine = engine
         self.pool = pool
         self.draining = draining
+        self.offload = offload
 
     @property
     def retry_after(self) -> dict[str, str]:
         return {"Retry-After": str(self.settings.retry_after_seconds)}
 
     # -- create ----------------------------------------------------------------------------
-    async def create(self, request: Request, tenant: str) -> Created:
+    async def begin(self, tenant: str, key: str | None) -> Upload:
+        """Reserve the idempotency key (if any) and a job id, before the body is read."""
         if self.draining.is_set():
             raise Problem(
                 503,
@@ -107,15 +123,10 @@ class JobService:
                 "The server is shutting down; retry on another instance.",
                 headers={"Retry-After": "5"},
             )
-        key = request.headers.get("idempotency-key")
-        if key is not None and not (0 < len(key) <= 255 and key.isprintable()):
-            raise Problem(
-                400, "bad_idempotency_key", "Idempotency-Key must be 1-255 printable characters."
-            )
-        state: str | IdempotencyOutcome | None = None
+        replay: IdempotencyOutcome | None = None
         if key is not None:
-            state = await anyio.to_thread.run_sync(
-                self.store.idempotency_begin, tenant, key, "POST", JOBS_PATH
+            state = await self.offload(
+                self.idempotency.idempotency_begin, tenant, key, "POST", JOBS_PATH
             )
             if state == "in_flight":
                 raise Problem(
@@ -124,69 +135,77 @@ class JobService:
                     "A request with this Idempotency-Key is still being processed.",
                     headers=self.retry_after,
                 )
-        job_id = uuid.uuid4().hex
-        prefix = f"uploads/{job_id}"
-        s = self.settings
-        try:
-            parsed = await read_multipart(
-                request,
-                limit=s.max_request_bytes,
-                new_sink=lambda seq, kind: _BlobSink(
-                    self.blobs.create(f"{prefix}/{seq}"), f"{prefix}/{seq}"
-                ),
-                sniff=self.engine.sniff,
-                max_files=s.max_images_per_job,
-                accept_archives=True,
-            )
             if isinstance(state, IdempotencyOutcome):
-                await anyio.to_thread.run_sync(self.blobs.delete_prefix, prefix)
-                if state.fingerprint != parsed.fingerprint:
-                    raise Problem(
-                        422,
-                        "idempotency_key_reused",
-                        "This Idempotency-Key was used with a different request body.",
-                    )
-                return Created(state.status_code, state.body, state.location or "", True)
-            if not parsed.files:
-                raise Problem(400, "no_files", "Send one or more 'file' parts (images or ZIPs).")
-            options = parse_options(
-                parsed.fields, max_colors=s.max_colors, default_pixel_budget=s.pixel_budget
+                replay = state
+        return Upload(self.store.new_job_id(), tenant, key, replay)
+
+    def sink(self, upload: Upload, seq: int) -> PartSink:
+        """Where the ``seq``-th uploaded part is written as it arrives."""
+        key = f"{upload.prefix}/{seq}"
+        return _BlobSink(self.blobs.create(key), key)
+
+    async def replay(self, upload: Upload, fingerprint: str) -> Created:
+        """The first response again, if the body is the one it was given for."""
+        assert upload.replay is not None
+        await self.offload(self.blobs.delete_prefix, upload.prefix)
+        if upload.replay.fingerprint != fingerprint:
+            raise Problem(
+                422,
+                "idempotency_key_reused",
+                "This Idempotency-Key was used with a different request body.",
             )
-            callback_url = _callback_url(parsed.fields.get("callback_url"))
-            if callback_url is not None:
-                # webhooks (issue #4): the SSRF check when the URL is given (DNS: in a thread)
-                await anyio.to_thread.run_sync(_vet_callback_url, callback_url)
-            total = await anyio.to_thread.run_sync(self._count_images, parsed.files)
-            location = f"{JOBS_PATH}/{job_id}"
-            inputs = [
-                JobInput(n, f.filename, f.handle, "zip" if f.kind == "archive" else "image", f.size)
-                for n, f in enumerate(parsed.files)
-            ]
-            outcome = (
-                IdempotencyOutcome(
-                    tenant, key, "POST", JOBS_PATH, parsed.fingerprint, 202, location=location
-                )
-                if key is not None
-                else None
+        first = upload.replay
+        return Created(first.status_code, first.body, first.location or "", True)
+
+    async def submit(
+        self,
+        upload: Upload,
+        files: Sequence[FilePart],
+        options: dict[str, Any],
+        callback_url: str | None,
+        fingerprint: str,
+    ) -> Created:
+        if not files:
+            raise Problem(400, "no_files", "Send one or more 'file' parts (images or ZIPs).")
+        if callback_url is not None:
+            # The SSRF check when the URL is given (DNS: in a thread).
+            await self.offload(self._vet_callback_url, callback_url)
+        total = await self.offload(self._count_images, files)
+        location = f"{JOBS_PATH}/{upload.job_id}"
+        inputs = [
+            JobInput(n, f.filename, f.handle, "zip" if f.kind == "archive" else "image", f.size)
+            for n, f in enumerate(files)
+        ]
+        outcome = (
+            IdempotencyOutcome(
+                upload.tenant, upload.key, "POST", JOBS_PATH, fingerprint, 202, location=location
             )
-            job = await anyio.to_thread.run_sync(
-                self.store.submit,
-                NewJob(job_id, tenant, options, inputs, callback_url, total),
-                outcome,
-            )
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self.blobs.delete_prefix, prefix)
-                if key is not None and state == "new":
-                    await anyio.to_thread.run_sync(
-                        self.store.idempotency_abort, tenant, key, "POST", JOBS_PATH
-                    )
-            raise
-        if self.pool is not None:
-            self.pool.notify()
+            if upload.key is not None
+            else None
+        )
+        job = await self.offload(
+            self.store.submit,
+            NewJob(upload.job_id, upload.tenant, options, inputs, callback_url, total),
+            outcome,
+        )
         return Created(202, job.to_public(), location, False)
 
-    def _count_images(self, files: list[FilePart]) -> int:
+    async def abort(self, upload: Upload) -> None:
+        """The upload failed: its parts and its key reservation go."""
+        await self.offload(self.blobs.delete_prefix, upload.prefix)
+        if upload.key is not None and upload.replay is None:
+            await self.offload(
+                self.idempotency.idempotency_abort, upload.tenant, upload.key, "POST", JOBS_PATH
+            )
+
+    def _vet_callback_url(self, url: str) -> None:
+        """Refuse private, loopback, link-local and metadata destinations."""
+        try:
+            self.settings.webhooks.egress.vet_url(url)
+        except EgressRefused as exc:
+            raise Problem(422, exc.code, exc.detail, parameter="callback_url") from exc
+
+    def _count_images(self, files: Sequence[FilePart]) -> int:
         s = self.settings
         total = 0
         for part in files:
@@ -227,15 +246,16 @@ class JobService:
         return total
 
     # -- read ------------------------------------------------------------------------------
-    async def get(self, job_id: str, tenant: str) -> Job:
+    async def get(self, job_id: str, tenant: str | None) -> Job:
+        """``tenant=None``: whoever owns it (a signed link stands in for the owner)."""
         try:
-            job: Job = await anyio.to_thread.run_sync(self.store.get, job_id, tenant)
+            job: Job = await self.offload(self.store.get, job_id, tenant)
         except JobNotFound:
             raise _not_found(job_id) from None
         return job
 
     async def list(
-        self, tenant: str, *, status: str | None, limit: str | None, cursor: str | None
+        self, tenant: str, *, status: str | None, limit: int, cursor: str | None
     ) -> tuple[list[Job], str | None]:
         if status is not None and status not in JOB_STATUSES:
             raise Problem(
@@ -244,33 +264,21 @@ class JobService:
                 f"status must be one of {', '.join(JOB_STATUSES)}",
                 parameter="status",
             )
+
+        def page() -> tuple[list[Job], str | None]:
+            return self.store.list_jobs(tenant, status=status, limit=limit, cursor=cursor)
+
         try:
-            count = 50 if limit is None else int(limit)
-        except ValueError:
-            count = 0
-        if not 1 <= count <= 200:
+            return await self.offload(page)
+        except InvalidCursor:
             raise Problem(
-                400, "bad_parameter", "limit must be an integer from 1 to 200", parameter="limit"
-            )
-        if cursor is not None:
-            try:
-                decode_cursor(cursor)
-            except ValueError:
-                raise Problem(
-                    400,
-                    "bad_cursor",
-                    "The cursor is not one this server issued.",
-                    parameter="cursor",
-                ) from None
-        jobs, next_cursor = await anyio.to_thread.run_sync(
-            lambda: self.store.list_jobs(tenant, status=status, limit=count, cursor=cursor)
-        )
-        return jobs, next_cursor
+                400, "bad_cursor", "The cursor is not one this server issued.", parameter="cursor"
+            ) from None
 
     # -- change ----------------------------------------------------------------------------
     async def cancel(self, job_id: str, tenant: str) -> Job:
         try:
-            job: Job = await anyio.to_thread.run_sync(self.store.cancel, job_id, tenant)
+            job: Job = await self.offload(self.store.cancel, job_id, tenant)
         except JobNotFound:
             raise _not_found(job_id) from None
         except JobConflict as exc:
@@ -281,14 +289,14 @@ class JobService:
                 status_now=exc.status,
             ) from None
         if job.status == "canceled":
-            await anyio.to_thread.run_sync(self.blobs.delete_prefix, f"uploads/{job_id}")
+            await self.offload(self.blobs.delete_prefix, f"uploads/{job_id}")
         elif self.pool is not None:
             self.pool.request_cancel(job_id)
         return job
 
     async def delete(self, job_id: str, tenant: str) -> None:
         try:
-            await anyio.to_thread.run_sync(self.store.delete, job_id, tenant)
+            await self.offload(self.store.delete, job_id, tenant)
         except JobNotFound:
             raise _not_found(job_id) from None
         except JobConflict:
@@ -300,7 +308,7 @@ class JobService:
             self.blobs.delete_prefix(f"uploads/{job_id}")
             self.blobs.delete_prefix(f"results/{job_id}")
 
-        await anyio.to_thread.run_sync(remove_blobs)
+        await self.offload(remove_blobs)
 
     def finished_result(self, job: Job) -> tuple[str, str, int]:
         if job.is_active:
@@ -323,27 +331,3 @@ class JobService:
 
 def _not_found(job_id: str) -> Problem:
     return Problem(404, "job_not_found", f"No job {job_id!r} (it may have expired).")
-
-
-def _vet_callback_url(url: str) -> None:
-    """webhooks (issue #4): refuse private, loopback, link-local and metadata destinations."""
-    from ..egress import EgressPolicy, EgressRefused
-
-    try:
-        EgressPolicy.from_env().vet_url(url)
-    except EgressRefused as exc:
-        raise Problem(422, exc.code, exc.detail, parameter="callback_url") from exc
-
-
-def _callback_url(raw: str | None) -> str | None:
-    if raw is None or raw == "":
-        return None
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc or len(raw) > 2048:
-        raise Problem(
-            400,
-            "bad_parameter",
-            "callback_url must be an absolute http(s) URL of at most 2048 characters.",
-            parameter="callback_url",
-        )
-    return raw

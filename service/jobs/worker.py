@@ -18,11 +18,16 @@ import zipfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from palette_native.errors import CanceledError, PaletteError
+
+from ..errors import error_fields
 from .interfaces import (
     BlobStore,
+    ItemKey,
     ItemResult,
     JobBackend,
     JobInput,
@@ -52,6 +57,15 @@ class _Active:
     cancel: threading.Event = field(default_factory=threading.Event)
     lost: threading.Event = field(default_factory=threading.Event)
     renewed_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class _Image:
+    """One image to extract: where it is, and what it is called."""
+
+    key: ItemKey
+    name: str
+    source: AbstractContextManager[str | bytes]
 
 
 def count_archive_entries(f: BinaryIO) -> int:
@@ -101,6 +115,7 @@ class WorkerPool:
         archive_iter: Callable[[BinaryIO], Iterator[Any]] | None = None,
         max_images_per_job: int = 10_000,
         max_attempts: int = 5,
+        claim_wait: float = 0.5,
         poll_seconds: float = 0.1,
         on_item: Callable[[str], None] | None = None,
         on_job: Callable[[str], None] | None = None,
@@ -114,6 +129,7 @@ class WorkerPool:
         self.lease_seconds = lease_seconds
         self.max_images_per_job = max_images_per_job
         self.max_attempts = max_attempts
+        self.claim_wait = claim_wait
         self.poll_seconds = poll_seconds
         self.on_item = on_item or (lambda status: None)
         self.on_job = on_job or (lambda status: None)
@@ -123,7 +139,6 @@ class WorkerPool:
         self._monitor: threading.Thread | None = None
         self._active: dict[str, _Active] = {}
         self._active_lock = threading.Lock()
-        self._wake = threading.Event()
         self.draining = threading.Event()
         self.hard_stop = threading.Event()
         self._stopped = threading.Event()
@@ -144,10 +159,6 @@ class WorkerPool:
         self._monitor = threading.Thread(target=self._watch, name="palette-monitor", daemon=True)
         self._monitor.start()
 
-    def notify(self) -> None:
-        """New work was queued: wake idle workers now instead of at their next poll."""
-        self._wake.set()
-
     def request_cancel(self, job_id: str) -> None:
         """Same-process shortcut for a cancel the store has recorded: stop now, not at the
         next poll (other processes still learn it from the store)."""
@@ -166,7 +177,6 @@ class WorkerPool:
     def drain(self, grace_seconds: float) -> None:
         """Stop claiming; let running images finish within the grace period; hand back the rest."""
         self.draining.set()
-        self._wake.set()
         deadline = time.monotonic() + grace_seconds
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
@@ -204,8 +214,7 @@ class WorkerPool:
                             a.cancel.set()
                 if now - last_reap >= max(1.0, self.lease_seconds / 3):
                     last_reap = now
-                    if self.store.reap_expired():
-                        self._wake.set()
+                    self.store.reap_expired()
             except Exception:  # keep watching: a transient store error must not stop renewals
                 logger.exception("lease monitor error")
 
@@ -213,13 +222,12 @@ class WorkerPool:
     def _run(self, owner: str) -> None:
         while not self.draining.is_set():
             try:
-                lease = self.store.claim(owner, self.lease_seconds)
+                lease = self.store.claim(owner, self.lease_seconds, wait=self.claim_wait)
             except Exception:
                 logger.exception("claim failed")
-                lease = None
+                self.draining.wait(self.claim_wait)
+                continue
             if lease is None:
-                self._wake.wait(0.5)
-                self._wake.clear()
                 continue
             active = _Active(lease)
             with self._active_lock:
@@ -233,28 +241,28 @@ class WorkerPool:
                     self._active.pop(lease.job_id, None)
 
     def _give_up_or_release(self, active: _Active, exc: Exception) -> None:
-        """A job that keeps crashing its worker fails after ``max_attempts`` claims; before
-        that it goes back to the queue (the crash may have been this node's)."""
+        """A job that keeps failing its worker fails after ``max_attempts`` claims without
+        progress; before that it goes back to the queue (the fault may have been this node's)."""
         lease = active.lease
-        try:
-            attempts = self.store.get(lease.job_id).attempts
-        except JobNotFound:
-            return
+        attempts = lease.attempts + 1
         if attempts < self.max_attempts:
             logger.exception("job %s: worker error; lease released", lease.job_id)
-            self.store.release(lease)
+            self.store.release(lease, crashed=True)
             return
         logger.exception("job %s: failed on %d attempts; giving up", lease.job_id, attempts)
+        self._give_up(active, attempts, type(exc).__name__)
+
+    def _give_up(self, active: _Active, attempts: int, what: str) -> None:
         error = {
             "code": "internal_error",
-            "detail": f"processing failed {attempts} times ({type(exc).__name__})",
+            "detail": f"processing failed {attempts} times ({what})",
             "attempts": attempts,
         }
         try:
             self._finish(active, error=error)
         except Exception:  # the store or blobs are failing: leave it to a later claim
-            logger.exception("job %s: could not record the failure", lease.job_id)
-            self.store.release(lease)
+            logger.exception("job %s: could not record the failure", active.lease.job_id)
+            self.store.release(active.lease, crashed=True)
 
     def _check(self, active: _Active) -> None:
         if active.lost.is_set():
@@ -266,6 +274,11 @@ class WorkerPool:
 
     def _work(self, active: _Active) -> None:
         lease = active.lease
+        if lease.attempts >= self.max_attempts:
+            # Earlier claims crashed (or failed) without moving the job forward.
+            logger.error("job %s: %d claims ended without progress", lease.job_id, lease.attempts)
+            self._give_up(active, lease.attempts, "its worker stopped")
+            return
         try:
             job = self.store.get(lease.job_id)
         except JobNotFound:
@@ -291,27 +304,38 @@ class WorkerPool:
             active.renewed_at = now
             self.on_item(item.status)
 
+        def settle_until(limit: int) -> None:
+            while len(window) > limit:
+                record(_resolve(window.popleft()))
+
         # Images of one job are extracted on the shared CPU pool, up to ``threads`` at once,
         # while this thread reads the next archive entries and commits finished ones in order.
+        # An image that was in flight when an earlier claim crashed runs on its own, so a crash
+        # now is counted against it alone.
         window: deque[Future[ItemResult] | ItemResult] = deque()
         try:
             if active.cancel.is_set():
                 raise _Stop("cancel")
             for inp in self.store.inputs(lease.job_id):
-                for task in self._tasks(inp, done, kwargs, should_cancel, active):
-                    window.append(task)
-                    while len(window) > self.threads_wanted:
-                        record(_resolve(window.popleft()))
-            while window:
-                record(_resolve(window.popleft()))
+                for task in self._tasks(inp, done, active):
+                    if isinstance(task, ItemResult):
+                        window.append(task)
+                        settle_until(self.threads_wanted)
+                        continue
+                    alone = task.key in lease.suspects
+                    if alone:
+                        settle_until(0)
+                    if not self.store.start_items(lease, {task.key: task.name}):
+                        raise _Stop("lost")
+                    window.append(self._submit(task, kwargs, should_cancel))
+                    settle_until(0 if alone else self.threads_wanted)
+            settle_until(0)
         except _Stop as stop:
             # Images already running finish (a drain keeps them; a cancel throws them away).
             self._settle(window, record if stop.reason == "drain" else None)
             self._stop(active, stop.reason)
             return
         except Exception as exc:
-            from palette_native.errors import PaletteError
-
             if not isinstance(exc, PaletteError):
                 self._settle(window, None)
                 raise
@@ -321,8 +345,7 @@ class WorkerPool:
             except _Stop as stop:
                 self._stop(active, stop.reason)
                 return
-            details = _jsonable(exc.details)
-            self._finish(active, error={"code": exc.code, "detail": exc.message, **details})
+            self._finish(active, error=error_fields(exc))
             return
         self._finish(active, error=None)
 
@@ -341,30 +364,28 @@ class WorkerPool:
             if record is not None:
                 record(item)
 
-    def _tasks(
-        self,
-        inp: JobInput,
-        done: set[tuple[int, int]],
-        kwargs: dict[str, Any],
-        should_cancel: Callable[[], bool],
-        active: _Active,
-    ) -> Iterator[Future[ItemResult] | ItemResult]:
+    def _submit(
+        self, image: _Image, kwargs: dict[str, Any], should_cancel: Callable[[], bool]
+    ) -> Future[ItemResult]:
         assert self._cpu is not None, "pool not started"
+        held = ExitStack()
+        source = held.enter_context(image.source)
+        seq, index = image.key
+        future = self._cpu.submit(
+            self._extract_one, seq, index, image.name, source, kwargs, should_cancel
+        )
+        future.add_done_callback(lambda _: held.close())
+        return future
+
+    def _tasks(
+        self, inp: JobInput, done: set[ItemKey], active: _Active
+    ) -> Iterator[_Image | ItemResult]:
         if inp.kind == "image":
             if (inp.seq, 0) in done:
                 return
             self._check(active)
-            source: str | bytes
-            local_path = getattr(self.blobs, "local_path", None)
-            if local_path is not None:
-                # A file on disk: the library streams it instead of holding a second copy.
-                source = str(local_path(inp.blob_key))
-            else:
-                with self.blobs.open(inp.blob_key) as f:
-                    source = f.read()
-            yield self._cpu.submit(
-                self._extract_one, inp.seq, 0, inp.name, source, kwargs, should_cancel
-            )
+            # A file on this machine: the library streams it instead of holding a copy.
+            yield _Image((inp.seq, 0), inp.name, self.blobs.as_file(inp.blob_key))
             return
         if self.archive_iter is None:
             raise RuntimeError("archive support is not available")
@@ -382,15 +403,7 @@ class WorkerPool:
                         error={"code": "skipped", "detail": str(entry.skipped_reason)},
                     )
                     continue
-                yield self._cpu.submit(
-                    self._extract_one,
-                    inp.seq,
-                    index,
-                    entry.name,
-                    entry.data,
-                    kwargs,
-                    should_cancel,
-                )
+                yield _Image((inp.seq, index), entry.name, nullcontext(entry.data))
 
     def _extract_one(
         self,
@@ -401,15 +414,12 @@ class WorkerPool:
         kwargs: dict[str, Any],
         should_cancel: Callable[[], bool],
     ) -> ItemResult:
-        from palette_native.errors import CanceledError, PaletteError
-
         try:
             palette = self.extract(data, should_cancel=should_cancel, **kwargs)
         except CanceledError:
             raise _Stop("interrupted") from None
         except PaletteError as exc:
-            error = {"code": exc.code, "detail": exc.message, **_jsonable(exc.details)}
-            return ItemResult(seq, index, name, "failed", error=error)
+            return ItemResult(seq, index, name, "failed", error=error_fields(exc))
         except Exception as exc:  # one bad image must not poison its whole job
             logger.exception("unexpected error extracting %r", name)
             error = {"code": "internal_error", "detail": f"{type(exc).__name__} while decoding"}
@@ -473,13 +483,3 @@ class WorkerPool:
 def _resolve(task: Future[ItemResult] | ItemResult) -> ItemResult:
     return task.result() if isinstance(task, Future) else task
 
-
-def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in details.items():
-        try:
-            json.dumps(v)
-        except (TypeError, ValueError):
-            v = str(v)
-        out[k] = v
-    return out

@@ -9,6 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..problems import Problem
+
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -36,3 +38,17 @@ _EVERY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TR
 
 def api_route(path: str, **handlers: Endpoint) -> Route:
     return Route(path, by_method(**handlers), methods=_EVERY_METHOD)
+
+
+def limit_param(request: Request, code: str) -> int:
+    """``?limit=`` as a page size from 1 to 200 (50 when absent); ``code`` names the error."""
+    raw = request.query_params.get("limit")
+    try:
+        limit = 50 if raw is None else int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 200:
+        raise Problem(
+            400, code, "limit must be an integer from 1 to 200.", parameter="limit"
+        )
+    return limit

@@ -2,27 +2,81 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
+
+import anyio
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from ..conditional import json_response, none_match, not_modified, parse_range
 from ..jobs.service import JobService
+from ..options import parse_options
 from ..problems import Problem
-from . import api_route
+from ..state import app_state
+from ..uploads import read_multipart
+from . import api_route, limit_param
 
-__all__ = ["routes"]
+__all__ = ["job_results", "routes"]
 
 
 def _jobs(request: Request) -> JobService:
-    service: JobService = request.state.jobs
-    return service
+    return app_state(request)["jobs"]
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is not None and not (0 < len(key) <= 255 and key.isprintable()):
+        raise Problem(
+            400, "bad_idempotency_key", "Idempotency-Key must be 1-255 printable characters."
+        )
+    return key
+
+
+def _callback_url(raw: str | None) -> str | None:
+    if raw is None or raw == "":
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or len(raw) > 2048:
+        raise Problem(
+            400,
+            "bad_parameter",
+            "callback_url must be an absolute http(s) URL of at most 2048 characters.",
+            parameter="callback_url",
+        )
+    return raw
 
 
 async def create_job(request: Request) -> Response:
-    service = _jobs(request)
-    created = await service.create(request, request.scope["tenant"])
+    state = app_state(request)
+    service, settings = state["jobs"], state["runtime"].settings
+    upload = await service.begin(request.scope["tenant"], _idempotency_key(request))
+    try:
+        parsed = await read_multipart(
+            request,
+            limit=settings.max_request_bytes,
+            new_sink=lambda seq, kind: service.sink(upload, seq),
+            sniff=service.engine.sniff,
+            max_files=settings.max_images_per_job,
+            accept_archives=True,
+            offload=state["offload"],
+        )
+        if upload.replay is not None:
+            created = await service.replay(upload, parsed.fingerprint)
+        else:
+            options = parse_options(
+                parsed.fields,
+                max_colors=settings.max_colors,
+                default_pixel_budget=settings.pixel_budget,
+            )
+            callback_url = _callback_url(parsed.fields.get("callback_url"))
+            created = await service.submit(
+                upload, parsed.files, options, callback_url, parsed.fingerprint
+            )
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await service.abort(upload)
+        raise
     headers = {"Location": created.location, **service.retry_after}
     if created.replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -43,7 +97,10 @@ async def list_jobs(request: Request) -> Response:
     q = request.query_params
     status = q.get("status")
     jobs, next_cursor = await service.list(
-        request.scope["tenant"], status=status, limit=q.get("limit"), cursor=q.get("cursor")
+        request.scope["tenant"],
+        status=status,
+        limit=limit_param(request, "bad_parameter"),
+        cursor=q.get("cursor"),
     )
     headers = {"Cache-Control": "no-cache"}
     next_url = None

@@ -7,8 +7,9 @@ from starlette.responses import Response
 
 from ..conditional import json_response
 from ..options import parse_options
-from ..palettes import PaletteResult, PaletteService
+from ..palettes import PaletteResult
 from ..problems import Problem
+from ..state import app_state
 from ..uploads import Body, read_body, read_multipart
 from . import api_route
 
@@ -40,9 +41,10 @@ def _render(request: Request, result: PaletteResult) -> Response:
 
 
 async def create_palette(request: Request) -> Response:
-    state = request.state
-    settings = state.runtime.settings
-    service: PaletteService = state.palettes
+    state = app_state(request)
+    settings = state["runtime"].settings
+    service = state["palettes"]
+    sniff = service.engine.sniff
     options = parse_options(
         request.query_params,
         max_colors=settings.max_colors,
@@ -53,29 +55,32 @@ async def create_palette(request: Request) -> Response:
         parsed = await read_multipart(
             request,
             limit=settings.max_sync_bytes,
+            # What the library cannot name it finds out itself (and says why it can't decode).
             new_sink=lambda seq, kind: _MemorySink(chunks),
-            sniff=lambda head: service.engine.sniff(head) or ("image", "unknown"),
+            sniff=lambda head: sniff(head) or ("image", "unknown"),
             max_files=1,
             accept_archives=False,
+            offload=state["offload"],
         )
         if not parsed.files:
             raise Problem(400, "no_files", "Send the image as a 'file' part or as the raw body.")
-        body = Body(b"".join(chunks), parsed.files[0].digest)
+        part = parsed.files[0]
+        body = Body(b"".join(chunks), part.digest, (part.kind, part.format))
     else:
-        body = await read_body(request, settings.max_sync_bytes)
+        body = await read_body(request, settings.max_sync_bytes, sniff)
     result = await service.extract(request.scope["tenant"], body, options)
     return _render(request, result)
 
 
 async def get_palette(request: Request) -> Response:
-    state = request.state
-    settings = state.runtime.settings
+    state = app_state(request)
+    settings = state["runtime"].settings
     options = parse_options(
         request.query_params,
         max_colors=settings.max_colors,
         default_pixel_budget=settings.pixel_budget,
     )
-    result = await state.palettes.lookup(
+    result = await state["palettes"].lookup(
         request.scope["tenant"], request.path_params["digest"], options
     )
     return _render(request, result)

@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
-import json
-import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
-from service.egress import EgressRefused
-from service.problems import Problem
-from service.routes import api_route
-from service.signed_urls import int_in_range
-from service.webhooks.store import (
-    JOB_EVENTS,
-    Conflict,
-    NotFound,
-    PreconditionFailed,
-    etag_matches,
-)
+from ..conditional import if_match, none_match
+from ..egress import EgressRefused
+from ..offload import Offload
+from ..problems import Problem
+from ..routes import api_route, limit_param
+from ..signed_urls import int_in_range
+from ..state import app_state
+from ..uploads import read_json_object
+from . import WebhookSystem
+from .events import JOB_EVENTS
+from .interfaces import Conflict, NotFound, PreconditionFailed
 
-if TYPE_CHECKING:
-    from service.webhooks import WebhookSystem
+T = TypeVar("T")
 
 MAX_BODY_BYTES = 64 * 1024
 EVENT_TYPE_CHOICES = ("*", *JOB_EVENTS)
@@ -44,10 +41,26 @@ ENDPOINT_FIELDS = (
 
 
 def system_of(request: Request) -> WebhookSystem:
-    system = getattr(request.app.state, "webhooks", None)
-    if system is None:
-        raise Problem(503, "webhooks_unavailable", "Webhooks are not running in this process.")
-    return system  # type: ignore[no-any-return]
+    return app_state(request)["webhooks"]
+
+
+async def call(request: Request, fn: Callable[..., T], *args: Any) -> T:
+    """Run a store call off the event loop; its NotFound / PreconditionFailed / Conflict become
+    the problem documents the API promises."""
+    offload: Offload = app_state(request)["offload"]
+    try:
+        return await offload(fn, *args)
+    except NotFound as exc:
+        raise Problem(404, "not_found", str(exc)) from exc
+    except PreconditionFailed as exc:
+        raise Problem(
+            412,
+            "precondition_failed",
+            "If-Match does not match the endpoint's ETag.",
+            headers={"ETag": exc.current_etag},
+        ) from exc
+    except Conflict as exc:
+        raise Problem(409, "message_in_flight", str(exc)) from exc
 
 
 def tenant_of(request: Request) -> str:
@@ -64,26 +77,7 @@ def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None 
 
 
 async def _read_json(request: Request, *, required: bool = True) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise Problem(
-            413,
-            "body_too_large",
-            "The JSON body is too large.",
-            limit_bytes=MAX_BODY_BYTES,
-            actual_bytes=len(raw),
-        )
-    if not raw.strip():
-        if required:
-            raise Problem(400, "invalid_json", "A JSON object body is required.")
-        return {}
-    try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Problem(400, "invalid_json", f"The body is not valid JSON ({exc}).") from exc
-    if not isinstance(value, dict):
-        raise Problem(400, "invalid_json", "The body must be a JSON object.")
-    return value
+    return await read_json_object(request, limit=MAX_BODY_BYTES, required=required)
 
 
 def _invalid(field: str, detail: str) -> Problem:
@@ -163,10 +157,10 @@ def validate_endpoint_fields(body: dict[str, Any], *, creating: bool) -> dict[st
     return out
 
 
-async def vet_url(system: WebhookSystem, url: str) -> None:
+async def vet_url(request: Request, url: str) -> None:
     """The creation-time SSRF check (DNS runs in a thread: it blocks)."""
     try:
-        await run_in_threadpool(system.settings.egress.vet_url, url)
+        await app_state(request)["offload"](system_of(request).settings.egress.vet_url, url)
     except EgressRefused as exc:
         raise Problem(422, exc.code, exc.detail, field="url") from exc
 
@@ -179,16 +173,12 @@ def _public(endpoint: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in endpoint.items() if k != "etag"}
 
 
-def _not_found(exc: Exception) -> Problem:
-    return Problem(404, "not_found", str(exc))
-
-
 async def create_endpoint(request: Request) -> Response:
     system = system_of(request)
     fields = validate_endpoint_fields(await _read_json(request), creating=True)
-    await vet_url(system, fields["url"])
-    endpoint, secret = await run_in_threadpool(
-        system.store.create_endpoint, tenant_of(request), fields
+    await vet_url(request, fields["url"])
+    endpoint, secret = await call(
+        request, system.endpoints.create_endpoint, tenant_of(request), fields
     )
     body = {**_public(endpoint), "secret": secret}
     headers = {**_endpoint_headers(endpoint), "Location": f"/v1/webhook-endpoints/{endpoint['id']}"}
@@ -197,24 +187,20 @@ async def create_endpoint(request: Request) -> Response:
 
 async def list_endpoints(request: Request) -> Response:
     system = system_of(request)
-    limit = _limit(request)
+    limit = limit_param(request, "invalid_parameter")
     after = request.query_params.get("cursor") or None
-    rows, next_cursor = await run_in_threadpool(
-        system.store.list_endpoints, tenant_of(request), limit, after
+    rows, next_cursor = await call(
+        request, system.endpoints.list_endpoints, tenant_of(request), limit, after
     )
     return _json_response({"data": [_public(r) for r in rows], "next_cursor": next_cursor})
 
 
 async def get_endpoint(request: Request) -> Response:
     system = system_of(request)
-    try:
-        endpoint = await run_in_threadpool(
-            system.store.get_endpoint, request.path_params["endpoint_id"], tenant_of(request)
-        )
-    except NotFound as exc:
-        raise _not_found(exc) from exc
-    inm = request.headers.get("if-none-match")
-    if inm is not None and _weak_match(inm, endpoint["etag"]):
+    endpoint = await call(
+        request, system.endpoints.get_endpoint, request.path_params["endpoint_id"], tenant_of(request)
+    )
+    if none_match(request, endpoint["etag"]):
         return Response(status_code=304, headers=_endpoint_headers(endpoint))
     return _json_response(_public(endpoint), headers=_endpoint_headers(endpoint))
 
@@ -223,57 +209,36 @@ async def update_endpoint(request: Request) -> Response:
     system = system_of(request)
     changes = validate_endpoint_fields(await _read_json(request), creating=False)
     if "url" in changes:
-        await vet_url(system, changes["url"])
-    try:
-        endpoint = await run_in_threadpool(
-            system.store.update_endpoint,
-            request.path_params["endpoint_id"],
-            tenant_of(request),
-            changes,
-            request.headers.get("if-match"),
-        )
-    except NotFound as exc:
-        raise _not_found(exc) from exc
-    except PreconditionFailed as exc:
-        raise Problem(
-            412,
-            "precondition_failed",
-            "If-Match does not match the endpoint's ETag.",
-            headers={"ETag": exc.current_etag},
-        ) from exc
+        await vet_url(request, changes["url"])
+    endpoint = await call(
+        request,
+        system.endpoints.update_endpoint,
+        request.path_params["endpoint_id"],
+        tenant_of(request),
+        changes,
+        if_match(request),
+    )
     system.wake()
     return _json_response(_public(endpoint), headers=_endpoint_headers(endpoint))
 
 
 async def delete_endpoint(request: Request) -> Response:
     system = system_of(request)
-    try:
-        await run_in_threadpool(
-            system.store.delete_endpoint,
-            request.path_params["endpoint_id"],
-            tenant_of(request),
-            request.headers.get("if-match"),
-        )
-    except NotFound as exc:
-        raise _not_found(exc) from exc
-    except PreconditionFailed as exc:
-        raise Problem(
-            412,
-            "precondition_failed",
-            "If-Match does not match the endpoint's ETag.",
-            headers={"ETag": exc.current_etag},
-        ) from exc
+    await call(
+        request,
+        system.endpoints.delete_endpoint,
+        request.path_params["endpoint_id"],
+        tenant_of(request),
+        if_match(request),
+    )
     return Response(status_code=204)
 
 
 async def rotate_secret(request: Request) -> Response:
     system = system_of(request)
-    try:
-        endpoint, secret = await run_in_threadpool(
-            system.store.rotate_secret, request.path_params["endpoint_id"], tenant_of(request)
-        )
-    except NotFound as exc:
-        raise _not_found(exc) from exc
+    endpoint, secret = await call(
+        request, system.endpoints.rotate_secret, request.path_params["endpoint_id"], tenant_of(request)
+    )
     return _json_response(
         {**_public(endpoint), "secret": secret}, headers=_endpoint_headers(endpoint)
     )
@@ -291,28 +256,12 @@ async def send_test(request: Request) -> Response:
             field="event_type",
         )
     owner = tenant_of(request)
-    try:
-        message_id = await run_in_threadpool(
-            system.store.enqueue_test, request.path_params["endpoint_id"], owner, event_type
-        )
-        message = await run_in_threadpool(system.store.get_message, message_id, owner)
-    except NotFound as exc:
-        raise _not_found(exc) from exc
+    message_id = await call(
+        request, system.outbox.enqueue_test, request.path_params["endpoint_id"], owner, event_type
+    )
+    message = await call(request, system.outbox.get_message, message_id, owner)
     system.wake()
     return _json_response(message, 202)
-
-
-def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit", "50")
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = -1
-    if not 1 <= limit <= 200:
-        raise Problem(
-            400, "invalid_parameter", "limit must be an integer from 1 to 200.", parameter="limit"
-        )
-    return limit
 
 
 def _message_cursor(request: Request) -> tuple[float, str] | None:
@@ -340,16 +289,14 @@ async def _list_messages(
             f"status must be one of {', '.join(MESSAGE_STATUSES)}.",
             parameter="status",
         )
-    limit = _limit(request)
+    limit = limit_param(request, "invalid_parameter")
     owner = tenant_of(request)
     if endpoint_id is not None:
-        try:
-            await run_in_threadpool(system.store.get_endpoint, endpoint_id, owner)
-        except NotFound as exc:
-            raise _not_found(exc) from exc
+        await call(request, system.endpoints.get_endpoint, endpoint_id, owner)
     cursor = _message_cursor(request)
-    rows, after = await run_in_threadpool(
-        lambda: system.store.list_messages(
+    rows, after = await call(
+        request,
+        lambda: system.outbox.list_messages(
             owner,
             endpoint_id=endpoint_id,
             callbacks_only=callbacks_only,
@@ -373,31 +320,25 @@ async def list_callback_messages(request: Request) -> Response:
 
 async def get_message(request: Request) -> Response:
     system = system_of(request)
-    try:
-        message = await run_in_threadpool(
-            system.store.get_message,
-            request.path_params["message_id"],
-            tenant_of(request),
-            request.path_params.get("endpoint_id"),
-        )
-    except NotFound as exc:
-        raise _not_found(exc) from exc
+    message = await call(
+        request,
+        system.outbox.get_message,
+        request.path_params["message_id"],
+        tenant_of(request),
+        request.path_params.get("endpoint_id"),
+    )
     return _json_response(message)
 
 
 async def resend_message(request: Request) -> Response:
     system = system_of(request)
-    try:
-        message = await run_in_threadpool(
-            system.store.resend,
-            request.path_params["message_id"],
-            tenant_of(request),
-            request.path_params.get("endpoint_id"),
-        )
-    except NotFound as exc:
-        raise _not_found(exc) from exc
-    except Conflict as exc:
-        raise Problem(409, "message_in_flight", str(exc)) from exc
+    message = await call(
+        request,
+        system.outbox.resend,
+        request.path_params["message_id"],
+        tenant_of(request),
+        request.path_params.get("endpoint_id"),
+    )
     system.wake()
     return _json_response(message, 202)
 
@@ -436,29 +377,16 @@ async def recover(request: Request) -> Response:
     assert since is not None
     if until is not None and until <= since:
         raise Problem(422, "invalid_recover_window", "until must be after since.", field="until")
-    try:
-        count = await run_in_threadpool(
-            system.store.recover,
-            request.path_params["endpoint_id"],
-            tenant_of(request),
-            since,
-            until,
-        )
-    except NotFound as exc:
-        raise _not_found(exc) from exc
+    count = await call(
+        request, system.outbox.recover, request.path_params["endpoint_id"], tenant_of(request),
+        since, until,
+    )
     system.wake()
-    return _json_response({"recovered": count, "since": since, "until": until or time.time()}, 202)
+    until_now = until if until is not None else system.clock.now()
+    return _json_response({"recovered": count, "since": since, "until": until_now}, 202)
 
 
-def _weak_match(header: str, etag: str) -> bool:
-    opaque = etag.removeprefix("W/")
-    for candidate in (c.strip() for c in header.split(",")):
-        if candidate == "*" or candidate.removeprefix("W/") == opaque:
-            return True
-    return False
-
-
-ROUTES: list[BaseRoute] = [
+routes: list[BaseRoute] = [
     api_route("/v1/webhook-endpoints", GET=list_endpoints, POST=create_endpoint),
     api_route(
         "/v1/webhook-endpoints/{endpoint_id}",
@@ -479,4 +407,4 @@ ROUTES: list[BaseRoute] = [
     api_route("/v1/webhook-messages/{message_id}/resend", POST=resend_message),
 ]
 
-__all__ = ["ROUTES", "etag_matches", "tenant_of", "validate_endpoint_fields"]
+__all__ = ["routes", "tenant_of", "validate_endpoint_fields"]

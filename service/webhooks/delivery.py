@@ -1,9 +1,11 @@
-"""The sender: threads that claim due messages, sign them, POST them and record each attempt."""
+"""The sender: one thread relays job events into the outbox and claims due messages; a bounded
+pool signs them, POSTs them and records each attempt."""
 
 from __future__ import annotations
 
 import email.utils
 import logging
+import random
 import secrets
 import threading
 import time
@@ -11,9 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from service.egress import EgressRefused, pinned_client
-from service.webhooks.signing import webhook_headers
-from service.webhooks.store import Claimed, Outcome, WebhookStore, destination_key
+from ..clock import Clock
+from ..egress import EgressRefused, pinned_client
+from ..jobs.interfaces import EventLog
+from .events import destination_key
+from .interfaces import Claimed, Outcome, WebhookOutbox
+from .settings import WebhookSettings
+from .signing import webhook_headers
 
 log = logging.getLogger("palette.webhooks")
 
@@ -49,12 +55,51 @@ def classify(response: httpx.Response, latency_ms: float, now: float) -> Outcome
     return Outcome(code, latency_ms, f"HTTP {code}", False, retry_after_s=retry_after)
 
 
+class RetryPolicy:
+    """When a failed message is tried again: the schedule with jitter, or the receiver's
+    ``Retry-After`` (capped); None when it is a dead letter."""
+
+    def __init__(self, settings: WebhookSettings, rng: random.Random | None = None) -> None:
+        self.settings = settings
+        self._rng = rng or random.Random()
+
+    def retry_delay(self, tries_done: int) -> float | None:
+        """Seconds until the next try after ``tries_done`` failed tries, or None when exhausted."""
+        schedule = self.settings.retry_schedule
+        if tries_done > len(schedule):
+            return None
+        base = schedule[tries_done - 1]
+        j = self.settings.jitter
+        return max(0.0, base * self._rng.uniform(1.0 - j, 1.0 + j))
+
+    def next_try_in(self, tries_done: int, outcome: Outcome) -> float | None:
+        delay = None if outcome.gone else self.retry_delay(tries_done)
+        if delay is not None and outcome.retry_after_s is not None:
+            delay = min(max(outcome.retry_after_s, 0.0), self.settings.retry_after_cap_s)
+        return delay
+
+
+# Events relayed per pass; a larger backlog is worked through over the following passes.
+RELAY_BATCH = 500
+CONSUMER = "webhooks"
+
+
 class Deliverer:
     """Owns the dispatch thread and a bounded pool of sender threads."""
 
-    def __init__(self, store: WebhookStore) -> None:
-        self.store = store
-        self.settings = store.settings
+    def __init__(
+        self,
+        settings: WebhookSettings,
+        outbox: WebhookOutbox,
+        events: EventLog,
+        clock: Clock,
+        policy: RetryPolicy,
+    ) -> None:
+        self.outbox = outbox
+        self.events = events
+        self.clock = clock
+        self.policy = policy
+        self.settings = settings
         self.owner = "sender-" + secrets.token_hex(6)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -100,12 +145,13 @@ class Deliverer:
         last_housekeeping = -1e18
         while not self._stop.is_set():
             try:
-                self.store.form_batches()
+                self.relay_events()
+                self.outbox.form_batches()
                 with self._lock:
                     busy = dict(self._by_destination)
                 free = self.settings.concurrency - sum(busy.values())
                 if free > 0:
-                    claimed = self.store.claim_due(
+                    claimed = self.outbox.claim_due(
                         self.owner, free, self.lease_s, busy, self.settings.per_endpoint_concurrency
                     )
                     for message in claimed:
@@ -116,11 +162,21 @@ class Deliverer:
                         self._pool.submit(self._send_and_release, message, key)
                 if time.monotonic() - last_housekeeping > self.settings.housekeeping_interval_s:
                     last_housekeeping = time.monotonic()
-                    self.store.purge()
+                    self.outbox.purge()
             except Exception:  # a locked or briefly unavailable database must not end the loop
                 log.exception("webhook dispatch loop error")
             self._wake.wait(self.settings.poll_interval_s)
             self._wake.clear()
+
+    def relay_events(self) -> int:
+        """Job events -> outbox messages. At least once: a crash before the acknowledgement
+        relays the events again, and the outbox writes nothing for an event id it has seen."""
+        relayed = 0
+        events = self.events.read(CONSUMER, RELAY_BATCH)
+        for event in events:
+            relayed += self.outbox.relay(event)
+        self.events.ack(CONSUMER, events)
+        return relayed
 
     def _send_and_release(self, message: Claimed, key: str) -> None:
         try:
@@ -138,7 +194,7 @@ class Deliverer:
 
     def deliver(self, message: Claimed) -> str:
         """One attempt: sign with this attempt's timestamp, POST, record; returns the new status."""
-        started_wall = self.store.clock()
+        started_wall = self.clock.now()
         body = message.body.encode()
         headers = webhook_headers(message.secrets, message.id, int(started_wall), body)
         started = time.perf_counter()
@@ -149,7 +205,7 @@ class Deliverer:
                 "POST", message.url, content=body, headers=headers
             ) as response:
                 latency_ms = (time.perf_counter() - started) * 1000.0
-                outcome = classify(response, latency_ms, self.store.clock())
+                outcome = classify(response, latency_ms, self.clock.now())
         except EgressRefused as exc:
             outcome = Outcome(
                 None, (time.perf_counter() - started) * 1000.0, f"refused: {exc}", False
@@ -168,7 +224,8 @@ class Deliverer:
                 f"{type(exc).__name__}: {exc}"[:300],
                 False,
             )
-        status = self.store.record_attempt(message, self.owner, outcome, started_wall)
+        retry_in = None if outcome.success else self.policy.next_try_in(message.tries + 1, outcome)
+        status = self.outbox.record_attempt(message, self.owner, outcome, started_wall, retry_in)
         log.info(
             "webhook %s -> %s: %s (%s)",
             message.id,

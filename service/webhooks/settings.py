@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from service.egress import EgressPolicy
+from ..egress import EgressPolicy
 
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
 
@@ -39,7 +39,7 @@ class WebhookSettings:
     per_endpoint_concurrency: int = 2  # sends in flight to one endpoint (or callback URL)
     retention_s: float = 30 * 24 * 3600.0  # finished messages (and their attempts) are kept
     housekeeping_interval_s: float = 60.0  # purge old messages and expired rotated secrets
-    callback_secret: str = ""  # signs per-job callbacks; generated in the data dir when empty
+    callback_secret: str = field(default="", repr=False)  # signs callbacks; generated if empty
     egress: EgressPolicy = field(default_factory=EgressPolicy)
 
     @classmethod
@@ -94,6 +94,6 @@ class WebhookSettings:
             "webhook_retention_s": self.retention_s,
             "webhook_poll_interval_s": self.poll_interval_s,
             "webhook_rotation_overlap_s": self.rotation_overlap_s,
-            "webhook_callback_secret": "configured" if self.callback_secret else "data dir",
+            "webhook_callback_secret": "configured" if self.callback_secret else "generated",
             "egress_allow_cidrs": [str(n) for n in self.egress.allow_cidrs],
         }

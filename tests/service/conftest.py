@@ -16,6 +16,7 @@ from servertools import ServiceProcess, guarded_env, write_guard
 from starlette.testclient import TestClient
 
 from service.app import create_app
+from service.backends import Backends, open_backends
 from service.settings import Settings
 
 
@@ -131,6 +132,22 @@ def server(server_factory: Any) -> ServiceProcess:
     return process
 
 
+@pytest.fixture
+def backends_of() -> Iterator[Any]:
+    """``backends_of(data_dir)``: the backends a server on ``data_dir`` uses, opened through the
+    same factory (checks go through the Protocols, not the files)."""
+    opened: list[Backends] = []
+
+    def open_for(data_dir: Path) -> Backends:
+        backends = open_backends(Settings(data_dir=data_dir))
+        opened.append(backends)
+        return backends
+
+    yield open_for
+    for backends in opened:
+        backends.close()
+
+
 class Helpers:
     """Test helpers handed to test modules as the ``h`` fixture (importlib mode has no
     sibling imports)."""
@@ -144,7 +161,11 @@ class Helpers:
     problem = staticmethod(problem)
     submit = staticmethod(submit)
 
+    def __init__(self, backends: Any) -> None:
+        self.backends = backends
+        """``h.backends(data_dir)``: see ``backends_of``."""
+
 
 @pytest.fixture
-def h() -> type[Helpers]:
-    return Helpers
+def h(backends_of: Any) -> Helpers:
+    return Helpers(backends_of)

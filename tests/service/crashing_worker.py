@@ -14,7 +14,6 @@ from typing import Any
 
 import palette_native
 
-from service.engine import Engine
 from service.runtime import Runtime
 from service.settings import Settings
 
@@ -30,8 +29,7 @@ def dying_extract(source: Any, **kwargs: Any) -> Any:
 
 def main() -> None:
     settings = Settings.from_env()
-    runtime = Runtime(settings)
-    runtime.engine = Engine(settings, dying_extract)
+    runtime = Runtime(settings, extract=dying_extract)
     runtime.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

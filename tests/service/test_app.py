@@ -177,8 +177,9 @@ def test_job_etag_changes_while_it_runs_and_has_retry_after(tmp_path: Path, h: A
         location = r.headers["location"]
         first = c.get(location)
         assert first.headers["retry-after"] == "1"
-        store = app.state.runtime.store
+        store = app.state.runtime.backends.jobs
         lease = store.claim("test-worker", 30)
+        assert lease is not None
         second = c.get(location, headers={"If-None-Match": first.headers["etag"]})
         assert second.status_code == 200 and second.json()["status"] == "running"
         assert second.headers["etag"] != first.headers["etag"]
@@ -213,11 +214,11 @@ def test_cancel_and_delete_rules(tmp_path: Path, h: Any) -> None:
     with TestClient(app) as c:
         r = h.submit(c, [("a.jpg", h.make_jpeg(1))])
         job_id = r.json()["id"]
-        blobs_dir = tmp_path / "blobs" / "uploads" / job_id
-        assert blobs_dir.is_dir()
+        blobs = app.state.runtime.backends.blobs
+        assert list(blobs.keys(f"uploads/{job_id}")) == [f"uploads/{job_id}/0"]
         canceled = c.post(f"/v1/jobs/{job_id}/cancel")
         assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"
-        assert not blobs_dir.exists()  # a canceled job frees its uploads at once
+        assert list(blobs.keys(f"uploads/{job_id}")) == []  # a canceled job frees them at once
         assert c.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
         h.problem(c.get(f"/v1/jobs/{job_id}/results"), 409, "no_results")
         assert c.delete(f"/v1/jobs/{job_id}").status_code == 204
@@ -233,10 +234,10 @@ def test_cancel_finished_job_is_409_and_delete_removes_results(
     job = h.wait_job(client, r.headers["location"])
     body = h.problem(client.post(f"/v1/jobs/{job['id']}/cancel"), 409, "job_finished")
     assert body["status_now"] == "succeeded"
-    results_dir = settings.data_dir / "blobs" / "results" / job["id"]
-    assert results_dir.is_dir()
+    blobs = client.app.state.runtime.backends.blobs  # type: ignore[attr-defined]
+    assert len(list(blobs.keys(f"results/{job['id']}"))) == 1
     assert client.delete(f"/v1/jobs/{job['id']}").status_code == 204
-    assert not results_dir.exists()
+    assert list(blobs.keys(f"results/{job['id']}")) == []
 
 
 def test_idempotency_key(client: TestClient, h: Any) -> None:
@@ -252,7 +253,8 @@ def test_idempotency_key(client: TestClient, h: Any) -> None:
     h.problem(other, 422, "idempotency_key_reused")
     assert len(client.get("/v1/jobs").json()["jobs"]) == 1
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    assert runtime.store.idempotency_begin("public", "key-2", "POST", "/v1/jobs") == "new"
+    idempotency = runtime.backends.idempotency
+    assert idempotency.idempotency_begin("public", "key-2", "POST", "/v1/jobs") == "new"
     busy = h.submit(client, [("a.jpg", h.make_jpeg(3))], headers={"Idempotency-Key": "key-2"})
     h.problem(busy, 409, "idempotency_key_in_use")
     # Deleting the job frees its key: a retry makes a new job instead of a dangling replay.
@@ -271,7 +273,8 @@ def test_job_upload_limits_and_bad_requests(tmp_path: Path, h: Any) -> None:
     settings = Settings(
         data_dir=tmp_path, max_images_per_job=3, zip_max_entries=4, max_request_bytes=60_000
     )
-    with TestClient(create_app(settings)) as c:
+    app = create_app(settings)
+    with TestClient(app) as c:
         body = h.problem(
             h.submit(c, [(f"{n}.jpg", h.make_jpeg(n)) for n in range(4)]), 422, "too_many_images"
         )
@@ -316,8 +319,7 @@ def test_job_upload_limits_and_bad_requests(tmp_path: Path, h: Any) -> None:
         h.problem(malformed, 400, "malformed_multipart")
         assert c.get("/v1/jobs").json()["jobs"] == []
         # Nothing from the refused uploads is left behind.
-        uploads = tmp_path / "blobs" / "uploads"
-        assert not uploads.exists() or list(uploads.iterdir()) == []
+        assert list(app.state.runtime.backends.blobs.keys("uploads")) == []
 
 
 def test_per_image_and_archive_limits_inside_jobs(tmp_path: Path, h: Any) -> None:
@@ -386,8 +388,10 @@ def test_retention_expires_jobs_and_their_data(tmp_path: Path, h: Any) -> None:
         assert c.get(r.headers["location"]).status_code == 200
         clock.t += 2
         h.problem(c.get(r.headers["location"]), 404, "job_not_found")
-        assert sweep_once(runtime.store, runtime.blobs, clock) == 1
-        assert not (tmp_path / "blobs" / "results" / job["id"]).exists()
+        blobs = runtime.backends.blobs
+        assert len(list(blobs.keys(f"results/{job['id']}"))) == 1
+        assert sweep_once(runtime.backends.jobs, blobs) == 1
+        assert list(blobs.keys(f"results/{job['id']}")) == []
 
 
 # -- operations -----------------------------------------------------------------------------
@@ -417,12 +421,15 @@ def test_openapi_lists_every_api_route_and_docs_are_local(client: TestClient) ->
     spec = client.get("/openapi.json").json()
     assert spec["openapi"].startswith("3.1")
     documented = {(path, verb.upper()) for path, item in spec["paths"].items() for verb in item}
-    from service import webhooks  # webhooks (issue #4): its routes are served and documented
+    from service import signed_urls
     from service.routes import jobs, ops, palette
+    from service.webhooks import api as webhooks
 
     served = {
         (route.path, method)
-        for route in [*ops.routes, *palette.routes, *jobs.routes, *webhooks.routes()]
+        for route in [
+            *ops.routes, *palette.routes, *jobs.routes, *webhooks.routes, *signed_urls.routes
+        ]
         for method in route.endpoint.allowed_methods - {"HEAD"}
     }
     assert served == documented
@@ -458,25 +465,22 @@ def test_settings_from_environment_hide_secrets() -> None:
         Settings.from_env({"PALETTE_WORKERS": "many"})
 
 
-def test_transition_hooks_and_callback_url_through_the_factory(
+def test_job_events_and_callback_url_through_the_factory(
     tmp_path: Path, h: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # webhooks (issue #4): callback URLs are SSRF-checked; loopback needs the operator allowlist.
+    # Callback URLs are SSRF-checked; loopback needs the operator allowlist.
     monkeypatch.setenv("PALETTE_EGRESS_ALLOW_CIDRS", "127.0.0.0/8")
-    events: list[tuple[str, str, str | None, str]] = []
-
-    def hook(tx: Any, job: dict[str, Any], event_type: str) -> None:
-        # Written in the job's own transaction: the row already has the new status.
-        row = tx.execute("SELECT status FROM jobs WHERE id = ?", (job["id"],)).fetchone()
-        events.append((event_type, job["status"], job["callback_url"], row[0]))
-
-    app = create_app(Settings(data_dir=tmp_path), hooks=[hook])
+    app = create_app(Settings.from_env(data_dir=tmp_path))
     with TestClient(app) as c:
         r = h.submit(c, [("a.jpg", h.make_jpeg(1))], callback_url="http://127.0.0.1:9/hook")
         assert r.json()["callback_url"] == "http://127.0.0.1:9/hook"
-        h.wait_job(c, r.headers["location"])
-    assert events[0] == ("job.progress", "running", "http://127.0.0.1:9/hook", "running")
-    assert events[-1] == ("job.succeeded", "succeeded", "http://127.0.0.1:9/hook", "succeeded")
+        job = h.wait_job(c, r.headers["location"])
+        # A consumer of its own reads the job's events from the start, in order.
+        log = app.state.runtime.backends.events.read("test-reader", 100)
+    mine = [(e.type, e.job["status"], e.job["callback_url"]) for e in log if e.job["id"] == job["id"]]
+    assert mine[0] == ("job.progress", "running", "http://127.0.0.1:9/hook")
+    assert mine[-1] == ("job.succeeded", "succeeded", "http://127.0.0.1:9/hook")
+    assert all(e.job["tenant"] == "public" for e in log)
 
 
 def test_settings_are_logged_at_start_up_without_keys(
@@ -519,8 +523,11 @@ def test_unexpected_errors_fail_one_image_or_finally_the_job(tmp_path: Path, h: 
     with TestClient(api_only) as c:
         r = h.submit(c, [("b.zip", h.make_zip({"x.jpg": h.make_jpeg(3)}))])
         job_id = r.json()["id"]
-    for blob in (tmp_path / "blobs" / "uploads" / job_id).iterdir():
-        blob.unlink()
+    from service.backends import open_backends
+
+    backends = open_backends(settings)
+    backends.blobs.delete_prefix(f"uploads/{job_id}")
+    backends.close()
     with TestClient(create_app(settings)) as c:
         job = h.wait_job(c, r.headers["location"])
     assert job["status"] == "failed" and job["error"]["code"] == "internal_error"
@@ -545,18 +552,29 @@ def test_sync_palette_survives_a_restart_without_recomputing(settings: Settings,
 
 
 def test_write_behind_cache_asks_the_store_only_for_keys_it_holds(tmp_path: Path) -> None:
-    from service.jobs.interfaces import SystemClock
-    from service.jobs.sqlite_store import SqliteStore
+    from collections.abc import Mapping
+
+    from service.backends import open_backends
     from service.palettes import WriteBehindCache
 
-    class Counting(SqliteStore):
+    backends = open_backends(Settings(data_dir=tmp_path, palette_cache_entries=3))
+
+    class Counting:
+        """The backend's palette cache, counting the lookups that reach it."""
+
         lookups = 0
 
         def cache_get(self, key: str) -> bytes | None:
             Counting.lookups += 1
-            return super().cache_get(key)
+            return backends.palette_cache.cache_get(key)
 
-    store = Counting(tmp_path / "s.sqlite3", clock=SystemClock(), cache_entries=3)
+        def cache_put(self, entries: Mapping[str, bytes]) -> None:
+            backends.palette_cache.cache_put(entries)
+
+        def cache_keys(self) -> Any:
+            return backends.palette_cache.cache_keys()
+
+    store = Counting()
     store.cache_put({"old": b"o"})
     cache = WriteBehindCache(store, hot_entries=2, stored_entries=3)
     assert cache.get("old") == b"o" and Counting.lookups == 1  # known at start: from the store
@@ -567,7 +585,8 @@ def test_write_behind_cache_asks_the_store_only_for_keys_it_holds(tmp_path: Path
     cache.close()  # stores everything still pending
     assert cache.peek("k7") == b"7" and cache.peek("k0") is None  # only 2 kept in memory
     assert all(store.cache_get(f"k{n}") == b"%d" % n for n in range(8))
-    store.expire()  # the store keeps 3 entries
+    for tidy in backends.housekeeping:  # the backend keeps 3 entries
+        tidy()
     kept = [k for k in ["old", *(f"k{n}" for n in range(8))] if store.cache_get(k) is not None]
     assert len(kept) == 3
     again = WriteBehindCache(store, hot_entries=2, stored_entries=3)
@@ -575,7 +594,7 @@ def test_write_behind_cache_asks_the_store_only_for_keys_it_holds(tmp_path: Path
     assert [k for k in ["old", *(f"k{n}" for n in range(8))] if again.get(k)] == kept
     assert Counting.lookups == 3  # only the keys the store still holds were looked up
     again.close()
-    store.close()
+    backends.close()
 
 
 def test_phone_photos_heic_sync_and_in_a_job(client: TestClient, h: Any) -> None:

@@ -64,8 +64,8 @@ def test_cancel_running_1000_image_job_within_one_second(server: Any, h: Any) ->
         job = h.wait_job(c, location, 5)
         assert job["status"] == "canceled", job
         # The worker marks the job canceled, then frees its uploads: both count toward 1 s.
-        uploads = server.data_dir / "blobs" / "uploads" / job["id"]
-        h.wait_for(lambda: not uploads.exists(), 5, 0.01)
+        blobs = h.backends(server.data_dir).blobs
+        h.wait_for(lambda: list(blobs.keys(f"uploads/{job['id']}")) == [], 5, 0.01)
         elapsed = time.monotonic() - started
         print(
             f"\ncancel of a running 1000-image job took {elapsed * 1000:.0f} ms "
@@ -342,8 +342,8 @@ def test_a_client_that_vanishes_mid_upload_leaves_nothing(server: Any, h: Any) -
     # The request has ended (the disconnect handler answered 400), so its cleanup has run.
     finished = 'palette_http_requests_total{method="POST",route="/v1/jobs",status="400"} 1.0'
     h.wait_for(lambda: finished in httpx.get(server.url + "/metrics").text, 5)
-    assert list((blobs / ".tmp").iterdir()) == []
-    assert list((blobs / "uploads").glob("*")) == []
+    store = h.backends(server.data_dir).blobs
+    assert list(store.keys("uploads")) == [] and store.expire(0.0) == 0  # no partial writes
     assert httpx.get(server.url + "/v1/jobs").json()["jobs"] == []
     assert "Traceback" not in server.log()
 

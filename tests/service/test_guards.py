@@ -58,12 +58,10 @@ def chunked(data: bytes, size: int = 4096) -> Iterator[bytes]:
         yield data[start : start + size]
 
 
-def nothing_left_behind(data_dir: Path) -> bool:
-    blobs = data_dir / "blobs"
-    uploads = blobs / "uploads"
-    return not any((blobs / ".tmp").iterdir()) and (
-        not uploads.exists() or not any(uploads.iterdir())
-    )
+def nothing_left_behind(app: Any) -> bool:
+    """No upload committed and no partial write (expiring those of any age removes none)."""
+    blobs = app.state.runtime.backends.blobs
+    return list(blobs.keys("uploads")) == [] and blobs.expire(0.0) == 0
 
 
 # -- streamed size limits ------------------------------------------------------------------------
@@ -100,12 +98,13 @@ def test_job_upload_limit_holds_to_the_byte_and_leaves_nothing(
     body, headers = multipart([("a.jpg", h.make_jpeg(23)), ("b.png", h.make_png(24))])
     data_dir = tmp_path / "data"
     settings = Settings(data_dir=data_dir, max_request_bytes=len(body) - 1)
-    with TestClient(create_app(settings, run_workers=False)) as c:
+    app = create_app(settings, run_workers=False)
+    with TestClient(app) as c:
         r = c.post("/v1/jobs", content=chunked(body, 1000) if streamed else body, headers=headers)
         problem = h.problem(r, 413, "request_too_large")
         assert problem["limit_bytes"] == len(body) - 1
         assert c.get("/v1/jobs").json()["jobs"] == []
-        assert nothing_left_behind(data_dir)
+        assert nothing_left_behind(app)
     settings = Settings(data_dir=data_dir, max_request_bytes=len(body))
     with TestClient(create_app(settings, run_workers=False)) as c:
         r = c.post("/v1/jobs", content=chunked(body, 1000) if streamed else body, headers=headers)
@@ -304,7 +303,8 @@ def test_a_key_whose_request_died_is_freed_after_an_hour(tmp_path: Path, h: Any)
     key = {"Idempotency-Key": "orphaned"}
     with TestClient(app) as c:
         # What a killed server leaves: the key reserved, its upload never finished.
-        assert app.state.runtime.store.idempotency_begin("public", "orphaned", "POST", "/v1/jobs") == "new"
+        idempotency = app.state.runtime.backends.idempotency
+        assert idempotency.idempotency_begin("public", "orphaned", "POST", "/v1/jobs") == "new"
         clock.t += 3599
         busy = h.submit(c, [("a.jpg", h.make_jpeg(43))], headers=key)
         assert h.problem(busy, 409, "idempotency_key_in_use")
@@ -509,7 +509,8 @@ def test_cancel_stops_a_running_job_and_keeps_nothing(tmp_path: Path, h: Any) ->
     archive, names = archive_of(h, 8)
     gate = Gate(names, free=2)
     settings = Settings(data_dir=tmp_path, workers=1)
-    with TestClient(create_app(settings, extract=gate)) as c:
+    app = create_app(settings, extract=gate)
+    with TestClient(app) as c:
         r = h.submit(c, [("eight.zip", archive)])
         location = r.headers["location"]
         h.wait_job(c, location, done=2)
@@ -521,7 +522,8 @@ def test_cancel_stops_a_running_job_and_keeps_nothing(tmp_path: Path, h: Any) ->
         assert time.monotonic() - started < 1.0
         assert job["status"] == "canceled" and job["progress"]["done"] == 0, job
         h.problem(c.get(location + "/results"), 409, "no_results")
-        h.wait_for(lambda: not (tmp_path / "blobs" / "uploads" / job["id"]).exists(), 5)
+        blobs = app.state.runtime.backends.blobs
+        h.wait_for(lambda: list(blobs.keys(f"uploads/{job['id']}")) == [], 5)
         calls = len(gate.calls)
         assert calls <= 4  # the held image, and at most the one queued behind it
         assert c.post(location + "/cancel").status_code == 200  # canceled stays canceled
@@ -549,19 +551,17 @@ def test_download_links_are_per_tenant_and_checked_to_the_byte(tmp_path: Path, h
         h.problem(link(c, job_id, alice, expires_in=7 * 24 * 3600 + 1), 422, "invalid_download_request")
 
 
-def test_a_signed_link_must_carry_its_response_parameters(
-    tmp_path: Path, h: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_signed_link_must_carry_its_response_parameters(tmp_path: Path, h: Any) -> None:
     from service.signed_urls import SigningKeys, UrlSigner
 
     keys = "k1:0123456789abcdef-secret"
-    monkeypatch.setenv("PALETTE_URL_SIGNING_KEYS", keys)
     clock = Clock()
-    with TestClient(create_app(Settings(data_dir=tmp_path), clock=clock)) as c:
+    settings = Settings(data_dir=tmp_path, url_signing_keys=keys)
+    with TestClient(create_app(settings, clock=clock)) as c:
         job = h.wait_job(c, h.submit(c, [("a.jpg", h.make_jpeg(1))]).headers["location"])
         made = urlsplit(link(c, job["id"], {}).json()["url"])
         assert c.get(made.path + "?" + made.query).status_code == 200  # the configured key signs
-        signer = UrlSigner(SigningKeys.parse(keys), clock.now)
+        signer = UrlSigner(SigningKeys.parse(keys), clock)
         expires = int(clock.t) + 60
         for params in (
             {},

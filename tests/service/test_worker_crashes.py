@@ -25,7 +25,6 @@ CHILD = Path(__file__).with_name("crashing_worker.py")
 MARKER = b"KILL-MY-WORKER"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 2: crashes are not counted")
 def test_an_image_that_kills_its_worker_is_given_up_and_the_job_goes_on(
     tmp_path: Path, h: Any, guard_dir: Path
 ) -> None:

@@ -14,6 +14,54 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from service.backends import Backends, open_backends
+from webhooktools import FnClock
+from service.clock import SystemClock
+from service.settings import Settings
+from service.webhooks import WebhookSystem
+from service.webhooks.settings import WebhookSettings
+
+# -- the webhooks part on the real embedded backend -------------------------------------------
+
+
+@pytest.fixture
+def open_webhooks_at() -> Iterator[Callable[..., WebhookSystem]]:
+    """``open_webhooks_at(data_dir, settings, clock=None)``: a WebhookSystem over the backends
+    that ``open_backends`` gives for ``data_dir`` (stopped and closed afterwards)."""
+    opened: list[tuple[WebhookSystem, Backends]] = []
+
+    def open_system(
+        data_dir: Any, settings: WebhookSettings, clock: Callable[[], float] | None = None
+    ) -> WebhookSystem:
+        the_clock = SystemClock() if clock is None else FnClock(clock)
+        backends = open_backends(Settings(data_dir=data_dir, webhooks=settings), the_clock)
+        system = WebhookSystem(
+            settings, backends.webhook_endpoints, backends.webhook_outbox, backends.events,
+            the_clock,
+        )
+        opened.append((system, backends))
+        return system
+
+    yield open_system
+    for system, backends in opened:
+        if system.alive():
+            system.stop()
+        backends.close()
+
+
+@pytest.fixture
+def open_webhooks(tmp_path: Any, open_webhooks_at: Any) -> Callable[..., WebhookSystem]:
+    """``open_webhooks(settings, clock=None)``: the same, with its data dir in ``tmp_path``."""
+
+    def open_system(
+        settings: WebhookSettings, clock: Callable[[], float] | None = None
+    ) -> WebhookSystem:
+        system: WebhookSystem = open_webhooks_at(tmp_path, settings, clock)
+        return system
+
+    return open_system
+
+
 # -- the receiver --------------------------------------------------------------------------------
 
 
@@ -153,14 +201,14 @@ def settled(receiver: Receiver) -> Callable[..., list[Received]]:
     """
 
     def settle(system: Any, timeout: float = 5.0) -> list[Received]:
-        endpoint, _ = system.store.create_endpoint(
+        endpoint, _ = system.endpoints.create_endpoint(
             SENTINEL_OWNER,
             {"url": receiver.url + SENTINEL_QUERY, "event_types": ["job.canceled"]},
         )
-        message_id = system.store.enqueue_test(endpoint["id"], SENTINEL_OWNER, "job.canceled")
+        message_id = system.outbox.enqueue_test(endpoint["id"], SENTINEL_OWNER, "job.canceled")
         system.wake()
         deadline = time.monotonic() + timeout
-        while system.store.get_message(message_id, SENTINEL_OWNER)["status"] != "succeeded":
+        while system.outbox.get_message(message_id, SENTINEL_OWNER)["status"] != "succeeded":
             if time.monotonic() > deadline:
                 raise AssertionError("the sender did not deliver the sentinel message in time")
             time.sleep(0.01)

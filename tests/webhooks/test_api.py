@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import pytest
-from starlette.applications import Starlette
+from webhooktools import relay, webhook_app
 
 from service.egress import EgressPolicy, parse_cidrs
-from service.problems import EXCEPTION_HANDLERS
 from service.webhooks import WebhookSystem
-from service.webhooks.api import ROUTES
 from service.webhooks.settings import WebhookSettings
 from service.webhooks.signing import generate_secret
 
@@ -28,7 +26,7 @@ class TestClient:
 
     __test__ = False
 
-    def __init__(self, app: Starlette) -> None:
+    def __init__(self, app: Any) -> None:
         self.app = app
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
@@ -52,23 +50,25 @@ class TestClient:
         return self.request("DELETE", url, **kwargs)
 
 
-def build(tmp_path: Path, allow: str) -> tuple[TestClient, WebhookSystem]:
-    settings = WebhookSettings(
-        retry_schedule=(0.1,),
-        jitter=0.0,
-        timeout_s=2.0,
-        poll_interval_s=0.05,
-        egress=EgressPolicy(allow_cidrs=parse_cidrs(allow)),
-        callback_secret=generate_secret(),
-    )
-    system = WebhookSystem(tmp_path / "jobs.sqlite3", tmp_path, settings)
-    app = Starlette(routes=ROUTES, exception_handlers=EXCEPTION_HANDLERS)
-    app.state.webhooks = system
-    return TestClient(app), system
+@pytest.fixture
+def build(open_webhooks_at: Any) -> Callable[[Path, str], tuple[TestClient, WebhookSystem]]:
+    def make(data_dir: Path, allow: str) -> tuple[TestClient, WebhookSystem]:
+        settings = WebhookSettings(
+            retry_schedule=(0.1,),
+            jitter=0.0,
+            timeout_s=2.0,
+            poll_interval_s=0.05,
+            egress=EgressPolicy(allow_cidrs=parse_cidrs(allow)),
+            callback_secret=generate_secret(),
+        )
+        system: WebhookSystem = open_webhooks_at(data_dir, settings)
+        return TestClient(webhook_app(system)), system
+
+    return make
 
 
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[tuple[TestClient, WebhookSystem]]:
+def api(tmp_path: Path, build: Any) -> Iterator[tuple[TestClient, WebhookSystem]]:
     client, system = build(tmp_path, "127.0.0.0/8")
     system.start()
     yield client, system
@@ -76,7 +76,7 @@ def api(tmp_path: Path) -> Iterator[tuple[TestClient, WebhookSystem]]:
 
 
 @pytest.fixture
-def strict_api(tmp_path: Path) -> Iterator[TestClient]:
+def strict_api(tmp_path: Path, build: Any) -> Iterator[TestClient]:
     client, _ = build(tmp_path, "")
     yield client
 
@@ -122,7 +122,7 @@ def test_private_urls_are_refused_at_creation(strict_api: TestClient, url: str) 
 
 def test_name_resolving_to_loopback_is_refused_unless_allowlisted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+, build: Any) -> None:
     real = socket.getaddrinfo
 
     def resolver(host: str, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
@@ -246,13 +246,13 @@ def test_dead_letters_list_resend_and_recover_over_http(api: Any, receiver: Any)
     while client.get(f"{messages}/{second['id']}").json()["status"] != "succeeded":
         assert time.monotonic() < deadline, "the recovered message never succeeded"
         time.sleep(0.05)
-    attempts = system.store.get_message(second["id"], "public")["attempts"]
+    attempts = system.outbox.get_message(second["id"], "public")["attempts"]
     assert [(a["status_code"], a["trigger"]) for a in attempts] == [
         (500, "scheduled"),
         (500, "scheduled"),
         (200, "recover"),
     ]
-    attempts = system.store.get_message(first["id"], "public")["attempts"]
+    attempts = system.outbox.get_message(first["id"], "public")["attempts"]
     assert [(a["status_code"], a["trigger"]) for a in attempts] == [
         (500, "scheduled"),
         (500, "scheduled"),
@@ -260,7 +260,7 @@ def test_dead_letters_list_resend_and_recover_over_http(api: Any, receiver: Any)
     ]
 
 
-def test_tenants_see_only_their_own_endpoints(tmp_path: Path, receiver: Any) -> None:
+def test_tenants_see_only_their_own_endpoints(tmp_path: Path, receiver: Any, build: Any) -> None:
     client, _ = build(tmp_path, "127.0.0.0/8")
 
     async def as_tenant(scope: Any, receive: Any, send: Any) -> None:
@@ -287,14 +287,11 @@ def test_tenants_see_only_their_own_endpoints(tmp_path: Path, receiver: Any) -> 
     assert client.get("/v1/webhook-endpoints", headers={"x-tenant": "other"}).json()["data"] == []
 
 
-def test_message_pages_walk_every_message_once(tmp_path: Path) -> None:
+def test_message_pages_walk_every_message_once(tmp_path: Path, build: Any) -> None:
     client, system = build(tmp_path, "127.0.0.0/8")  # sender not started: all stay pending
     endpoint = client.post("/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/"}).json()
     for i in range(7):
-        with system.store.transaction() as tx:
-            system.on_transition(
-                tx, {"id": f"job_{i}", "status": "succeeded", "tenant": "public"}, "job.succeeded"
-            )
+        relay(system, {"id": f"job_{i}", "status": "succeeded", "tenant": "public"}, "job.succeeded")
     path = f"/v1/webhook-endpoints/{endpoint['id']}/messages"
     seen: list[str] = []
     params: dict[str, str] = {"limit": "3"}

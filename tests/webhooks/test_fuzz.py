@@ -17,13 +17,13 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
+from webhooktools import webhook_app
 
+from service.backends import open_backends
 from service.egress import EgressPolicy, parse_cidrs
-from service.problems import EXCEPTION_HANDLERS
+from service.settings import Settings
 from service.webhooks import WebhookSystem
-from service.webhooks.api import ROUTES
 from service.webhooks.settings import WebhookSettings
 from service.webhooks.signing import generate_secret
 
@@ -82,18 +82,19 @@ class FakeTenant:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Starlette]:
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ASGIApp]:
     tmp: Path = tmp_path_factory.mktemp("fuzz")
     settings_ = WebhookSettings(
         egress=EgressPolicy(allow_cidrs=parse_cidrs("127.0.0.0/8")),
         callback_secret=generate_secret(),
     )
-    app = Starlette(routes=ROUTES, exception_handlers=EXCEPTION_HANDLERS)
-    app.state.webhooks = WebhookSystem(tmp / "jobs.sqlite3", tmp, settings_)  # sender not started
-    yield app
+    b = open_backends(Settings(data_dir=tmp, webhooks=settings_))
+    system = WebhookSystem(settings_, b.webhook_endpoints, b.webhook_outbox, b.events, b.clock)
+    yield webhook_app(system)  # sender not started
+    b.close()
 
 
-def call(app: Starlette, method: str, path: str, **kwargs: Any) -> httpx.Response:
+def call(app: ASGIApp, method: str, path: str, **kwargs: Any) -> httpx.Response:
     async def go() -> httpx.Response:
         transport = httpx.ASGITransport(app=FakeTenant(app))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -118,7 +119,7 @@ def check(response: httpx.Response) -> None:
 )
 @given(body=endpoint_fields, raw=st.binary(max_size=30))
 def test_endpoint_create_and_patch_never_5xx(
-    app: Starlette, monkeypatch: pytest.MonkeyPatch, body: dict[str, Any], raw: bytes
+    app: ASGIApp, monkeypatch: pytest.MonkeyPatch, body: dict[str, Any], raw: bytes
 ) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
     created = call(app, "POST", "/v1/webhook-endpoints", json=body)
@@ -151,7 +152,7 @@ def test_endpoint_create_and_patch_never_5xx(
     ),
 )
 def test_messages_and_recovery_never_5xx(
-    app: Starlette,
+    app: ASGIApp,
     monkeypatch: pytest.MonkeyPatch,
     window: dict[str, Any],
     query: dict[str, str],

@@ -1,4 +1,4 @@
-"""The outbox and the sender against a real SQLite file and a real loopback receiver."""
+"""The outbox and the sender on the embedded backend, with a real loopback receiver."""
 
 from __future__ import annotations
 
@@ -12,12 +12,16 @@ from typing import Any
 
 import pytest
 
+from service.backends import open_backends
 from service.egress import EgressPolicy, parse_cidrs
+from service.settings import Settings
 from service.webhooks import WebhookSystem
-from service.webhooks.delivery import parse_retry_after
+from service.webhooks.delivery import RetryPolicy, parse_retry_after
+from service.webhooks.events import MAX_PAYLOAD_BYTES
+from service.webhooks.interfaces import Outcome
 from service.webhooks.settings import WebhookSettings, parse_schedule
 from service.webhooks.signing import generate_secret
-from service.webhooks.store import MAX_PAYLOAD_BYTES, Outcome, WebhookStore
+from webhooktools import relay
 
 LOOPBACK = EgressPolicy(allow_cidrs=parse_cidrs("127.0.0.0/8"))
 
@@ -36,24 +40,17 @@ def make_settings(**overrides: Any) -> WebhookSettings:
 
 
 @pytest.fixture
-def make_system(tmp_path: Path) -> Iterator[Any]:
-    systems: list[WebhookSystem] = []
-
+def make_system(open_webhooks: Any) -> Any:
     def make(**overrides: Any) -> WebhookSystem:
-        system = WebhookSystem(tmp_path / "jobs.sqlite3", tmp_path, make_settings(**overrides))
-        systems.append(system)
+        system: WebhookSystem = open_webhooks(make_settings(**overrides))
         return system
 
-    yield make
-    for system in systems:
-        if system.alive():
-            system.stop()
+    return make
 
 
 def emit(system: WebhookSystem, job: dict[str, Any], event_type: str) -> None:
-    """What the job store does: the state change and the hook in one transaction."""
-    with system.store.transaction() as tx:
-        system.on_transition(tx, job, event_type)
+    """What the sender does with a new entry of the job event log."""
+    relay(system, job, event_type)
 
 
 def job(job_id: str = "job_1", status: str = "succeeded", **extra: Any) -> dict[str, Any]:
@@ -67,13 +64,14 @@ def job(job_id: str = "job_1", status: str = "succeeded", **extra: Any) -> dict[
 
 
 def add_endpoint(system: WebhookSystem, url: str, **fields: Any) -> tuple[str, str]:
-    endpoint, secret = system.store.create_endpoint("public", {"url": url, **fields})
+    endpoint, secret = system.endpoints.create_endpoint("public", {"url": url, **fields})
     return endpoint["id"], secret
 
 
-def rows(system: WebhookSystem, sql: str, *params: Any) -> list[sqlite3.Row]:
-    with system.store.reading() as conn:
-        return conn.execute(sql, params).fetchall()
+def messages(system: WebhookSystem, owner: str = "public") -> list[dict[str, Any]]:
+    """The owner's messages, oldest first, each with its attempts."""
+    page, _ = system.outbox.list_messages(owner, endpoint_id=None, limit=200)
+    return page[::-1]
 
 
 def wait_until(predicate: Any, timeout: float, what: str) -> None:
@@ -84,15 +82,20 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
-def test_event_is_written_atomically_with_the_job_change(make_system: Any, receiver: Any) -> None:
+def test_an_event_relayed_again_writes_nothing_new(make_system: Any, receiver: Any) -> None:
+    """At-least-once consumption of the event log: a repeat is the same message, once."""
+    from service.jobs.interfaces import JobEvent
+
     system = make_system()
     add_endpoint(system, receiver.url)
-    with pytest.raises(RuntimeError), system.store.transaction() as tx:
-        system.on_transition(tx, job(), "job.succeeded")
-        raise RuntimeError("the job change failed")
-    assert rows(system, "SELECT * FROM webhook_messages") == []
-    emit(system, job(), "job.succeeded")
-    assert len(rows(system, "SELECT * FROM webhook_messages")) == 1
+    event = JobEvent("evt_once", "job.succeeded", job(callback_url=receiver.url + "?cb"), 1.0)
+    assert system.outbox.relay(event) == 2  # the endpoint and the callback
+    assert system.outbox.relay(event) == 0
+    assert len(messages(system)) == 2
+    again = JobEvent("evt_twice", "job.succeeded", job(), 2.0)
+    assert system.outbox.relay(again) == 1
+    ids = [m["id"] for m in messages(system)]
+    assert len(set(ids)) == 3
 
 
 def test_delivery_is_signed_thin_and_verifies(make_system: Any, receiver: Any) -> None:
@@ -110,7 +113,7 @@ def test_delivery_is_signed_thin_and_verifies(make_system: Any, receiver: Any) -
     assert len(got.body) < MAX_PAYLOAD_BYTES
     assert got.headers["webhook-id"].startswith("msg_")
     wait_until(
-        lambda: rows(system, "SELECT status FROM webhook_messages")[0][0] == "succeeded",
+        lambda: messages(system)[0]["status"] == "succeeded",
         5,
         "the message to be marked succeeded",
     )
@@ -128,14 +131,8 @@ def test_receiver_down_for_three_attempts_gets_the_fourth_with_the_same_id(
     got = receiver.wait_for(4, timeout=10)
     assert all(r.verified for r in got)
     assert len({r.webhook_id for r in got}) == 1
-    wait_until(
-        lambda: rows(system, "SELECT status FROM webhook_messages")[0][0] == "succeeded",
-        5,
-        "success",
-    )
-    attempts = rows(
-        system, "SELECT status_code, latency_ms, error FROM webhook_attempts ORDER BY id"
-    )
+    wait_until(lambda: messages(system)[0]["status"] == "succeeded", 5, "success")
+    attempts = messages(system)[0]["attempts"]
     assert [a["status_code"] for a in attempts] == [500, 500, 500, 200]
     assert all(a["latency_ms"] is not None for a in attempts)
     assert len(settled(system)) == 4  # nothing after the success
@@ -159,7 +156,7 @@ def test_exhausted_message_is_a_dead_letter_and_resend_delivers_it(
     emit(system, job(), "job.succeeded")
 
     def failed() -> list[dict[str, Any]]:
-        return system.store.list_messages("public", endpoint_id=endpoint_id, status="failed")[0]
+        return system.outbox.list_messages("public", endpoint_id=endpoint_id, status="failed")[0]
 
     wait_until(lambda: len(failed()) == 1, 10, "the dead letter")
     [dead] = failed()
@@ -168,12 +165,12 @@ def test_exhausted_message_is_a_dead_letter_and_resend_delivers_it(
     recovered["up"] = True
     time.sleep(0.3)
     before = len(receiver.received)
-    system.store.resend(dead["id"], "public")
+    system.outbox.resend(dead["id"], "public")
     system.wake()
     got = receiver.wait_for(before + 1, timeout=5)
     assert got[-1].webhook_id == dead["id"] and got[-1].verified
     wait_until(
-        lambda: system.store.get_message(dead["id"], "public")["status"] == "succeeded",
+        lambda: system.outbox.get_message(dead["id"], "public")["status"] == "succeeded",
         5,
         "the resent message to succeed",
     )
@@ -190,18 +187,18 @@ def test_recover_requeues_every_failure_in_the_window(make_system: Any, receiver
         emit(system, job(f"job_{i}"), "job.succeeded")
     wait_until(
         lambda: (
-            len(system.store.list_messages("public", endpoint_id=endpoint_id, status="failed")[0])
+            len(system.outbox.list_messages("public", endpoint_id=endpoint_id, status="failed")[0])
             == 3
         ),
         10,
         "three dead letters",
     )
-    assert system.store.recover(endpoint_id, "public", start - 1, None) == 3
+    assert system.outbox.recover(endpoint_id, "public", start - 1, None) == 3
     system.wake()
     wait_until(
         lambda: (
             len(
-                system.store.list_messages("public", endpoint_id=endpoint_id, status="succeeded")[0]
+                system.outbox.list_messages("public", endpoint_id=endpoint_id, status="succeeded")[0]
             )
             == 3
         ),
@@ -210,7 +207,7 @@ def test_recover_requeues_every_failure_in_the_window(make_system: Any, receiver
     )
     ids = {r.webhook_id for r in receiver.received}
     assert len(ids) == 3 and len(receiver.received) == 9
-    assert system.store.recover(endpoint_id, "public", time.time() + 10, None) == 0
+    assert system.outbox.recover(endpoint_id, "public", time.time() + 10, None) == 0
 
 
 def test_gone_disables_the_endpoint(make_system: Any, receiver: Any, settled: Any) -> None:
@@ -219,10 +216,10 @@ def test_gone_disables_the_endpoint(make_system: Any, receiver: Any, settled: An
     receiver.reply = lambda n, r: (410, {})
     system.start()
     emit(system, job(), "job.succeeded")
-    wait_until(lambda: system.store.get_endpoint(endpoint_id, "public")["disabled"], 5, "disable")
-    endpoint = system.store.get_endpoint(endpoint_id, "public")
+    wait_until(lambda: system.endpoints.get_endpoint(endpoint_id, "public")["disabled"], 5, "disable")
+    endpoint = system.endpoints.get_endpoint(endpoint_id, "public")
     assert "410" in endpoint["disabled_reason"]
-    assert rows(system, "SELECT status FROM webhook_messages")[0][0] == "failed"
+    assert messages(system)[0]["status"] == "failed"
     emit(system, job("job_2"), "job.succeeded")  # a disabled endpoint gets nothing new
     assert len(settled(system)) == 1
 
@@ -235,10 +232,11 @@ def test_redirects_are_failures_and_never_followed(
     receiver.reply = lambda n, r: (307, {"location": receiver.url + "/elsewhere"})
     system.start()
     emit(system, job(), "job.succeeded")
-    wait_until(lambda: rows(system, "SELECT COUNT(*) FROM webhook_attempts")[0][0] == 1, 5, "try")
-    [attempt] = rows(system, "SELECT status_code, error FROM webhook_attempts")
+    wait_until(lambda: len(messages(system)[0]["attempts"]) == 1, 5, "try")
+    [message] = messages(system)
+    [attempt] = message["attempts"]
     assert attempt["status_code"] == 307 and "redirect not followed" in attempt["error"]
-    assert rows(system, "SELECT status FROM webhook_messages")[0][0] == "pending"
+    assert message["status"] == "pending"
     assert [r.path for r in settled(system)] == ["/hook"]  # the Location was never visited
 
 
@@ -270,8 +268,8 @@ def test_endpoint_failing_for_the_period_is_disabled(
     receiver.reply = lambda n, r: (500, {})
     system.start()
     emit(system, job(), "job.succeeded")
-    wait_until(lambda: system.store.get_endpoint(endpoint_id, "public")["disabled"], 8, "disable")
-    endpoint = system.store.get_endpoint(endpoint_id, "public")
+    wait_until(lambda: system.endpoints.get_endpoint(endpoint_id, "public")["disabled"], 8, "disable")
+    endpoint = system.endpoints.get_endpoint(endpoint_id, "public")
     assert endpoint["disabled_reason"].startswith("every delivery has failed since")
     count = len(receiver.arrivals())
     assert count >= 3
@@ -284,15 +282,15 @@ def test_progress_is_opt_in_and_coalesced(make_system: Any, receiver: Any) -> No
     progress_id, _ = add_endpoint(system, receiver.url + "?progress", event_types=["job.progress"])
     for done in range(1, 6):
         emit(system, job(status="running", progress={"total": 5, "done": done}), "job.progress")
-    messages = rows(system, "SELECT endpoint_id, body FROM webhook_messages")
-    assert [m["endpoint_id"] for m in messages] == [progress_id]
-    assert json.loads(messages[0]["body"])["data"]["progress"]["done"] == 5
+    queued = messages(system)
+    assert [m["endpoint_id"] for m in queued] == [progress_id]
+    assert queued[0]["payload"]["data"]["progress"]["done"] == 5
 
 
 def test_secret_rotation_signs_with_both_for_the_overlap(make_system: Any, receiver: Any) -> None:
     system = make_system()
     endpoint_id, old = add_endpoint(system, receiver.url)
-    endpoint, new = system.store.rotate_secret(endpoint_id, "public")
+    endpoint, new = system.endpoints.rotate_secret(endpoint_id, "public")
     assert new != old and endpoint["previous_secret_expires_at"] is not None
     receiver.secrets = [old]
     system.start()
@@ -308,7 +306,7 @@ def test_secret_rotation_signs_with_both_for_the_overlap(make_system: Any, recei
 def test_old_secret_stops_signing_after_the_overlap(make_system: Any, receiver: Any) -> None:
     system = make_system(rotation_overlap_s=0.2)
     endpoint_id, old = add_endpoint(system, receiver.url)
-    system.store.rotate_secret(endpoint_id, "public")
+    system.endpoints.rotate_secret(endpoint_id, "public")
     time.sleep(0.3)
     receiver.secrets = [old]
     system.start()
@@ -383,11 +381,7 @@ def test_schedule_parsing_and_jitter(tmp_path: Path) -> None:
     settings = WebhookSettings.from_env(env)
     assert settings.retry_schedule == (1.0, 2.0) and settings.timeout_s == 15.0
     assert WebhookSettings.from_env({}).retry_schedule == (5, 300, 1800, 7200, 18000, 36000, 36000)
-    store = WebhookStore(
-        tmp_path / "db",
-        WebhookSettings(retry_schedule=(10.0, 100.0), jitter=0.2),
-        rng=random.Random(7),
-    )
+    store = RetryPolicy(WebhookSettings(retry_schedule=(10.0, 100.0), jitter=0.2), random.Random(7))
     delays = [store.retry_delay(1) for _ in range(200)]
     assert all(d is not None and 8.0 <= d <= 12.0 for d in delays)
     assert len({round(d or 0, 3) for d in delays}) > 50  # actually jittered
@@ -399,7 +393,7 @@ def test_events_go_only_to_the_jobs_tenant(
     make_system: Any, receiver: Any, settled: Any
 ) -> None:
     system = make_system()
-    system.store.create_endpoint("acme", {"url": receiver.url + "?t=acme"})
+    system.endpoints.create_endpoint("acme", {"url": receiver.url + "?t=acme"})
     add_endpoint(system, receiver.url + "?t=public")
     system.start()
     emit(system, job(tenant="acme"), "job.succeeded")
@@ -453,23 +447,34 @@ def test_a_database_from_before_requeued_by_gets_the_column(tmp_path: Path) -> N
             "'job.succeeded', '{}', 'pending', 0, 0, 0)"
         )
     conn.close()
-    system = WebhookSystem(db, tmp_path, make_settings())
-    system.store.create_schema()  # a second start must not try to add it again
-    columns = [r["name"] for r in rows(system, "PRAGMA table_info(webhook_messages)")]
+    settings = Settings(data_dir=tmp_path, webhooks=make_settings())
+    open_backends(settings).close()
+    backends = open_backends(settings)  # a second start must not try to add it again
+    with sqlite3.connect(db) as conn:
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(webhook_messages)")]
+    conn.close()
     assert columns.count("requeued_by") == 1
-    [claimed] = system.store.claim_due("sender-test", 10, 30.0)
+    outbox = backends.webhook_outbox
+    [claimed] = outbox.claim_due("sender-test", 10, 30.0)
     assert claimed.id == "msg_old" and claimed.trigger == "scheduled" and claimed.body == "{}"
     done = Outcome(200, 1.0, None, success=True)
-    assert system.store.record_attempt(claimed, "sender-test", done, 0.0) == "succeeded"
-    system.store.resend("msg_old", "")
-    assert rows(system, "SELECT requeued_by FROM webhook_messages")[0][0] == "resend"
+    assert outbox.record_attempt(claimed, "sender-test", done, 0.0) == "succeeded"
+    assert outbox.resend("msg_old", "")["attempts"][0]["trigger"] == "scheduled"
+    [claimed] = outbox.claim_due("sender-test", 10, 30.0)
+    assert claimed.trigger == "resend"  # the column is in use
+    backends.close()
 
 
 @pytest.mark.parametrize("configured", [True, False])
 def test_the_settings_log_says_where_the_callback_secret_comes_from(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, configured: bool
 ) -> None:
-    settings = make_settings() if configured else make_settings(callback_secret="")
-    WebhookSystem(tmp_path / "jobs.sqlite3", tmp_path, settings)
-    source = "configured" if configured else "data dir"
+    webhooks = make_settings() if configured else make_settings(callback_secret="")
+    from service.app import create_app
+    from starlette.testclient import TestClient
+
+    with caplog.at_level("INFO", logger="service"):
+        with TestClient(create_app(Settings(data_dir=tmp_path, webhooks=webhooks))):
+            pass
+    source = "configured" if configured else "generated"
     assert f"'webhook_callback_secret': '{source}'" in caplog.text

@@ -18,10 +18,10 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from webhooktools import relay, webhook_app
+
 from service.egress import EgressPolicy, parse_cidrs
-from service.problems import EXCEPTION_HANDLERS
 from service.webhooks import WebhookSystem
-from service.webhooks.api import ROUTES
 from service.webhooks.settings import WebhookSettings
 from service.webhooks.signing import generate_secret
 
@@ -33,8 +33,7 @@ class Api:
     """Requests to the webhook routes over httpx's in-memory ASGI transport."""
 
     def __init__(self, system: WebhookSystem) -> None:
-        self.app = Starlette(routes=ROUTES, exception_handlers=EXCEPTION_HANDLERS)
-        self.app.state.webhooks = system
+        self.app = webhook_app(system)
         self.system = system
 
     def __call__(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
@@ -56,15 +55,12 @@ class Api:
         return list(r.json()["data"])
 
     def emit(self, job_id: str, event: str = "job.succeeded") -> None:
-        with self.system.store.transaction() as tx:
-            job = {"id": job_id, "status": event.removeprefix("job."), "tenant": "public"}
-            self.system.on_transition(tx, job, event)
+        job = {"id": job_id, "status": event.removeprefix("job."), "tenant": "public"}
+        relay(self.system, job, event)
 
 
 @pytest.fixture
-def make_api(tmp_path: Path) -> Iterator[Callable[..., Api]]:
-    systems: list[WebhookSystem] = []
-
+def make_api(open_webhooks: Any) -> Callable[..., Api]:
     def make(*, allow: str = "127.0.0.0/8", clock: Any = time.time, **overrides: Any) -> Api:
         base: dict[str, Any] = {
             "retry_schedule": (0.1, 0.1),
@@ -75,14 +71,10 @@ def make_api(tmp_path: Path) -> Iterator[Callable[..., Api]]:
             "callback_secret": generate_secret(),
         }
         settings = WebhookSettings(**{**base, **overrides})
-        system = WebhookSystem(tmp_path / "jobs.sqlite3", tmp_path, settings, clock=clock)
-        systems.append(system)
+        system: WebhookSystem = open_webhooks(settings, clock)
         return Api(system)
 
-    yield make
-    for system in systems:
-        if system.alive():
-            system.stop()
+    return make
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
@@ -167,7 +159,7 @@ def test_finished_messages_are_kept_30_days(make_api: Any, receiver: Any) -> Non
     wait_until(lambda: api.messages(ok["id"], status="succeeded"))
     wait_until(lambda: api.messages(bad["id"], status="failed"))
     api.system.stop()
-    store = api.system.store
+    store = api.system.outbox
     now[0] += 30 * DAY - 1
     store.purge()
     assert len(api.messages(ok["id"])) == len(api.messages(bad["id"])) == 1

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from webhooktools import FnClock
 
+from service.backends import open_backends
+from service.settings import Settings
 from service.signed_urls import (
-    KEYS_FILE,
     SignatureInvalid,
     SigningKeys,
     UrlExpired,
@@ -18,6 +18,7 @@ from service.signed_urls import (
     _mac,
     canonical,
     download_options,
+    signing_keys,
 )
 
 NOW = 1_800_000_000.0
@@ -25,7 +26,7 @@ PATH = "/v1/downloads/jobs/job_a/results"
 
 
 def signer(keys: str = "k1:0123456789abcdef0123", now: float = NOW) -> UrlSigner:
-    return UrlSigner(SigningKeys.parse(keys), clock=lambda: now)
+    return UrlSigner(SigningKeys.parse(keys), clock=FnClock(lambda: now))
 
 
 def split(url: str) -> tuple[str, list[tuple[str, str]]]:
@@ -103,13 +104,28 @@ def test_rotation_first_key_signs_all_verify() -> None:
         signer("k2:fedcba9876543210fedc").verify("GET", path, params)
 
 
-def test_key_file_is_generated_private_and_reused(tmp_path: Path) -> None:
-    first = SigningKeys.load(tmp_path, environ={})
-    mode = stat.S_IMODE(os.stat(tmp_path / KEYS_FILE).st_mode)
-    assert mode == 0o600
-    assert SigningKeys.load(tmp_path, environ={}) == first
-    configured = SigningKeys.load(tmp_path, environ={"PALETTE_URL_SIGNING_KEYS": "a:" + "x" * 20})
-    assert configured.current == ("a", b"x" * 20)
+def test_an_unset_key_is_generated_once_for_every_node(tmp_path: Path) -> None:
+    """Every node on the same backend gets the same generated key; a configured one wins."""
+    settings = Settings(data_dir=tmp_path)
+    nodes = [open_backends(settings), open_backends(settings)]
+    first = signing_keys(settings, nodes[0].secrets)
+    assert signing_keys(settings, nodes[1].secrets) == first
+    nodes[0].close()
+    again = open_backends(settings)  # a restart keeps it
+    assert signing_keys(settings, again.secrets) == first
+    configured = Settings(data_dir=tmp_path, url_signing_keys="a:" + "x" * 20)
+    assert signing_keys(configured, again.secrets).current == ("a", b"x" * 20)
+    nodes[1].close()
+    again.close()
+
+
+def test_a_key_file_of_an_earlier_version_is_adopted(tmp_path: Path) -> None:
+    """Links signed before the upgrade (key kept in the data dir) keep working."""
+    (tmp_path / "url_signing_keys").write_text("kold:0123456789abcdef0123\n")
+    backends = open_backends(Settings(data_dir=tmp_path))
+    keys = signing_keys(Settings(data_dir=tmp_path), backends.secrets)
+    assert keys.current == ("kold", b"0123456789abcdef0123")
+    backends.close()
 
 
 @pytest.mark.parametrize("text", ["nokey", "k1:short", "bad kid!:0123456789abcdef", ""])

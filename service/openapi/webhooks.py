@@ -1,18 +1,19 @@
-"""The OpenAPI 3.1 description of the webhook and signed-download routes, and of the events sent.
+"""The webhook and signed-download routes, and the events the service sends.
 
-``service.openapi.build_spec`` merges ``paths()``, ``schemas()`` and ``webhooks()`` in. Bounds here
-are exactly the ones the handlers enforce, so a fuzzer's "invalid" data is what they refuse.
+Bounds here are exactly the ones the handlers enforce, so a fuzzer's "invalid" data is what they
+refuse.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-# service.openapi imports this module inside build_spec(), so importing it here is no cycle.
-from service.openapi import _IF_NONE_MATCH, _JOB_ID, _json, _problem
-from service.signed_urls import _FILENAME, DISPOSITIONS, MAX_EXPIRES_IN
-from service.webhooks.api import MAX_BATCH_EVENTS, MAX_BATCH_WAIT_MS, MESSAGE_STATUSES
-from service.webhooks.store import JOB_EVENTS
+from ..signed_urls import DISPOSITIONS, FILENAME_PATTERN, MAX_EXPIRES_IN
+from ..webhooks.api import MAX_BATCH_EVENTS, MAX_BATCH_WAIT_MS, MESSAGE_STATUSES
+from ..webhooks.events import JOB_EVENTS
+from .components import IF_NONE_MATCH, JOB_ID, json_ref, problem
+
+__all__ = ["paths", "schemas", "webhooks"]
 
 _REF = "#/components/schemas/"
 
@@ -57,8 +58,8 @@ _MESSAGE_PARAMS = [
 ]
 _E = _path("endpoint_id")
 _M = _path("message_id")
-_401 = {"401": _problem("Missing or invalid API key (only when API keys are configured)")}
-_NOT_FOUND = {"404": _problem("No such endpoint or message for this tenant")}
+_401 = {"401": problem("Missing or invalid API key (only when API keys are configured)")}
+_NOT_FOUND = {"404": problem("No such endpoint or message for this tenant")}
 
 
 def paths() -> dict[str, Any]:
@@ -66,9 +67,9 @@ def paths() -> dict[str, Any]:
         "get": {
             "operationId": "getWebhookEndpoint",
             "summary": "One webhook endpoint (without its secret)",
-            "parameters": [_E, _IF_NONE_MATCH],
+            "parameters": [_E, IF_NONE_MATCH],
             "responses": {
-                "200": _json("WebhookEndpoint", "The endpoint", _ETAG),
+                "200": json_ref("WebhookEndpoint", "The endpoint", _ETAG),
                 "304": {"description": "Not modified"},
                 **_401,
                 **_NOT_FOUND,
@@ -80,13 +81,13 @@ def paths() -> dict[str, Any]:
             "parameters": [_E, _header("If-Match")],
             "requestBody": _body("WebhookEndpointChanges"),
             "responses": {
-                "200": _json("WebhookEndpoint", "The changed endpoint", _ETAG),
-                "400": _problem("Malformed JSON"),
+                "200": json_ref("WebhookEndpoint", "The changed endpoint", _ETAG),
+                "400": problem("Malformed JSON"),
                 **_401,
                 **_NOT_FOUND,
-                "412": _problem("If-Match does not match the current ETag"),
-                "413": _problem("Body too large"),
-                "422": _problem("A field is invalid, or the URL is not allowed (SSRF guard)"),
+                "412": problem("If-Match does not match the current ETag"),
+                "413": problem("Body too large"),
+                "422": problem("A field is invalid, or the URL is not allowed (SSRF guard)"),
             },
         },
         "delete": {
@@ -97,7 +98,7 @@ def paths() -> dict[str, Any]:
                 "204": {"description": "Deleted"},
                 **_401,
                 **_NOT_FOUND,
-                "412": _problem("If-Match does not match the current ETag"),
+                "412": problem("If-Match does not match the current ETag"),
             },
         },
     }
@@ -105,21 +106,21 @@ def paths() -> dict[str, Any]:
         "operationId": "resendWebhookMessage",
         "summary": "Queue one message again now, with a fresh retry budget",
         "responses": {
-            "202": _json("WebhookMessage", "Queued"),
+            "202": json_ref("WebhookMessage", "Queued"),
             **_401,
             **_NOT_FOUND,
-            "409": _problem("The message is being delivered right now"),
+            "409": problem("The message is being delivered right now"),
         },
     }
     get_message: dict[str, Any] = {
         "summary": "One message with every attempt",
-        "responses": {"200": _json("WebhookMessage", "The message"), **_401, **_NOT_FOUND},
+        "responses": {"200": json_ref("WebhookMessage", "The message"), **_401, **_NOT_FOUND},
     }
     list_messages: dict[str, Any] = {
         "summary": "Messages, newest first, each with every attempt (dead letters: status=failed)",
         "responses": {
-            "200": _json("WebhookMessageList", "A page of messages"),
-            "400": _problem("Bad query parameter"),
+            "200": json_ref("WebhookMessageList", "A page of messages"),
+            "400": problem("Bad query parameter"),
             **_401,
         },
     }
@@ -130,15 +131,15 @@ def paths() -> dict[str, Any]:
                 "summary": "Register an endpoint; its signing secret is returned only here",
                 "requestBody": _body("WebhookEndpointCreate"),
                 "responses": {
-                    "201": _json(
+                    "201": json_ref(
                         "WebhookEndpointWithSecret",
                         "Created",
                         {**_ETAG, "Location": {"schema": {"type": "string"}}},
                     ),
-                    "400": _problem("Malformed JSON"),
+                    "400": problem("Malformed JSON"),
                     **_401,
-                    "413": _problem("Body too large"),
-                    "422": _problem("A field is invalid, or the URL is not allowed (SSRF guard)"),
+                    "413": problem("Body too large"),
+                    "422": problem("A field is invalid, or the URL is not allowed (SSRF guard)"),
                 },
             },
             "get": {
@@ -146,8 +147,8 @@ def paths() -> dict[str, Any]:
                 "summary": "The caller's endpoints",
                 "parameters": _LIST_PARAMS,
                 "responses": {
-                    "200": _json("WebhookEndpointList", "A page of endpoints"),
-                    "400": _problem("Bad query parameter"),
+                    "200": json_ref("WebhookEndpointList", "A page of endpoints"),
+                    "400": problem("Bad query parameter"),
                     **_401,
                 },
             },
@@ -159,7 +160,7 @@ def paths() -> dict[str, Any]:
                 "summary": "New secret (returned once); the old one keeps signing for 24 h",
                 "parameters": [_E],
                 "responses": {
-                    "200": _json("WebhookEndpointWithSecret", "Rotated"),
+                    "200": json_ref("WebhookEndpointWithSecret", "Rotated"),
                     **_401,
                     **_NOT_FOUND,
                 },
@@ -172,12 +173,12 @@ def paths() -> dict[str, Any]:
                 "parameters": [_E],
                 "requestBody": _body("WebhookTest", required=False),
                 "responses": {
-                    "202": _json("WebhookMessage", "Queued"),
-                    "400": _problem("Malformed JSON"),
+                    "202": json_ref("WebhookMessage", "Queued"),
+                    "400": problem("Malformed JSON"),
                     **_401,
                     **_NOT_FOUND,
-                    "413": _problem("Body too large"),
-                    "422": _problem("Unknown event type"),
+                    "413": problem("Body too large"),
+                    "422": problem("Unknown event type"),
                 },
             }
         },
@@ -188,12 +189,12 @@ def paths() -> dict[str, Any]:
                 "parameters": [_E],
                 "requestBody": _body("WebhookRecover"),
                 "responses": {
-                    "202": _json("WebhookRecovered", "Queued"),
-                    "400": _problem("Malformed JSON"),
+                    "202": json_ref("WebhookRecovered", "Queued"),
+                    "400": problem("Malformed JSON"),
                     **_401,
                     **_NOT_FOUND,
-                    "413": _problem("Body too large"),
-                    "422": _problem("Bad window"),
+                    "413": problem("Body too large"),
+                    "422": problem("Bad window"),
                 },
             }
         },
@@ -233,16 +234,16 @@ def paths() -> dict[str, Any]:
             "post": {
                 "operationId": "createDownloadUrl",
                 "summary": "A signed, expiring link to the job's results (no other credential)",
-                "parameters": [_JOB_ID],
+                "parameters": [JOB_ID],
                 "requestBody": _body("DownloadUrlRequest", required=False),
                 "responses": {
-                    "200": _json("DownloadUrl", "The link"),
-                    "400": _problem("Malformed JSON"),
+                    "200": json_ref("DownloadUrl", "The link"),
+                    "400": problem("Malformed JSON"),
                     **_401,
-                    "404": _problem("No such job"),
-                    "409": _problem("Not finished yet, or no results"),
-                    "413": _problem("Body too large"),
-                    "422": _problem("Bad expires_in, disposition or filename"),
+                    "404": problem("No such job"),
+                    "409": problem("Not finished yet, or no results"),
+                    "413": problem("Body too large"),
+                    "422": problem("Bad expires_in, disposition or filename"),
                 },
             }
         },
@@ -252,12 +253,12 @@ def paths() -> dict[str, Any]:
                 "summary": "The results through a signed link (the signature is the credential)",
                 "security": [{}],
                 "parameters": [
-                    _JOB_ID,
+                    JOB_ID,
                     *(
                         {"name": n, "in": "query", "required": True, "schema": {"type": "string"}}
                         for n in ("disposition", "filename", "expires", "kid", "sig")
                     ),
-                    _IF_NONE_MATCH,
+                    IF_NONE_MATCH,
                     _header("Range"),
                     _header("If-Range"),
                 ],
@@ -269,10 +270,10 @@ def paths() -> dict[str, Any]:
                     },
                     "206": {"description": "A byte range of the results document"},
                     "304": {"description": "Not modified"},
-                    "403": _problem("signature_invalid (tampered, other job) or url_expired"),
-                    "404": _problem("The job expired (retention)"),
-                    "409": _problem("The job has no results"),
-                    "416": _problem("Range not satisfiable"),
+                    "403": problem("signature_invalid (tampered, other job) or url_expired"),
+                    "404": problem("The job expired (retention)"),
+                    "409": problem("The job has no results"),
+                    "416": problem("Range not satisfiable"),
                 },
             }
         },
@@ -416,7 +417,7 @@ def schemas() -> dict[str, Any]:
             "properties": {
                 "expires_in": {"type": "integer", "minimum": 1, "maximum": MAX_EXPIRES_IN},
                 "disposition": {"type": "string", "enum": list(DISPOSITIONS)},
-                "filename": {"type": "string", "pattern": _FILENAME.pattern},
+                "filename": {"type": "string", "pattern": FILENAME_PATTERN.pattern},
             },
             "additionalProperties": False,
         },

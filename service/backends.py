@@ -1,0 +1,104 @@
+"""The composition root's one factory: every backend the service uses, opened from settings.
+
+``create_app`` (and with it ``palette serve``) and ``palette worker`` reach the backends only
+through :func:`open_backends` and the Protocols it returns; nothing else names SQLite or the
+local blob directory. A second backend (Redis + S3) adds a branch here and nothing elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .clock import Clock, SystemClock
+from .jobs.blobs import LocalBlobStore
+from .jobs.interfaces import (
+    BlobStore,
+    EventLog,
+    IdempotencyStore,
+    JobBackend,
+    PaletteCache,
+    SecretStore,
+)
+from .settings import Settings
+from .sqlite.database import Database
+from .sqlite.events import SqliteEventLog
+from .sqlite.idempotency import SqliteIdempotencyStore
+from .sqlite.jobs import SqliteJobStore
+from .sqlite.palette_cache import SqlitePaletteCache
+from .sqlite.secrets import SqliteSecretStore
+from .sqlite.webhook_endpoints import SqliteWebhookEndpoints
+from .sqlite.webhook_outbox import SqliteWebhookOutbox
+from .webhooks.interfaces import WebhookEndpoints, WebhookOutbox
+from .webhooks.signing import generate_secret
+
+__all__ = ["Backends", "open_backends"]
+
+CALLBACK_SECRET = "webhook_callback_secret"
+
+
+@dataclass(frozen=True)
+class Backends:
+    """What one process works with; only :func:`open_backends` knows what is behind it."""
+
+    clock: Clock
+    jobs: JobBackend
+    events: EventLog
+    idempotency: IdempotencyStore
+    palette_cache: PaletteCache
+    blobs: BlobStore
+    secrets: SecretStore
+    webhook_endpoints: WebhookEndpoints
+    webhook_outbox: WebhookOutbox
+    housekeeping: Sequence[Callable[[], object]]
+    """Periodic clean-ups beside job retention (run by the sweeper)."""
+    close: Callable[[], None]
+
+
+def open_backends(settings: Settings, clock: Clock | None = None) -> Backends:
+    """The embedded backend: one SQLite file (WAL) and a blob directory in the data dir."""
+    clock = clock or SystemClock()
+    data = settings.data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    db = Database(data / "jobs.sqlite3")
+    try:
+        jobs = SqliteJobStore(
+            db,
+            clock,
+            retention_seconds=settings.retention_seconds,
+            max_crashes=settings.max_worker_crashes,
+        )
+        events = SqliteEventLog(db, clock, keep_seconds=settings.retention_seconds)
+        idempotency = SqliteIdempotencyStore(db, clock, keep_seconds=settings.idempotency_seconds)
+        cache = SqlitePaletteCache(
+            db, clock, entries=settings.palette_cache_entries, keep_seconds=settings.retention_seconds
+        )
+        secrets = SqliteSecretStore(db, legacy_dir=data)
+        hooks = settings.webhooks
+        callback_secret = hooks.callback_secret or secrets.get_or_create(
+            CALLBACK_SECRET, generate_secret
+        )
+        outbox = SqliteWebhookOutbox(
+            db,
+            clock,
+            callback_secret=callback_secret,
+            disable_after_s=hooks.disable_after_s,
+            retention_s=hooks.retention_s,
+        )
+        endpoints = SqliteWebhookEndpoints(db, clock, rotation_overlap_s=hooks.rotation_overlap_s)
+    except BaseException:
+        db.close()
+        raise
+    return Backends(
+        clock=clock,
+        jobs=jobs,
+        events=events,
+        idempotency=idempotency,
+        palette_cache=cache,
+        blobs=LocalBlobStore(data / "blobs"),
+        secrets=secrets,
+        webhook_endpoints=endpoints,
+        webhook_outbox=outbox,
+        housekeeping=(idempotency.expire, cache.expire, events.trim),
+        close=db.close,
+    )

@@ -1,0 +1,38 @@
+"""The OpenAPI 3.1 description of the service, written by hand to say exactly what it does.
+
+One module per part: :mod:`palette`, :mod:`jobs`, :mod:`ops` and :mod:`webhooks` give paths,
+:mod:`schemas` (and :mod:`webhooks`) the component schemas, :mod:`components` what they share.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import jobs, ops, palette, schemas, webhooks
+
+__all__ = ["build_spec"]
+
+DESCRIPTION = (
+    "Color palettes from images. `POST /v1/palette` answers at once; `POST /v1/jobs` "
+    "queues images and ZIP archives. Errors are RFC 9457 problem documents with a "
+    "stable `code`; limit errors name the limit and the value. Finished jobs are "
+    "kept for the retention period (default 7 days), then answer 404."
+)
+
+
+def build_spec() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "PaletteEngine", "version": "1.0.0", "description": DESCRIPTION},
+        "servers": [{"url": "/"}],
+        "security": [{}, {"bearer": []}, {"apiKey": []}],
+        "paths": {**palette.paths(), **jobs.paths(), **ops.paths(), **webhooks.paths()},
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+            "schemas": {**schemas.schemas(), **webhooks.schemas()},
+        },
+        "webhooks": webhooks.webhooks(),
+    }

@@ -1,0 +1,129 @@
+"""The component schemas of the service's own resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["schemas"]
+
+
+def schemas() -> dict[str, Any]:
+    nullable_time = {"type": ["string", "null"], "format": "date-time"}
+    color = {
+        "type": "object",
+        "required": ["hex", "rgb", "population", "fraction"],
+        "properties": {
+            "hex": {"type": "string", "pattern": "^#[0-9a-f]{6}$"},
+            "rgb": {"type": "array", "items": {"type": "integer"}, "minItems": 3, "maxItems": 3},
+            "oklab": {"type": "array", "items": {"type": "number"}},
+            "oklch": {"type": "array", "items": {"type": "number"}},
+            "population": {"type": "integer"},
+            "fraction": {"type": "number"},
+        },
+    }
+    return {
+        "Problem": {
+            "type": "object",
+            "required": ["type", "title", "status", "detail", "code"],
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "code": {"type": "string"},
+                "request_id": {"type": "string"},
+            },
+            "additionalProperties": True,
+        },
+        "Color": color,
+        "Palette": {
+            "type": "object",
+            "required": ["colors", "metrics", "width", "height"],
+            "properties": {
+                "colors": {"type": "array", "items": {"$ref": "#/components/schemas/Color"}},
+                "swatches": {"type": "object"},
+                "metrics": {"type": "object"},
+                "width": {"type": "integer"},
+                "height": {"type": "integer"},
+                "analyzed_pixels": {"type": "integer"},
+                "transparent_fraction": {"type": "number"},
+                "reason": {"type": ["string", "null"]},
+                "options": {"type": "object"},
+            },
+        },
+        "Job": {
+            "type": "object",
+            "required": ["id", "status", "progress", "created_at"],
+            "properties": {
+                "id": {"type": "string"},
+                "status": {
+                    "type": "string",
+                    "enum": ["queued", "running", "succeeded", "failed", "canceled"],
+                },
+                "progress": {
+                    "type": "object",
+                    "required": ["total", "done", "failed", "skipped"],
+                    "properties": {
+                        k: {"type": "integer"} for k in ("total", "done", "failed", "skipped")
+                    },
+                },
+                "options": {"type": "object"},
+                "callback_url": {"type": ["string", "null"]},
+                "created_at": {"type": "string", "format": "date-time"},
+                "updated_at": nullable_time,
+                "started_at": nullable_time,
+                "finished_at": nullable_time,
+                "expires_at": nullable_time,
+                "cancel_requested": {"type": "boolean"},
+                "error": {"type": ["object", "null"]},
+                "results_url": {"type": ["string", "null"]},
+            },
+        },
+        "JobList": {
+            "type": "object",
+            "required": ["jobs", "next_cursor"],
+            "properties": {
+                "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
+                "next_cursor": {"type": ["string", "null"]},
+                "next": {"type": ["string", "null"]},
+            },
+        },
+        "Results": {
+            "type": "object",
+            "required": ["job_id", "items", "count"],
+            "properties": {
+                "job_id": {"type": "string"},
+                "error": {"type": ["object", "null"]},
+                "count": {"type": "integer"},
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["index", "name", "status"],
+                        "properties": {
+                            "index": {"type": "integer"},
+                            "input": {"type": "string"},
+                            "name": {"type": "string"},
+                            "status": {
+                                "type": "string",
+                                "enum": ["succeeded", "failed", "skipped"],
+                            },
+                            "palette": {
+                                "oneOf": [
+                                    {"$ref": "#/components/schemas/Palette"},
+                                    {"type": "null"},
+                                ]
+                            },
+                            "error": {"type": ["object", "null"]},
+                        },
+                    },
+                },
+            },
+        },
+        "Readiness": {
+            "type": "object",
+            "required": ["status", "checks"],
+            "properties": {"status": {"type": "string"}, "checks": {"type": "object"}},
+        },
+    }
+
