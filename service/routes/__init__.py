@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -38,6 +38,14 @@ _EVERY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TR
 
 def api_route(path: str, **handlers: Endpoint) -> Route:
     return Route(path, by_method(**handlers), methods=_EVERY_METHOD)
+
+
+def choice_param(request: Request, name: str, choices: Sequence[str], code: str) -> str | None:
+    """``?name=`` as one of ``choices`` (None when absent); ``code`` names the error."""
+    value = request.query_params.get(name)
+    if value is not None and value not in choices:
+        raise Problem(400, code, f"{name} must be one of {', '.join(choices)}.", parameter=name)
+    return value
 
 
 def limit_param(request: Request, code: str) -> int:

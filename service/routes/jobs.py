@@ -10,12 +10,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from ..conditional import json_response, none_match, not_modified, parse_range
+from ..jobs.interfaces import JOB_STATUSES
 from ..jobs.service import JobService
 from ..options import parse_options
 from ..problems import Problem
 from ..state import app_state
 from ..uploads import read_multipart
-from . import api_route, limit_param
+from . import api_route, choice_param, limit_param
 
 __all__ = ["job_results", "routes"]
 
@@ -95,7 +96,7 @@ async def get_job(request: Request) -> Response:
 async def list_jobs(request: Request) -> Response:
     service = _jobs(request)
     q = request.query_params
-    status = q.get("status")
+    status = choice_param(request, "status", JOB_STATUSES, "bad_parameter")
     jobs, next_cursor = await service.list(
         request.scope["tenant"],
         status=status,

@@ -14,7 +14,7 @@ from ..conditional import if_match, none_match
 from ..egress import EgressRefused
 from ..offload import Offload
 from ..problems import Problem
-from ..routes import api_route, limit_param
+from ..routes import api_route, choice_param, limit_param
 from ..signed_urls import int_in_range
 from ..state import app_state
 from ..uploads import read_json_object
@@ -281,14 +281,7 @@ async def _list_messages(
     request: Request, endpoint_id: str | None, callbacks_only: bool
 ) -> Response:
     system = system_of(request)
-    status = request.query_params.get("status")
-    if status is not None and status not in MESSAGE_STATUSES:
-        raise Problem(
-            400,
-            "invalid_parameter",
-            f"status must be one of {', '.join(MESSAGE_STATUSES)}.",
-            parameter="status",
-        )
+    status = choice_param(request, "status", MESSAGE_STATUSES, "invalid_parameter")
     limit = limit_param(request, "invalid_parameter")
     owner = tenant_of(request)
     if endpoint_id is not None:
