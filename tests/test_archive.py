@@ -21,7 +21,9 @@ import pytest
 from palette_native.archive import (
     ArchiveEntry,
     ArchiveLimits,
+    declared_entry_count,
     iter_archive,
+    scan_directory,
     sniff,
 )
 from palette_native.errors import ArchiveError, BadParameterError, PaletteError
@@ -641,3 +643,90 @@ def test_declared_entry_count(tmp_path: Path) -> None:
     assert declared_entry_count(path) == 9
     assert declared_entry_count(b"not a zip") is None
     assert declared_entry_count(tmp_path / "missing.zip") is None
+
+
+# ---- the central directory, checked before anything parses it ------------------------------
+def _tiny_zip(names: list[str]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
+        for name in names:
+            zf.writestr(name, b"x")
+    return out.getvalue()
+
+
+def _forge_records(archive: bytes, copies: int, declared: int) -> bytes:
+    """The archive's one central directory record repeated ``copies`` times, under an end
+    record that declares ``declared`` entries: the shape of a directory amplification attack."""
+    end = archive.rindex(b"PK\x05\x06")
+    directory_size, directory_offset = struct.unpack("<II", archive[end + 12 : end + 20])
+    record = archive[directory_offset : directory_offset + directory_size]
+    directory = record * copies
+    tail = bytearray(archive[end:])
+    struct.pack_into("<HHII", tail, 8, declared, declared, len(directory), directory_offset)
+    return archive[:directory_offset] + directory + bytes(tail)
+
+
+def test_a_forged_entry_count_is_not_trusted() -> None:
+    forged = _forge_records(_tiny_zip(["a.txt"]), copies=300_000, declared=10)
+    assert len(forged) > 10_000_000
+    tracemalloc.start()
+    with pytest.raises(ArchiveError) as caught:
+        scan_directory(forged)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert caught.value.code == "archive_too_many_entries"
+    assert caught.value.details["actual_entries"] == 300_000
+    assert peak < 8 * 1024 * 1024  # the records are counted, never held as objects
+    with pytest.raises(ArchiveError, match="300000 entries"):
+        next(iter_archive(forged))
+
+
+def test_a_directory_far_bigger_than_the_entry_limit_needs_is_refused() -> None:
+    forged = _forge_records(_tiny_zip(["a.txt"]), copies=30_000, declared=1)
+    with pytest.raises(ArchiveError) as caught:
+        scan_directory(forged, ArchiveLimits(max_entries=100))
+    assert caught.value.code == "archive_too_large"
+
+
+def test_counts_come_from_the_directory_itself() -> None:
+    archive = _tiny_zip(["a.png", "dir/", "dir/b.png", "c.txt"])
+    summary = scan_directory(archive)
+    assert (summary.entries, summary.files) == (4, 3)
+    with pytest.raises(ArchiveError) as caught:
+        scan_directory(archive, ArchiveLimits(max_entries=3))
+    assert caught.value.details["actual_entries"] == 4
+
+
+def test_zip64_archives_are_read(tmp_path: Path) -> None:
+    """Over 65,535 entries the classic count field holds 0xFFFF and the real count lives in the
+    ZIP64 end record."""
+    path = tmp_path / "many.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for n in range(70_000):
+            zf.writestr(f"{n}.txt", b"")
+    data = path.read_bytes()
+    end = data.rindex(b"PK\x05\x06")
+    assert struct.unpack("<H", data[end + 10 : end + 12]) == (0xFFFF,)
+    assert declared_entry_count(path) == 70_000
+    summary = scan_directory(path, ArchiveLimits(max_entries=100_000))
+    assert (summary.entries, summary.files) == (70_000, 70_000)
+    with pytest.raises(ArchiveError, match="70000 entries"):
+        scan_directory(path)
+
+
+def test_a_truncated_archive_ending_in_a_stored_archive_is_corrupt() -> None:
+    image = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 40)).save(image, "PNG")
+    inner = _tiny_zip(["inner.txt"])
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("photo.png", image.getvalue())
+        zf.writestr("inner.zip", inner)
+    whole = out.getvalue()
+    truncated = whole[: whole.index(inner) + len(inner)]  # cut right after the inner archive
+    assert truncated.endswith(inner[-22:])  # its tail is now the inner archive's end record
+    for check in (scan_directory, lambda data: next(iter_archive(data))):
+        with pytest.raises(ArchiveError) as caught:
+            check(truncated)
+        assert caught.value.code == "archive_corrupt"
+    assert [e.name for e in iter_archive(whole)] == ["photo.png", "inner.zip"]

@@ -37,10 +37,12 @@ __all__ = [
     "ArchiveLimits",
     "ArchiveResult",
     "ArchiveSource",
+    "DirectorySummary",
     "declared_entry_count",
     "extract_archive",
     "is_zip",
     "iter_archive",
+    "scan_directory",
     "sniff",
 ]
 
@@ -66,6 +68,10 @@ _EOCD_SIGNATURE = b"PK\x05\x06"
 _ZIP64_LOCATOR_SIGNATURE = b"PK\x06\x07"
 _ZIP64_EOCD_SIGNATURE = b"PK\x06\x06"
 _EOCD_SIZE = 22
+_DIRECTORY_SIGNATURE = b"PK\x01\x02"
+# A central directory record: 46 fixed bytes; name, extra and comment lengths at 28, 30, 32.
+_DIRECTORY_RECORD_SIZE = 46
+_DIRECTORY_RECORD = struct.Struct("<28xHHH12x")
 _MAX_COMMENT = 0xFFFF
 _ENCRYPTED_FLAG = 0x1
 _STRONG_ENCRYPTION_FLAG = 0x40
@@ -289,9 +295,17 @@ def _open_source(source: ArchiveSource) -> Iterator[IO[bytes]]:
         )
 
 
-def _peek_directory(fp: IO[bytes]) -> tuple[int, int] | None:
-    """(entry count, central directory size) from the end record, before zipfile loads the
-    directory; None when there is no end record (zipfile then reports the file as corrupt)."""
+@dataclass(frozen=True)
+class _EndRecord:
+    entries: int          # as declared (a hint only: it can lie)
+    directory_offset: int
+    directory_size: int
+    directory_end: int    # where the directory must end: the ZIP64 end record or the end record
+
+
+def _end_record(fp: IO[bytes]) -> _EndRecord | None:
+    """The end-of-central-directory record (ZIP64 when the classic fields overflow); None when
+    there is none (zipfile then reports the file as corrupt)."""
     fp.seek(0, io.SEEK_END)
     size = fp.tell()
     tail_size = min(size, _EOCD_SIZE + _MAX_COMMENT)
@@ -300,31 +314,114 @@ def _peek_directory(fp: IO[bytes]) -> tuple[int, int] | None:
     pos = tail.rfind(_EOCD_SIGNATURE)
     if pos < 0 or pos + _EOCD_SIZE > len(tail):
         return None
-    count, directory_size = struct.unpack("<HI", tail[pos + 10 : pos + 16])
+    count, directory_size, directory_offset = struct.unpack("<HII", tail[pos + 10 : pos + 20])
+    directory_end = size - tail_size + pos
     locator = pos - 20
-    if (
-        (count == 0xFFFF or directory_size == 0xFFFFFFFF)
-        and locator >= 0
-        and tail[locator : locator + 4] == _ZIP64_LOCATOR_SIGNATURE
-    ):
+    if locator >= 0 and tail[locator : locator + 4] == _ZIP64_LOCATOR_SIGNATURE:
         (record_offset,) = struct.unpack("<Q", tail[locator + 8 : locator + 16])
         fp.seek(record_offset)
         record = fp.read(56)
         if len(record) == 56 and record.startswith(_ZIP64_EOCD_SIGNATURE):
-            count, directory_size = struct.unpack("<QQ", record[32:48])
-    return count, directory_size
+            count, directory_size, directory_offset = struct.unpack("<QQQ", record[32:56])
+            directory_end = record_offset
+    return _EndRecord(count, directory_offset, directory_size, directory_end)
+
+
+@dataclass(frozen=True)
+class DirectorySummary:
+    """What the central directory holds, counted from its records (not from the end record's
+    count, which can lie)."""
+
+    entries: int          # every record, folders included
+    files: int            # records that are not folders
+    directory_bytes: int
+
+
+def scan_directory(source: ArchiveSource, limits: ArchiveLimits | None = None) -> DirectorySummary:
+    """Check a ZIP's central directory against ``limits`` and count its entries, walking the
+    records without building anything per entry (so a forged end record cannot make a parser
+    load millions of them). Raises ``ArchiveError``: ``archive_too_many_entries``,
+    ``archive_too_large`` (a directory far bigger than the entry limit needs) or
+    ``archive_corrupt`` (no end record; a directory that is not where the end record says,
+    which is also what a truncated archive ending in a stored inner archive looks like; a
+    record that is not one). Every path that opens an archive checks this first."""
+    limits = limits or ArchiveLimits()
+    with _open_source(source) as raw:
+        try:
+            return _scan_directory(raw, limits)
+        except (OSError, struct.error, ValueError) as exc:
+            raise _corrupt(f"not a readable ZIP archive: {exc}") from exc
+
+
+def _scan_directory(fp: IO[bytes], limits: ArchiveLimits) -> DirectorySummary:
+    end = _end_record(fp)
+    if end is None:
+        raise _corrupt("not a ZIP archive: no end-of-central-directory record")
+    directory_limit = (limits.max_entries + 1) * _DIRECTORY_BYTES_PER_ENTRY
+    if end.directory_size > directory_limit:
+        raise ArchiveError(
+            f"archive directory is {end.directory_size} bytes, over the limit of "
+            f"{directory_limit} ({_DIRECTORY_BYTES_PER_ENTRY} bytes per allowed entry)",
+            code="archive_too_large",
+            limit_directory_bytes=directory_limit,
+            actual_directory_bytes=end.directory_size,
+        )
+    if end.directory_offset + end.directory_size != end.directory_end:
+        # Data before the archive (a self-extractor), or the end record of another archive
+        # stored at the end of a truncated one: either way not a ZIP read from its start.
+        raise _corrupt(
+            f"the central directory is not where the end record puts it (offset "
+            f"{end.directory_offset} + size {end.directory_size} != {end.directory_end}); "
+            "the archive is truncated or has data before it",
+            directory_offset=end.directory_offset,
+            directory_size=end.directory_size,
+            directory_end=end.directory_end,
+        )
+    # Walk the records in 1 MiB reads: memory stays small whatever the directory size, and
+    # the time is bounded by the size limit above.
+    fp.seek(end.directory_offset)
+    remaining = end.directory_size
+    buffer = b""
+    at = entries = files = 0
+    while True:
+        if len(buffer) - at < _DIRECTORY_RECORD_SIZE + 3 * 0xFFFF and remaining:
+            chunk = fp.read(min(remaining, _MiB))
+            if not chunk:
+                raise _corrupt("the central directory is cut short")
+            buffer, at = buffer[at:] + chunk, 0
+            remaining -= len(chunk)
+        if at >= len(buffer):
+            break
+        if buffer[at : at + 4] != _DIRECTORY_SIGNATURE or at + _DIRECTORY_RECORD_SIZE > len(buffer):
+            raise _corrupt(f"central directory record {entries + 1} is damaged")
+        name_length, extra_length, comment_length = _DIRECTORY_RECORD.unpack_from(buffer, at)
+        name_end = at + _DIRECTORY_RECORD_SIZE + name_length
+        if name_end + extra_length + comment_length > len(buffer):
+            raise _corrupt(f"central directory record {entries + 1} runs past the directory")
+        entries += 1
+        if not buffer[at + _DIRECTORY_RECORD_SIZE : name_end].endswith(b"/"):
+            files += 1
+        at = name_end + extra_length + comment_length
+    if entries > limits.max_entries:
+        raise ArchiveError(
+            f"archive has {entries} entries, more than the limit of {limits.max_entries}",
+            code="archive_too_many_entries",
+            limit_entries=limits.max_entries,
+            actual_entries=entries,
+        )
+    return DirectorySummary(entries, files, end.directory_size)
 
 
 def declared_entry_count(source: ArchiveSource) -> int | None:
     """The entry count an archive's end record declares (folders included), read without
     loading the central directory; None when the source is not a readable ZIP. Cheap enough
-    for sizing a progress bar; not a validation."""
+    for sizing a progress bar; not a validation (see :func:`scan_directory`)."""
     try:
         with _open_source(source) as raw:
-            peek = _peek_directory(raw)
+            end = _end_record(raw)
     except (PaletteError, OSError, struct.error, ValueError):
         return None
-    return None if peek is None else peek[0]
+    return None if end is None else end.entries
 
 
 def _corrupt(message: str, **details: Any) -> ArchiveError:
@@ -498,27 +595,9 @@ def iter_archive(
     with _open_source(source) as raw:
         counter = _CountingFile(raw)
         try:
-            peek = _peek_directory(raw)
+            _scan_directory(raw, limits)
         except (OSError, struct.error, ValueError) as exc:
             raise _corrupt(f"not a readable ZIP archive: {exc}") from exc
-        if peek is not None:
-            count, directory_size = peek
-            if count > limits.max_entries:
-                raise ArchiveError(
-                    f"archive has {count} entries, more than the limit of {limits.max_entries}",
-                    code="archive_too_many_entries",
-                    limit_entries=limits.max_entries,
-                    actual_entries=count,
-                )
-            directory_limit = (limits.max_entries + 1) * _DIRECTORY_BYTES_PER_ENTRY
-            if directory_size > directory_limit:
-                raise ArchiveError(
-                    f"archive directory is {directory_size} bytes, over the limit of "
-                    f"{directory_limit} ({_DIRECTORY_BYTES_PER_ENTRY} bytes per allowed entry)",
-                    code="archive_too_large",
-                    limit_directory_bytes=directory_limit,
-                    actual_directory_bytes=directory_size,
-                )
         try:
             zf = zipfile.ZipFile(cast(IO[bytes], counter))
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error) as exc:
