@@ -1,0 +1,191 @@
+"""The pixels ``analyze`` looks at: one sRGB image of about a megapixel, reduced by area.
+
+Quality measures need fine detail (a blur of half a source pixel, JPEG's 8x8 blocks), so the
+image is not sampled like ``extract``'s: JPEG files are decoded at the strongest DCT scale
+(1/2, 1/4, 1/8) that keeps at least half of :data:`ANALYSIS_BUDGET` pixels, which costs about
+what ``extract``'s own decode costs (the entropy decoding is the same at every scale), and every
+other source is read in full, strip by strip, and averaged over power-of-two blocks the same
+way. Either way each analysis pixel is the mean of a ``scale`` x ``scale`` square of source
+pixels, so a JPEG block of 8 source pixels spans ``8 / scale`` of them.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ._decode import Pixels, decode
+
+__all__ = ["ANALYSIS_BUDGET", "AnalysisImage", "load_analysis_image"]
+
+#: About this many pixels (at least half of it, at most twice) are analysed per image.
+ANALYSIS_BUDGET = 800_000
+#: The strongest reduction used; larger images are reduced by this and then sampled.
+_MAX_FACTOR = 64
+_JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+@dataclass(frozen=True)
+class AnalysisImage:
+    """An image as ``analyze`` sees it."""
+
+    width: int  # of the source
+    height: int
+    rgb: npt.NDArray[np.uint8]  # h x w x 3, the source reduced by ``scale``
+    alpha: npt.NDArray[np.uint8] | None  # h x w, or None when the source has no alpha
+    scale: float  # source pixels per analysis pixel (along each axis)
+    jpeg_quality: int | None  # IJG quality estimated from the file's tables (JPEG files only)
+
+
+def _factor(width: int, height: int, budget: int) -> int:
+    """The largest power of two that keeps at least half the budget (like the JPEG DCT scale)."""
+    factor = 1
+    while (
+        factor < _MAX_FACTOR
+        and (width // (factor * 2)) * (height // (factor * 2)) >= budget // 2
+    ):
+        factor *= 2
+    return factor
+
+
+def _box_reduce(strips: Iterator[Pixels], width: int, factor: int) -> Pixels:
+    """The mean of each ``factor`` x ``factor`` block of the image made of ``strips`` (rows
+    that do not fill a block at the bottom or right edge are dropped), one strip at a time."""
+    out_width = max(1, width // factor)
+    used = out_width * factor
+    rows_out: list[Pixels] = []
+    carry: Pixels | None = None
+    for strip in strips:
+        if carry is not None:
+            strip = np.concatenate([carry, strip], axis=0)
+        whole = (strip.shape[0] // factor) * factor
+        carry = strip[whole:] if whole < strip.shape[0] else None
+        if whole == 0:
+            continue
+        block = strip[:whole, :used]
+        if factor == 1:
+            rows_out.append(np.array(block, dtype=np.uint8))
+            continue
+        channels = block.shape[2]
+        sums = block.reshape(whole // factor, factor, out_width, factor, channels).sum(
+            axis=(1, 3), dtype=np.uint32
+        )
+        half = (factor * factor) // 2
+        rows_out.append(((sums + half) // (factor * factor)).astype(np.uint8))
+    if not rows_out:
+        if carry is None:
+            raise ValueError("empty image")
+        # Fewer rows than one block: average what there is.
+        mean = carry[:, :used].astype(np.float32)
+        shape = (1, out_width, factor, carry.shape[2])
+        return np.rint(mean.mean(axis=0)[np.newaxis].reshape(shape).mean(axis=2)).astype(
+            np.uint8
+        )
+    return np.concatenate(rows_out, axis=0) if len(rows_out) > 1 else rows_out[0]
+
+
+class _Replay:
+    """A file object that gives back what another one returned (so ``decode`` judges it)."""
+
+    def __init__(self, data: Any, name: Any) -> None:
+        self._data = data
+        self.name = name
+
+    def read(self) -> Any:
+        return self._data
+
+
+def _starts_like_jpeg(source: Any) -> bool:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source[:3]) == _JPEG_MAGIC
+    if isinstance(source, (str, os.PathLike)) and os.path.isfile(source):
+        with open(source, "rb") as fh:
+            return fh.read(3) == _JPEG_MAGIC
+    return False
+
+
+def _estimate_jpeg_quality(source: str | os.PathLike[str] | bytes) -> int | None:
+    """The IJG quality (1-100) whose scaled standard luminance table is nearest the file's.
+
+    Encoders built on libjpeg (nearly all) scale the standard table of the JPEG spec
+    (Annex K) by the quality setting, so the file's luminance table gives the setting back.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        opened = source if isinstance(source, (str, os.PathLike)) else io.BytesIO(source)
+        with Image.open(opened) as img:  # reads the header only
+            tables = getattr(img, "quantization", None)
+    except (OSError, UnidentifiedImageError, ValueError):
+        return None
+    if not tables or 0 not in tables:
+        return None
+    actual = np.asarray(tables[0], dtype=np.float64)
+    if actual.shape != (64,):
+        return None
+    # Pillow lists tables in natural (row-major) order, like the reference table below.
+    best, best_error = 0, float("inf")
+    for quality in range(1, 101):
+        scale = 5000.0 / quality if quality < 50 else 200.0 - 2.0 * quality
+        expected = np.clip(np.floor((_IJG_LUMA * scale + 50.0) / 100.0), 1, 255)
+        error = float(np.sum((expected - actual) ** 2))
+        if error < best_error:
+            best, best_error = quality, error
+    return best
+
+
+# The JPEG spec's example luminance quantization table (ITU-T T.81, Annex K, Table K.1).
+_IJG_LUMA = np.array(
+    [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+     14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+     18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+     49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99],
+    dtype=np.float64,
+)  # fmt: skip
+
+
+def _split(pixels: Pixels) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8] | None]:
+    channels = pixels.shape[2]
+    if channels in (1, 2):
+        rgb = np.repeat(pixels[:, :, :1], 3, axis=2)
+    else:
+        rgb = np.ascontiguousarray(pixels[:, :, :3])
+    alpha = np.ascontiguousarray(pixels[:, :, channels - 1]) if channels in (2, 4) else None
+    return rgb, alpha
+
+
+def load_analysis_image(
+    source: Any, *, max_pixels: int, budget: int = ANALYSIS_BUDGET
+) -> AnalysisImage:
+    """Decode ``source`` (anything ``extract`` takes) to its analysis image; raises the same
+    errors as ``extract`` (unsupported format, too many pixels, truncated file, ...)."""
+    if hasattr(source, "read") and not isinstance(source, (str, os.PathLike)):
+        data = source.read()
+        if isinstance(data, (bytes, bytearray)) and data:
+            source = bytes(data)  # read once: looked at twice (JPEG tables, then the decoder)
+        else:
+            source = _Replay(data, getattr(source, "name", "file object"))  # decode's error
+    jpeg = _starts_like_jpeg(source)
+    if jpeg:
+        decoded = decode(source, exact=False, pixel_budget=budget, max_pixels=max_pixels)
+        strips = list(decoded.strips)
+        pixels = strips[0] if len(strips) == 1 else np.concatenate(strips, axis=0)
+        quality = _estimate_jpeg_quality(source)
+    else:
+        decoded = decode(source, exact=True, pixel_budget=budget, max_pixels=max_pixels)
+        factor = _factor(decoded.width, decoded.height, budget)
+        pixels = _box_reduce(decoded.strips, decoded.width, factor)
+        quality = None
+    # Beyond the strongest reduction, sample (a 250 MP image still gives a few megapixels).
+    step = max(1, int(np.ceil(np.sqrt(pixels.shape[0] * pixels.shape[1] / (2 * budget)))))
+    if step > 1:
+        pixels = pixels[::step, ::step]
+    rgb, alpha = _split(pixels)
+    scale = decoded.width / rgb.shape[1]
+    return AnalysisImage(decoded.width, decoded.height, rgb, alpha, scale, quality)

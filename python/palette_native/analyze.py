@@ -1,0 +1,150 @@
+"""``analyze``: quality score, salient subject and subject / background palettes in one pass.
+
+One decode feeds everything (see ``_analysis_image``): the fine quality measures read the
+analysis image (about a megapixel), and a reduction of it to at most 65,536 pixels (every
+n-th pixel, like ``extract``'s sampling) gives the global statistics, the saliency map and
+the pixels of the three palettes. The palettes come from the same engine as ``extract``: the
+reduced pixels are handed to it as an RGBA array whose alpha is the weight of each pixel
+(``extract`` weighs pixels by alpha), the saliency for the subject palette and its complement
+for the background palette (times the image's own alpha, if it has one).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ._analysis_image import ANALYSIS_BUDGET, load_analysis_image
+from ._api import extract
+from ._decode import DEFAULT_MAX_PIXELS, DEFAULT_PIXEL_BUDGET, CancelCheck
+from ._palette import Palette
+from .errors import BadParameterError, CanceledError
+from .quality import Quality, measure_quality
+from .subject import Box, Subject, find_subject
+
+__all__ = ["Analysis", "analyze"]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What ``analyze`` found in one image."""
+
+    width: int
+    height: int
+    quality: Quality
+    subject: Subject
+    palette: Palette
+    """The whole image (every pixel counts by its alpha, as in ``extract``)."""
+    subject_palette: Palette
+    """Pixels weighted by their saliency: the subject's colors first."""
+    background_palette: Palette
+    """Pixels weighted by one minus their saliency."""
+    analyzed_pixels: int
+    """Pixels of the analysis image the quality measures looked at."""
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def crop(self, aspect: str | float | tuple[float, float]) -> Box:
+        """The largest ``(left, top, width, height)`` of ``aspect`` (e.g. ``"1:1"``,
+        ``"16:9"``) that keeps the subject; see ``Subject.crop``."""
+        return self.subject.crop(aspect)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "width": self.width,
+            "height": self.height,
+            "quality": self.quality.to_dict(),
+            "subject": self.subject.to_dict(),
+            "palette": self.palette.to_dict(),
+            "subject_palette": self.subject_palette.to_dict(),
+            "background_palette": self.background_palette.to_dict(),
+            "analyzed_pixels": self.analyzed_pixels,
+            "options": dict(self.options),
+        }
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+
+def _check_colors(colors: Any) -> int:
+    if isinstance(colors, bool) or not isinstance(colors, (int, np.integer)):
+        raise BadParameterError(f"colors must be an integer, got {type(colors).__name__}")
+    if not 1 <= int(colors) <= 256:
+        raise BadParameterError(f"colors must be between 1 and 256, got {colors}",
+                                parameter="colors", minimum=1, maximum=256, value=int(colors))
+    return int(colors)
+
+
+def _per_pixel(grid: npt.NDArray[np.float32], shape: tuple[int, int]) -> npt.NDArray[np.float32]:
+    """A coarse grid stretched over ``shape`` pixels (nearest cell)."""
+    rows, cols = grid.shape
+    ys = np.minimum((np.arange(shape[0]) * rows) // shape[0], rows - 1)
+    xs = np.minimum((np.arange(shape[1]) * cols) // shape[1], cols - 1)
+    return grid[ys][:, xs]
+
+
+def _weighted(rgb: npt.NDArray[np.uint8], weight: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
+    rgba = np.empty(rgb.shape[:2] + (4,), dtype=np.uint8)
+    rgba[:, :, :3] = rgb
+    rgba[:, :, 3] = np.clip(np.rint(weight * 255.0), 0, 255).astype(np.uint8)
+    return rgba
+
+
+def analyze(
+    source: Any,
+    colors: int = 8,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    should_cancel: CancelCheck = None,
+) -> Analysis:
+    """Quality, subject and palettes of one image (any ``extract`` source; same errors).
+
+    ``colors`` is the size of each of the three palettes. ``should_cancel`` is polled
+    between the stages. Deterministic: the same image and options give the same result.
+    """
+    k = _check_colors(colors)
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or (
+            max_pixels < 1):
+        raise BadParameterError("max_pixels must be a positive integer", parameter="max_pixels")
+
+    def check_cancel() -> None:
+        if should_cancel is not None and should_cancel():
+            raise CanceledError("canceled by the caller")
+
+    check_cancel()
+    image = load_analysis_image(source, max_pixels=int(max_pixels))
+    check_cancel()
+    rgb = image.rgb
+    step = max(1, math.ceil(math.sqrt(rgb.shape[0] * rgb.shape[1] / DEFAULT_PIXEL_BUDGET)))
+    small = np.ascontiguousarray(rgb[::step, ::step])
+    alpha = None if image.alpha is None else (
+        image.alpha[::step, ::step].astype(np.float32) / 255.0)
+    quality = measure_quality(rgb, small, scale=image.scale,
+                              source_pixels=image.width * image.height,
+                              jpeg_quality=image.jpeg_quality)
+    check_cancel()
+    subject = find_subject(small, image.width, image.height)
+    check_cancel()
+    peak = float(subject.saliency.max())
+    weight = _per_pixel(subject.saliency / peak if peak > 0 else subject.saliency + 1.0,
+                        small.shape[:2])
+    opacity = np.ones(small.shape[:2], np.float32) if alpha is None else alpha
+    size = {"width": image.width, "height": image.height}
+    whole = replace(extract(_weighted(small, opacity), k), **size)
+    in_front = replace(extract(_weighted(small, weight * opacity), k), **size)
+    behind = replace(extract(_weighted(small, (1.0 - weight) * opacity), k), **size)
+    return Analysis(
+        width=image.width,
+        height=image.height,
+        quality=quality,
+        subject=subject,
+        palette=whole,
+        subject_palette=in_front,
+        background_palette=behind,
+        analyzed_pixels=int(rgb.shape[0] * rgb.shape[1]),
+        options={"colors": k, "analysis_budget": ANALYSIS_BUDGET, "max_pixels": int(max_pixels)},
+    )
