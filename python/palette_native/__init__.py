@@ -11,6 +11,11 @@ from . import errors
 from ._api import Histogram, Quantized, capabilities, extract, quantize, set_isa
 from ._decode import DEFAULT_MAX_PIXELS, DEFAULT_PIXEL_BUDGET
 from ._palette import Color, Metrics, Palette
+from .analyze import Analysis, analyze
+from .harmony import Harmony, harmony
+from .quality import Component, Quality
+from .subject import Subject
+from .theme import ContrastPair, Scheme, Theme, TonalRamp, theme
 from .errors import (
     ArchiveError,
     BadParameterError,
@@ -25,22 +30,34 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "Analysis",
     "DEFAULT_PIXEL_BUDGET",
     "ArchiveError",
     "BadParameterError",
     "CanceledError",
     "Color",
+    "Component",
+    "ContrastPair",
     "DecodeError",
+    "Harmony",
     "Histogram",
     "ImageTooLargeError",
     "Metrics",
     "Palette",
     "PaletteError",
+    "Quality",
     "Quantized",
+    "Scheme",
+    "Subject",
+    "Theme",
+    "TonalRamp",
     "UnsupportedFormatError",
+    "analyze",
     "capabilities",
     "errors",
     "extract",
+    "harmony",
     "quantize",
     "set_isa",
+    "theme",
 ]
