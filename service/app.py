@@ -67,9 +67,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
         logger.info("settings in force: %s", settings.public_view())
-        await anyio.to_thread.run_sync(runtime.start)
-        b = runtime.backends
         offload = Offload(_OFFLOAD_THREADS)
+        await offload(runtime.start)
+        b = runtime.backends
         palettes = PaletteService(
             runtime.engine,
             b.palette_cache,
@@ -92,8 +92,8 @@ def create_app(
             yield state
         finally:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(palettes.close)
-                await anyio.to_thread.run_sync(runtime.stop)
+                await offload(palettes.close)
+                await offload(runtime.stop)
 
     all_routes: list[BaseRoute] = [
         *ops_routes.routes,
