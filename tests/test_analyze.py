@@ -5,11 +5,10 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import pytest
-from PIL import Image
-
 import palette_native as pn
+import pytest
 from palette_native.quality import COMPONENTS, WEIGHTS
+from PIL import Image
 
 
 def _scene(size: tuple[int, int] = (480, 640), seed: int = 3) -> np.ndarray:
@@ -81,7 +80,7 @@ def test_bad_aspect_is_refused(aspect: object) -> None:
 
 def test_subject_palette_favours_the_subject() -> None:
     result = pn.analyze(_scene(), colors=4)
-    red = lambda pal: sum(c.fraction for c in pal.colors if c.rgb[0] > 150 and c.rgb[1] < 90)  # noqa: E731
+    red = lambda pal: sum(c.fraction for c in pal.colors if c.rgb[0] > 150 and c.rgb[1] < 90)
     assert red(result.subject_palette) > red(result.palette) > red(result.background_palette)
     assert len(result.palette.colors) == 4
     assert (result.palette.width, result.palette.height) == (640, 480)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
-
 import palette_native as pn
+import pytest
 from palette_native._oklch import tone_of
 from palette_native.roles import contrast_ratio
 from palette_native.theme import TONES, VARIANTS, tone_of_hex
@@ -86,7 +85,7 @@ def test_harmony_turns_the_hue() -> None:
     from palette_native._oklch import oklch
 
     result = pn.harmony("#d65e3a")
-    base_l, base_c, base_h = oklch(_rgb(result.base))
+    base_l, _, base_h = oklch(_rgb(result.base))
     for offset, color in [(180, result.complementary[0]), (-30, result.analogous[0]),
                           (30, result.analogous[1]), (120, result.triadic[0]),
                           (240, result.triadic[1])]:

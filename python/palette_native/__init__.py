@@ -12,10 +12,6 @@ from ._api import Histogram, Quantized, capabilities, extract, quantize, set_isa
 from ._decode import DEFAULT_MAX_PIXELS, DEFAULT_PIXEL_BUDGET
 from ._palette import Color, Metrics, Palette
 from .analyze import Analysis, analyze
-from .harmony import Harmony, harmony
-from .quality import Component, Quality
-from .subject import Subject
-from .theme import ContrastPair, Scheme, Theme, TonalRamp, theme
 from .errors import (
     ArchiveError,
     BadParameterError,
@@ -25,13 +21,17 @@ from .errors import (
     PaletteError,
     UnsupportedFormatError,
 )
+from .harmony import Harmony, harmony
+from .quality import Component, Quality
+from .subject import Subject
+from .theme import ContrastPair, Scheme, Theme, TonalRamp, theme
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
-    "Analysis",
     "DEFAULT_PIXEL_BUDGET",
+    "Analysis",
     "ArchiveError",
     "BadParameterError",
     "CanceledError",

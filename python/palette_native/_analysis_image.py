@@ -84,9 +84,8 @@ def _box_reduce(strips: Iterator[Pixels], width: int, factor: int) -> Pixels:
         # Fewer rows than one block: average what there is.
         mean = carry[:, :used].astype(np.float32)
         shape = (1, out_width, factor, carry.shape[2])
-        return np.rint(mean.mean(axis=0)[np.newaxis].reshape(shape).mean(axis=2)).astype(
-            np.uint8
-        )
+        averaged: Pixels = np.rint(mean.mean(axis=0)[np.newaxis].reshape(shape).mean(axis=2))
+        return averaged.astype(np.uint8)
     return np.concatenate(rows_out, axis=0) if len(rows_out) > 1 else rows_out[0]
 
 

@@ -41,7 +41,7 @@ def _linear_rgb(lightness: float, chroma: float, hue: float) -> tuple[float, flo
 def _encode(value: float) -> int:
     value = min(1.0, max(0.0, value))
     encoded = 12.92 * value if value <= 0.0031308 else 1.055 * value ** (1 / 2.4) - 0.055
-    return int(round(encoded * 255.0))
+    return round(encoded * 255.0)
 
 
 def _fits(linear: tuple[float, float, float]) -> bool:

@@ -84,7 +84,8 @@ def _per_pixel(grid: npt.NDArray[np.float32], shape: tuple[int, int]) -> npt.NDA
     rows, cols = grid.shape
     ys = np.minimum((np.arange(shape[0]) * rows) // shape[0], rows - 1)
     xs = np.minimum((np.arange(shape[1]) * cols) // shape[1], cols - 1)
-    return grid[ys][:, xs]
+    stretched: npt.NDArray[np.float32] = grid[ys][:, xs].astype(np.float32)
+    return stretched
 
 
 def _weighted(rgb: npt.NDArray[np.uint8], weight: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
@@ -133,10 +134,13 @@ def analyze(
     weight = _per_pixel(subject.saliency / peak if peak > 0 else subject.saliency + 1.0,
                         small.shape[:2])
     opacity = np.ones(small.shape[:2], np.float32) if alpha is None else alpha
-    size = {"width": image.width, "height": image.height}
-    whole = replace(extract(_weighted(small, opacity), k), **size)
-    in_front = replace(extract(_weighted(small, weight * opacity), k), **size)
-    behind = replace(extract(_weighted(small, (1.0 - weight) * opacity), k), **size)
+    def palette(weights: npt.NDArray[np.float32]) -> Palette:
+        found = extract(_weighted(small, weights), k)
+        return replace(found, width=image.width, height=image.height)
+
+    whole = palette(opacity)
+    in_front = palette(weight * opacity)
+    behind = palette((1.0 - weight) * opacity)
     return Analysis(
         width=image.width,
         height=image.height,

@@ -79,7 +79,7 @@ def _base(colors: list[Color]) -> RGB:
         chroma = oklch(c.rgb)[1]
         return chroma * c.fraction ** 0.5 if chroma >= NEUTRAL_CHROMA else -1.0 + c.fraction
 
-    return sorted(colors, key=lambda c: (-appeal(c), c.rgb))[0].rgb
+    return min(colors, key=lambda c: (-appeal(c), c.rgb)).rgb
 
 
 def harmony(palette_or_color: Palette | str | tuple[int, int, int]) -> Harmony:
@@ -101,7 +101,7 @@ def harmony(palette_or_color: Palette | str | tuple[int, int, int]) -> Harmony:
     chromatic = {k: v for k, v in families.items() if k != "neutral"}
     dominant = "neutral"
     if chromatic and sum(chromatic.values()) >= MIN_CHROMATIC_SHARE:
-        dominant = sorted(chromatic.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+        dominant = min(chromatic.items(), key=lambda kv: (-kv[1], kv[0]))[0]
     return Harmony(
         base=hex_of(base),
         complementary=[_turn(base, 180.0)],

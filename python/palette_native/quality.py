@@ -37,8 +37,8 @@ resolution      megapixels ``p`` of the source                                ``
 
 The score is ``100 * prod(component ** weight)`` (a weighted geometric mean, so one bad
 component pulls the score down however good the others are) with the weights in
-:data:`WEIGHTS`. How the formulas were tuned and how they behave on degraded photos is in
-benchmarks/README.md (``bench_analyze.py``).
+:data:`WEIGHTS`. The constants were tuned on the photo corpus degraded in steps, which is also what
+``benchmarks/bench_analyze.py`` measures (there is no held-out set).
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def _box_along(values: FloatImage, taps: int, axis: int) -> FloatImage:
     """The mean of ``taps`` neighbours along ``axis`` (valid part only)."""
     total = np.cumsum(values, axis=axis, dtype=np.float32)
     length = values.shape[axis]
-    out = total.take(range(taps, length), axis=axis) - total.take(range(0, length - taps), axis=axis)
+    out = total.take(range(taps, length), axis=axis) - total.take(range(length - taps), axis=axis)
     out *= np.float32(1.0 / taps)
     return out
 
@@ -301,7 +301,7 @@ def measure_quality(
     y = bands(rgb)
     sigma = noise_sigma(y)
     blur = blur_effect(y, sigma)
-    period = int(round(8.0 / scale)) if scale <= 4.0 else 1
+    period = round(8.0 / scale) if scale <= 4.0 else 1
     blocks = blockiness(y, period)
     exposed = exposure(small)
     penalty = (2.0 * exposed["clipped_highlights"] + 2.0 * exposed["clipped_shadows"]

@@ -82,14 +82,15 @@ def _cell_means(values: npt.NDArray[Any], cell: int) -> FloatGrid:
     wide = values[: h * cell, : w * cell].astype(np.float32)
     sums = np.add.reduceat(np.add.reduceat(wide, np.arange(0, h * cell, cell), axis=0),
                            np.arange(0, w * cell, cell), axis=1)
-    return sums / np.float32(cell * cell)  # type: ignore[no-any-return]
+    return (sums / np.float32(cell * cell)).astype(np.float32)
 
 
 def _normalise(values: FloatGrid) -> FloatGrid:
     high = float(np.percentile(values, 99.0))
     if high <= 1e-9:
         return np.zeros_like(values)
-    return np.clip(values / high, 0.0, 1.0)  # type: ignore[no-any-return]
+    clipped: FloatGrid = np.clip(values / high, 0.0, 1.0).astype(np.float32)
+    return clipped
 
 
 def _smooth3(values: FloatGrid) -> FloatGrid:
@@ -98,7 +99,7 @@ def _smooth3(values: FloatGrid) -> FloatGrid:
     for dy in range(3):
         for dx in range(3):
             total += padded[dy:dy + values.shape[0], dx:dx + values.shape[1]]
-    return total / 9.0  # type: ignore[no-any-return]
+    return total / np.float32(9.0)
 
 
 def saliency_cues(small: RGBImage) -> tuple[FloatGrid, FloatGrid, FloatGrid, FloatGrid, int]:
@@ -251,7 +252,7 @@ class Subject:
 def find_subject(small: RGBImage, width: int, height: int) -> Subject:
     """The subject of an image of ``width`` x ``height`` source pixels, from ``small`` (the
     image reduced to about 64K pixels)."""
-    saliency, cell = saliency_grid(small)
+    saliency, _ = saliency_grid(small)
     rows, cols = saliency.shape
     total = float(saliency.sum())
     if total <= 0.0 or rows < 2 or cols < 2:

@@ -28,11 +28,12 @@ excepted). Tones are CIE L* (0 black, 100 white).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ._oklch import RGB, contrast, oklch, tone_of, toward
-from ._palette import Palette, hex_of
+from ._palette import Color, Palette, hex_of
 from .errors import BadParameterError
 
 __all__ = ["TONES", "VARIANTS", "ContrastPair", "Scheme", "Theme", "TonalRamp", "theme"]
@@ -243,7 +244,7 @@ class Theme:
 
     def export(self, fmt: str) -> str:
         """Render as ``css``, ``tailwind``, ``tokens`` or ``json``."""
-        renderers = {"css": self.to_css, "tailwind": self.to_tailwind, "tokens": self.to_tokens,
+        renderers: dict[str, Callable[[], str]] = {"css": self.to_css, "tailwind": self.to_tailwind, "tokens": self.to_tokens,
                      "json": lambda: self.to_json(indent=2)}
         if fmt not in renderers:
             raise BadParameterError(f"unknown theme format {fmt!r}; expected one of "
@@ -261,9 +262,9 @@ def _seed(palette: Palette) -> tuple[RGB, RGB | None]:
     if not palette.colors:
         return (128, 128, 128), None
 
-    def appeal(color: Any) -> float:
+    def appeal(color: Color) -> float:
         chroma = oklch(color.rgb)[1]
-        return chroma * (color.fraction ** 0.5) if chroma >= 0.03 else -1.0 + color.fraction
+        return chroma * color.fraction ** 0.5 if chroma >= 0.03 else -1.0 + color.fraction
 
     ranked = sorted(palette.colors, key=lambda c: (-appeal(c), c.rgb))
     seed = ranked[0].rgb
