@@ -2,7 +2,8 @@
 
 ``create_app`` (and with it ``palette serve``) and ``palette worker`` reach the backends only
 through :func:`open_backends` and the Protocols it returns; nothing else names SQLite or the
-local blob directory. A second backend (Redis + S3) adds a branch here and nothing elsewhere.
+local blob directory. ``PALETTE_STORE=redis://...`` and ``PALETTE_BLOBS=s3://...`` choose the
+distributed parts (``service/redis``, ``service/s3``), each on its own.
 """
 
 from __future__ import annotations
@@ -55,8 +56,23 @@ class Backends:
     close: Callable[[], None]
 
 
+def open_blobs(settings: Settings) -> BlobStore:
+    if settings.blobs.startswith("s3://"):
+        from .s3.blobs import open_s3
+
+        return open_s3(settings.blobs)
+    if settings.blobs:
+        raise ValueError(f"PALETTE_BLOBS: expected s3://bucket/prefix or nothing, got {settings.blobs!r}")
+    return LocalBlobStore(settings.data_dir / "blobs")
+
+
 def open_backends(settings: Settings, clock: Clock | None = None) -> Backends:
-    """The embedded backend: one SQLite file (WAL) and a blob directory in the data dir."""
+    """The embedded backend (one SQLite file in WAL mode in the data dir), or Redis when
+    ``settings.store`` names it; blobs in the data dir, or S3 when ``settings.blobs`` names it."""
+    if settings.store.startswith(("redis://", "rediss://", "unix://", "redis+cluster://")):
+        return _open_redis(settings, clock)
+    if settings.store:
+        raise ValueError(f"PALETTE_STORE: expected redis://... or nothing, got {settings.store!r}")
     clock = clock or SystemClock()
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
@@ -95,10 +111,99 @@ def open_backends(settings: Settings, clock: Clock | None = None) -> Backends:
         events=events,
         idempotency=idempotency,
         palette_cache=cache,
-        blobs=LocalBlobStore(data / "blobs"),
+        blobs=open_blobs(settings),
         secrets=secrets,
         webhook_endpoints=endpoints,
         webhook_outbox=outbox,
         housekeeping=(idempotency.expire, cache.expire, events.trim),
         close=db.close,
+    )
+
+
+SHARED_SECRETS = ("PALETTE_URL_SIGNING_KEYS", "PALETTE_WEBHOOK_CALLBACK_SECRET")
+
+
+def _open_redis(settings: Settings, clock: Clock | None) -> Backends:
+    """Jobs, events, keys, cache and secrets on Redis; every node of the deployment shares them.
+
+    Refuses to open without the secrets every node must agree on: a link signed by one API
+    node must verify on the others, and a callback signature must not depend on which node sent
+    it. Generating them on first use (as the embedded mode does) would race between nodes.
+    Webhook endpoints and the outbox stay in the node's SQLite file (not shared yet).
+    """
+    missing = [
+        name
+        for name, value in zip(
+            SHARED_SECRETS, (settings.url_signing_keys, settings.webhooks.callback_secret)
+        )
+        if not value
+    ]
+    if missing:
+        raise ValueError(
+            f"PALETTE_STORE is Redis: set {' and '.join(missing)} (the same on every node)"
+        )
+    from .redis.connection import ServerClock, open_redis
+    from .redis.events import RedisEventLog
+    from .redis.idempotency import RedisIdempotencyStore
+    from .redis.jobs import RedisJobStore
+    from .redis.palette_cache import RedisPaletteCache
+    from .redis.secrets import RedisSecretStore
+
+    conn = open_redis(settings.store)
+    closers: list[Callable[[], None]] = [conn.close]
+    try:
+        # The default clock of a Redis deployment is the Redis server's: every node reads
+        # the same time, so a lease one node writes expires when another node thinks it does.
+        if clock is None or isinstance(clock, SystemClock):
+            clock = ServerClock(conn)
+        partitions = settings.redis_partitions
+        jobs = RedisJobStore(
+            conn,
+            clock,
+            partitions=partitions,
+            retention_seconds=settings.retention_seconds,
+            max_crashes=settings.max_worker_crashes,
+            chunk_images=settings.chunk_images,
+            tenant_max_running=settings.tenant_max_running,
+        )
+        events = RedisEventLog(conn, partitions, keep_seconds=settings.retention_seconds)
+        idempotency = RedisIdempotencyStore(jobs, clock, keep_seconds=settings.idempotency_seconds)
+        cache = RedisPaletteCache(
+            conn, clock, settings.palette_cache_entries, keep_seconds=settings.retention_seconds
+        )
+        data = settings.data_dir
+        data.mkdir(parents=True, exist_ok=True)
+        db = Database(data / "webhooks.sqlite3")
+        closers.append(db.close)
+        hooks = settings.webhooks
+        outbox = SqliteWebhookOutbox(
+            db,
+            clock,
+            callback_secret=hooks.callback_secret,
+            disable_after_s=hooks.disable_after_s,
+            retention_s=hooks.retention_s,
+        )
+        endpoints = SqliteWebhookEndpoints(db, clock, rotation_overlap_s=hooks.rotation_overlap_s)
+        blobs = open_blobs(settings)
+    except BaseException:
+        for close in closers:
+            close()
+        raise
+
+    def close_all() -> None:
+        for close_one in closers:
+            close_one()
+
+    return Backends(
+        clock=clock,
+        jobs=jobs,
+        events=events,
+        idempotency=idempotency,
+        palette_cache=cache,
+        blobs=blobs,
+        secrets=RedisSecretStore(conn),
+        webhook_endpoints=endpoints,
+        webhook_outbox=outbox,
+        housekeeping=(idempotency.expire, cache.expire, events.trim),
+        close=close_all,
     )

@@ -99,6 +99,22 @@ class Settings:
     url_signing_keys: str = field(default="", repr=False)
     """``kid:secret,kid2:secret``: the first signs download links, all verify."""
 
+    # Scale-out: where state and blobs live, how large jobs are cut and shared out.
+    store: str = ""
+    """Empty: SQLite in the data dir. ``redis://host:6379/0`` or ``redis+cluster://h:7000,...``."""
+    blobs: str = ""
+    """Empty: the data dir. ``s3://bucket/prefix`` (endpoint and keys from ``AWS_*``)."""
+    redis_partitions: int = 8
+    """Redis: tenants are spread over this many partitions (Cluster slots); fixed per deployment."""
+    chunk_images: int = 64
+    """Redis: a job with more images is split into chunks of this many, run by any workers."""
+    tenant_max_running: int = 0
+    """Redis: chunks (or jobs) of one tenant running at once; 0 = no cap."""
+    tenant_max_queued_images: int = 0
+    """Images in one tenant's unfinished jobs before new jobs get 429; 0 = no limit."""
+    max_queued_images: int = 0
+    """Images in everyone's unfinished jobs before new jobs get 503; 0 = no limit."""
+
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     """``PALETTE_WEBHOOK_*`` and ``PALETTE_EGRESS_ALLOW_CIDRS``."""
 

@@ -20,6 +20,7 @@ __all__ = [
     "BlobInfo",
     "BlobStore",
     "BlobWriter",
+    "Chunk",
     "Clock",
     "IdempotencyOutcome",
     "EventLog",
@@ -80,6 +81,8 @@ class JobInput:
     blob_key: str
     kind: Literal["image", "zip"]
     size: int
+    images: int = 1
+    """Images in it: 1 for an upload, the file entries of a ZIP (what chunks are cut from)."""
 
 
 @dataclass(frozen=True)
@@ -156,9 +159,30 @@ def _iso(ts: float | None) -> str | None:
     return None if ts is None else iso_time(ts)
 
 
+Span = tuple[int, int, int]
+"""Part of one input: (input seq, first entry index, end entry index exclusive)."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """The part of a large job one lease covers: ``index`` of ``count``, these spans only."""
+
+    index: int
+    count: int
+    spans: tuple[Span, ...]
+
+    def covers(self, seq: int) -> range | None:
+        """The entries of input ``seq`` in this chunk (None: none of them)."""
+        for span_seq, first, end in self.spans:
+            if span_seq == seq:
+                return range(first, end)
+        return None
+
+
 @dataclass(frozen=True)
 class Lease:
-    """A worker's claim on a job. ``token`` fences late writers: it grows on every claim."""
+    """A worker's claim on a job, or on one chunk of it. ``token`` fences late writers: it
+    grows on every claim of the job."""
 
     job_id: str
     owner: str
@@ -168,6 +192,11 @@ class Lease:
     """Claims of this job that ended in a crash or a worker error, since its last progress."""
     suspects: frozenset[ItemKey] = frozenset()
     """Images in flight when an earlier claim crashed: run them one at a time."""
+    chunk: Chunk | None = None
+    """None: the whole job (run every image, then complete or fail it). Else only these
+    images, then :meth:`JobQueue.finish_chunk`."""
+    assemble: bool = False
+    """Every chunk is done: write the results document and complete the job, nothing else."""
 
 
 @dataclass(frozen=True)
@@ -226,8 +255,9 @@ class EventLog(Protocol):
 class JobStore(Protocol):
     """Job records, scoped by tenant. Every state change appends to the :class:`EventLog`."""
 
-    def new_job_id(self) -> str:
-        """An id for a job about to be submitted (the backend may put its partition in it)."""
+    def new_job_id(self, tenant: str = "") -> str:
+        """An id for a job ``tenant`` is about to submit (the backend may put its partition
+        in it)."""
         ...
 
     def submit(self, job: NewJob, idempotency: IdempotencyOutcome | None = None) -> Job: ...
@@ -247,6 +277,10 @@ class JobStore(Protocol):
         ...
 
     def counts(self) -> dict[str, int]: ...
+    def backlog(self, tenant: str) -> tuple[int, int]:
+        """Images in unfinished jobs: (this tenant's, everyone's), for the queue-depth limits."""
+        ...
+
     def ping(self) -> None: ...
 
 
@@ -279,6 +313,12 @@ class JobQueue(Protocol):
     ) -> bool:
         """Record finished images (idempotent per image) if ``lease`` still owns the job;
         ``notify`` appends ``job.progress``; ``lease_seconds`` also extends the lease."""
+        ...
+
+    def finish_chunk(self, lease: Lease, lease_seconds: float) -> Lease | bool:
+        """A chunk lease's images are all recorded. False: the lease was lost; True: other
+        chunks are still to finish; a Lease: this was the last chunk, and the caller now holds
+        the job's assembly (``assemble=True``)."""
         ...
 
     def complete(self, lease: Lease, result: ResultInfo) -> bool: ...

@@ -136,7 +136,7 @@ class JobService:
                 )
             if isinstance(state, IdempotencyOutcome):
                 replay = state
-        return Upload(self.store.new_job_id(), tenant, key, replay)
+        return Upload(self.store.new_job_id(tenant), tenant, key, replay)
 
     def sink(self, upload: Upload, seq: int) -> PartSink:
         """Where the ``seq``-th uploaded part is written as it arrives."""

@@ -196,7 +196,7 @@ class SqliteJobStore:
         self.db.conn().execute("SELECT 1").fetchone()
 
     # -- JobStore ------------------------------------------------------------------------------
-    def new_job_id(self) -> str:
+    def new_job_id(self, tenant: str = "") -> str:
         return uuid.uuid4().hex
 
     def submit(self, job: NewJob, idempotency: IdempotencyOutcome | None = None) -> Job:
@@ -318,6 +318,15 @@ class SqliteJobStore:
             for job in jobs:
                 self._delete_rows(tx, job, now)
         return jobs
+
+    def backlog(self, tenant: str) -> tuple[int, int]:
+        rows = self.db.conn().execute(
+            "SELECT tenant = ?, SUM(MAX(total - done - failed - skipped, 0)) FROM jobs"
+            " WHERE status IN ('queued', 'running') GROUP BY tenant = ?",
+            (tenant, tenant),
+        )
+        sums = {bool(mine): int(total or 0) for mine, total in rows.fetchall()}
+        return sums.get(True, 0), sum(sums.values())
 
     def counts(self) -> dict[str, int]:
         rows = self.db.conn().execute("SELECT status, COUNT(*) FROM jobs GROUP BY status")
@@ -540,6 +549,10 @@ class SqliteJobStore:
                 )
             self._emit(tx, lease.job_id, f"job.{status}", now)
         return True
+
+    def finish_chunk(self, lease: Lease, lease_seconds: float) -> Lease | bool:
+        # Every lease this backend hands out covers the whole job.
+        raise ValueError("the embedded backend leases whole jobs; there is no chunk to finish")
 
     def complete(self, lease: Lease, result: ResultInfo) -> bool:
         return self._finish(lease, "succeeded", result=result, unless_cancel_requested=True)
