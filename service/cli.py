@@ -35,8 +35,11 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
     for name in ("host", "port", "data_dir", "workers"):
         value = getattr(args, name, None)
-        if value is not None:
+        if value:  # serve --workers 0: an API node, the setting still sizes the sync pool
             overrides[name] = value
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        overrides["workers"] = threads
     return Settings.from_env(**overrides)
 
 
@@ -100,7 +103,8 @@ def serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _configure_logging(settings.log_level)
     _keep_transient_buffers_mapped()
-    app = create_app(settings)
+    # --workers 0: an API node only; `palette worker` processes run the jobs.
+    app = create_app(settings, run_workers=args.workers != 0)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -120,6 +124,8 @@ def worker(args: argparse.Namespace) -> int:
     """Run only job workers (and webhook delivery) against the backends, until SIGTERM/SIGINT."""
     from .runtime import Runtime
 
+    if args.workers == 0:
+        raise SystemExit("palette worker: --workers 0 would run no jobs; give 1 or more")
     settings = _settings(args)
     _configure_logging(settings.log_level)
     _keep_transient_buffers_mapped()
@@ -142,6 +148,16 @@ def worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {value}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -162,7 +178,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="SQLite + blobs directory (PALETTE_DATA_DIR, ./palette-data)",
     )
     parser.add_argument(
-        "--workers", type=_positive_int, default=None, help="worker threads (PALETTE_WORKERS, 2)"
+        "--workers",
+        type=_count,
+        default=None,
+        help="job worker threads (PALETTE_WORKERS, 2); serve --workers 0: API only",
     )
 
 
@@ -174,6 +193,10 @@ def add_commands(commands: Any) -> None:
     ):
         parser = commands.add_parser(name, help=text, description=text[0].upper() + text[1:])
         add_arguments(parser)
+        if handler is worker:
+            parser.add_argument(
+                "--threads", type=_positive_int, default=None, help="job threads (PALETTE_WORKERS)"
+            )
         parser.set_defaults(handler=handler)
 
 

@@ -36,8 +36,9 @@ class Engine:
         kwargs["max_pixels"] = self.settings.max_pixels
         return kwargs
 
-    def iter_archive(self, f: BinaryIO) -> Iterator[Any]:
-        return self._iter_archive(f, limits=self.limits)
+    def iter_archive(self, f: BinaryIO, entries: range | None = None) -> Iterator[Any]:
+        """Every file entry, or only those at ``entries`` (one chunk of a large job)."""
+        return self._iter_archive(f, limits=self.limits, entries=entries)
 
     def palette_json(self, data: bytes | bytearray, options: dict[str, Any]) -> bytes:
         """Extract one image and render the response body (runs on a worker thread)."""

@@ -532,7 +532,12 @@ def test_service_commands_come_from_the_service_plugin() -> None:
     args = parser.parse_args(["worker", "--data-dir", "/tmp/x", "--workers", "2"])
     assert args.handler is service_cli.worker and args.workers == 2
     with pytest.raises(SystemExit):
-        parser.parse_args(["serve", "--workers", "0"])  # the service's check of the flag
+        parser.parse_args(["serve", "--workers", "-1"])  # the service's check of the flag
+    assert parser.parse_args(["serve", "--workers", "0"]).workers == 0  # an API node
+    args = parser.parse_args(["worker", "--threads", "3"])
+    assert args.handler is service_cli.worker and args.threads == 3
+    with pytest.raises(SystemExit):
+        parser.parse_args(["worker", "--threads", "0"])
 
 
 def test_service_commands_without_the_service(

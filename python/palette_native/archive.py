@@ -21,7 +21,7 @@ import re
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import pairwise
@@ -428,10 +428,17 @@ def _corrupt(message: str, **details: Any) -> ArchiveError:
     return ArchiveError(message, code="archive_corrupt", **details)
 
 
-def _check_directory(zf: zipfile.ZipFile, fp: IO[bytes], limits: ArchiveLimits) -> dict[int, int]:
+def _check_directory(
+    zf: zipfile.ZipFile,
+    fp: IO[bytes],
+    limits: ArchiveLimits,
+    selected: Collection[zipfile.ZipInfo] | None = None,
+) -> dict[int, int]:
     """Every check that needs only the central directory and the local headers.
 
-    Returns each entry's local header length, keyed by its header offset."""
+    ``selected``: read the local headers of these entries only (each is still checked against
+    the next entry in file order, so checking every part once checks the whole archive).
+    Returns each read entry's local header length, keyed by its header offset."""
     infos = zf.infolist()
     if len(infos) > limits.max_entries:
         raise ArchiveError(
@@ -468,7 +475,16 @@ def _check_directory(zf: zipfile.ZipFile, fp: IO[bytes], limits: ArchiveLimits) 
     # header starts, and the last one's before the central directory.
     header_lengths: dict[int, int] = {}
     spans: list[tuple[int, int, str]] = []  # (start, end, name)
-    for info in sorted(infos, key=lambda i: i.header_offset):
+    in_order = sorted(infos, key=lambda i: i.header_offset)
+    if selected is not None:
+        wanted = {id(info) for info in selected}
+        following = {
+            id(info): (after.header_offset, after.filename)
+            for info, after in pairwise(in_order)
+        }
+    for info in in_order:
+        if selected is not None and id(info) not in wanted:
+            continue
         fp.seek(info.header_offset)
         header = fp.read(_LOCAL_HEADER.size)
         if len(header) != _LOCAL_HEADER.size:
@@ -483,6 +499,9 @@ def _check_directory(zf: zipfile.ZipFile, fp: IO[bytes], limits: ArchiveLimits) 
         header_lengths[info.header_offset] = header_length
         end = info.header_offset + header_length + info.compress_size
         spans.append((info.header_offset, end, info.filename))
+        if selected is not None:  # where the next entry starts, read or not
+            next_start, next_name = following.get(id(info), (zf.start_dir, "central directory"))
+            spans.append((next_start, next_start, next_name))
     spans.append((zf.start_dir, zf.start_dir, "central directory"))
     for (start, end, name), (next_start, _, next_name) in pairwise(spans):
         if next_start < end:
@@ -582,7 +601,7 @@ def _read_entry(
 
 
 def iter_archive(
-    source: ArchiveSource, limits: ArchiveLimits | None = None
+    source: ArchiveSource, limits: ArchiveLimits | None = None, *, entries: range | None = None
 ) -> Iterator[ArchiveEntry]:
     """Yield the file entries of a ZIP archive in directory order, one at a time.
 
@@ -590,6 +609,12 @@ def iter_archive(
     carry their bytes; other entries come with ``data=None`` and a ``skipped_reason``; folders
     are left out. The directory checks run before the first entry is yielded; the inflation
     checks may raise ``ArchiveError`` part way through, after earlier entries were yielded.
+
+    ``entries``: only the file entries at these positions (counted as above, from 0). Only
+    their local headers and data are read, found through the central directory's offsets, so
+    one part of a large archive costs its own bytes (what a chunk of a job reads). The limit on
+    all entries' inflated bytes then counts this part's; the declared sizes of every entry are
+    still checked against it.
     """
     limits = limits or ArchiveLimits()
     with _open_source(source) as raw:
@@ -603,14 +628,17 @@ def iter_archive(
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error) as exc:
             raise _corrupt(f"not a valid ZIP archive: {exc}") from exc
         with zf:
+            files = [info for info in zf.infolist() if not info.is_dir()]
+            if entries is not None:
+                files = [files[n] for n in entries if 0 <= n < len(files)]
             try:
-                header_lengths = _check_directory(zf, raw, limits)
+                header_lengths = _check_directory(
+                    zf, raw, limits, None if entries is None else files
+                )
             except (OSError, EOFError, struct.error) as exc:
                 raise _corrupt(f"archive layout is unreadable: {exc}") from exc
             budget = _Budget()
-            for info in zf.infolist():
-                if info.is_dir():
-                    continue
+            for info in files:
                 if _is_metadata(info.filename):
                     yield ArchiveEntry(info.filename, None, SKIP_METADATA)
                     continue

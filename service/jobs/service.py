@@ -122,6 +122,7 @@ class JobService:
                 "The server is shutting down; retry on another instance.",
                 headers={"Retry-After": "5"},
             )
+        await self.offload(self._check_backlog, tenant, 0)
         replay: IdempotencyOutcome | None = None
         if key is not None:
             state = await self.offload(
@@ -169,11 +170,15 @@ class JobService:
         if callback_url is not None:
             # The SSRF check when the URL is given (DNS: in a thread).
             await self.offload(self._vet_callback_url, callback_url)
-        total = await self.offload(self._count_images, files)
+        counts = await self.offload(self._count_images, files)
+        total = sum(counts)
+        await self.offload(self._check_backlog, upload.tenant, total)
         location = f"{JOBS_PATH}/{upload.job_id}"
         inputs = [
-            JobInput(n, f.filename, f.handle, "zip" if f.kind == "archive" else "image", f.size)
-            for n, f in enumerate(files)
+            JobInput(
+                n, f.filename, f.handle, "zip" if f.kind == "archive" else "image", f.size, count
+            )
+            for n, (f, count) in enumerate(zip(files, counts))
         ]
         outcome = (
             IdempotencyOutcome(
@@ -204,12 +209,42 @@ class JobService:
         except EgressRefused as exc:
             raise Problem(422, exc.code, exc.detail, parameter="callback_url") from exc
 
-    def _count_images(self, files: Sequence[FilePart]) -> int:
+    def _check_backlog(self, tenant: str, adding: int) -> None:
+        """Queue-depth limits: a tenant past its own gets 429, everyone past the global 503."""
         s = self.settings
-        total = 0
+        if not (s.tenant_max_queued_images or s.max_queued_images):
+            return
+        mine, everyone = self.store.backlog(tenant)
+        if s.tenant_max_queued_images and (
+            mine + adding > s.tenant_max_queued_images or mine >= s.tenant_max_queued_images
+        ):
+            raise Problem(
+                429,
+                "tenant_queue_full",
+                f"Your unfinished jobs hold {mine:,} images; the limit is "
+                f"{s.tenant_max_queued_images:,}. Retry when some have finished.",
+                limit_images=s.tenant_max_queued_images,
+                queued_images=mine,
+                adding_images=adding,
+                headers=self.retry_after,
+            )
+        if s.max_queued_images and (
+            everyone + adding > s.max_queued_images or everyone >= s.max_queued_images
+        ):
+            raise Problem(
+                503,
+                "overloaded",
+                "The service has too much queued work; retry later.",
+                headers=self.retry_after,
+            )
+
+    def _count_images(self, files: Sequence[FilePart]) -> list[int]:
+        """Images in each part: 1 for an image, the file entries of a ZIP."""
+        s = self.settings
+        counts: list[int] = []
         for part in files:
             if part.kind != "archive":
-                total += 1
+                counts.append(1)
                 continue
             with self.blobs.open(part.handle) as f:
                 declared = _directory_entry_count(f)
@@ -226,7 +261,7 @@ class JobService:
                 f.seek(0)
                 try:
                     with zipfile.ZipFile(f) as zf:
-                        total += sum(1 for info in zf.infolist() if not info.is_dir())
+                        counts.append(sum(1 for info in zf.infolist() if not info.is_dir()))
                 except (zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error) as exc:
                     raise Problem(
                         422,
@@ -234,6 +269,7 @@ class JobService:
                         f"{part.filename!r} is not a readable ZIP: {exc}",
                         part=part.filename,
                     ) from None
+        total = sum(counts)
         if total > s.max_images_per_job:
             raise Problem(
                 422,
@@ -242,7 +278,7 @@ class JobService:
                 limit_images=s.max_images_per_job,
                 actual_images=total,
             )
-        return total
+        return counts
 
     # -- read ------------------------------------------------------------------------------
     async def get(self, job_id: str, tenant: str | None) -> Job:

@@ -112,7 +112,7 @@ class WorkerPool:
         threads: int,
         lease_seconds: float,
         extract_kwargs: Callable[[dict[str, Any]], dict[str, Any]],
-        archive_iter: Callable[[BinaryIO], Iterator[Any]] | None = None,
+        archive_iter: Callable[..., Iterator[Any]] | None = None,
         max_images_per_job: int = 10_000,
         max_attempts: int = 5,
         claim_wait: float = 0.5,
@@ -137,7 +137,7 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
         self._cpu: ThreadPoolExecutor | None = None
         self._monitor: threading.Thread | None = None
-        self._active: dict[str, _Active] = {}
+        self._active: dict[tuple[str, int], _Active] = {}  # by (job, token): chunks of one job
         self._active_lock = threading.Lock()
         self.draining = threading.Event()
         self.hard_stop = threading.Event()
@@ -163,8 +163,8 @@ class WorkerPool:
         """Same-process shortcut for a cancel the store has recorded: stop now, not at the
         next poll (other processes still learn it from the store)."""
         with self._active_lock:
-            active = self._active.get(job_id)
-        if active is not None:
+            running = [a for a in self._active.values() if a.lease.job_id == job_id]
+        for active in running:
             active.cancel.set()
 
     def alive(self) -> bool:
@@ -229,16 +229,23 @@ class WorkerPool:
                 continue
             if lease is None:
                 continue
-            active = _Active(lease)
-            with self._active_lock:
-                self._active[lease.job_id] = active
+            active = self._track(lease)
             try:
                 self._work(active)
             except Exception as exc:  # noqa: BLE001 - logged in _give_up_or_release
                 self._give_up_or_release(active, exc)
             finally:
-                with self._active_lock:
-                    self._active.pop(lease.job_id, None)
+                self._untrack(lease)
+
+    def _track(self, lease: Lease) -> _Active:
+        active = _Active(lease)
+        with self._active_lock:
+            self._active[(lease.job_id, lease.token)] = active
+        return active
+
+    def _untrack(self, lease: Lease) -> None:
+        with self._active_lock:
+            self._active.pop((lease.job_id, lease.token), None)
 
     def _give_up_or_release(self, active: _Active, exc: Exception) -> None:
         """A job that keeps failing its worker fails after ``max_attempts`` claims without
@@ -279,6 +286,9 @@ class WorkerPool:
             logger.error("job %s: %d claims ended without progress", lease.job_id, lease.attempts)
             self._give_up(active, lease.attempts, "its worker stopped")
             return
+        if lease.assemble:  # every chunk is done: only the results document is left
+            self._finish(active, error=None)
+            return
         try:
             job = self.store.get(lease.job_id)
         except JobNotFound:
@@ -317,7 +327,10 @@ class WorkerPool:
             if active.cancel.is_set():
                 raise _Stop("cancel")
             for inp in self.store.inputs(lease.job_id):
-                for task in self._tasks(inp, done, active):
+                entries = None if lease.chunk is None else lease.chunk.covers(inp.seq)
+                if lease.chunk is not None and entries is None:
+                    continue  # another chunk's input
+                for task in self._tasks(inp, done, active, entries):
                     if isinstance(task, ItemResult):
                         window.append(task)
                         settle_until(self.threads_wanted)
@@ -347,7 +360,23 @@ class WorkerPool:
                 return
             self._finish(active, error=error_fields(exc))
             return
-        self._finish(active, error=None)
+        if lease.chunk is None:
+            self._finish(active, error=None)
+        else:
+            self._finish_chunk(active)
+
+    def _finish_chunk(self, active: _Active) -> None:
+        """This chunk's images are recorded; whoever finishes the last chunk assembles the job."""
+        outcome = self.store.finish_chunk(active.lease, self.lease_seconds)
+        if outcome is False:
+            logger.warning("job %s: chunk lease lost", active.lease.job_id)
+            return
+        if isinstance(outcome, Lease):
+            assembly = self._track(outcome)
+            try:
+                self._finish(assembly, error=None)
+            finally:
+                self._untrack(outcome)
 
     @staticmethod
     def _settle(
@@ -378,10 +407,11 @@ class WorkerPool:
         return future
 
     def _tasks(
-        self, inp: JobInput, done: set[ItemKey], active: _Active
+        self, inp: JobInput, done: set[ItemKey], active: _Active, entries: range | None = None
     ) -> Iterator[_Image | ItemResult]:
+        """The images of one input not done yet (only ``entries`` of it, for a chunk)."""
         if inp.kind == "image":
-            if (inp.seq, 0) in done:
+            if (inp.seq, 0) in done or (entries is not None and 0 not in entries):
                 return
             self._check(active)
             # A file on this machine: the library streams it instead of holding a copy.
@@ -389,8 +419,10 @@ class WorkerPool:
             return
         if self.archive_iter is None:
             raise RuntimeError("archive support is not available")
+        first = 0 if entries is None else entries.start
         with self.blobs.open(inp.blob_key) as f:
-            for index, entry in enumerate(self.archive_iter(f)):
+            parts = self.archive_iter(f) if entries is None else self.archive_iter(f, entries)
+            for index, entry in enumerate(parts, start=first):
                 if (inp.seq, index) in done:
                     continue
                 self._check(active)
