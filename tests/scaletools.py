@@ -37,11 +37,14 @@ def s3_available() -> bool:
     return shutil.which("weed") is not None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+def free_port(below: int = 65536) -> int:
+    """A free loopback port under ``below`` (a cluster node also needs port + 10000)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+        if port < below:
+            return port
 
 
 def _wait_port(port: int, process: subprocess.Popen[bytes], what: str, timeout: float) -> None:
@@ -73,6 +76,8 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
+        if self.cluster and self.port >= 55536:
+            self.port = free_port(below=55536)  # its cluster bus listens on port + 10000
         args = [
             "redis-server",
             "--port", str(self.port),
