@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from signal import SIGINT
 
@@ -99,7 +100,14 @@ def free_port() -> int:
 class ServiceProcess:
     """``python -m service serve`` as a child process; ``start`` returns once ``/readyz`` is 200."""
 
-    def __init__(self, data_dir: Path, guard: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        guard: Path,
+        env: dict[str, str] | None = None,
+        args: Sequence[str] = (),
+    ) -> None:
+        self.args = list(args)
         self.data_dir = data_dir
         self.guard = guard
         self.env = {"PALETTE_LOG_LEVEL": "warning", **(env or {})}
@@ -127,6 +135,7 @@ class ServiceProcess:
                     str(self.port),
                     "--data-dir",
                     str(self.data_dir),
+                    *self.args,
                 ],
                 cwd=REPO_ROOT,
                 env=guarded_env(self.guard, self.env),
