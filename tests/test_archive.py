@@ -730,3 +730,33 @@ def test_a_truncated_archive_ending_in_a_stored_archive_is_corrupt() -> None:
             check(truncated)
         assert caught.value.code == "archive_corrupt"
     assert [e.name for e in iter_archive(whole)] == ["photo.png", "inner.zip"]
+
+
+def test_iter_archive_reads_only_the_entries_asked_for() -> None:
+    """A chunk of a job reads its own entries: the right ones, and not the others' bytes."""
+    import io as _io
+    import zipfile as _zipfile
+
+    from palette_native.archive import iter_archive as _iter
+
+    payload = [bytes([n]) * 200_000 for n in range(10)]
+    buffer = _io.BytesIO()
+    with _zipfile.ZipFile(buffer, "w", _zipfile.ZIP_STORED) as zf:
+        zf.writestr("folder/", b"")
+        for n, data in enumerate(payload):
+            zf.writestr(f"folder/{n}.bin", data)
+
+    class Counting(_io.BytesIO):
+        read_bytes = 0
+
+        def read(self, size: int | None = -1) -> bytes:
+            data = super().read(size)
+            Counting.read_bytes += len(data)
+            return data
+
+    source = Counting(buffer.getvalue())
+    names = [entry.name for entry in _iter(source, entries=range(3, 6))]
+    assert names == ["folder/3.bin", "folder/4.bin", "folder/5.bin"]  # folders not counted
+    assert Counting.read_bytes < 4 * 200_000  # three entries and the directory, not ten
+    everything = [entry.name for entry in _iter(_io.BytesIO(buffer.getvalue()))]
+    assert len(everything) == 10
