@@ -7,9 +7,14 @@ local blob directory. A second backend (Redis + S3) adds a branch here and nothi
 
 from __future__ import annotations
 
+import secrets as token_source
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from limits.storage import MemoryStorage, Storage
+
+from .audit.interfaces import AuditLog
+from .auth.interfaces import ApiKeyStore
 from .clock import Clock, SystemClock
 from .jobs.blobs import LocalBlobStore
 from .jobs.interfaces import (
@@ -21,6 +26,8 @@ from .jobs.interfaces import (
     SecretStore,
 )
 from .settings import Settings
+from .sqlite.api_keys import SqliteApiKeyStore
+from .sqlite.audit import SqliteAuditLog
 from .sqlite.database import Database
 from .sqlite.events import SqliteEventLog
 from .sqlite.idempotency import SqliteIdempotencyStore
@@ -35,6 +42,7 @@ from .webhooks.signing import generate_secret
 __all__ = ["Backends", "open_backends"]
 
 CALLBACK_SECRET = "webhook_callback_secret"
+AUDIT_KEY_SECRET = "audit_chain_key"
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,10 @@ class Backends:
     secrets: SecretStore
     webhook_endpoints: WebhookEndpoints
     webhook_outbox: WebhookOutbox
+    api_keys: ApiKeyStore
+    audit: AuditLog
+    rate_limits: Storage
+    """Rate-limit counters (``limits`` storage): in memory when embedded, shared when not."""
     housekeeping: Sequence[Callable[[], object]]
     """Periodic clean-ups beside job retention (run by the sweeper)."""
     close: Callable[[], None]
@@ -75,9 +87,7 @@ def open_backends(settings: Settings, clock: Clock | None = None) -> Backends:
         )
         secrets = SqliteSecretStore(db, legacy_dir=data)
         hooks = settings.webhooks
-        callback_secret = hooks.callback_secret or secrets.get_or_create(
-            CALLBACK_SECRET, generate_secret
-        )
+        callback_secret = callback_master(settings, secrets)
         outbox = SqliteWebhookOutbox(
             db,
             clock,
@@ -86,6 +96,8 @@ def open_backends(settings: Settings, clock: Clock | None = None) -> Backends:
             retention_s=hooks.retention_s,
         )
         endpoints = SqliteWebhookEndpoints(db, clock, rotation_overlap_s=hooks.rotation_overlap_s)
+        audit = SqliteAuditLog(db, audit_key(settings, secrets))
+        api_keys = SqliteApiKeyStore(db)
     except BaseException:
         db.close()
         raise
@@ -99,6 +111,23 @@ def open_backends(settings: Settings, clock: Clock | None = None) -> Backends:
         secrets=secrets,
         webhook_endpoints=endpoints,
         webhook_outbox=outbox,
+        api_keys=api_keys,
+        audit=audit,
+        rate_limits=MemoryStorage(),
         housekeeping=(idempotency.expire, cache.expire, events.trim),
         close=db.close,
+    )
+
+
+def audit_key(settings: Settings, secrets: SecretStore) -> bytes:
+    """``PALETTE_AUDIT_KEY``, or a key generated once and kept in the backend's secrets."""
+    configured = settings.security.audit_key
+    return (configured or secrets.get_or_create(AUDIT_KEY_SECRET, token_source.token_urlsafe)).encode()
+
+
+def callback_master(settings: Settings, secrets: SecretStore) -> str:
+    """The secret per-tenant callback secrets derive from (``webhooks.signing.tenant_secret``):
+    ``PALETTE_WEBHOOK_CALLBACK_SECRET``, or one generated once and kept in the backend."""
+    return settings.webhooks.callback_secret or secrets.get_or_create(
+        CALLBACK_SECRET, generate_secret
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import logging
+import os
 import signal
 import threading
 import time
@@ -37,7 +38,12 @@ def _settings(args: argparse.Namespace) -> Settings:
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
-    return Settings.from_env(**overrides)
+    environ = dict(os.environ)
+    for name in ("ssl_certfile", "ssl_keyfile"):
+        value = getattr(args, name, None)
+        if value is not None:
+            environ["PALETTE_" + name.upper()] = value
+    return Settings.from_env(environ, **overrides)
 
 
 def _keep_transient_buffers_mapped() -> None:
@@ -66,9 +72,12 @@ def _configure_logging(level: str) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     """Run the HTTP service with in-process workers until SIGTERM/SIGINT."""
+    import ssl
+
     import uvicorn
 
     from .app import create_app
+    from .security.connection import guarded_protocol
 
     class DrainingServer(uvicorn.Server):
         """uvicorn that keeps serving while it drains, so readiness can report it."""
@@ -101,6 +110,7 @@ def serve(args: argparse.Namespace) -> int:
     _configure_logging(settings.log_level)
     _keep_transient_buffers_mapped()
     app = create_app(settings)
+    guards = settings.security
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -110,7 +120,17 @@ def serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         access_log=False,
         timeout_graceful_shutdown=int(settings.drain_grace_seconds) + 5,
+        http=guarded_protocol(
+            max_head_bytes=guards.max_header_bytes,
+            max_headers=guards.max_headers,
+            head_timeout_s=guards.header_timeout_seconds,
+        ),
+        ssl_certfile=guards.ssl_certfile or None,
+        ssl_keyfile=guards.ssl_keyfile or None,
     )
+    config.load()
+    if config.ssl is not None:
+        config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
     server = DrainingServer(config, app.state.runtime)
     server.run()
     return 0
@@ -166,6 +186,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ssl-certfile",
+        dest="ssl_certfile",
+        default=None,
+        help="serve HTTPS with this PEM certificate chain (PALETTE_SSL_CERTFILE); TLS 1.2+",
+    )
+    parser.add_argument(
+        "--ssl-keyfile",
+        dest="ssl_keyfile",
+        default=None,
+        help="the certificate's private key, PEM (PALETTE_SSL_KEYFILE)",
+    )
+
+
 def add_commands(commands: Any) -> None:
     """``serve`` and ``worker`` on a sub-command parser (the ``palette_native.commands`` hook)."""
     for name, text, handler in (
@@ -174,6 +209,8 @@ def add_commands(commands: Any) -> None:
     ):
         parser = commands.add_parser(name, help=text, description=text[0].upper() + text[1:])
         add_arguments(parser)
+        if handler is serve:
+            _add_tls_arguments(parser)
         parser.set_defaults(handler=handler)
 
 

@@ -29,6 +29,7 @@ class Engine:
             max_ratio=settings.zip_max_ratio,
         )
         self._iter_archive = archive.iter_archive
+        self._scan_directory = archive.scan_directory
         self.sniff = archive.sniff
 
     def extract_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
@@ -38,6 +39,10 @@ class Engine:
 
     def iter_archive(self, f: BinaryIO) -> Iterator[Any]:
         return self._iter_archive(f, limits=self.limits)
+
+    def scan_directory(self, f: BinaryIO) -> Any:
+        """The archive's central directory checked against the limits (``DirectorySummary``)."""
+        return self._scan_directory(f, limits=self.limits)
 
     def palette_json(self, data: bytes | bytearray, options: dict[str, Any]) -> bytes:
         """Extract one image and render the response body (runs on a worker thread)."""

@@ -184,13 +184,6 @@ class PaletteService:
     async def extract(self, tenant: str, body: Body, options: dict[str, Any]) -> PaletteResult:
         if not body.data:
             raise Problem(400, "empty_body", "The request has no image bytes.")
-        if body.kind is not None and body.kind[0] == "archive":
-            raise Problem(
-                415,
-                "unsupported_format",
-                f"POST /v1/palette takes one image; send archives ({body.kind[1]}) to "
-                "POST /v1/jobs.",
-            )
         query, etag, cache_key = self._keys(tenant, body.digest, options)
         while True:
             cached = self.cache.peek(cache_key)

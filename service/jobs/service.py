@@ -5,17 +5,17 @@ They take plain values (tenants, ids, parsed options, uploaded parts); the route
 
 from __future__ import annotations
 
-import struct
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from palette_native.errors import PaletteError
 
 from ..backends import Backends
 from ..egress import EgressRefused
 from ..engine import Engine
 from ..offload import Offload
-from ..problems import Problem
+from ..problems import Problem, problem_from_library_error
 from ..settings import Settings
 from ..uploads import FilePart, PartSink
 from .interfaces import (
@@ -33,7 +33,6 @@ from .worker import WorkerPool
 __all__ = ["Created", "JobService", "Upload"]
 
 JOBS_PATH = "/v1/jobs"
-_EOCD = b"PK\x05\x06"
 
 
 @dataclass(frozen=True)
@@ -73,20 +72,6 @@ class _BlobSink:
 
     def abort(self) -> None:
         self._writer.abort()
-
-
-def _directory_entry_count(f: Any) -> int | None:
-    """Entry count from the end-of-central-directory record, read before zipfile parses it all."""
-    f.seek(0, 2)
-    size = f.tell()
-    tail_len = min(size, 22 + 0xFFFF)
-    f.seek(size - tail_len)
-    tail = f.read(tail_len)
-    at = tail.rfind(_EOCD)
-    if at < 0 or at + 22 > len(tail):
-        return None
-    (count,) = struct.unpack_from("<H", tail, at + 10)
-    return int(count)
 
 
 class JobService:
@@ -212,28 +197,16 @@ class JobService:
                 total += 1
                 continue
             with self.blobs.open(part.handle) as f:
-                declared = _directory_entry_count(f)
-                if declared is not None and declared > s.zip_max_entries:
-                    raise Problem(
-                        422,
-                        "archive_too_many_entries",
-                        f"{part.filename!r} has {declared:,} entries; the limit is "
-                        f"{s.zip_max_entries:,}.",
-                        limit_entries=s.zip_max_entries,
-                        actual_entries=declared,
-                        part=part.filename,
-                    )
-                f.seek(0)
                 try:
-                    with zipfile.ZipFile(f) as zf:
-                        total += sum(1 for info in zf.infolist() if not info.is_dir())
-                except (zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error) as exc:
-                    raise Problem(
-                        422,
-                        "archive_corrupt",
-                        f"{part.filename!r} is not a readable ZIP: {exc}",
-                        part=part.filename,
-                    ) from None
+                    # The library's directory check: sizes and counts from the records
+                    # themselves (not the end record's claim), ZIP64 end records read.
+                    summary = self.engine.scan_directory(f)
+                except PaletteError as exc:
+                    problem = problem_from_library_error(exc)
+                    problem.extra["part"] = part.filename
+                    problem.detail = f"{part.filename!r}: {problem.detail}"
+                    raise problem from None
+            total += summary.files
         if total > s.max_images_per_job:
             raise Problem(
                 422,

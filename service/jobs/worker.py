@@ -419,7 +419,10 @@ class WorkerPool:
         except CanceledError:
             raise _Stop("interrupted") from None
         except PaletteError as exc:
-            return ItemResult(seq, index, name, "failed", error=error_fields(exc))
+            error = error_fields(exc)
+            if isinstance(data, str):
+                error = _without_path(error, data, name)
+            return ItemResult(seq, index, name, "failed", error=error)
         except Exception as exc:  # one bad image must not poison its whole job
             logger.exception("unexpected error extracting %r", name)
             error = {"code": "internal_error", "detail": f"{type(exc).__name__} while decoding"}
@@ -483,3 +486,11 @@ class WorkerPool:
 def _resolve(task: Future[ItemResult] | ItemResult) -> ItemResult:
     return task.result() if isinstance(task, Future) else task
 
+
+def _without_path(error: dict[str, Any], path: str, name: str) -> dict[str, Any]:
+    """The library names the file it read; the client knows it by its upload name, and the
+    server's directory layout is none of its business."""
+    return {
+        key: value.replace(path, name) if isinstance(value, str) else value
+        for key, value in error.items()
+    }

@@ -10,7 +10,7 @@ from ..options import parse_options
 from ..palettes import PaletteResult
 from ..problems import Problem
 from ..state import app_state
-from ..uploads import Body, read_body, read_multipart
+from ..uploads import Body, admit, read_body, read_multipart
 from . import api_route
 
 __all__ = ["routes"]
@@ -55,9 +55,8 @@ async def create_palette(request: Request) -> Response:
         parsed = await read_multipart(
             request,
             limit=settings.max_sync_bytes,
-            # What the library cannot name it finds out itself (and says why it can't decode).
             new_sink=lambda seq, kind: _MemorySink(chunks),
-            sniff=lambda head: sniff(head) or ("image", "unknown"),
+            sniff=sniff,
             max_files=1,
             accept_archives=False,
             offload=state["offload"],
@@ -68,6 +67,8 @@ async def create_palette(request: Request) -> Response:
         body = Body(b"".join(chunks), part.digest, (part.kind, part.format))
     else:
         body = await read_body(request, settings.max_sync_bytes, sniff)
+        if body.data:
+            admit(body.kind, "body", accept_archives=False)
     result = await service.extract(request.scope["tenant"], body, options)
     return _render(request, result)
 

@@ -24,6 +24,7 @@ from ..webhooks.events import (
     subscribed,
 )
 from ..webhooks.interfaces import Claimed, Conflict, NotFound, Outcome
+from ..webhooks.signing import tenant_secret
 from . import webhook_endpoints
 from .database import Database
 from .webhook_endpoints import endpoint_row
@@ -292,7 +293,7 @@ class SqliteWebhookOutbox:
             return []
         with self.db.transaction() as tx:
             rows = tx.execute(
-                "SELECT m.id, m.endpoint_id, m.url AS message_url, m.tries, m.requeued_by, "
+                "SELECT m.id, m.endpoint_id, m.url AS message_url, m.tries, m.requeued_by, m.owner, "
                 "e.url AS endpoint_url, e.secret, e.old_secret, e.old_secret_expires_at "
                 + _DUE
                 + " ORDER BY m.next_attempt_at LIMIT ?",
@@ -314,7 +315,7 @@ class SqliteWebhookOutbox:
                     "SELECT body FROM webhook_messages WHERE id = ?", (row["id"],)
                 ).fetchone()
                 if row["endpoint_id"] is None:
-                    in_force: tuple[str, ...] = (self.callback_secret,)
+                    in_force: tuple[str, ...] = (tenant_secret(self.callback_secret, row["owner"]),)
                     url = row["message_url"]
                 else:
                     in_force = (row["secret"],)
