@@ -78,6 +78,7 @@ def create_app(
             threads=settings.workers,
             cache_entries=settings.palette_cache_entries,
             offload=offload,
+            max_bytes_in_flight=settings.security.max_sync_bytes_in_flight,
         )
         guards = await offload(security.open_guards, settings, b, runtime.metrics, offload)
         state: AppState = {

@@ -16,6 +16,7 @@ from limits.storage import MemoryStorage, Storage
 from .audit.interfaces import AuditLog
 from .auth.interfaces import ApiKeyStore
 from .clock import Clock, SystemClock
+from .crypto.rotation import Rotation, at_rest
 from .jobs.blobs import LocalBlobStore
 from .jobs.interfaces import (
     BlobStore,
@@ -62,6 +63,8 @@ class Backends:
     audit: AuditLog
     rate_limits: Storage
     """Rate-limit counters (``limits`` storage): in memory when embedded, shared when not."""
+    encryption: Rotation | None
+    """Set when encryption at rest is on: re-wraps data keys (``palette keys rotate``)."""
     housekeeping: Sequence[Callable[[], object]]
     """Periodic clean-ups beside job retention (run by the sweeper)."""
     close: Callable[[], None]
@@ -73,19 +76,26 @@ def open_backends(settings: Settings, clock: Clock | None = None) -> Backends:
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
     db = Database(data / "jobs.sqlite3")
+    blobs: BlobStore = LocalBlobStore(data / "blobs")
     try:
+        secrets = SqliteSecretStore(db, legacy_dir=data)
+        blobs, cipher, encryption = at_rest(settings.security, blobs, secrets)
         jobs = SqliteJobStore(
             db,
             clock,
             retention_seconds=settings.retention_seconds,
             max_crashes=settings.max_worker_crashes,
+            cipher=cipher,
         )
         events = SqliteEventLog(db, clock, keep_seconds=settings.retention_seconds)
         idempotency = SqliteIdempotencyStore(db, clock, keep_seconds=settings.idempotency_seconds)
         cache = SqlitePaletteCache(
-            db, clock, entries=settings.palette_cache_entries, keep_seconds=settings.retention_seconds
+            db,
+            clock,
+            entries=settings.palette_cache_entries,
+            keep_seconds=settings.retention_seconds,
+            cipher=cipher,
         )
-        secrets = SqliteSecretStore(db, legacy_dir=data)
         hooks = settings.webhooks
         callback_secret = callback_master(settings, secrets)
         outbox = SqliteWebhookOutbox(
@@ -94,6 +104,7 @@ def open_backends(settings: Settings, clock: Clock | None = None) -> Backends:
             callback_secret=callback_secret,
             disable_after_s=hooks.disable_after_s,
             retention_s=hooks.retention_s,
+            cipher=cipher,
         )
         endpoints = SqliteWebhookEndpoints(db, clock, rotation_overlap_s=hooks.rotation_overlap_s)
         audit = SqliteAuditLog(db, audit_key(settings, secrets))
@@ -107,13 +118,14 @@ def open_backends(settings: Settings, clock: Clock | None = None) -> Backends:
         events=events,
         idempotency=idempotency,
         palette_cache=cache,
-        blobs=LocalBlobStore(data / "blobs"),
+        blobs=blobs,
         secrets=secrets,
         webhook_endpoints=endpoints,
         webhook_outbox=outbox,
         api_keys=api_keys,
         audit=audit,
         rate_limits=MemoryStorage(),
+        encryption=encryption,
         housekeeping=(idempotency.expire, cache.expire, events.trim),
         close=db.close,
     )
@@ -122,7 +134,9 @@ def open_backends(settings: Settings, clock: Clock | None = None) -> Backends:
 def audit_key(settings: Settings, secrets: SecretStore) -> bytes:
     """``PALETTE_AUDIT_KEY``, or a key generated once and kept in the backend's secrets."""
     configured = settings.security.audit_key
-    return (configured or secrets.get_or_create(AUDIT_KEY_SECRET, token_source.token_urlsafe)).encode()
+    return (
+        configured or secrets.get_or_create(AUDIT_KEY_SECRET, token_source.token_urlsafe)
+    ).encode()
 
 
 def callback_master(settings: Settings, secrets: SecretStore) -> str:

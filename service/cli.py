@@ -16,6 +16,7 @@ import ctypes
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from types import FrameType
@@ -212,6 +213,109 @@ def add_commands(commands: Any) -> None:
         if handler is serve:
             _add_tls_arguments(parser)
         parser.set_defaults(handler=handler)
+    _add_admin_commands(commands)
+
+
+def keys_create(args: argparse.Namespace) -> int:
+    """Mint an API key in the data directory's backend; print the key, and only the key."""
+    from .auth.keys import PEPPER_SECRET, KeyService
+    from .backends import open_backends
+
+    backends = open_backends(_settings(args))
+    try:
+        pepper = backends.secrets.get_or_create(PEPPER_SECRET, _token).encode()
+        _, key = KeyService(backends.api_keys, pepper, backends.clock).create(
+            args.tenant, args.role, args.name, args.expires_in
+        )
+    finally:
+        backends.close()
+    print(key)
+    return 0
+
+
+def keys_rotate(args: argparse.Namespace) -> int:
+    """Re-wrap every stored data key under the first of ``PALETTE_ENCRYPTION_KEYS``."""
+    from .backends import open_backends
+
+    settings = _settings(args)
+    backends = open_backends(settings)
+    try:
+        if backends.encryption is None:
+            print("encryption at rest is off (PALETTE_ENCRYPTION_KEYS is unset)", file=sys.stderr)
+            return 2
+        report = backends.encryption.run()
+    finally:
+        backends.close()
+    print(
+        f"re-wrapped {report.rewrapped} data keys under {report.kid}; {report.current} already were"
+    )
+    return 0
+
+
+def audit_verify(args: argparse.Namespace) -> int:
+    """Check the audit log's hash chain; exit 1 naming every changed, removed or moved entry."""
+    from .audit.chain import verify
+    from .backends import audit_key, open_backends
+
+    settings = _settings(args)
+    backends = open_backends(settings)
+    try:
+        entries = list(backends.audit.all_entries())
+        problems = verify(audit_key(settings, backends.secrets), entries)
+    finally:
+        backends.close()
+    for problem in problems:
+        print(problem)
+    if problems:
+        return 1
+    print(f"audit log intact: {len(entries)} entries")
+    return 0
+
+
+def _token() -> str:
+    import secrets
+
+    return secrets.token_urlsafe()
+
+
+def _add_admin_commands(commands: Any) -> None:
+    from .auth.principal import ROLES
+
+    keys = commands.add_parser(
+        "keys", help="API keys and encryption keys", description="API keys and encryption keys"
+    )
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser(
+        "create", help="mint an API key (prints only the key)", description="Mint an API key"
+    )
+    create.add_argument("--data-dir", dest="data_dir", default=None)
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--role", required=True, choices=ROLES)
+    create.add_argument("--name", default="")
+    create.add_argument(
+        "--expires-in",
+        dest="expires_in",
+        type=_positive_int,
+        default=None,
+        help="seconds until the key expires (default: never)",
+    )
+    create.set_defaults(handler=keys_create)
+    rotate = key_commands.add_parser(
+        "rotate",
+        help="re-wrap stored data keys under the first PALETTE_ENCRYPTION_KEYS key",
+        description="Re-wrap stored data keys under the first PALETTE_ENCRYPTION_KEYS key",
+    )
+    rotate.add_argument("--data-dir", dest="data_dir", default=None)
+    rotate.set_defaults(handler=keys_rotate)
+    audit = commands.add_parser("audit", help="the audit log", description="The audit log")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    check = audit_commands.add_parser(
+        "verify",
+        help="check the audit log's hash chain",
+        description="Check the audit log's hash chain",
+    )
+    check.add_argument("--data-dir", dest="data_dir", default=None)
+    check.set_defaults(handler=audit_verify)
 
 
 def build_parser() -> argparse.ArgumentParser:

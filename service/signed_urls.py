@@ -219,7 +219,9 @@ async def create_download_url(request: Request) -> Response:
         expires_at = min(expires_at, int(job.expires_at))
     path = DOWNLOAD_PATH.format(job_id=job_id)
     signed = signer.sign(path, params, expires_at)
-    base = str(request.base_url).rstrip("/")
+    # Absolute only with a configured public address: the Host header is the client's to
+    # choose, and a link built from it could point anywhere.
+    base = state["runtime"].settings.security.public_base_url
     return JSONResponse(
         {
             "url": base + signed,

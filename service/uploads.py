@@ -77,9 +77,12 @@ class Body:
     """Decided once, from the first bytes, when the body was read; None: not recognised."""
 
 
-async def read_body(request: Request, limit: int, sniff: Sniffer) -> Body:
+async def read_body(
+    request: Request, limit: int, sniff: Sniffer, reserve: Callable[[int], None] = lambda n: None
+) -> Body:
     """The whole body (for the sync endpoint), its digest and its kind, refusing more than
-    ``limit`` bytes early. Chunks are hashed as they arrive, while still in cache, and joined
+    ``limit`` bytes early; ``reserve`` is told of each chunk before it is kept (it raises to
+    refuse). Chunks are hashed as they arrive, while still in cache, and joined
     once."""
     declared = _declared_length(request)
     if declared is not None and declared > limit:
@@ -91,6 +94,7 @@ async def read_body(request: Request, limit: int, sniff: Sniffer) -> Body:
         size += len(chunk)
         if size > limit:
             raise request_too_large(limit, None)
+        reserve(len(chunk))
         digest.update(chunk)
         chunks.append(chunk)
     data = b"".join(chunks)

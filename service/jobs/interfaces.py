@@ -247,6 +247,10 @@ class JobStore(Protocol):
         ...
 
     def counts(self) -> dict[str, int]: ...
+    def count_active(self, tenant: str) -> int:
+        """The tenant's queued plus running jobs (the per-tenant quota)."""
+        ...
+
     def ping(self) -> None: ...
 
 
@@ -339,6 +343,9 @@ class SecretStore(Protocol):
     settings do not give them: made once, then the same on every node."""
 
     def get_or_create(self, name: str, make: Callable[[], str]) -> str: ...
+    def set(self, name: str, value: str) -> None:
+        """Replace a secret (a data key re-wrapped under a new key-encryption key)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -363,9 +370,10 @@ class BlobStore(Protocol):
         """Streaming and seekable."""
         ...
 
-    def as_file(self, key: str) -> AbstractContextManager[str]:
+    def as_file(self, key: str) -> AbstractContextManager[str | BinaryIO]:
         """A path on this machine holding the blob while the context lasts, so the library can
-        stream it from disk (a local store gives its own file; a remote one a download)."""
+        stream it from disk (a local store gives its own file; a remote one a download), or an
+        open file where the bytes must not lie on disk in the clear (encryption at rest)."""
         ...
 
     def exists(self, key: str) -> bool: ...

@@ -107,6 +107,18 @@ class JobService:
                 "The server is shutting down; retry on another instance.",
                 headers={"Retry-After": "5"},
             )
+        quota = self.settings.security.max_active_jobs_per_tenant
+        active = await self.offload(self.store.count_active, tenant)
+        if active >= quota:
+            raise Problem(
+                429,
+                "too_many_active_jobs",
+                f"The tenant has {active:,} jobs queued or running; the limit is {quota:,}. "
+                "Wait for some to finish.",
+                limit_active_jobs=quota,
+                actual_active_jobs=active,
+                headers=self.retry_after,
+            )
         replay: IdempotencyOutcome | None = None
         if key is not None:
             state = await self.offload(

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..clock import Clock, iso_time
+from ..crypto.fields import Plain
 from ..jobs.interfaces import JobEvent
 from ..webhooks.events import (
     CALLBACK_EVENTS,
@@ -106,8 +107,11 @@ class SqliteWebhookOutbox:
         callback_secret: str,
         disable_after_s: float,
         retention_s: float,
+        cipher: Plain | None = None,
     ) -> None:
         self.db = db
+        self.cipher = cipher or Plain()
+        """Seals message bodies and buffered payloads (encryption at rest)."""
         self.clock = clock
         self.callback_secret = callback_secret
         self.disable_after_s = disable_after_s
@@ -156,7 +160,7 @@ class SqliteWebhookOutbox:
                 tx.execute(
                     "INSERT INTO webhook_batch_buffer (endpoint_id, job_id, event_type, payload, "
                     "created_at) VALUES (?, ?, ?, ?, ?)",
-                    (endpoint_id, job_id, event_type, body, now),
+                    (endpoint_id, job_id, event_type, self.cipher.seal_text(body), now),
                 )
             elif not (event_type == "job.progress" and self._coalesce(tx, endpoint_id, job_id, body, now)):
                 self._insert(
@@ -173,8 +177,8 @@ class SqliteWebhookOutbox:
             written += 1
         return written
 
-    @staticmethod
     def _coalesce(
+        self,
         tx: sqlite3.Connection, endpoint_id: str, job_id: str, body: str, now: float
     ) -> bool:
         """A progress message not yet tried takes the newer body, so a 1,000-image job does not
@@ -183,12 +187,12 @@ class SqliteWebhookOutbox:
             "UPDATE webhook_messages SET body = ?, updated_at = ? WHERE endpoint_id = ? "
             "AND job_id = ? AND event_type = 'job.progress' AND status = 'pending' "
             "AND tries = 0 AND lease_until IS NULL",
-            (body, now, endpoint_id, job_id),
+            (self.cipher.seal_text(body), now, endpoint_id, job_id),
         )
         return updated.rowcount > 0
 
-    @staticmethod
     def _insert(
+        self,
         tx: sqlite3.Connection,
         msg_id: str,
         endpoint_id: str | None,
@@ -204,7 +208,19 @@ class SqliteWebhookOutbox:
             "INSERT OR IGNORE INTO webhook_messages (id, endpoint_id, url, owner, job_id,"
             " event_type, body, event_count, status, tries, next_attempt_at, created_at,"
             " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
-            (msg_id, endpoint_id, url, owner, job_id, event_type, body, event_count, now, now, now),
+            (
+                msg_id,
+                endpoint_id,
+                url,
+                owner,
+                job_id,
+                event_type,
+                self.cipher.seal_text(body),
+                event_count,
+                now,
+                now,
+                now,
+            ),
         )
         return msg_id
 
@@ -260,7 +276,7 @@ class SqliteWebhookOutbox:
                     ).fetchall()
                     if not events:
                         break
-                    body = '{"events":[' + ",".join(e["payload"] for e in events) + "]}"
+                    body = '{"events":[' + ",".join(self.cipher.open_text(e["payload"]) for e in events) + "]}"
                     self._insert(
                         tx, "msg_" + secrets.token_urlsafe(18), row["endpoint_id"], row["url"],
                         row["owner"], None, "batch", body, now, event_count=len(events),
@@ -311,9 +327,10 @@ class SqliteWebhookOutbox:
                     "UPDATE webhook_messages SET lease_until = ?, lease_owner = ? WHERE id = ?",
                     (now + lease_s, owner, row["id"]),
                 )
-                (body,) = tx.execute(
+                (sealed,) = tx.execute(
                     "SELECT body FROM webhook_messages WHERE id = ?", (row["id"],)
                 ).fetchone()
+                body = self.cipher.open_text(sealed)
                 if row["endpoint_id"] is None:
                     in_force: tuple[str, ...] = (tenant_secret(self.callback_secret, row["owner"]),)
                     url = row["message_url"]
@@ -510,8 +527,7 @@ class SqliteWebhookOutbox:
             raise NotFound(f"no webhook message {message_id!r}")
         return row
 
-    @staticmethod
-    def _as_dict(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
+    def _as_dict(self, conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
         attempts = conn.execute(
             "SELECT attempted_at, status_code, latency_ms, error, trigger FROM webhook_attempts "
             "WHERE message_id = ? ORDER BY id",
@@ -530,7 +546,7 @@ class SqliteWebhookOutbox:
                 iso_time(row["next_attempt_at"]) if row["status"] == "pending" else None
             ),
             "last_error": row["last_error"],
-            "payload": json.loads(row["body"]),
+            "payload": json.loads(self.cipher.open_text(row["body"])),
             "attempts": [
                 {
                     "at": iso_time(a["attempted_at"]),
