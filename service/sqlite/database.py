@@ -76,6 +76,17 @@ class Database:
         conn.execute("COMMIT")
 
     @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query inside sees the same committed state, so a row and
+        the rows that belong to it (a message and its attempts) cannot come from two commits."""
+        conn = self.conn()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
         """A connection of its own, for a long read while this thread writes elsewhere."""
         conn = self._connect()

@@ -497,14 +497,14 @@ class SqliteWebhookOutbox:
         if cursor is not None:
             clauses.append("(m.created_at < ? OR (m.created_at = ? AND m.id < ?))")
             params.extend([cursor[0], cursor[0], cursor[1]])
-        conn = self.db.conn()
-        rows = conn.execute(
-            "SELECT m.* FROM webhook_messages m WHERE "
-            + " AND ".join(clauses)
-            + " ORDER BY m.created_at DESC, m.id DESC LIMIT ?",
-            (*params, limit + 1),
-        ).fetchall()
-        page = [self._as_dict(conn, row) for row in rows[:limit]]
+        with self.db.read() as conn:
+            rows = conn.execute(
+                "SELECT m.* FROM webhook_messages m WHERE "
+                + " AND ".join(clauses)
+                + " ORDER BY m.created_at DESC, m.id DESC LIMIT ?",
+                (*params, limit + 1),
+            ).fetchall()
+            page = [self._as_dict(conn, row) for row in rows[:limit]]
         if len(rows) > limit:
             last = rows[limit - 1]
             return page, (float(last["created_at"]), str(last["id"]))
@@ -513,8 +513,8 @@ class SqliteWebhookOutbox:
     def get_message(
         self, message_id: str, owner: str, endpoint_id: str | None = None
     ) -> dict[str, Any]:
-        conn = self.db.conn()
-        return self._as_dict(conn, self._message_row(conn, message_id, owner, endpoint_id))
+        with self.db.read() as conn:
+            return self._as_dict(conn, self._message_row(conn, message_id, owner, endpoint_id))
 
     @staticmethod
     def _message_row(
