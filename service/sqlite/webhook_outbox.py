@@ -298,13 +298,17 @@ class SqliteWebhookOutbox:
         lease_s: float,
         busy: Mapping[str, int] | None = None,
         per_destination: int | None = None,
+        busy_tenants: Mapping[str, int] | None = None,
+        per_tenant: int | None = None,
     ) -> list[Claimed]:
         """Lease up to ``limit`` due messages, at most ``per_destination`` in flight per endpoint
         (counting ``busy``, what this sender already has in flight), so one slow receiver cannot
         hold every sender thread while the others wait."""
         now = self.clock.now()
         cap = per_destination or limit
+        tenant_cap = per_tenant or limit
         in_flight = dict(busy or {})
+        by_tenant = dict(busy_tenants or {})
         if not self.db.exists("SELECT 1 " + _DUE + " LIMIT 1", now, now):
             return []
         with self.db.transaction() as tx:
@@ -320,9 +324,10 @@ class SqliteWebhookOutbox:
                 if len(claimed) >= limit:
                     break
                 key = destination_key(row["endpoint_id"], row["message_url"])
-                if in_flight.get(key, 0) >= cap:
+                if in_flight.get(key, 0) >= cap or by_tenant.get(row["owner"], 0) >= tenant_cap:
                     continue
                 in_flight[key] = in_flight.get(key, 0) + 1
+                by_tenant[row["owner"]] = by_tenant.get(row["owner"], 0) + 1
                 tx.execute(
                     "UPDATE webhook_messages SET lease_until = ?, lease_owner = ? WHERE id = ?",
                     (now + lease_s, owner, row["id"]),
@@ -348,6 +353,7 @@ class SqliteWebhookOutbox:
                         row["tries"],
                         in_force,
                         row["requeued_by"] or "scheduled",
+                        row["owner"],
                     )
                 )
         return claimed

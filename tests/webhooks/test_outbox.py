@@ -502,3 +502,41 @@ def test_the_settings_log_says_where_the_callback_secret_comes_from(
             pass
     source = "configured" if configured else "generated"
     assert f"'webhook_callback_secret': '{source}'" in caplog.text
+
+
+def test_one_tenants_slow_endpoints_do_not_hold_every_sender(
+    make_system: Any, receiver: Any
+) -> None:
+    """Finding 7: a tenant whose receivers hang holds at most its share of the senders (half of
+    them by default), so another tenant's message goes out at once instead of seconds later."""
+    system = make_system(concurrency=4, per_endpoint_concurrency=2, timeout_s=3.0)
+
+    def reply(n: int, received: Any) -> tuple[int, dict[str, str]]:
+        if "slow" in received.path:
+            time.sleep(1.5)
+        return 200, {}
+
+    receiver.reply = reply
+    slow = [
+        system.endpoints.create_endpoint("tenant-slow", {"url": f"{receiver.url}?slow={n}"})[0]
+        for n in range(3)
+    ]
+    fast, _ = system.endpoints.create_endpoint("tenant-fast", {"url": receiver.url + "?fast"})
+    for endpoint in slow:
+        for _ in range(2):
+            system.outbox.enqueue_test(endpoint["id"], "tenant-slow", "job.succeeded")
+    system.start()
+    # The slow tenant's messages are in flight (as many as it may have) before the other's.
+    deadline = time.monotonic() + 5
+    while len(receiver.arrivals()) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert len(receiver.arrivals()) == 2  # half of 4 senders for one tenant
+    queued_at = time.monotonic()
+    message_id = system.outbox.enqueue_test(fast["id"], "tenant-fast", "job.succeeded")
+    system.wake()
+    while system.outbox.get_message(message_id, "tenant-fast")["status"] != "succeeded":
+        assert time.monotonic() - queued_at < 5
+        time.sleep(0.01)
+    assert time.monotonic() - queued_at < 0.8  # not behind the 1.5 s replies
