@@ -265,6 +265,13 @@ def test_bzip2_entries_are_skipped_not_inflated() -> None:
         (b"PK\x03\x04\x14\x00", ("archive", "zip")),
         (b"\x1f\x8b\x08\x00", ("archive", "gzip")),
         (b"7z\xbc\xaf\x27\x1c\x00\x04", ("archive", "7z")),
+        (b"\xff\x0a\xfa\x7f", ("image", "jxl")),
+        (b"\x00\x00\x00\x0cJXL \r\n\x87\n", ("image", "jxl")),
+        (b"PK\x05\x06" + bytes(18), ("archive", "zip")),
+        (b"BZh91AY&SY", ("archive", "bzip2")),
+        (b"\xfd7zXZ\x00\x00", ("archive", "xz")),
+        (b"Rar!\x1a\x07\x01\x00", ("archive", "rar")),
+        (b"\x28\xb5\x2f\xfd\x04", ("archive", "zstd")),
         (bytes(257) + b"ustar\x0000", ("archive", "tar")),
         (b"%PDF-1.7", None),
         (b"", None),
@@ -730,3 +737,51 @@ def test_a_truncated_archive_ending_in_a_stored_archive_is_corrupt() -> None:
             check(truncated)
         assert caught.value.code == "archive_corrupt"
     assert [e.name for e in iter_archive(whole)] == ["photo.png", "inner.zip"]
+
+
+def _directory_bounds(archive: bytes) -> tuple[int, int, int]:
+    """(end record position, directory offset, directory size)."""
+    end = archive.rindex(b"PK\x05\x06")
+    size, offset = struct.unpack("<II", archive[end + 12 : end + 20])
+    return end, offset, size
+
+
+def test_a_damaged_directory_record_is_corrupt() -> None:
+    archive = bytearray(_tiny_zip(["a.txt", "b.txt"]))
+    _, offset, _ = _directory_bounds(bytes(archive))
+    archive[offset : offset + 4] = b"XX\x01\x02"
+    with pytest.raises(ArchiveError, match="record 1 is damaged") as caught:
+        scan_directory(bytes(archive))
+    assert caught.value.code == "archive_corrupt"
+
+
+def test_a_record_running_past_the_directory_is_corrupt() -> None:
+    archive = bytearray(_tiny_zip(["a.txt"]))
+    _, offset, _ = _directory_bounds(bytes(archive))
+    struct.pack_into("<H", archive, offset + 28, 0xFFF0)  # a name longer than the directory
+    with pytest.raises(ArchiveError, match="runs past the directory"):
+        scan_directory(bytes(archive))
+
+
+def test_a_zip64_locator_pointing_at_nothing_is_not_trusted() -> None:
+    archive = _tiny_zip(["a.txt"])
+    end, _, _ = _directory_bounds(archive)
+    locator = b"PK\x06\x07" + struct.pack("<IQI", 0, 0, 1)  # "the ZIP64 record is at byte 0"
+    forged = archive[:end] + locator + archive[end:]
+    with pytest.raises(ArchiveError) as caught:
+        scan_directory(forged)  # classic fields kept: the directory no longer ends at the record
+    assert caught.value.code == "archive_corrupt"
+
+
+@pytest.mark.parametrize("damage", ["wrong signature", "cut short"])
+def test_an_entry_without_its_local_header_is_corrupt(damage: str) -> None:
+    archive = bytearray(_tiny_zip(["a.txt", "b.txt"]))
+    end, offset, _ = _directory_bounds(bytes(archive))
+    second = archive.index(b"PK\x01\x02", offset + 4)
+    if damage == "wrong signature":
+        archive[archive.index(b"PK\x03\x04", 4) : archive.index(b"PK\x03\x04", 4) + 4] = b"JUNK"
+    else:  # point the second entry's header at the last ten bytes of the file
+        struct.pack_into("<I", archive, second + 42, len(archive) - 10)
+    with pytest.raises(ArchiveError) as caught:
+        list(iter_archive(bytes(archive)))
+    assert caught.value.code == "archive_corrupt", caught.value

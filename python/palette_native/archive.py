@@ -385,9 +385,7 @@ def _scan_directory(fp: IO[bytes], limits: ArchiveLimits) -> DirectorySummary:
     at = entries = files = 0
     while True:
         if len(buffer) - at < _DIRECTORY_RECORD_SIZE + 3 * 0xFFFF and remaining:
-            chunk = fp.read(min(remaining, _MiB))
-            if not chunk:
-                raise _corrupt("the central directory is cut short")
+            chunk = fp.read(min(remaining, _MiB))  # inside the file: it ends at the end record
             buffer, at = buffer[at:] + chunk, 0
             remaining -= len(chunk)
         if at >= len(buffer):
@@ -432,14 +430,7 @@ def _check_directory(zf: zipfile.ZipFile, fp: IO[bytes], limits: ArchiveLimits) 
     """Every check that needs only the central directory and the local headers.
 
     Returns each entry's local header length, keyed by its header offset."""
-    infos = zf.infolist()
-    if len(infos) > limits.max_entries:
-        raise ArchiveError(
-            f"archive has {len(infos)} entries, more than the limit of {limits.max_entries}",
-            code="archive_too_many_entries",
-            limit_entries=limits.max_entries,
-            actual_entries=len(infos),
-        )
+    infos = zf.infolist()  # scan_directory has already held their number to the limit
     declared_total = 0
     for info in infos:
         reason = _unsafe_name_reason(info.orig_filename)
@@ -459,10 +450,23 @@ def _check_directory(zf: zipfile.ZipFile, fp: IO[bytes], limits: ArchiveLimits) 
         if info.is_dir():
             continue
         if info.file_size > limits.max_entry_bytes:
-            raise _entry_too_large(info.filename, info.file_size, limits, declared=True)
+            raise ArchiveError(
+                f"entry {info.filename!r} declares {info.file_size} bytes, over the limit of "
+                f"{limits.max_entry_bytes}",
+                code="archive_entry_too_large",
+                name=info.filename,
+                limit_bytes=limits.max_entry_bytes,
+                actual_bytes=info.file_size,
+            )
         declared_total += info.file_size
         if declared_total > limits.max_total_bytes:
-            raise _too_large(declared_total, limits, declared=True)
+            raise ArchiveError(
+                f"archive entries declare {declared_total} bytes in all, over the limit of "
+                f"{limits.max_total_bytes}",
+                code="archive_too_large",
+                limit_bytes=limits.max_total_bytes,
+                actual_bytes=declared_total,
+            )
 
     # Layout: walk the entries in file order; each one's data must end before the next local
     # header starts, and the last one's before the central directory.
@@ -498,45 +502,12 @@ def _check_directory(zf: zipfile.ZipFile, fp: IO[bytes], limits: ArchiveLimits) 
     return header_lengths
 
 
-def _entry_too_large(
-    name: str, size: int, limits: ArchiveLimits, *, declared: bool
-) -> ArchiveError:
-    how = "declares" if declared else "inflates to more than"
-    return ArchiveError(
-        f"entry {name!r} {how} {size} bytes, over the limit of {limits.max_entry_bytes}",
-        code="archive_entry_too_large",
-        name=name,
-        limit_bytes=limits.max_entry_bytes,
-        actual_bytes=size,
-        declared=declared,
-    )
-
-
-def _too_large(total: int, limits: ArchiveLimits, *, declared: bool) -> ArchiveError:
-    how = "declare" if declared else "inflate to more than"
-    return ArchiveError(
-        f"archive entries {how} {total} bytes in all, over the limit of {limits.max_total_bytes}",
-        code="archive_too_large",
-        limit_bytes=limits.max_total_bytes,
-        actual_bytes=total,
-        declared=declared,
-    )
-
-
-class _Budget:
-    """Decompressed bytes inflated so far across the archive."""
-
-    def __init__(self) -> None:
-        self.total = 0
-
-
 def _read_entry(
     zf: zipfile.ZipFile,
     counter: _CountingFile,
     info: zipfile.ZipInfo,
     header_length: int,
     limits: ArchiveLimits,
-    budget: _Budget,
 ) -> ArchiveEntry:
     name = info.filename
     buffer = io.BytesIO()
@@ -548,14 +519,10 @@ def _read_entry(
             chunk = stream.read(limits.chunk_bytes)
             if not chunk:
                 break
+            # zipfile stops at the declared size (checked against the limits up front) and
+            # checks the CRC, so an entry cannot inflate past what it declares; the ratio of
+            # what came out to what went in is checked as it goes.
             inflated += len(chunk)
-            budget.total += len(chunk)
-            # zipfile already stops at the declared size and checks the CRC; counting what
-            # really came out keeps the limits honest whatever the headers say.
-            if inflated > limits.max_entry_bytes:
-                raise _entry_too_large(name, inflated, limits, declared=False)
-            if budget.total > limits.max_total_bytes:
-                raise _too_large(budget.total, limits, declared=False)
             if inflated >= limits.ratio_floor_bytes:
                 consumed = max(counter.bytes_read - start - header_length, 1)
                 if inflated > limits.max_ratio * consumed:
@@ -607,7 +574,6 @@ def iter_archive(
                 header_lengths = _check_directory(zf, raw, limits)
             except (OSError, EOFError, struct.error) as exc:
                 raise _corrupt(f"archive layout is unreadable: {exc}") from exc
-            budget = _Budget()
             for info in zf.infolist():
                 if info.is_dir():
                     continue
@@ -619,7 +585,7 @@ def iter_archive(
                     continue
                 try:
                     entry = _read_entry(
-                        zf, counter, info, header_lengths[info.header_offset], limits, budget
+                        zf, counter, info, header_lengths[info.header_offset], limits
                     )
                 except ArchiveError:
                     raise
