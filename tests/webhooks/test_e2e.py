@@ -86,6 +86,8 @@ class Service:
             **os.environ,
             "PALETTE_HOST": "127.0.0.1",
             "PALETTE_PORT": str(self.port),
+            # Download links are absolute only with a configured public address.
+            "PALETTE_PUBLIC_BASE_URL": f"http://127.0.0.1:{self.port}",
             "PALETTE_DATA_DIR": str(data_dir),
             "PALETTE_WORKERS": "1",
             "PALETTE_LOG_LEVEL": "warning",
