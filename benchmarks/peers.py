@@ -207,15 +207,9 @@ def _to_lab(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
     return rgb2lab(rgb.reshape(-1, 1, 3)).reshape(-1, 3)
 
 
-def mean_delta_e2000(rendering: RGBArray, palette: RGBArray) -> float:
-    """Mean over pixels of the CIEDE2000 distance to the nearest palette color (by CIEDE2000),
-    each pixel weighted by its alpha in an RGBA rendering."""
-    from skimage.color import deltaE_ciede2000
-
-    if palette.ndim != 2 or palette.shape[1] != 3 or len(palette) == 0:
-        raise ValueError(f"palette must be a non-empty (n, 3) array, got shape {palette.shape}")
+def _distinct_colors(rendering: RGBArray) -> tuple[RGBArray, npt.NDArray[np.float64]]:
+    """The rendering's distinct colors and the total weight of the pixels of each."""
     pixels, weights = weighted_pixels(rendering)
-    # Score each distinct color once, weighted by its pixels: images repeat colors.
     packed = (
         (pixels[:, 0].astype(np.uint32) << 16)
         | (pixels[:, 1].astype(np.uint32) << 8)
@@ -223,9 +217,19 @@ def mean_delta_e2000(rendering: RGBArray, palette: RGBArray) -> float:
     )
     unique, index = np.unique(packed, return_inverse=True)
     totals = np.bincount(index.reshape(-1), weights=weights, minlength=len(unique))
-    distinct = np.stack([(unique >> 16) & 255, (unique >> 8) & 255, unique & 255], axis=1).astype(
-        np.uint8
-    )
+    distinct = np.stack([(unique >> 16) & 255, (unique >> 8) & 255, unique & 255], axis=1)
+    return distinct.astype(np.uint8), totals
+
+
+def mean_delta_e2000(rendering: RGBArray, palette: RGBArray) -> float:
+    """Mean over pixels of the CIEDE2000 distance to the nearest palette color (by CIEDE2000),
+    each pixel weighted by its alpha in an RGBA rendering."""
+    from skimage.color import deltaE_ciede2000
+
+    if palette.ndim != 2 or palette.shape[1] != 3 or len(palette) == 0:
+        raise ValueError(f"palette must be a non-empty (n, 3) array, got shape {palette.shape}")
+    # Score each distinct color once, weighted by its pixels: images repeat colors.
+    distinct, totals = _distinct_colors(rendering)
     # float32 halves the cost and is far more precise than the ~0.01 differences that matter.
     lab = _to_lab(distinct).astype(np.float32)
     palette_lab = _to_lab(np.asarray(palette, dtype=np.uint8)).astype(np.float32)
@@ -251,17 +255,7 @@ def kmeans_lab_palette(rendering: RGBArray, colors: int, seed: int = 0) -> RGBAr
     """
     from sklearn.cluster import KMeans
 
-    pixels, weights = weighted_pixels(rendering)
-    packed = (
-        (pixels[:, 0].astype(np.uint32) << 16)
-        | (pixels[:, 1].astype(np.uint32) << 8)
-        | pixels[:, 2]
-    )
-    unique, index = np.unique(packed, return_inverse=True)
-    totals = np.bincount(index.reshape(-1), weights=weights, minlength=len(unique))
-    distinct = np.stack([(unique >> 16) & 255, (unique >> 8) & 255, unique & 255], axis=1).astype(
-        np.uint8
-    )
+    distinct, totals = _distinct_colors(rendering)
     if len(distinct) <= colors:  # every color is its own cluster (k-means would warn)
         return distinct
     model = KMeans(n_clusters=colors, init="k-means++", n_init=4, random_state=seed)

@@ -18,7 +18,7 @@ from . import signed_urls
 from .backends import open_backends
 from .clock import Clock
 from .jobs.service import JobService
-from .middleware import AuthMiddleware, RequestContextMiddleware
+from .middleware import RequestContextMiddleware
 from .offload import Offload
 from .palettes import PaletteService
 from .problems import EXCEPTION_HANDLERS
@@ -26,6 +26,7 @@ from .routes import jobs as job_routes
 from .routes import ops as ops_routes
 from .routes import palette as palette_routes
 from .runtime import BackendFactory, Runtime
+from .security import wiring as security
 from .settings import Settings
 from .state import AppState
 from .webhooks import api as webhook_routes
@@ -77,7 +78,9 @@ def create_app(
             threads=settings.workers,
             cache_entries=settings.palette_cache_entries,
             offload=offload,
+            max_bytes_in_flight=settings.security.max_sync_bytes_in_flight,
         )
+        guards = await offload(security.open_guards, settings, b, runtime.metrics, offload)
         state: AppState = {
             "runtime": runtime,
             "offload": offload,
@@ -87,11 +90,16 @@ def create_app(
             "signer": signed_urls.UrlSigner(
                 signed_urls.signing_keys(settings, b.secrets), b.clock
             ),
+            "auth": guards.auth,
+            "keys": guards.keys,
+            "audit": guards.audit,
+            "limiter": guards.limiter,
         }
         try:
             yield state
         finally:
             with anyio.CancelScope(shield=True):
+                await offload(guards.close)
                 await offload(palettes.close)
                 await offload(runtime.stop)
 
@@ -101,6 +109,7 @@ def create_app(
         *job_routes.routes,
         *webhook_routes.routes,
         *signed_urls.routes,
+        *security.routes,
         *routes,
     ]
     if UI_DIR.is_dir():
@@ -111,12 +120,7 @@ def create_app(
         routes=all_routes,
         middleware=[
             Middleware(RequestContextMiddleware, metrics=runtime.metrics),
-            Middleware(
-                AuthMiddleware,
-                api_keys=settings.api_keys,
-                # Signed download links carry their own credential (the signature).
-                public_prefixes=(signed_urls.PUBLIC_PREFIX,),
-            ),
+            *security.middleware(settings, all_routes),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

@@ -8,10 +8,16 @@ distributed parts (``service/redis``, ``service/s3``), each on its own.
 
 from __future__ import annotations
 
+import secrets as token_source
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from limits.storage import MemoryStorage, Storage
+
+from .audit.interfaces import AuditLog
+from .auth.interfaces import ApiKeyStore
 from .clock import Clock, SystemClock
+from .crypto.rotation import Rotation, at_rest
 from .jobs.blobs import LocalBlobStore
 from .jobs.interfaces import (
     BlobStore,
@@ -22,6 +28,8 @@ from .jobs.interfaces import (
     SecretStore,
 )
 from .settings import Settings
+from .sqlite.api_keys import SqliteApiKeyStore
+from .sqlite.audit import SqliteAuditLog
 from .sqlite.database import Database
 from .sqlite.events import SqliteEventLog
 from .sqlite.idempotency import SqliteIdempotencyStore
@@ -36,6 +44,7 @@ from .webhooks.signing import generate_secret
 __all__ = ["Backends", "open_backends"]
 
 CALLBACK_SECRET = "webhook_callback_secret"
+AUDIT_KEY_SECRET = "audit_chain_key"
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,12 @@ class Backends:
     secrets: SecretStore
     webhook_endpoints: WebhookEndpoints
     webhook_outbox: WebhookOutbox
+    api_keys: ApiKeyStore
+    audit: AuditLog
+    rate_limits: Storage
+    """Rate-limit counters (``limits`` storage): in memory when embedded, shared when not."""
+    encryption: Rotation | None
+    """Set when encryption at rest is on: re-wraps data keys (``palette keys rotate``)."""
     housekeeping: Sequence[Callable[[], object]]
     """Periodic clean-ups beside job retention (run by the sweeper)."""
     close: Callable[[], None]
@@ -77,31 +92,39 @@ def open_backends(settings: Settings, clock: Clock | None = None) -> Backends:
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
     db = Database(data / "jobs.sqlite3")
+    blobs = open_blobs(settings)
     try:
+        secrets = SqliteSecretStore(db, legacy_dir=data)
+        blobs, cipher, encryption = at_rest(settings.security, blobs, secrets)
         jobs = SqliteJobStore(
             db,
             clock,
             retention_seconds=settings.retention_seconds,
             max_crashes=settings.max_worker_crashes,
+            cipher=cipher,
         )
         events = SqliteEventLog(db, clock, keep_seconds=settings.retention_seconds)
         idempotency = SqliteIdempotencyStore(db, clock, keep_seconds=settings.idempotency_seconds)
         cache = SqlitePaletteCache(
-            db, clock, entries=settings.palette_cache_entries, keep_seconds=settings.retention_seconds
+            db,
+            clock,
+            entries=settings.palette_cache_entries,
+            keep_seconds=settings.retention_seconds,
+            cipher=cipher,
         )
-        secrets = SqliteSecretStore(db, legacy_dir=data)
         hooks = settings.webhooks
-        callback_secret = hooks.callback_secret or secrets.get_or_create(
-            CALLBACK_SECRET, generate_secret
-        )
+        callback_secret = callback_master(settings, secrets)
         outbox = SqliteWebhookOutbox(
             db,
             clock,
             callback_secret=callback_secret,
             disable_after_s=hooks.disable_after_s,
             retention_s=hooks.retention_s,
+            cipher=cipher,
         )
         endpoints = SqliteWebhookEndpoints(db, clock, rotation_overlap_s=hooks.rotation_overlap_s)
+        audit = SqliteAuditLog(db, audit_key(settings, secrets))
+        api_keys = SqliteApiKeyStore(db)
     except BaseException:
         db.close()
         raise
@@ -111,10 +134,14 @@ def open_backends(settings: Settings, clock: Clock | None = None) -> Backends:
         events=events,
         idempotency=idempotency,
         palette_cache=cache,
-        blobs=open_blobs(settings),
+        blobs=blobs,
         secrets=secrets,
         webhook_endpoints=endpoints,
         webhook_outbox=outbox,
+        api_keys=api_keys,
+        audit=audit,
+        rate_limits=MemoryStorage(),
+        encryption=encryption,
         housekeeping=(idempotency.expire, cache.expire, events.trim),
         close=db.close,
     )
@@ -142,6 +169,8 @@ def _open_redis(settings: Settings, clock: Clock | None) -> Backends:
         raise ValueError(
             f"PALETTE_STORE is Redis: set {' and '.join(missing)} (the same on every node)"
         )
+    from .redis.api_keys import RedisApiKeyStore
+    from .redis.audit import RedisAuditLog
     from .redis.connection import ServerClock, open_redis
     from .redis.events import RedisEventLog
     from .redis.idempotency import RedisIdempotencyStore
@@ -156,6 +185,10 @@ def _open_redis(settings: Settings, clock: Clock | None) -> Backends:
         # the same time, so a lease one node writes expires when another node thinks it does.
         if clock is None or isinstance(clock, SystemClock):
             clock = ServerClock(conn)
+        secrets = RedisSecretStore(conn)
+        # Encryption at rest as in the embedded mode: S3 objects each under their own data
+        # key, palettes in Redis and the node's webhook bodies under the shared database key.
+        blobs, cipher, encryption = at_rest(settings.security, open_blobs(settings), secrets)
         partitions = settings.redis_partitions
         jobs = RedisJobStore(
             conn,
@@ -165,11 +198,16 @@ def _open_redis(settings: Settings, clock: Clock | None) -> Backends:
             max_crashes=settings.max_worker_crashes,
             chunk_images=settings.chunk_images,
             tenant_max_running=settings.tenant_max_running,
+            cipher=cipher,
         )
         events = RedisEventLog(conn, partitions, keep_seconds=settings.retention_seconds)
         idempotency = RedisIdempotencyStore(jobs, clock, keep_seconds=settings.idempotency_seconds)
         cache = RedisPaletteCache(
-            conn, clock, settings.palette_cache_entries, keep_seconds=settings.retention_seconds
+            conn,
+            clock,
+            settings.palette_cache_entries,
+            keep_seconds=settings.retention_seconds,
+            cipher=cipher,
         )
         data = settings.data_dir
         data.mkdir(parents=True, exist_ok=True)
@@ -179,12 +217,18 @@ def _open_redis(settings: Settings, clock: Clock | None) -> Backends:
         outbox = SqliteWebhookOutbox(
             db,
             clock,
-            callback_secret=hooks.callback_secret,
+            callback_secret=callback_master(settings, secrets),
             disable_after_s=hooks.disable_after_s,
             retention_s=hooks.retention_s,
+            cipher=cipher,
         )
         endpoints = SqliteWebhookEndpoints(db, clock, rotation_overlap_s=hooks.rotation_overlap_s)
-        blobs = open_blobs(settings)
+        # API keys, the audit chain and rate-limit counters are shared by every node: a key
+        # revoked on one node is refused on all, and a client's limit is one budget.
+        api_keys = RedisApiKeyStore(conn)
+        audit = RedisAuditLog(conn, audit_key(settings, secrets))
+        rate_limits = _redis_rate_limits(settings.store)
+        closers.append(getattr(rate_limits, "storage").close)
     except BaseException:
         for close in closers:
             close()
@@ -201,9 +245,38 @@ def _open_redis(settings: Settings, clock: Clock | None) -> Backends:
         idempotency=idempotency,
         palette_cache=cache,
         blobs=blobs,
-        secrets=RedisSecretStore(conn),
+        secrets=secrets,
         webhook_endpoints=endpoints,
         webhook_outbox=outbox,
+        api_keys=api_keys,
+        audit=audit,
+        rate_limits=rate_limits,
+        encryption=encryption,
         housekeeping=(idempotency.expire, cache.expire, events.trim),
         close=close_all,
+    )
+
+
+def _redis_rate_limits(store: str) -> Storage:
+    """The ``limits`` package's storage on the same Redis (its keys start ``LIMITS``)."""
+    from limits.storage import storage_from_string
+
+    url = "redis+unix://" + store.removeprefix("unix://") if store.startswith("unix://") else store
+    storage = storage_from_string(url)
+    assert isinstance(storage, Storage)  # the synchronous kind (no "async+" scheme)
+    return storage
+
+def audit_key(settings: Settings, secrets: SecretStore) -> bytes:
+    """``PALETTE_AUDIT_KEY``, or a key generated once and kept in the backend's secrets."""
+    configured = settings.security.audit_key
+    return (
+        configured or secrets.get_or_create(AUDIT_KEY_SECRET, token_source.token_urlsafe)
+    ).encode()
+
+
+def callback_master(settings: Settings, secrets: SecretStore) -> str:
+    """The secret per-tenant callback secrets derive from (``webhooks.signing.tenant_secret``):
+    ``PALETTE_WEBHOOK_CALLBACK_SECRET``, or one generated once and kept in the backend."""
+    return settings.webhooks.callback_secret or secrets.get_or_create(
+        CALLBACK_SECRET, generate_secret
     )

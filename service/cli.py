@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import ctypes
 import logging
+import os
 import signal
+import sys
 import threading
 import time
 from types import FrameType
@@ -40,7 +42,12 @@ def _settings(args: argparse.Namespace) -> Settings:
     threads = getattr(args, "threads", None)
     if threads is not None:
         overrides["workers"] = threads
-    return Settings.from_env(**overrides)
+    environ = dict(os.environ)
+    for name in ("ssl_certfile", "ssl_keyfile"):
+        value = getattr(args, name, None)
+        if value is not None:
+            environ["PALETTE_" + name.upper()] = value
+    return Settings.from_env(environ, **overrides)
 
 
 def _keep_transient_buffers_mapped() -> None:
@@ -69,9 +76,12 @@ def _configure_logging(level: str) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     """Run the HTTP service with in-process workers until SIGTERM/SIGINT."""
+    import ssl
+
     import uvicorn
 
     from .app import create_app
+    from .security.connection import guarded_protocol
 
     class DrainingServer(uvicorn.Server):
         """uvicorn that keeps serving while it drains, so readiness can report it."""
@@ -105,6 +115,7 @@ def serve(args: argparse.Namespace) -> int:
     _keep_transient_buffers_mapped()
     # --workers 0: an API node only; `palette worker` processes run the jobs.
     app = create_app(settings, run_workers=args.workers != 0)
+    guards = settings.security
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -114,7 +125,17 @@ def serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         access_log=False,
         timeout_graceful_shutdown=int(settings.drain_grace_seconds) + 5,
+        http=guarded_protocol(
+            max_head_bytes=guards.max_header_bytes,
+            max_headers=guards.max_headers,
+            head_timeout_s=guards.header_timeout_seconds,
+        ),
+        ssl_certfile=guards.ssl_certfile or None,
+        ssl_keyfile=guards.ssl_keyfile or None,
     )
+    config.load()
+    if config.ssl is not None:
+        config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
     server = DrainingServer(config, app.state.runtime)
     server.run()
     return 0
@@ -185,6 +206,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ssl-certfile",
+        dest="ssl_certfile",
+        default=None,
+        help="serve HTTPS with this PEM certificate chain (PALETTE_SSL_CERTFILE); TLS 1.2+",
+    )
+    parser.add_argument(
+        "--ssl-keyfile",
+        dest="ssl_keyfile",
+        default=None,
+        help="the certificate's private key, PEM (PALETTE_SSL_KEYFILE)",
+    )
+
+
 def add_commands(commands: Any) -> None:
     """``serve`` and ``worker`` on a sub-command parser (the ``palette_native.commands`` hook)."""
     for name, text, handler in (
@@ -197,7 +233,112 @@ def add_commands(commands: Any) -> None:
             parser.add_argument(
                 "--threads", type=_positive_int, default=None, help="job threads (PALETTE_WORKERS)"
             )
+        if handler is serve:
+            _add_tls_arguments(parser)
         parser.set_defaults(handler=handler)
+    _add_admin_commands(commands)
+
+
+def keys_create(args: argparse.Namespace) -> int:
+    """Mint an API key in the data directory's backend; print the key, and only the key."""
+    from .auth.keys import PEPPER_SECRET, KeyService
+    from .backends import open_backends
+
+    backends = open_backends(_settings(args))
+    try:
+        pepper = backends.secrets.get_or_create(PEPPER_SECRET, _token).encode()
+        _, key = KeyService(backends.api_keys, pepper, backends.clock).create(
+            args.tenant, args.role, args.name, args.expires_in
+        )
+    finally:
+        backends.close()
+    print(key)
+    return 0
+
+
+def keys_rotate(args: argparse.Namespace) -> int:
+    """Re-wrap every stored data key under the first of ``PALETTE_ENCRYPTION_KEYS``."""
+    from .backends import open_backends
+
+    settings = _settings(args)
+    backends = open_backends(settings)
+    try:
+        if backends.encryption is None:
+            print("encryption at rest is off (PALETTE_ENCRYPTION_KEYS is unset)", file=sys.stderr)
+            return 2
+        report = backends.encryption.run()
+    finally:
+        backends.close()
+    print(
+        f"re-wrapped {report.rewrapped} data keys under {report.kid}; {report.current} already were"
+    )
+    return 0
+
+
+def audit_verify(args: argparse.Namespace) -> int:
+    """Check the audit log's hash chain; exit 1 naming every changed, removed or moved entry."""
+    from .audit.chain import verify
+    from .backends import audit_key, open_backends
+
+    settings = _settings(args)
+    backends = open_backends(settings)
+    try:
+        entries = list(backends.audit.all_entries())
+        problems = verify(audit_key(settings, backends.secrets), entries)
+    finally:
+        backends.close()
+    for problem in problems:
+        print(problem)
+    if problems:
+        return 1
+    print(f"audit log intact: {len(entries)} entries")
+    return 0
+
+
+def _token() -> str:
+    import secrets
+
+    return secrets.token_urlsafe()
+
+
+def _add_admin_commands(commands: Any) -> None:
+    from .auth.principal import ROLES
+
+    keys = commands.add_parser(
+        "keys", help="API keys and encryption keys", description="API keys and encryption keys"
+    )
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser(
+        "create", help="mint an API key (prints only the key)", description="Mint an API key"
+    )
+    create.add_argument("--data-dir", dest="data_dir", default=None)
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--role", required=True, choices=ROLES)
+    create.add_argument("--name", default="")
+    create.add_argument(
+        "--expires-in",
+        dest="expires_in",
+        type=_positive_int,
+        default=None,
+        help="seconds until the key expires (default: never)",
+    )
+    create.set_defaults(handler=keys_create)
+    rotate = key_commands.add_parser(
+        "rotate",
+        help="re-wrap stored data keys under the first PALETTE_ENCRYPTION_KEYS key",
+        description="Re-wrap stored data keys under the first PALETTE_ENCRYPTION_KEYS key",
+    )
+    rotate.add_argument("--data-dir", dest="data_dir", default=None)
+    rotate.set_defaults(handler=keys_rotate)
+    audit = commands.add_parser("audit", help="the audit log", description="The audit log")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    check = audit_commands.add_parser(
+        "verify",
+        help="check the audit log's hash chain",
+        description="Check the audit log's hash chain",
+    )
+    check.add_argument("--data-dir", dest="data_dir", default=None)
+    check.set_defaults(handler=audit_verify)
 
 
 def build_parser() -> argparse.ArgumentParser:

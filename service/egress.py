@@ -42,6 +42,7 @@ METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
 )
 
 ALLOWED_SCHEMES = ("http", "https")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 class EgressRefused(Exception):
@@ -70,8 +71,18 @@ def parse_cidrs(text: str) -> tuple[IPNetwork, ...]:
 
 def refusal_reason(address: IPAddress) -> str | None:
     """Why ``address`` is not a public destination, or None when it is one."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return refusal_reason(address.ipv4_mapped)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return refusal_reason(address.ipv4_mapped)
+        # 6to4 (2002::/16), Teredo (2001::/32) and NAT64 (64:ff9b::/96) addresses carry an
+        # IPv4 address that a relay or gateway delivers to: judge that one.
+        embedded = [address.sixtofour, address.teredo[1] if address.teredo else None]
+        if address in _NAT64:
+            embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        for inner in embedded:
+            reason = refusal_reason(inner) if inner is not None else None
+            if reason is not None:
+                return f"{reason} (embedded in {address})"
     if address in METADATA_ADDRESSES:
         return "cloud metadata"
     checks = (

@@ -7,6 +7,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from .jobs.interfaces import JobInput
 from .settings import Settings
 
 __all__ = ["Engine"]
@@ -29,6 +30,8 @@ class Engine:
             max_ratio=settings.zip_max_ratio,
         )
         self._iter_archive = archive.iter_archive
+        self._scan_directory = archive.scan_directory
+        self._summary = archive.DirectorySummary
         self.sniff = archive.sniff
 
     def extract_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
@@ -36,9 +39,23 @@ class Engine:
         kwargs["max_pixels"] = self.settings.max_pixels
         return kwargs
 
-    def iter_archive(self, f: BinaryIO, entries: range | None = None) -> Iterator[Any]:
-        """Every file entry, or only those at ``entries`` (one chunk of a large job)."""
-        return self._iter_archive(f, limits=self.limits, entries=entries)
+    def iter_archive(
+        self, f: BinaryIO, entries: range | None = None, scanned: JobInput | None = None
+    ) -> Iterator[Any]:
+        """Every file entry, or only those at ``entries`` (one chunk of a large job).
+
+        ``scanned``: the job input whose directory submit checked (``scan_directory``); its
+        counts stand in for walking the directory again, and the read must match them."""
+        directory = None
+        if scanned is not None and scanned.directory_bytes:
+            directory = self._summary(
+                scanned.directory_entries, scanned.images, scanned.directory_bytes
+            )
+        return self._iter_archive(f, limits=self.limits, entries=entries, directory=directory)
+
+    def scan_directory(self, f: BinaryIO) -> Any:
+        """The archive's central directory checked against the limits (``DirectorySummary``)."""
+        return self._scan_directory(f, limits=self.limits)
 
     def palette_json(self, data: bytes | bytearray, options: dict[str, Any]) -> bytes:
         """Extract one image and render the response body (runs on a worker thread)."""

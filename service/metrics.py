@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -69,6 +69,18 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+
+        self.rate_limited = Counter(
+            "palette_rate_limited",
+            "Requests refused with 429 by the per-client rate limits",
+            registry=self.registry,
+        )
+        self.rate_limit_factor = Gauge(
+            "palette_rate_limit_factor",
+            "Multiplier on every rate limit: 1, or the tightening factor while saturated",
+            registry=self.registry,
+        )
+        self.rate_limit_factor.set(1.0)
 
     def watch_jobs(self, counts: Callable[[], dict[str, int]]) -> None:
         self.registry.register(_JobsCollector(counts))

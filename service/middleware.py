@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request ids + metrics + access log, and API-key tenancy."""
+"""Pure ASGI middleware: request ids + metrics + access log (the gate is in ``auth/``)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,15 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .metrics import Metrics
-from .problems import Problem
 
-__all__ = ["PUBLIC_TENANT", "AuthMiddleware", "RequestContextMiddleware"]
+__all__ = ["RequestContextMiddleware"]
 
 access_log = logging.getLogger("service.access")
 
-PUBLIC_TENANT = "public"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -77,69 +74,3 @@ class RequestContextMiddleware:
                         }
                     )
                 )
-
-
-class AuthMiddleware:
-    """Maps an API key to a tenant for ``/v1`` paths; no keys configured: one open tenant.
-
-    The key comes from ``Authorization: Bearer <key>`` or ``X-API-Key``. Operational routes
-    (health, metrics, docs, UI) stay open.
-    """
-
-    def __init__(
-        self, app: ASGIApp, api_keys: Mapping[str, str], public_prefixes: tuple[str, ...] = ()
-    ) -> None:
-        self.app = app
-        self.api_keys = dict(api_keys)
-        # Paths that authenticate themselves (signed download links): no API key needed.
-        self.public_prefixes = public_prefixes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        if not self.api_keys:
-            scope["tenant"] = PUBLIC_TENANT
-            await self.app(scope, receive, send)
-            return
-        path = scope["path"]
-        if not path.startswith("/v1/") or path.startswith(self.public_prefixes):
-            await self.app(scope, receive, send)
-            return
-        key = _header(scope, b"x-api-key")
-        auth = _header(scope, b"authorization")
-        if key is None and auth is not None:
-            scheme, _, value = auth.partition(" ")
-            if scheme.lower() == "bearer":
-                key = value.strip()
-        tenant = self.api_keys.get(key) if key else None
-        if tenant is None:
-            await self._reject(scope, receive, send, missing=key is None)
-            return
-        scope["tenant"] = tenant
-
-        async def send_with_vary(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                # The same URL answers differently per key: shared caches must not mix them.
-                headers = list(message.get("headers", []))
-                headers.append((b"vary", b"Authorization, X-API-Key"))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_vary)
-
-    @staticmethod
-    async def _reject(scope: Scope, receive: Receive, send: Send, *, missing: bool) -> None:
-        from .problems import problem_response
-
-        problem = Problem(
-            401,
-            "unauthorized" if missing else "invalid_api_key",
-            "An API key is required (Authorization: Bearer <key> or X-API-Key)."
-            if missing
-            else "The API key is not valid.",
-            headers={"WWW-Authenticate": 'Bearer realm="palette"'},
-        )
-        request_id = scope.get("request_id")
-        response = problem_response(problem, request_id if isinstance(request_id, str) else None)
-        await response(scope, receive, send)

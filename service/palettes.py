@@ -21,6 +21,7 @@ from .metrics import Metrics
 from .offload import Offload
 from .options import canonical_query
 from .problems import Problem
+from .security.budget import ByteBudget
 from .uploads import Body
 
 __all__ = ["PaletteResult", "PaletteService", "WriteBehindCache"]
@@ -152,8 +153,11 @@ class PaletteService:
         cache_entries: int = 10_000,
         *,
         offload: Offload,
+        max_bytes_in_flight: int = 256 * 1024 * 1024,
     ) -> None:
         self.engine = engine
+        self.body_budget = ByteBudget(max_bytes_in_flight)
+        """Sync bodies held in memory, all requests together."""
         self.offload = offload
         # The store keeps ``cache_entries`` palettes; memory the most recent of them.
         self.cache = WriteBehindCache(cache, min(1024, cache_entries), cache_entries)
@@ -184,13 +188,6 @@ class PaletteService:
     async def extract(self, tenant: str, body: Body, options: dict[str, Any]) -> PaletteResult:
         if not body.data:
             raise Problem(400, "empty_body", "The request has no image bytes.")
-        if body.kind is not None and body.kind[0] == "archive":
-            raise Problem(
-                415,
-                "unsupported_format",
-                f"POST /v1/palette takes one image; send archives ({body.kind[1]}) to "
-                "POST /v1/jobs.",
-            )
         query, etag, cache_key = self._keys(tenant, body.digest, options)
         while True:
             cached = self.cache.peek(cache_key)

@@ -84,6 +84,7 @@ class Runtime:
                 max_images_per_job=s.max_images_per_job,
                 on_item=lambda status: self.metrics.images.labels(status, "job").inc(),
                 on_job=lambda status: self.metrics.jobs_finished.labels(status).inc(),
+                job_timeout_seconds=s.security.job_timeout_seconds,
             )
             self.pool.start()
         self._sweeper = Sweeper(b.jobs, b.blobs, b.housekeeping, s.sweep_interval_seconds)

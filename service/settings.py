@@ -10,20 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .security.settings import SecuritySettings
 from .webhooks.settings import WebhookSettings
 
 __all__ = ["Settings", "load_dotenv"]
 
 _MiB = 1024 * 1024
-
-
-def _parse_bool(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off", ""}:
-        return False
-    raise ValueError(f"expected a boolean (true/false), got {raw!r}")
 
 
 def _parse_api_keys(raw: str) -> dict[str, str]:
@@ -117,18 +109,19 @@ class Settings:
 
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     """``PALETTE_WEBHOOK_*`` and ``PALETTE_EGRESS_ALLOW_CIDRS``."""
-
-    @property
-    def open_access(self) -> bool:
-        return not self.api_keys
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    """Auth, OIDC, rate limits, audit, encryption and HTTP guards (service/security/)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``PALETTE_*`` variables; keyword overrides win (CLI flags)."""
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {"webhooks": WebhookSettings.from_env(env)}
+        values: dict[str, Any] = {
+            "webhooks": WebhookSettings.from_env(env),
+            "security": SecuritySettings.from_env(env),
+        }
         for f in dataclasses.fields(cls):
-            if f.name == "webhooks":
+            if f.name in ("webhooks", "security"):
                 continue
             raw = env.get("PALETTE_" + f.name.upper())
             if raw is None:
@@ -165,8 +158,9 @@ class Settings:
         view["api_keys"] = sorted(set(self.api_keys.values())) if self.api_keys else "open"
         view["data_dir"] = str(self.data_dir)
         view["url_signing_keys"] = "configured" if self.url_signing_keys else "generated"
-        del view["webhooks"]
+        del view["webhooks"], view["security"]
         view.update(self.webhooks.public())
+        view.update(self.security.public())
         return view
 
 
@@ -185,8 +179,6 @@ def _cast(name: str, raw: str) -> Any:
         return int(raw)
     if name in _FLOAT_FIELDS:
         return float(raw)
-    if name in {"open_access"}:
-        return _parse_bool(raw)
     return raw
 
 

@@ -38,13 +38,11 @@ from .settings import Settings
 from .state import app_state
 from .uploads import read_json_object
 
-__all__ = ["PUBLIC_PREFIX", "SigningKeys", "UrlSigner", "routes", "signing_keys"]
+__all__ = ["SigningKeys", "UrlSigner", "routes", "signing_keys"]
 
 DEFAULT_EXPIRES_IN = 900
 MAX_EXPIRES_IN = 7 * 24 * 3600
 DISPOSITIONS = ("attachment", "inline")
-# Signed links carry their own credential, so the API-key check skips this prefix.
-PUBLIC_PREFIX = "/v1/downloads/"
 _KID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 FILENAME_PATTERN = re.compile(r"^[A-Za-z0-9 _.,()+-]{1,128}$")
 
@@ -221,7 +219,9 @@ async def create_download_url(request: Request) -> Response:
         expires_at = min(expires_at, int(job.expires_at))
     path = DOWNLOAD_PATH.format(job_id=job_id)
     signed = signer.sign(path, params, expires_at)
-    base = str(request.base_url).rstrip("/")
+    # Absolute only with a configured public address: the Host header is the client's to
+    # choose, and a link built from it could point anywhere.
+    base = state["runtime"].settings.security.public_base_url
     return JSONResponse(
         {
             "url": base + signed,

@@ -7,9 +7,13 @@ from typing import TYPE_CHECKING, TypedDict, cast
 from starlette.requests import Request
 
 if TYPE_CHECKING:
+    from .audit.trail import AuditTrail
+    from .auth.authenticator import Authenticator
+    from .auth.keys import KeyService
     from .jobs.service import JobService
     from .offload import Offload
     from .palettes import PaletteService
+    from .ratelimit.limiter import RateLimiter
     from .runtime import Runtime
     from .signed_urls import UrlSigner
     from .webhooks import WebhookSystem
@@ -24,6 +28,10 @@ class AppState(TypedDict):
     palettes: PaletteService
     webhooks: WebhookSystem
     signer: UrlSigner
+    auth: Authenticator
+    keys: KeyService
+    audit: AuditTrail
+    limiter: RateLimiter
 
 
 def app_state(request: Request) -> AppState:

@@ -7,12 +7,12 @@ sinks run on a worker thread, chunk by chunk, so disk writes never stall the eve
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import blake3
+import orjson
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
@@ -22,12 +22,13 @@ from .problems import Problem
 
 __all__ = [
     "Body",
-    "read_json_object",
     "FilePart",
     "MultipartResult",
     "PartSink",
+    "admit",
     "content_hasher",
     "read_body",
+    "read_json_object",
     "read_multipart",
     "request_too_large",
 ]
@@ -76,9 +77,12 @@ class Body:
     """Decided once, from the first bytes, when the body was read; None: not recognised."""
 
 
-async def read_body(request: Request, limit: int, sniff: Sniffer) -> Body:
+async def read_body(
+    request: Request, limit: int, sniff: Sniffer, reserve: Callable[[int], None] = lambda n: None
+) -> Body:
     """The whole body (for the sync endpoint), its digest and its kind, refusing more than
-    ``limit`` bytes early. Chunks are hashed as they arrive, while still in cache, and joined
+    ``limit`` bytes early; ``reserve`` is told of each chunk before it is kept (it raises to
+    refuse). Chunks are hashed as they arrive, while still in cache, and joined
     once."""
     declared = _declared_length(request)
     if declared is not None and declared > limit:
@@ -90,6 +94,7 @@ async def read_body(request: Request, limit: int, sniff: Sniffer) -> Body:
         size += len(chunk)
         if size > limit:
             raise request_too_large(limit, None)
+        reserve(len(chunk))
         digest.update(chunk)
         chunks.append(chunk)
     data = b"".join(chunks)
@@ -98,27 +103,54 @@ async def read_body(request: Request, limit: int, sniff: Sniffer) -> Body:
 
 async def read_json_object(request: Request, *, limit: int, required: bool) -> dict[str, Any]:
     """A JSON object body of at most ``limit`` bytes; an empty body is ``{}`` unless
-    ``required``."""
-    raw = await request.body()
-    if len(raw) > limit:
-        raise Problem(
-            413,
-            "body_too_large",
-            "The JSON body is too large.",
-            limit_bytes=limit,
-            actual_bytes=len(raw),
-        )
+    ``required``. The body is read only up to the limit, and parsed by orjson, which refuses
+    nesting deeper than 1,024 levels with an error instead of exhausting the stack."""
+    declared = _declared_length(request)
+    if declared is not None and declared > limit:
+        raise _json_too_large(limit, declared)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _json_too_large(limit, None)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     if not raw.strip():
         if required:
             raise Problem(400, "invalid_json", "A JSON object body is required.")
         return {}
     try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Problem(400, "invalid_json", f"The body is not valid JSON ({exc}).") from exc
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(400, "invalid_json", f"The body is not valid JSON ({exc}).") from None
     if not isinstance(value, dict):
         raise Problem(400, "invalid_json", "The body must be a JSON object.")
     return value
+
+
+def _json_too_large(limit: int, actual: int | None) -> Problem:
+    problem = Problem(413, "body_too_large", "The JSON body is too large.", limit_bytes=limit)
+    if actual is not None:
+        problem.extra["actual_bytes"] = actual
+    return problem
+
+
+def admit(kind: Kind | None, label: str, accept_archives: bool) -> Kind:
+    """The one allow-list of what the service decodes, for every path: the formats the
+    library recognises from the first bytes, plus ZIP archives where jobs take them. Anything
+    else (SVG, PDF, text ...) is refused before a decoder sees it."""
+    if kind is not None and (kind[0] == "image" or (kind == ("archive", "zip") and accept_archives)):
+        return kind
+    what = "an image or a ZIP archive" if accept_archives else "an image"
+    found = f" (found {kind[1]})" if kind else ""
+    hint = "; send archives to POST /v1/jobs" if kind and kind[0] == "archive" else ""
+    raise Problem(
+        415,
+        "unsupported_format",
+        f"{label!r} is not {what}{found}; types are detected from the bytes{hint}.",
+        part=label,
+    )
 
 
 class PartSink(Protocol):
@@ -263,19 +295,7 @@ class _Collector:
 
     def _start_sink(self) -> None:
         head = bytes(self._head)
-        kind = self.sniff(head)
-        label = self._filename or self._name
-        if kind is None or (
-            kind[0] == "archive" and (kind[1] != "zip" or not self.accept_archives)
-        ):
-            what = "an image" if not self.accept_archives else "an image or a ZIP archive"
-            found = f" (found {kind[1]})" if kind else ""
-            raise Problem(
-                415,
-                "unsupported_format",
-                f"Part {label!r} is not {what}{found}; types are detected from the bytes.",
-                part=label,
-            )
+        kind = admit(self.sniff(head), self._filename or self._name, self.accept_archives)
         self._kind = kind
         self._sink = self.new_sink(len(self.result.files), kind[0])
         self.open_sinks.append(self._sink)

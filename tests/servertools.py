@@ -11,13 +11,20 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from signal import SIGINT
+from typing import Any
 
 import httpx
 
-__all__ = ["NETWORK_GUARD", "ServiceProcess", "free_port", "guarded_env", "write_guard"]
+__all__ = [
+    "NETWORK_GUARD",
+    "LoopbackIdP",
+    "ServiceProcess",
+    "free_port",
+    "guarded_env",
+    "write_guard",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,19 +112,25 @@ class ServiceProcess:
         data_dir: Path,
         guard: Path,
         env: dict[str, str] | None = None,
-        args: Sequence[str] = (),
+        *,
+        args: list[str] | None = None,
+        verify: str | bool = True,
     ) -> None:
-        self.args = list(args)
+        """``args``: more ``serve`` flags; with ``--ssl-certfile`` the server speaks HTTPS and
+        ``verify`` (a CA bundle path) checks its certificate."""
         self.data_dir = data_dir
         self.guard = guard
         self.env = {"PALETTE_LOG_LEVEL": "warning", **(env or {})}
+        self.args = list(args or [])
+        self.verify = verify
+        self.scheme = "https" if "--ssl-certfile" in self.args else "http"
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None  # set by start(), once the port is known
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ServiceProcess:
         self.port = free_port()
@@ -147,7 +160,8 @@ class ServiceProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
-                if httpx.get(self.url + "/readyz", timeout=1.0).status_code == 200:
+                ready = httpx.get(self.url + "/readyz", timeout=1.0, verify=self.verify)
+                if ready.status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
@@ -187,3 +201,113 @@ class ServiceProcess:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
         raise RuntimeError("no VmHWM in /proc/PID/status")
+
+
+class LoopbackIdP:
+    """An OpenID provider on a loopback port: a discovery document and a JWKS, keys it can
+    rotate, and real RS256 tokens signed with them (PyJWT). ``hits`` counts JWKS fetches;
+    ``down`` makes it answer 503 (an outage)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import json
+        import threading
+
+        import jwt
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self._jwt = jwt
+        self._rsa = rsa
+        self.keys: list[tuple[str, Any]] = []
+        self.hits = 0
+        self.down = False
+        self.rotate()
+        idp = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                if idp.down:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                if self.path == "/.well-known/openid-configuration":
+                    body = {"issuer": idp.issuer, "jwks_uri": idp.issuer + "/jwks"}
+                elif self.path == "/jwks":
+                    idp.hits += 1
+                    body = {"keys": [idp._public_jwk(kid, key) for kid, key in idp.keys]}
+                else:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.issuer = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def rotate(self, keep_old: bool = False) -> str:
+        """A new signing key (the old one stays published when ``keep_old``); its kid."""
+        kid = f"k{len(self.keys) + 1}-{os.urandom(3).hex()}"
+        key = self._rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.keys = [(kid, key), *(self.keys if keep_old else [])]
+        return kid
+
+    def _public_jwk(self, kid: str, key: Any) -> dict[str, Any]:
+        import json
+
+        jwk: dict[str, Any] = json.loads(self._jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+        return {**jwk, "kid": kid, "use": "sig", "alg": "RS256"}
+
+    def token(
+        self,
+        *,
+        tenant: str = "tenant-a",
+        roles: Any = ("member",),
+        audience: str = "palette-api",
+        issuer: str | None = None,
+        expires_in: float = 300,
+        subject: str = "user-1",
+        kid: str | None = None,
+        key: Any = None,
+    ) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": issuer or self.issuer,
+            "aud": audience,
+            "sub": subject,
+            "iat": now,
+            "exp": now + int(expires_in),
+            "tenant": tenant,
+            "roles": list(roles),
+        }
+        signing_kid, signing_key = self.keys[0]
+        token: str = self._jwt.encode(
+            claims, key or signing_key, algorithm="RS256", headers={"kid": kid or signing_kid}
+        )
+        return token
+
+    def unsigned_token(self, **claims: Any) -> str:
+        """``alg: none``: no signature at all."""
+        import base64
+        import json
+
+        def part(value: dict[str, Any]) -> str:
+            return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+        now = int(time.time())
+        body = {"iss": self.issuer, "aud": "palette-api", "sub": "user-1", "exp": now + 300,
+                "tenant": "tenant-a", "roles": ["admin"], **claims}
+        return part({"alg": "none", "typ": "JWT", "kid": self.keys[0][0]}) + "." + part(body) + "."
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -265,6 +265,13 @@ def test_bzip2_entries_are_skipped_not_inflated() -> None:
         (b"PK\x03\x04\x14\x00", ("archive", "zip")),
         (b"\x1f\x8b\x08\x00", ("archive", "gzip")),
         (b"7z\xbc\xaf\x27\x1c\x00\x04", ("archive", "7z")),
+        (b"\xff\x0a\xfa\x7f", ("image", "jxl")),
+        (b"\x00\x00\x00\x0cJXL \r\n\x87\n", ("image", "jxl")),
+        (b"PK\x05\x06" + bytes(18), ("archive", "zip")),
+        (b"BZh91AY&SY", ("archive", "bzip2")),
+        (b"\xfd7zXZ\x00\x00", ("archive", "xz")),
+        (b"Rar!\x1a\x07\x01\x00", ("archive", "rar")),
+        (b"\x28\xb5\x2f\xfd\x04", ("archive", "zstd")),
         (bytes(257) + b"ustar\x0000", ("archive", "tar")),
         (b"%PDF-1.7", None),
         (b"", None),
@@ -734,19 +741,14 @@ def test_a_truncated_archive_ending_in_a_stored_archive_is_corrupt() -> None:
 
 def test_iter_archive_reads_only_the_entries_asked_for() -> None:
     """A chunk of a job reads its own entries: the right ones, and not the others' bytes."""
-    import io as _io
-    import zipfile as _zipfile
-
-    from palette_native.archive import iter_archive as _iter
-
     payload = [bytes([n]) * 200_000 for n in range(10)]
-    buffer = _io.BytesIO()
-    with _zipfile.ZipFile(buffer, "w", _zipfile.ZIP_STORED) as zf:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as zf:
         zf.writestr("folder/", b"")
         for n, data in enumerate(payload):
             zf.writestr(f"folder/{n}.bin", data)
 
-    class Counting(_io.BytesIO):
+    class Counting(io.BytesIO):
         read_bytes = 0
 
         def read(self, size: int | None = -1) -> bytes:
@@ -755,8 +757,123 @@ def test_iter_archive_reads_only_the_entries_asked_for() -> None:
             return data
 
     source = Counting(buffer.getvalue())
-    names = [entry.name for entry in _iter(source, entries=range(3, 6))]
+    names = [entry.name for entry in iter_archive(source, entries=range(3, 6))]
     assert names == ["folder/3.bin", "folder/4.bin", "folder/5.bin"]  # folders not counted
     assert Counting.read_bytes < 4 * 200_000  # three entries and the directory, not ten
-    everything = [entry.name for entry in _iter(_io.BytesIO(buffer.getvalue()))]
+    everything = [entry.name for entry in iter_archive(io.BytesIO(buffer.getvalue()))]
     assert len(everything) == 10
+
+
+def _directory_bounds(archive: bytes) -> tuple[int, int, int]:
+    """(end record position, directory offset, directory size)."""
+    end = archive.rindex(b"PK\x05\x06")
+    size, offset = struct.unpack("<II", archive[end + 12 : end + 20])
+    return end, offset, size
+
+
+def test_a_damaged_directory_record_is_corrupt() -> None:
+    archive = bytearray(_tiny_zip(["a.txt", "b.txt"]))
+    _, offset, _ = _directory_bounds(bytes(archive))
+    archive[offset : offset + 4] = b"XX\x01\x02"
+    with pytest.raises(ArchiveError, match="record 1 is damaged") as caught:
+        scan_directory(bytes(archive))
+    assert caught.value.code == "archive_corrupt"
+
+
+def test_a_record_running_past_the_directory_is_corrupt() -> None:
+    archive = bytearray(_tiny_zip(["a.txt"]))
+    _, offset, _ = _directory_bounds(bytes(archive))
+    struct.pack_into("<H", archive, offset + 28, 0xFFF0)  # a name longer than the directory
+    with pytest.raises(ArchiveError, match="runs past the directory"):
+        scan_directory(bytes(archive))
+
+
+def test_a_zip64_locator_pointing_at_nothing_is_not_trusted() -> None:
+    archive = _tiny_zip(["a.txt"])
+    end, _, _ = _directory_bounds(archive)
+    locator = b"PK\x06\x07" + struct.pack("<IQI", 0, 0, 1)  # "the ZIP64 record is at byte 0"
+    forged = archive[:end] + locator + archive[end:]
+    with pytest.raises(ArchiveError) as caught:
+        scan_directory(forged)  # classic fields kept: the directory no longer ends at the record
+    assert caught.value.code == "archive_corrupt"
+
+
+@pytest.mark.parametrize("damage", ["wrong signature", "cut short"])
+def test_an_entry_without_its_local_header_is_corrupt(damage: str) -> None:
+    archive = bytearray(_tiny_zip(["a.txt", "b.txt"]))
+    end, offset, _ = _directory_bounds(bytes(archive))
+    second = archive.index(b"PK\x01\x02", offset + 4)
+    if damage == "wrong signature":
+        archive[archive.index(b"PK\x03\x04", 4) : archive.index(b"PK\x03\x04", 4) + 4] = b"JUNK"
+    else:  # point the second entry's header at the last ten bytes of the file
+        struct.pack_into("<I", archive, second + 42, len(archive) - 10)
+    with pytest.raises(ArchiveError) as caught:
+        list(iter_archive(bytes(archive)))
+    assert caught.value.code == "archive_corrupt", caught.value
+
+
+# ---- chunks: the directory is walked once, each part checked against that walk ------------
+def test_a_part_read_with_the_scanned_summary_does_not_walk_the_directory_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from palette_native import archive as module
+
+    data = _tiny_zip(["dir/", "a.txt", "b.txt", "dir/c.txt"])
+    summary = scan_directory(data)
+    walks: list[int] = []
+    real_walk = module._scan_directory
+
+    def counting_walk(fp: Any, limits: ArchiveLimits) -> Any:
+        walks.append(1)
+        return real_walk(fp, limits)
+
+    monkeypatch.setattr(module, "_scan_directory", counting_walk)
+    parts = [
+        [e.name for e in iter_archive(data, entries=range(n, n + 1), directory=summary)]
+        for n in range(3)
+    ]
+    assert parts == [["a.txt"], ["b.txt"], ["dir/c.txt"]]
+    assert walks == []  # the summary stood in for the walk in every part
+    assert [e.name for e in iter_archive(data, entries=range(0, 2))] == ["a.txt", "b.txt"]
+    assert walks == [1]  # without one, each read walks it
+
+
+def test_a_summary_of_another_directory_is_refused_before_it_is_loaded() -> None:
+    small = _tiny_zip(["a.txt"])
+    forged = _forge_records(small, copies=300_000, declared=1)
+    with pytest.raises(ArchiveError) as caught:
+        next(iter_archive(forged, entries=range(0, 1), directory=scan_directory(small)))
+    assert caught.value.code == "archive_corrupt"
+    assert "scanned before" in str(caught.value)
+
+
+def test_a_summary_whose_counts_do_not_match_is_refused() -> None:
+    data = _tiny_zip(["a.txt", "b.txt"])
+    other = _tiny_zip(["c.txt", "dddd/"])  # the same directory size, a folder in place of a file
+    assert scan_directory(other).directory_bytes == scan_directory(data).directory_bytes
+    with pytest.raises(ArchiveError, match="scanned before") as caught:
+        next(iter_archive(data, entries=range(0, 1), directory=scan_directory(other)))
+    assert caught.value.code == "archive_corrupt"
+
+
+def test_a_summary_is_held_to_the_limits_of_the_read() -> None:
+    data = _tiny_zip(["a.txt", "b.txt", "c.txt"])
+    summary = scan_directory(data)  # under the default limits
+    with pytest.raises(ArchiveError) as caught:
+        next(iter_archive(data, ArchiveLimits(max_entries=2), directory=summary))
+    assert caught.value.code == "archive_too_many_entries"
+
+
+def test_a_part_is_still_held_to_the_end_record_checks() -> None:
+    image = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 40)).save(image, "PNG")
+    inner = _tiny_zip(["inner.txt"])
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("photo.png", image.getvalue())
+        zf.writestr("inner.zip", inner)
+    whole = out.getvalue()
+    truncated = whole[: whole.index(inner) + len(inner)]
+    with pytest.raises(ArchiveError) as caught:
+        next(iter_archive(truncated, entries=range(0, 1), directory=scan_directory(inner)))
+    assert caught.value.code == "archive_corrupt"

@@ -383,3 +383,44 @@ def test_max_delta_e_out_of_reach_and_on_flat_images() -> None:
     for bad in (0, -1, float("nan"), "2", True):
         with pytest.raises(pn.BadParameterError, match="max_delta_e"):
             pn.extract(flat, max_delta_e=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("threshold", [None, 128], ids=["weighted", "cut at 128"])
+def test_many_exact_colors_in_few_cells_with_alpha(threshold: int | None) -> None:
+    """The exact-color fallback (more exact colors than the limit, fewer cells than K) weighs
+    alpha like the histogram does; a target search calls it for several sizes."""
+    values = np.arange(8, dtype=np.uint8)
+    cube = np.stack(np.meshgrid(values, values, values, indexing="ij"), -1).reshape(-1, 3)
+    bases = [(0, 0, 0), (64, 0, 0), (0, 64, 0), (0, 0, 64), (64, 64, 0), (0, 64, 64),
+             (64, 0, 64), (128, 128, 128), (200, 16, 96)]
+    rgb = np.concatenate([cube + np.array(b, np.uint8) for b in bases]).reshape(72, 64, 3)
+    alpha = np.full((72, 64, 1), 200, np.uint8)
+    alpha[:8] = 60  # the first 512 colors: left out by the cut, weighed 60/255 otherwise
+    img = np.concatenate([rgb, alpha], axis=2)
+    pal = pn.extract(img, colors=16, exact=True, alpha_threshold=threshold)
+    assert len({c.rgb for c in pal.colors}) == 16
+    # Weighed: 4,096 pixels at alpha 200 and 512 at 60; cut: the 4,096 count in full.
+    weighed = 64 * 64 if threshold == 128 else (64 * 64 * 200 + 8 * 64 * 60) / 255
+    assert sum(c.population for c in pal.colors) == pytest.approx(weighed, abs=16)
+    # Past 9 colors the exact colors are clustered and measured (finer than cell means), so
+    # the error is not monotonic in K here; the target search still ends on "n - 1 misses".
+    target = pn.extract(img, colors=16, exact=True, alpha_threshold=threshold, max_delta_e=0.85)
+    n = len(target.colors)
+    assert target.reason is None and target.metrics.delta_e_mean <= 0.85
+    fewer = pn.extract(img, colors=n - 1, exact=True, alpha_threshold=threshold)
+    assert fewer.metrics.delta_e_mean > 0.85
+
+
+def test_a_large_pyvips_image_is_sampled_and_an_empty_file_object_refused(
+    photo: np.ndarray) -> None:
+    import io
+
+    big = pyvips.Image.new_from_array(np.tile(photo, (2, 2, 1))).copy(interpretation="srgb")
+    pal = pn.extract(big, colors=4)
+    assert pal.analyzed_pixels < 1024 * 1024 // 4 and (pal.width, pal.height) == (1024, 1024)
+    with pytest.raises(pn.DecodeError) as caught:
+        pn.extract(io.BytesIO(b""), colors=4)
+    assert caught.value.code == "empty_input"
+    for bad in (True, "half", float("nan")):
+        with pytest.raises(pn.BadParameterError, match="max_color_fraction"):
+            pn.extract(photo, colors=4, max_color_fraction=bad)  # type: ignore[arg-type]

@@ -283,14 +283,22 @@ def _check_target(value: Any) -> float | None:
 
 def _fewest_colors(palette_of: Any, most: int, target: float) -> tuple[Any, str | None]:
     """The palette with the fewest colors (1..most) whose mean ΔE meets ``target`` while one
-    color fewer does not: a binary search that keeps "n - 1 misses, n meets" at its ends, so the
-    answer has that property even where more colors do not always mean less error."""
-    best = palette_of(most)
-    if best.delta_e_mean > target:
-        return best, f"the target mean ΔE {target:g} needs more than {most} colors"
-    if len(best.colors) < most:  # every distinct color is already in it
-        most = len(best.colors)
-    low, high = 0, most  # low: known to miss (0 colors miss everything); high: known to meet
+    color fewer does not. Sizes double from 1 until one meets the target, then a binary search
+    between the last size that missed and the first that met keeps "n - 1 misses, n meets" at
+    its ends: the answer has that property even where more colors do not always mean less
+    error (a few more colors than the histogram has cells switch to exact colors, whose error
+    is measured more finely)."""
+    low = 0  # known to miss: no colors miss everything
+    size = 1
+    while True:
+        size = min(size, most)
+        result = palette_of(size)
+        if result.delta_e_mean <= target:
+            high, best = size, result
+            break
+        if size == most:
+            return result, f"the target mean ΔE {target:g} needs more than {most} colors"
+        low, size = size, size * 2
     while high - low > 1:
         middle = (low + high) // 2
         result = palette_of(middle)

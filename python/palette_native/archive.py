@@ -353,7 +353,9 @@ def scan_directory(source: ArchiveSource, limits: ArchiveLimits | None = None) -
             raise _corrupt(f"not a readable ZIP archive: {exc}") from exc
 
 
-def _scan_directory(fp: IO[bytes], limits: ArchiveLimits) -> DirectorySummary:
+def _directory_bounds(fp: IO[bytes], limits: ArchiveLimits) -> _EndRecord:
+    """The checks that need only the end record (constant time): there is one, the directory
+    it declares is within the size limit and ends where the end record starts."""
     end = _end_record(fp)
     if end is None:
         raise _corrupt("not a ZIP archive: no end-of-central-directory record")
@@ -377,6 +379,11 @@ def _scan_directory(fp: IO[bytes], limits: ArchiveLimits) -> DirectorySummary:
             directory_size=end.directory_size,
             directory_end=end.directory_end,
         )
+    return end
+
+
+def _scan_directory(fp: IO[bytes], limits: ArchiveLimits) -> DirectorySummary:
+    end = _directory_bounds(fp, limits)
     # Walk the records in 1 MiB reads: memory stays small whatever the directory size, and
     # the time is bounded by the size limit above.
     fp.seek(end.directory_offset)
@@ -385,9 +392,7 @@ def _scan_directory(fp: IO[bytes], limits: ArchiveLimits) -> DirectorySummary:
     at = entries = files = 0
     while True:
         if len(buffer) - at < _DIRECTORY_RECORD_SIZE + 3 * 0xFFFF and remaining:
-            chunk = fp.read(min(remaining, _MiB))
-            if not chunk:
-                raise _corrupt("the central directory is cut short")
+            chunk = fp.read(min(remaining, _MiB))  # inside the file: it ends at the end record
             buffer, at = buffer[at:] + chunk, 0
             remaining -= len(chunk)
         if at >= len(buffer):
@@ -403,13 +408,31 @@ def _scan_directory(fp: IO[bytes], limits: ArchiveLimits) -> DirectorySummary:
             files += 1
         at = name_end + extra_length + comment_length
     if entries > limits.max_entries:
-        raise ArchiveError(
-            f"archive has {entries} entries, more than the limit of {limits.max_entries}",
-            code="archive_too_many_entries",
-            limit_entries=limits.max_entries,
-            actual_entries=entries,
-        )
+        raise _too_many_entries(entries, limits)
     return DirectorySummary(entries, files, end.directory_size)
+
+
+def _too_many_entries(entries: int, limits: ArchiveLimits) -> ArchiveError:
+    return ArchiveError(
+        f"archive has {entries} entries, more than the limit of {limits.max_entries}",
+        code="archive_too_many_entries",
+        limit_entries=limits.max_entries,
+        actual_entries=entries,
+    )
+
+
+def _check_summary(end: _EndRecord, directory: DirectorySummary, limits: ArchiveLimits) -> None:
+    """A summary from an earlier :func:`scan_directory` stands in for the walk: it must be of
+    a directory of this size, and within these limits."""
+    if directory.directory_bytes != end.directory_size:
+        raise _corrupt(
+            f"the central directory is {end.directory_size} bytes, not the "
+            f"{directory.directory_bytes} of the directory scanned before",
+            directory_size=end.directory_size,
+            scanned_directory_size=directory.directory_bytes,
+        )
+    if directory.entries > limits.max_entries:
+        raise _too_many_entries(directory.entries, limits)
 
 
 def declared_entry_count(source: ArchiveSource) -> int | None:
@@ -439,14 +462,7 @@ def _check_directory(
     ``selected``: read the local headers of these entries only (each is still checked against
     the next entry in file order, so checking every part once checks the whole archive).
     Returns each read entry's local header length, keyed by its header offset."""
-    infos = zf.infolist()
-    if len(infos) > limits.max_entries:
-        raise ArchiveError(
-            f"archive has {len(infos)} entries, more than the limit of {limits.max_entries}",
-            code="archive_too_many_entries",
-            limit_entries=limits.max_entries,
-            actual_entries=len(infos),
-        )
+    infos = zf.infolist()  # the directory check has already held their number to the limit
     declared_total = 0
     for info in infos:
         reason = _unsafe_name_reason(info.orig_filename)
@@ -466,10 +482,23 @@ def _check_directory(
         if info.is_dir():
             continue
         if info.file_size > limits.max_entry_bytes:
-            raise _entry_too_large(info.filename, info.file_size, limits, declared=True)
+            raise ArchiveError(
+                f"entry {info.filename!r} declares {info.file_size} bytes, over the limit of "
+                f"{limits.max_entry_bytes}",
+                code="archive_entry_too_large",
+                name=info.filename,
+                limit_bytes=limits.max_entry_bytes,
+                actual_bytes=info.file_size,
+            )
         declared_total += info.file_size
         if declared_total > limits.max_total_bytes:
-            raise _too_large(declared_total, limits, declared=True)
+            raise ArchiveError(
+                f"archive entries declare {declared_total} bytes in all, over the limit of "
+                f"{limits.max_total_bytes}",
+                code="archive_too_large",
+                limit_bytes=limits.max_total_bytes,
+                actual_bytes=declared_total,
+            )
 
     # Layout: walk the entries in file order; each one's data must end before the next local
     # header starts, and the last one's before the central directory.
@@ -517,45 +546,12 @@ def _check_directory(
     return header_lengths
 
 
-def _entry_too_large(
-    name: str, size: int, limits: ArchiveLimits, *, declared: bool
-) -> ArchiveError:
-    how = "declares" if declared else "inflates to more than"
-    return ArchiveError(
-        f"entry {name!r} {how} {size} bytes, over the limit of {limits.max_entry_bytes}",
-        code="archive_entry_too_large",
-        name=name,
-        limit_bytes=limits.max_entry_bytes,
-        actual_bytes=size,
-        declared=declared,
-    )
-
-
-def _too_large(total: int, limits: ArchiveLimits, *, declared: bool) -> ArchiveError:
-    how = "declare" if declared else "inflate to more than"
-    return ArchiveError(
-        f"archive entries {how} {total} bytes in all, over the limit of {limits.max_total_bytes}",
-        code="archive_too_large",
-        limit_bytes=limits.max_total_bytes,
-        actual_bytes=total,
-        declared=declared,
-    )
-
-
-class _Budget:
-    """Decompressed bytes inflated so far across the archive."""
-
-    def __init__(self) -> None:
-        self.total = 0
-
-
 def _read_entry(
     zf: zipfile.ZipFile,
     counter: _CountingFile,
     info: zipfile.ZipInfo,
     header_length: int,
     limits: ArchiveLimits,
-    budget: _Budget,
 ) -> ArchiveEntry:
     name = info.filename
     buffer = io.BytesIO()
@@ -567,14 +563,10 @@ def _read_entry(
             chunk = stream.read(limits.chunk_bytes)
             if not chunk:
                 break
+            # zipfile stops at the declared size (checked against the limits up front) and
+            # checks the CRC, so an entry cannot inflate past what it declares; the ratio of
+            # what came out to what went in is checked as it goes.
             inflated += len(chunk)
-            budget.total += len(chunk)
-            # zipfile already stops at the declared size and checks the CRC; counting what
-            # really came out keeps the limits honest whatever the headers say.
-            if inflated > limits.max_entry_bytes:
-                raise _entry_too_large(name, inflated, limits, declared=False)
-            if budget.total > limits.max_total_bytes:
-                raise _too_large(budget.total, limits, declared=False)
             if inflated >= limits.ratio_floor_bytes:
                 consumed = max(counter.bytes_read - start - header_length, 1)
                 if inflated > limits.max_ratio * consumed:
@@ -601,26 +593,38 @@ def _read_entry(
 
 
 def iter_archive(
-    source: ArchiveSource, limits: ArchiveLimits | None = None, *, entries: range | None = None
+    source: ArchiveSource,
+    limits: ArchiveLimits | None = None,
+    *,
+    entries: range | None = None,
+    directory: DirectorySummary | None = None,
 ) -> Iterator[ArchiveEntry]:
     """Yield the file entries of a ZIP archive in directory order, one at a time.
 
     ``source`` is a path, bytes, or a seekable binary file object (left open). Image entries
     carry their bytes; other entries come with ``data=None`` and a ``skipped_reason``; folders
-    are left out. The directory checks run before the first entry is yielded; the inflation
-    checks may raise ``ArchiveError`` part way through, after earlier entries were yielded.
+    are left out. The directory checks (:func:`scan_directory`'s, then names, encryption,
+    declared sizes and layout) run before the first entry is yielded; the ratio check may raise
+    ``ArchiveError`` part way through, after earlier entries were yielded.
 
     ``entries``: only the file entries at these positions (counted as above, from 0). Only
     their local headers and data are read, found through the central directory's offsets, so
-    one part of a large archive costs its own bytes (what a chunk of a job reads). The limit on
-    all entries' inflated bytes then counts this part's; the declared sizes of every entry are
-    still checked against it.
+    one part of a large archive costs its own bytes (what a chunk of a job reads). The declared
+    sizes of every entry are still checked against the limits.
+
+    ``directory``: what :func:`scan_directory` returned for this archive earlier (a job checks
+    it once at submit; each of its chunks then reads a part). The walk over the directory's
+    records is not repeated; the end-record checks are, and the directory must match the
+    summary (its size before it is loaded, its entry counts after), else ``archive_corrupt``.
     """
     limits = limits or ArchiveLimits()
     with _open_source(source) as raw:
         counter = _CountingFile(raw)
         try:
-            _scan_directory(raw, limits)
+            if directory is None:
+                _scan_directory(raw, limits)
+            else:
+                _check_summary(_directory_bounds(raw, limits), directory, limits)
         except (OSError, struct.error, ValueError) as exc:
             raise _corrupt(f"not a readable ZIP archive: {exc}") from exc
         try:
@@ -629,6 +633,16 @@ def iter_archive(
             raise _corrupt(f"not a valid ZIP archive: {exc}") from exc
         with zf:
             files = [info for info in zf.infolist() if not info.is_dir()]
+            if directory is not None and (
+                len(zf.infolist()) != directory.entries or len(files) != directory.files
+            ):
+                raise _corrupt(
+                    f"the central directory holds {len(zf.infolist())} entries "
+                    f"({len(files)} files), not the {directory.entries} ({directory.files}) "
+                    "scanned before",
+                    entries=len(zf.infolist()),
+                    scanned_entries=directory.entries,
+                )
             if entries is not None:
                 files = [files[n] for n in entries if 0 <= n < len(files)]
             try:
@@ -637,7 +651,6 @@ def iter_archive(
                 )
             except (OSError, EOFError, struct.error) as exc:
                 raise _corrupt(f"archive layout is unreadable: {exc}") from exc
-            budget = _Budget()
             for info in files:
                 if _is_metadata(info.filename):
                     yield ArchiveEntry(info.filename, None, SKIP_METADATA)
@@ -647,7 +660,7 @@ def iter_archive(
                     continue
                 try:
                     entry = _read_entry(
-                        zf, counter, info, header_lengths[info.header_offset], limits, budget
+                        zf, counter, info, header_lengths[info.header_offset], limits
                     )
                 except ArchiveError:
                     raise

@@ -81,7 +81,7 @@ class LocalBlobStore:
     def open(self, key: str) -> BinaryIO:
         return open(self._path(key), "rb")
 
-    def as_file(self, key: str) -> AbstractContextManager[str]:
+    def as_file(self, key: str) -> AbstractContextManager[str | BinaryIO]:
         return nullcontext(str(self._path(key)))
 
     def keys(self, prefix: str) -> Iterator[str]:

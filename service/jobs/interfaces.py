@@ -83,6 +83,11 @@ class JobInput:
     size: int
     images: int = 1
     """Images in it: 1 for an upload, the file entries of a ZIP (what chunks are cut from)."""
+    directory_entries: int = 0
+    directory_bytes: int = 0
+    """A ZIP's central directory as submit checked it (records, folders included, and bytes;
+    0 when not known): a chunk reading part of the ZIP checks against these instead of
+    walking the directory again."""
 
 
 @dataclass(frozen=True)
@@ -281,6 +286,10 @@ class JobStore(Protocol):
         """Images in unfinished jobs: (this tenant's, everyone's), for the queue-depth limits."""
         ...
 
+    def count_active(self, tenant: str) -> int:
+        """The tenant's queued plus running jobs (the per-tenant quota)."""
+        ...
+
     def ping(self) -> None: ...
 
 
@@ -379,6 +388,9 @@ class SecretStore(Protocol):
     settings do not give them: made once, then the same on every node."""
 
     def get_or_create(self, name: str, make: Callable[[], str]) -> str: ...
+    def set(self, name: str, value: str) -> None:
+        """Replace a secret (a data key re-wrapped under a new key-encryption key)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -403,9 +415,10 @@ class BlobStore(Protocol):
         """Streaming and seekable."""
         ...
 
-    def as_file(self, key: str) -> AbstractContextManager[str]:
+    def as_file(self, key: str) -> AbstractContextManager[str | BinaryIO]:
         """A path on this machine holding the blob while the context lasts, so the library can
-        stream it from disk (a local store gives its own file; a remote one a download)."""
+        stream it from disk (a local store gives its own file; a remote one a download), or an
+        open file where the bytes must not lie on disk in the clear (encryption at rest)."""
         ...
 
     def exists(self, key: str) -> bool: ...

@@ -5,17 +5,17 @@ They take plain values (tenants, ids, parsed options, uploaded parts); the route
 
 from __future__ import annotations
 
-import struct
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from palette_native.errors import PaletteError
 
 from ..backends import Backends
 from ..egress import EgressRefused
 from ..engine import Engine
 from ..offload import Offload
-from ..problems import Problem
+from ..problems import Problem, problem_from_library_error
 from ..settings import Settings
 from ..uploads import FilePart, PartSink
 from .interfaces import (
@@ -33,7 +33,6 @@ from .worker import WorkerPool
 __all__ = ["Created", "JobService", "Upload"]
 
 JOBS_PATH = "/v1/jobs"
-_EOCD = b"PK\x05\x06"
 
 
 @dataclass(frozen=True)
@@ -59,6 +58,15 @@ class Upload:
         return f"uploads/{self.job_id}"
 
 
+@dataclass(frozen=True)
+class _Scan:
+    """What submit learned of one part: its images, and a ZIP's checked directory."""
+
+    images: int
+    directory_entries: int = 0
+    directory_bytes: int = 0
+
+
 class _BlobSink:
     def __init__(self, writer: BlobWriter, key: str) -> None:
         self._writer = writer
@@ -73,20 +81,6 @@ class _BlobSink:
 
     def abort(self) -> None:
         self._writer.abort()
-
-
-def _directory_entry_count(f: Any) -> int | None:
-    """Entry count from the end-of-central-directory record, read before zipfile parses it all."""
-    f.seek(0, 2)
-    size = f.tell()
-    tail_len = min(size, 22 + 0xFFFF)
-    f.seek(size - tail_len)
-    tail = f.read(tail_len)
-    at = tail.rfind(_EOCD)
-    if at < 0 or at + 22 > len(tail):
-        return None
-    (count,) = struct.unpack_from("<H", tail, at + 10)
-    return int(count)
 
 
 class JobService:
@@ -121,6 +115,18 @@ class JobService:
                 "draining",
                 "The server is shutting down; retry on another instance.",
                 headers={"Retry-After": "5"},
+            )
+        quota = self.settings.security.max_active_jobs_per_tenant
+        active = await self.offload(self.store.count_active, tenant)
+        if active >= quota:
+            raise Problem(
+                429,
+                "too_many_active_jobs",
+                f"The tenant has {active:,} jobs queued or running; the limit is {quota:,}. "
+                "Wait for some to finish.",
+                limit_active_jobs=quota,
+                actual_active_jobs=active,
+                headers=self.retry_after,
             )
         await self.offload(self._check_backlog, tenant, 0)
         replay: IdempotencyOutcome | None = None
@@ -170,15 +176,22 @@ class JobService:
         if callback_url is not None:
             # The SSRF check when the URL is given (DNS: in a thread).
             await self.offload(self._vet_callback_url, callback_url)
-        counts = await self.offload(self._count_images, files)
-        total = sum(counts)
+        scans = await self.offload(self._scan_parts, files)
+        total = sum(scan.images for scan in scans)
         await self.offload(self._check_backlog, upload.tenant, total)
         location = f"{JOBS_PATH}/{upload.job_id}"
         inputs = [
             JobInput(
-                n, f.filename, f.handle, "zip" if f.kind == "archive" else "image", f.size, count
+                n,
+                f.filename,
+                f.handle,
+                "zip" if f.kind == "archive" else "image",
+                f.size,
+                scan.images,
+                scan.directory_entries,
+                scan.directory_bytes,
             )
-            for n, (f, count) in enumerate(zip(files, counts))
+            for n, (f, scan) in enumerate(zip(files, scans))
         ]
         outcome = (
             IdempotencyOutcome(
@@ -238,38 +251,29 @@ class JobService:
                 headers=self.retry_after,
             )
 
-    def _count_images(self, files: Sequence[FilePart]) -> list[int]:
-        """Images in each part: 1 for an image, the file entries of a ZIP."""
+    def _scan_parts(self, files: Sequence[FilePart]) -> list[_Scan]:
+        """Images in each part: 1 for an image, the file entries of a ZIP (its directory
+        checked against the archive limits)."""
         s = self.settings
-        counts: list[int] = []
+        scans: list[_Scan] = []
         for part in files:
             if part.kind != "archive":
-                counts.append(1)
+                scans.append(_Scan(1))
                 continue
             with self.blobs.open(part.handle) as f:
-                declared = _directory_entry_count(f)
-                if declared is not None and declared > s.zip_max_entries:
-                    raise Problem(
-                        422,
-                        "archive_too_many_entries",
-                        f"{part.filename!r} has {declared:,} entries; the limit is "
-                        f"{s.zip_max_entries:,}.",
-                        limit_entries=s.zip_max_entries,
-                        actual_entries=declared,
-                        part=part.filename,
-                    )
-                f.seek(0)
                 try:
-                    with zipfile.ZipFile(f) as zf:
-                        counts.append(sum(1 for info in zf.infolist() if not info.is_dir()))
-                except (zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error) as exc:
-                    raise Problem(
-                        422,
-                        "archive_corrupt",
-                        f"{part.filename!r} is not a readable ZIP: {exc}",
-                        part=part.filename,
-                    ) from None
-        total = sum(counts)
+                    # The library's directory check: sizes and counts from the records
+                    # themselves (not the end record's claim), ZIP64 end records read. What it
+                    # found goes with the input, so each chunk checks its read against it
+                    # instead of walking the directory again.
+                    summary = self.engine.scan_directory(f)
+                except PaletteError as exc:
+                    problem = problem_from_library_error(exc)
+                    problem.extra["part"] = part.filename
+                    problem.detail = f"{part.filename!r}: {problem.detail}"
+                    raise problem from None
+            scans.append(_Scan(summary.files, summary.entries, summary.directory_bytes))
+        total = sum(scan.images for scan in scans)
         if total > s.max_images_per_job:
             raise Problem(
                 422,
@@ -278,7 +282,7 @@ class JobService:
                 limit_images=s.max_images_per_job,
                 actual_images=total,
             )
-        return counts
+        return scans
 
     # -- read ------------------------------------------------------------------------------
     async def get(self, job_id: str, tenant: str | None) -> Job:

@@ -56,7 +56,10 @@ class _Active:
     lease: Lease
     cancel: threading.Event = field(default_factory=threading.Event)
     lost: threading.Event = field(default_factory=threading.Event)
+    timed_out: threading.Event = field(default_factory=threading.Event)
     renewed_at: float = field(default_factory=time.monotonic)
+    deadline: float = float("inf")
+    """When the job's wall-clock limit runs out (``time.monotonic``)."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class _Image:
 
     key: ItemKey
     name: str
-    source: AbstractContextManager[str | bytes]
+    source: AbstractContextManager[str | bytes | BinaryIO]
 
 
 def count_archive_entries(f: BinaryIO) -> int:
@@ -119,8 +122,10 @@ class WorkerPool:
         poll_seconds: float = 0.1,
         on_item: Callable[[str], None] | None = None,
         on_job: Callable[[str], None] | None = None,
+        job_timeout_seconds: float = float("inf"),
     ) -> None:
         self.store = store
+        self.job_timeout_seconds = job_timeout_seconds
         self.blobs = blobs
         self.extract = extract
         self.extract_kwargs = extract_kwargs
@@ -205,6 +210,8 @@ class WorkerPool:
                             a.cancel.set()
                 now = time.monotonic()
                 for a in active:
+                    if now >= a.deadline:
+                        a.timed_out.set()
                     if now - a.renewed_at >= self.lease_seconds / 3:
                         state = self.store.renew(a.lease, self.lease_seconds)
                         a.renewed_at = now
@@ -276,6 +283,8 @@ class WorkerPool:
             raise _Stop("lost")
         if active.cancel.is_set():
             raise _Stop("cancel")
+        if active.timed_out.is_set():
+            raise _Stop("timeout")
         if self.draining.is_set():
             raise _Stop("drain")
 
@@ -295,9 +304,18 @@ class WorkerPool:
             return
         done = self.store.done_items(lease.job_id)
         kwargs = self.extract_kwargs(job.options)
+        # The limit counts from the job's first start, across claims (time.time: the store's
+        # times are wall-clock seconds).
+        ran = time.time() - job.started_at if job.started_at is not None else 0.0
+        active.deadline = time.monotonic() + self.job_timeout_seconds - max(0.0, ran)
 
         def should_cancel() -> bool:
-            return active.cancel.is_set() or active.lost.is_set() or self.hard_stop.is_set()
+            return (
+                active.cancel.is_set()
+                or active.lost.is_set()
+                or active.timed_out.is_set()
+                or self.hard_stop.is_set()
+            )
 
         last_notify = 0.0
 
@@ -346,6 +364,9 @@ class WorkerPool:
         except _Stop as stop:
             # Images already running finish (a drain keeps them; a cancel throws them away).
             self._settle(window, record if stop.reason == "drain" else None)
+            if stop.reason == "timeout" or (stop.reason == "interrupted" and active.timed_out.is_set()):
+                self._finish(active, error=self._timeout_error())
+                return
             self._stop(active, stop.reason)
             return
         except Exception as exc:
@@ -421,7 +442,9 @@ class WorkerPool:
             raise RuntimeError("archive support is not available")
         first = 0 if entries is None else entries.start
         with self.blobs.open(inp.blob_key) as f:
-            parts = self.archive_iter(f) if entries is None else self.archive_iter(f, entries)
+            # A chunk reads its part against the directory submit checked (never walked twice);
+            # a whole job is one read, and checks the directory itself.
+            parts = self.archive_iter(f) if entries is None else self.archive_iter(f, entries, inp)
             for index, entry in enumerate(parts, start=first):
                 if (inp.seq, index) in done:
                     continue
@@ -442,7 +465,7 @@ class WorkerPool:
         seq: int,
         index: int,
         name: str,
-        data: str | bytes,
+        data: str | bytes | BinaryIO,
         kwargs: dict[str, Any],
         should_cancel: Callable[[], bool],
     ) -> ItemResult:
@@ -451,12 +474,23 @@ class WorkerPool:
         except CanceledError:
             raise _Stop("interrupted") from None
         except PaletteError as exc:
-            return ItemResult(seq, index, name, "failed", error=error_fields(exc))
+            error = error_fields(exc)
+            if isinstance(data, str):
+                error = _without_path(error, data, name)
+            return ItemResult(seq, index, name, "failed", error=error)
         except Exception as exc:  # one bad image must not poison its whole job
             logger.exception("unexpected error extracting %r", name)
             error = {"code": "internal_error", "detail": f"{type(exc).__name__} while decoding"}
             return ItemResult(seq, index, name, "failed", error=error)
         return ItemResult(seq, index, name, "succeeded", palette=palette.to_dict())
+
+    def _timeout_error(self) -> dict[str, Any]:
+        return {
+            "code": "job_timeout",
+            "detail": f"the job ran longer than {self.job_timeout_seconds:g} s; images not "
+            "finished by then were not processed",
+            "limit_seconds": self.job_timeout_seconds,
+        }
 
     def _stop(self, active: _Active, reason: str) -> None:
         lease = active.lease
@@ -515,3 +549,11 @@ class WorkerPool:
 def _resolve(task: Future[ItemResult] | ItemResult) -> ItemResult:
     return task.result() if isinstance(task, Future) else task
 
+
+def _without_path(error: dict[str, Any], path: str, name: str) -> dict[str, Any]:
+    """The library names the file it read; the client knows it by its upload name, and the
+    server's directory layout is none of its business."""
+    return {
+        key: value.replace(path, name) if isinstance(value, str) else value
+        for key, value in error.items()
+    }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import jobs, ops, palette, schemas, webhooks
+from . import jobs, ops, palette, schemas, security, webhooks
 
 __all__ = ["build_spec"]
 
@@ -26,13 +26,33 @@ def build_spec() -> dict[str, Any]:
         "info": {"title": "PaletteEngine", "version": "1.0.0", "description": DESCRIPTION},
         "servers": [{"url": "/"}],
         "security": [{}, {"bearer": []}, {"apiKey": []}],
-        "paths": {**palette.paths(), **jobs.paths(), **ops.paths(), **webhooks.paths()},
+        "paths": _behind_the_gate(
+            {
+                **palette.paths(),
+                **jobs.paths(),
+                **ops.paths(),
+                **webhooks.paths(),
+                **security.paths(),
+            }
+        ),
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
             },
-            "schemas": {**schemas.schemas(), **webhooks.schemas()},
+            "schemas": {**schemas.schemas(), **webhooks.schemas(), **security.schemas()},
         },
         "webhooks": webhooks.webhooks(),
     }
+
+
+def _behind_the_gate(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every operation that needs a credential (all but the open ones) can also answer what
+    the gate answers: 401, 403, 408 and 429; signed links only 429."""
+    for path, item in paths.items():
+        for operation in item.values():
+            if operation.get("security") != [{}]:
+                operation["responses"] = {**security.GATE_RESPONSES, **operation["responses"]}
+            elif path.startswith("/v1/"):  # signed links: rate limited by address
+                operation["responses"].setdefault("429", security.GATE_RESPONSES["429"])
+    return paths

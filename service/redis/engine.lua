@@ -85,6 +85,7 @@ local function end_job(id, j, status, now, expires_at)
   end
   redis.call('DEL', k('inflight', id))
   redis.call('HINCRBY', k('depth'), j.tenant, -num(j.images))
+  redis.call('HINCRBY', k('active'), j.tenant, -1)
   set_status(id, j, status)
   redis.call('HSET', k('job', id), 'running', 0, 'finished_at', now, 'updated_at', now,
     'expires_at', expires_at)
@@ -250,6 +251,7 @@ if op == 'submit' then
   end
   redis.call('ZADD', k('jobs', tenant), seq, id)
   redis.call('HINCRBY', k('depth'), tenant, a.total)
+  redis.call('HINCRBY', k('active'), tenant, 1)
   if a.idem ~= cjson.null then
     redis.call('HSET', a.idem.key, 'state', 'done', 'fingerprint', a.idem.fingerprint,
       'status_code', a.idem.status_code, 'body', a.idem.body, 'location', a.idem.location,
@@ -392,6 +394,7 @@ elseif op == 'delete' then
   if j.status == 'queued' then
     for _, c in ipairs(task_names(j)) do redis.call('ZREM', k('tq', j.tenant), a.id .. ':' .. c) end
     redis.call('HINCRBY', k('depth'), j.tenant, -num(j.images))
+    redis.call('HINCRBY', k('active'), j.tenant, -1)
   end
   delete_job(a.id, j, a.now)
   return cjson.encode({job = j})

@@ -32,6 +32,7 @@ from importlib import resources
 from typing import Any
 
 from ..clock import Clock
+from ..crypto.fields import Plain
 from ..jobs.chunks import plan_chunks
 from ..jobs.interfaces import (
     Chunk,
@@ -114,10 +115,20 @@ def _item_field(seq: int, index: int) -> str:
     return f"{seq}:{index}"
 
 
-def _item_body(item: ItemResult) -> str:
-    return json.dumps(
-        {"name": item.name, "status": item.status, "palette": item.palette, "error": item.error}
-    )
+def _item_body(item: ItemResult, cipher: Plain) -> str:
+    body: dict[str, Any] = {"name": item.name, "status": item.status, "error": item.error}
+    sealed = None if item.palette is None else cipher.seal_text(json.dumps(item.palette))
+    if isinstance(sealed, bytes):  # encryption at rest: the palette is sealed
+        body["sealed"] = base64.b64encode(sealed).decode()
+    else:
+        body["palette"] = item.palette
+    return json.dumps(body)
+
+
+def _item_palette(data: dict[str, Any], cipher: Plain) -> Any:
+    if "sealed" in data:
+        return json.loads(cipher.open_bytes(base64.b64decode(data["sealed"])))
+    return data.get("palette")
 
 
 def _encode_cursor(seq: int) -> str:
@@ -150,6 +161,7 @@ class RedisJobStore:
         chunk_images: int = 64,
         tenant_max_running: int = 0,
         max_attempts: int = MAX_ATTEMPTS,
+        cipher: Plain | None = None,
     ) -> None:
         if not 1 <= partitions <= 256:
             raise ValueError("partitions must be 1 to 256")
@@ -161,6 +173,8 @@ class RedisJobStore:
         self.chunk_images = chunk_images
         self.tenant_max_running = tenant_max_running
         self.max_attempts = max_attempts
+        self.cipher = cipher or Plain()
+        """Seals each image's palette (encryption at rest)."""
         self.run = EngineScript(conn)
         self._queued = threading.Condition()
         self._generation = 0
@@ -238,7 +252,11 @@ class RedisJobStore:
                 "body": json.dumps(created.to_public()),
                 "location": idempotency.location or "",
             }
-        inputs = [[i.seq, i.name, i.blob_key, i.kind, i.size, i.images] for i in job.inputs]
+        inputs = [
+            [i.seq, i.name, i.blob_key, i.kind, i.size, i.images]
+            + [i.directory_entries, i.directory_bytes]
+            for i in job.inputs
+        ]
         chunks = plan_chunks(job.inputs, self.chunk_images)
         self.run(
             tag,
@@ -340,7 +358,12 @@ class RedisJobStore:
                     continue
                 data = json.loads(body)
                 yield ItemResult(
-                    seq, index, data["name"], data["status"], data.get("palette"), data.get("error")
+                    seq,
+                    index,
+                    data["name"],
+                    data["status"],
+                    _item_palette(data, self.cipher),
+                    data.get("error"),
                 )
 
     def expire(self, limit: int = 500) -> list[Job]:
@@ -376,6 +399,10 @@ class RedisJobStore:
                 if name == tenant and partition_tag(partition) == self.tag_of_tenant(tenant):
                     mine += int(n)
         return mine, everyone
+
+    def count_active(self, tenant: str) -> int:
+        value = self.redis.hget(key(self.tag_of_tenant(tenant), "active"), tenant)
+        return int(value or 0)
 
     # -- JobQueue ------------------------------------------------------------------------------
     def claim(self, owner: str, lease_seconds: float, wait: float = 0.0) -> Lease | None:
@@ -487,7 +514,8 @@ class RedisJobStore:
     ) -> bool:
         now = self.clock.now()
         rows = [
-            [_item_field(i.input_seq, i.entry_index), _item_body(i), i.status] for i in items
+            [_item_field(i.input_seq, i.entry_index), _item_body(i, self.cipher), i.status]
+            for i in items
         ]
         return bool(
             self._owned(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..clock import Clock
+from ..crypto.fields import Plain
 from .connection import RedisConnection
 from .keys import key
 
@@ -27,8 +28,14 @@ return #stale
 
 class RedisPaletteCache:
     def __init__(
-        self, conn: RedisConnection, clock: Clock, entries: int, keep_seconds: float
+        self,
+        conn: RedisConnection,
+        clock: Clock,
+        entries: int,
+        keep_seconds: float,
+        cipher: Plain | None = None,
     ) -> None:
+        self.cipher = cipher or Plain()
         self.raw = conn.raw
         self.clock = clock
         self.entries = entries
@@ -39,14 +46,15 @@ class RedisPaletteCache:
 
     def cache_get(self, name: str) -> bytes | None:
         body: bytes | None = self.raw.hget(self.bodies, name)
-        return body
+        return None if body is None else self.cipher.open_bytes(body)
 
     def cache_put(self, entries: Mapping[str, bytes]) -> None:
         if self.entries <= 0 or not entries:
             return
         now = self.clock.now()
         pipe = self.raw.pipeline(transaction=True)
-        pipe.hset(self.bodies, mapping=dict(entries))
+        sealed = {name: self.cipher.seal_bytes(body) for name, body in entries.items()}
+        pipe.hset(self.bodies, mapping=sealed)
         pipe.zadd(self.stored, {name: now for name in entries})
         pipe.execute()
 

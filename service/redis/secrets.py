@@ -22,3 +22,6 @@ class RedisSecretStore:
             value = self.redis.get(name_key)
         assert value is not None
         return value
+
+    def set(self, name: str, value: str) -> None:
+        self.redis.set(key("secrets", name), value)

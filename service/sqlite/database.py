@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -9,6 +10,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["Database"]
+
+
+def _owner_only(path: Path) -> None:
+    """The database holds secrets (webhook secrets, key hashes): readable by its owner only.
+
+    The file is created 0600 before SQLite opens it, and SQLite gives its ``-wal`` and ``-shm``
+    files the database file's permissions; files an older version created are narrowed too.
+    """
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            os.chmod(f"{path}{suffix}", 0o600)
+        except FileNotFoundError:
+            continue
 
 
 class Database:
@@ -21,6 +36,7 @@ class Database:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _owner_only(self.path)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
@@ -58,6 +74,17 @@ class Database:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query inside sees the same committed state, so a row and
+        the rows that belong to it (a message and its attempts) cannot come from two commits."""
+        conn = self.conn()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:

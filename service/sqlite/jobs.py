@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from ..clock import Clock
+from ..crypto.fields import Plain
 from ..jobs.interfaces import (
     IdempotencyOutcome,
     InvalidCursor,
@@ -154,8 +155,11 @@ class SqliteJobStore:
         *,
         retention_seconds: float,
         max_crashes: int = 3,
+        cipher: Plain | None = None,
     ) -> None:
         self.db = db
+        self.cipher = cipher or Plain()
+        """Seals each image's palette (encryption at rest)."""
         self.clock = clock
         self.retention_seconds = retention_seconds
         self.max_crashes = max_crashes
@@ -302,7 +306,7 @@ class SqliteJobStore:
                     index,
                     name,
                     status,
-                    json.loads(palette) if palette else None,
+                    json.loads(self.cipher.open_text(palette)) if palette else None,
                     json.loads(error) if error else None,
                 )
 
@@ -331,6 +335,17 @@ class SqliteJobStore:
     def counts(self) -> dict[str, int]:
         rows = self.db.conn().execute("SELECT status, COUNT(*) FROM jobs GROUP BY status")
         return {r[0]: r[1] for r in rows.fetchall()}
+
+    def count_active(self, tenant: str) -> int:
+        (count,) = (
+            self.db.conn()
+            .execute(
+                "SELECT COUNT(*) FROM jobs WHERE tenant = ? AND status IN ('queued', 'running')",
+                (tenant,),
+            )
+            .fetchone()
+        )
+        return int(count)
 
     # -- JobQueue ------------------------------------------------------------------------------
     def claim(self, owner: str, lease_seconds: float, wait: float = 0.0) -> Lease | None:
@@ -471,9 +486,8 @@ class SqliteJobStore:
                 self._emit(tx, lease.job_id, "job.progress", now)
         return True
 
-    @staticmethod
     def _add_items(
-        tx: sqlite3.Connection, job_id: str, items: Sequence[ItemResult]
+        self, tx: sqlite3.Connection, job_id: str, items: Sequence[ItemResult]
     ) -> dict[str, int]:
         """Insert finished images (a second report of one is ignored); count the new ones."""
         added = {"succeeded": 0, "failed": 0, "skipped": 0}
@@ -487,7 +501,9 @@ class SqliteJobStore:
                     item.entry_index,
                     item.name,
                     item.status,
-                    json.dumps(item.palette) if item.palette is not None else None,
+                    self.cipher.seal_text(json.dumps(item.palette))
+                    if item.palette is not None
+                    else None,
                     json.dumps(item.error) if item.error is not None else None,
                 ),
             )

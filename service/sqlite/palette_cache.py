@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..clock import Clock
+from ..crypto.fields import Plain
 from .database import Database
 
 __all__ = ["SqlitePaletteCache"]
@@ -20,9 +21,15 @@ CREATE TABLE IF NOT EXISTS palette_cache (
 
 class SqlitePaletteCache:
     def __init__(
-        self, db: Database, clock: Clock, entries: int, keep_seconds: float
+        self,
+        db: Database,
+        clock: Clock,
+        entries: int,
+        keep_seconds: float,
+        cipher: Plain | None = None,
     ) -> None:
         self.db = db
+        self.cipher = cipher or Plain()
         self.clock = clock
         self.entries = entries
         self.keep_seconds = keep_seconds
@@ -30,7 +37,7 @@ class SqlitePaletteCache:
 
     def cache_get(self, key: str) -> bytes | None:
         row = self.db.conn().execute("SELECT body FROM palette_cache WHERE key = ?", (key,)).fetchone()
-        return None if row is None else bytes(row[0])
+        return None if row is None else self.cipher.open_bytes(bytes(row[0]))
 
     def cache_keys(self) -> list[str]:
         return [row[0] for row in self.db.conn().execute("SELECT key FROM palette_cache")]
@@ -42,7 +49,7 @@ class SqlitePaletteCache:
         with self.db.transaction() as tx:
             tx.executemany(
                 "INSERT OR REPLACE INTO palette_cache (key, body, used_at) VALUES (?, ?, ?)",
-                [(key, body, now) for key, body in entries.items()],
+                [(key, self.cipher.seal_bytes(body), now) for key, body in entries.items()],
             )
 
     def expire(self) -> None:

@@ -38,6 +38,14 @@ class SqliteSecretStore:
             (stored,) = tx.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
         return str(stored)
 
+    def set(self, name: str, value: str) -> None:
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO secrets (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (name, value),
+            )
+
     def _legacy(self, name: str) -> str | None:
         file = _LEGACY_FILES.get(name)
         if self.legacy_dir is None or file is None:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..clock import Clock, iso_time
+from ..crypto.fields import Plain
 from ..jobs.interfaces import JobEvent
 from ..webhooks.events import (
     CALLBACK_EVENTS,
@@ -24,6 +25,7 @@ from ..webhooks.events import (
     subscribed,
 )
 from ..webhooks.interfaces import Claimed, Conflict, NotFound, Outcome
+from ..webhooks.signing import tenant_secret
 from . import webhook_endpoints
 from .database import Database
 from .webhook_endpoints import endpoint_row
@@ -105,8 +107,11 @@ class SqliteWebhookOutbox:
         callback_secret: str,
         disable_after_s: float,
         retention_s: float,
+        cipher: Plain | None = None,
     ) -> None:
         self.db = db
+        self.cipher = cipher or Plain()
+        """Seals message bodies and buffered payloads (encryption at rest)."""
         self.clock = clock
         self.callback_secret = callback_secret
         self.disable_after_s = disable_after_s
@@ -155,7 +160,7 @@ class SqliteWebhookOutbox:
                 tx.execute(
                     "INSERT INTO webhook_batch_buffer (endpoint_id, job_id, event_type, payload, "
                     "created_at) VALUES (?, ?, ?, ?, ?)",
-                    (endpoint_id, job_id, event_type, body, now),
+                    (endpoint_id, job_id, event_type, self.cipher.seal_text(body), now),
                 )
             elif not (event_type == "job.progress" and self._coalesce(tx, endpoint_id, job_id, body, now)):
                 self._insert(
@@ -172,8 +177,8 @@ class SqliteWebhookOutbox:
             written += 1
         return written
 
-    @staticmethod
     def _coalesce(
+        self,
         tx: sqlite3.Connection, endpoint_id: str, job_id: str, body: str, now: float
     ) -> bool:
         """A progress message not yet tried takes the newer body, so a 1,000-image job does not
@@ -182,12 +187,12 @@ class SqliteWebhookOutbox:
             "UPDATE webhook_messages SET body = ?, updated_at = ? WHERE endpoint_id = ? "
             "AND job_id = ? AND event_type = 'job.progress' AND status = 'pending' "
             "AND tries = 0 AND lease_until IS NULL",
-            (body, now, endpoint_id, job_id),
+            (self.cipher.seal_text(body), now, endpoint_id, job_id),
         )
         return updated.rowcount > 0
 
-    @staticmethod
     def _insert(
+        self,
         tx: sqlite3.Connection,
         msg_id: str,
         endpoint_id: str | None,
@@ -203,7 +208,19 @@ class SqliteWebhookOutbox:
             "INSERT OR IGNORE INTO webhook_messages (id, endpoint_id, url, owner, job_id,"
             " event_type, body, event_count, status, tries, next_attempt_at, created_at,"
             " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
-            (msg_id, endpoint_id, url, owner, job_id, event_type, body, event_count, now, now, now),
+            (
+                msg_id,
+                endpoint_id,
+                url,
+                owner,
+                job_id,
+                event_type,
+                self.cipher.seal_text(body),
+                event_count,
+                now,
+                now,
+                now,
+            ),
         )
         return msg_id
 
@@ -259,7 +276,7 @@ class SqliteWebhookOutbox:
                     ).fetchall()
                     if not events:
                         break
-                    body = '{"events":[' + ",".join(e["payload"] for e in events) + "]}"
+                    body = '{"events":[' + ",".join(self.cipher.open_text(e["payload"]) for e in events) + "]}"
                     self._insert(
                         tx, "msg_" + secrets.token_urlsafe(18), row["endpoint_id"], row["url"],
                         row["owner"], None, "batch", body, now, event_count=len(events),
@@ -281,18 +298,22 @@ class SqliteWebhookOutbox:
         lease_s: float,
         busy: Mapping[str, int] | None = None,
         per_destination: int | None = None,
+        busy_tenants: Mapping[str, int] | None = None,
+        per_tenant: int | None = None,
     ) -> list[Claimed]:
         """Lease up to ``limit`` due messages, at most ``per_destination`` in flight per endpoint
         (counting ``busy``, what this sender already has in flight), so one slow receiver cannot
         hold every sender thread while the others wait."""
         now = self.clock.now()
         cap = per_destination or limit
+        tenant_cap = per_tenant or limit
         in_flight = dict(busy or {})
+        by_tenant = dict(busy_tenants or {})
         if not self.db.exists("SELECT 1 " + _DUE + " LIMIT 1", now, now):
             return []
         with self.db.transaction() as tx:
             rows = tx.execute(
-                "SELECT m.id, m.endpoint_id, m.url AS message_url, m.tries, m.requeued_by, "
+                "SELECT m.id, m.endpoint_id, m.url AS message_url, m.tries, m.requeued_by, m.owner, "
                 "e.url AS endpoint_url, e.secret, e.old_secret, e.old_secret_expires_at "
                 + _DUE
                 + " ORDER BY m.next_attempt_at LIMIT ?",
@@ -303,18 +324,20 @@ class SqliteWebhookOutbox:
                 if len(claimed) >= limit:
                     break
                 key = destination_key(row["endpoint_id"], row["message_url"])
-                if in_flight.get(key, 0) >= cap:
+                if in_flight.get(key, 0) >= cap or by_tenant.get(row["owner"], 0) >= tenant_cap:
                     continue
                 in_flight[key] = in_flight.get(key, 0) + 1
+                by_tenant[row["owner"]] = by_tenant.get(row["owner"], 0) + 1
                 tx.execute(
                     "UPDATE webhook_messages SET lease_until = ?, lease_owner = ? WHERE id = ?",
                     (now + lease_s, owner, row["id"]),
                 )
-                (body,) = tx.execute(
+                (sealed,) = tx.execute(
                     "SELECT body FROM webhook_messages WHERE id = ?", (row["id"],)
                 ).fetchone()
+                body = self.cipher.open_text(sealed)
                 if row["endpoint_id"] is None:
-                    in_force: tuple[str, ...] = (self.callback_secret,)
+                    in_force: tuple[str, ...] = (tenant_secret(self.callback_secret, row["owner"]),)
                     url = row["message_url"]
                 else:
                     in_force = (row["secret"],)
@@ -330,6 +353,7 @@ class SqliteWebhookOutbox:
                         row["tries"],
                         in_force,
                         row["requeued_by"] or "scheduled",
+                        row["owner"],
                     )
                 )
         return claimed
@@ -479,14 +503,14 @@ class SqliteWebhookOutbox:
         if cursor is not None:
             clauses.append("(m.created_at < ? OR (m.created_at = ? AND m.id < ?))")
             params.extend([cursor[0], cursor[0], cursor[1]])
-        conn = self.db.conn()
-        rows = conn.execute(
-            "SELECT m.* FROM webhook_messages m WHERE "
-            + " AND ".join(clauses)
-            + " ORDER BY m.created_at DESC, m.id DESC LIMIT ?",
-            (*params, limit + 1),
-        ).fetchall()
-        page = [self._as_dict(conn, row) for row in rows[:limit]]
+        with self.db.read() as conn:
+            rows = conn.execute(
+                "SELECT m.* FROM webhook_messages m WHERE "
+                + " AND ".join(clauses)
+                + " ORDER BY m.created_at DESC, m.id DESC LIMIT ?",
+                (*params, limit + 1),
+            ).fetchall()
+            page = [self._as_dict(conn, row) for row in rows[:limit]]
         if len(rows) > limit:
             last = rows[limit - 1]
             return page, (float(last["created_at"]), str(last["id"]))
@@ -495,8 +519,8 @@ class SqliteWebhookOutbox:
     def get_message(
         self, message_id: str, owner: str, endpoint_id: str | None = None
     ) -> dict[str, Any]:
-        conn = self.db.conn()
-        return self._as_dict(conn, self._message_row(conn, message_id, owner, endpoint_id))
+        with self.db.read() as conn:
+            return self._as_dict(conn, self._message_row(conn, message_id, owner, endpoint_id))
 
     @staticmethod
     def _message_row(
@@ -509,8 +533,7 @@ class SqliteWebhookOutbox:
             raise NotFound(f"no webhook message {message_id!r}")
         return row
 
-    @staticmethod
-    def _as_dict(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
+    def _as_dict(self, conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
         attempts = conn.execute(
             "SELECT attempted_at, status_code, latency_ms, error, trigger FROM webhook_attempts "
             "WHERE message_id = ? ORDER BY id",
@@ -529,7 +552,7 @@ class SqliteWebhookOutbox:
                 iso_time(row["next_attempt_at"]) if row["status"] == "pending" else None
             ),
             "last_error": row["last_error"],
-            "payload": json.loads(row["body"]),
+            "payload": json.loads(self.cipher.open_text(row["body"])),
             "attempts": [
                 {
                     "at": iso_time(a["attempted_at"]),

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
+from ..backends import callback_master
 from ..conditional import if_match, none_match
 from ..egress import EgressRefused
 from ..offload import Offload
@@ -21,6 +22,7 @@ from ..uploads import read_json_object
 from . import WebhookSystem
 from .events import JOB_EVENTS
 from .interfaces import Conflict, NotFound, PreconditionFailed
+from .signing import tenant_secret
 
 T = TypeVar("T")
 
@@ -401,3 +403,21 @@ routes: list[BaseRoute] = [
 ]
 
 __all__ = ["routes", "tenant_of", "validate_endpoint_fields"]
+
+
+async def callback_secret(request: Request) -> Response:
+    """``GET /v1/webhook-callback-secret``: what verifies this tenant's per-job callbacks."""
+    state = app_state(request)
+    runtime = state["runtime"]
+    master = await state["offload"](
+        callback_master, runtime.settings, runtime.backends.secrets
+    )
+    return _json_response(
+        {"secret": tenant_secret(master, tenant_of(request))},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+callback_secret_routes: list[BaseRoute] = [
+    api_route("/v1/webhook-callback-secret", GET=callback_secret),
+]

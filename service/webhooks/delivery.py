@@ -104,6 +104,7 @@ class Deliverer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._by_destination: dict[str, int] = {}  # sends in flight, per destination_key
+        self._by_tenant: dict[str, int] = {}  # sends in flight, per tenant
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
@@ -149,15 +150,25 @@ class Deliverer:
                 self.outbox.form_batches()
                 with self._lock:
                     busy = dict(self._by_destination)
+                    tenants = dict(self._by_tenant)
                 free = self.settings.concurrency - sum(busy.values())
                 if free > 0:
                     claimed = self.outbox.claim_due(
-                        self.owner, free, self.lease_s, busy, self.settings.per_endpoint_concurrency
+                        self.owner,
+                        free,
+                        self.lease_s,
+                        busy,
+                        self.settings.per_endpoint_concurrency,
+                        tenants,
+                        self.settings.per_tenant,
                     )
                     for message in claimed:
                         key = destination_key(message.endpoint_id, message.url)
                         with self._lock:
                             self._by_destination[key] = self._by_destination.get(key, 0) + 1
+                            self._by_tenant[message.tenant] = (
+                                self._by_tenant.get(message.tenant, 0) + 1
+                            )
                         assert self._pool is not None
                         self._pool.submit(self._send_and_release, message, key)
                 if time.monotonic() - last_housekeeping > self.settings.housekeeping_interval_s:
@@ -185,11 +196,12 @@ class Deliverer:
             log.exception("webhook delivery error for %s", message.id)
         finally:
             with self._lock:
-                left = self._by_destination.get(key, 1) - 1
-                if left > 0:
-                    self._by_destination[key] = left
-                else:
-                    self._by_destination.pop(key, None)
+                for counts, name in ((self._by_destination, key), (self._by_tenant, message.tenant)):
+                    left = counts.get(name, 1) - 1
+                    if left > 0:
+                        counts[name] = left
+                    else:
+                        counts.pop(name, None)
             self._wake.set()
 
     def deliver(self, message: Claimed) -> str:

@@ -52,6 +52,7 @@ class Claimed:
     tries: int
     secrets: tuple[str, ...]
     trigger: str = "scheduled"  # or "resend" / "recover": the first try after a manual requeue
+    tenant: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,14 @@ class WebhookOutbox(Protocol):
         lease_s: float,
         busy: Mapping[str, int] | None = None,
         per_destination: int | None = None,
-    ) -> list[Claimed]: ...
+        busy_tenants: Mapping[str, int] | None = None,
+        per_tenant: int | None = None,
+    ) -> list[Claimed]:
+        """Lease due messages: at most ``per_destination`` in flight per endpoint and
+        ``per_tenant`` per tenant, counting what this sender already has (``busy``,
+        ``busy_tenants``), so no receiver and no tenant holds every sender."""
+        ...
+
     def record_attempt(
         self,
         message: Claimed,

@@ -37,10 +37,17 @@ class WebhookSettings:
     poll_interval_s: float = 0.25
     concurrency: int = 4
     per_endpoint_concurrency: int = 2  # sends in flight to one endpoint (or callback URL)
+    tenant_concurrency: int = 0  # sends in flight for one tenant; 0: half the senders
     retention_s: float = 30 * 24 * 3600.0  # finished messages (and their attempts) are kept
     housekeeping_interval_s: float = 60.0  # purge old messages and expired rotated secrets
     callback_secret: str = field(default="", repr=False)  # signs callbacks; generated if empty
     egress: EgressPolicy = field(default_factory=EgressPolicy)
+
+    @property
+    def per_tenant(self) -> int:
+        """Sends in flight for one tenant: one tenant's slow receivers leave the other half
+        of the senders to everyone else."""
+        return self.tenant_concurrency or max(1, self.concurrency // 2)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WebhookSettings:
@@ -74,6 +81,9 @@ class WebhookSettings:
                 1,
                 int(number("PALETTE_WEBHOOK_ENDPOINT_CONCURRENCY", cls.per_endpoint_concurrency)),
             ),
+            tenant_concurrency=int(
+                number("PALETTE_WEBHOOK_TENANT_CONCURRENCY", cls.tenant_concurrency)
+            ),
             retention_s=number("PALETTE_WEBHOOK_RETENTION", cls.retention_s),
             housekeeping_interval_s=number(
                 "PALETTE_WEBHOOK_HOUSEKEEPING_INTERVAL", cls.housekeeping_interval_s
@@ -91,6 +101,7 @@ class WebhookSettings:
             "webhook_disable_after_s": self.disable_after_s,
             "webhook_concurrency": self.concurrency,
             "webhook_endpoint_concurrency": self.per_endpoint_concurrency,
+            "webhook_tenant_concurrency": self.per_tenant,
             "webhook_retention_s": self.retention_s,
             "webhook_poll_interval_s": self.poll_interval_s,
             "webhook_rotation_overlap_s": self.rotation_overlap_s,

@@ -26,6 +26,14 @@ def secret_key(secret: str) -> bytes:
     return key
 
 
+def tenant_secret(master: str, tenant: str) -> str:
+    """The ``whsec_`` secret that signs ``tenant``'s per-job callbacks, derived from the
+    deployment's callback secret: each tenant can verify its own callbacks and no other's
+    (HMAC-SHA256 of the tenant name under the master key)."""
+    derived = hmac.new(secret_key(master), b"callback-tenant:" + tenant.encode(), hashlib.sha256)
+    return SECRET_PREFIX + base64.b64encode(derived.digest()).decode("ascii")
+
+
 def new_message_id() -> str:
     """A unique, URL-safe ``webhook-id`` (stable across retries of the same message)."""
     return "msg_" + secrets.token_urlsafe(18)

@@ -207,3 +207,59 @@ def test_backlog_counts_images_of_unfinished_jobs(open_redis: Callable[..., Back
     assert jobs.backlog("t1") == (7, 10)
     jobs.cancel(other, "t2")
     assert jobs.backlog("t1") == (7, 7) and jobs.backlog("t2") == (0, 7)
+
+
+def test_a_chunk_reads_its_part_against_the_directory_submit_checked(
+    open_redis: Callable[..., Backends], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Submit walks a ZIP's directory once (``scan_directory``); what it found is stored with
+    the input, and each chunk's read is checked against it instead of walking it again."""
+    import dataclasses
+    import io
+    import zipfile
+
+    from palette_native import archive as library
+    from palette_native.errors import ArchiveError
+
+    from service.engine import Engine
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("dir/", b"")
+        for n in range(5):
+            zf.writestr(f"dir/{n}.txt", b"not an image %d" % n)
+    data = buffer.getvalue()
+    settings = Settings(data_dir=tmp_path / "engine")
+    engine = Engine(settings, extract=lambda *a, **k: None)
+    summary = engine.scan_directory(io.BytesIO(data))
+    backend = open_redis(chunk_images=2)
+    job_id = backend.jobs.new_job_id("t1")
+    zipped = JobInput(
+        0, "a.zip", f"uploads/{job_id}/0", "zip", len(data), summary.files,
+        summary.entries, summary.directory_bytes,
+    )
+    backend.jobs.submit(NewJob(job_id, "t1", {}, [zipped], None, summary.files))
+    (stored,) = backend.jobs.inputs(job_id)
+    assert stored == zipped and stored.directory_entries == 6  # the folder is a record too
+
+    walks: list[int] = []
+    real_walk = library._scan_directory
+    monkeypatch.setattr(
+        library, "_scan_directory", lambda fp, limits: walks.append(1) or real_walk(fp, limits)
+    )
+    parts = [
+        [e.name for e in engine.iter_archive(io.BytesIO(data), range(n, n + 2), stored)]
+        for n in (0, 2, 4)
+    ]
+    assert parts == [["dir/0.txt", "dir/1.txt"], ["dir/2.txt", "dir/3.txt"], ["dir/4.txt"]]
+    assert walks == []
+    assert [e.name for e in engine.iter_archive(io.BytesIO(data))] == [
+        f"dir/{n}.txt" for n in range(5)
+    ]
+    assert walks == [1]  # a whole read walks it itself
+    unknown = dataclasses.replace(stored, directory_entries=0, directory_bytes=0)
+    list(engine.iter_archive(io.BytesIO(data), range(0, 1), unknown))
+    assert walks == [1, 1]  # an input stored without the scan: the chunk walks it
+    wrong = dataclasses.replace(stored, directory_entries=7)
+    with pytest.raises(ArchiveError, match="scanned before"):
+        list(engine.iter_archive(io.BytesIO(data), range(0, 1), wrong))

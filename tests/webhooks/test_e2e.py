@@ -86,6 +86,8 @@ class Service:
             **os.environ,
             "PALETTE_HOST": "127.0.0.1",
             "PALETTE_PORT": str(self.port),
+            # Download links are absolute only with a configured public address.
+            "PALETTE_PUBLIC_BASE_URL": f"http://127.0.0.1:{self.port}",
             "PALETTE_DATA_DIR": str(data_dir),
             "PALETTE_WORKERS": "1",
             "PALETTE_LOG_LEVEL": "warning",
@@ -213,7 +215,12 @@ def test_job_events_reach_endpoint_and_callback_verified(service: Any, receiver:
     svc = service()
     endpoint = svc.create_endpoint(url=receiver.url, event_types=["job.succeeded"])
     progress = svc.create_endpoint(url=receiver.url + "?via=progress", event_types=["job.progress"])
-    receiver.secrets = [endpoint["secret"], progress["secret"], CALLBACK_SECRET]
+    # Callbacks are signed with the tenant's own secret, derived from the deployment's.
+    tenant_secret = httpx.get(
+        svc.base + "/v1/webhook-callback-secret", headers=svc.headers
+    ).json()["secret"]
+    assert tenant_secret.startswith("whsec_") and tenant_secret != CALLBACK_SECRET
+    receiver.secrets = [endpoint["secret"], progress["secret"], tenant_secret]
     job_id = svc.submit(callback_url=receiver.url + "?via=callback")
     svc.wait_job(job_id)
     receiver.wait_for(3, timeout=15)
@@ -441,7 +448,10 @@ def test_a_worker_process_emits_the_events_of_the_jobs_it_runs(
             "/v1/webhook-endpoints", json={"url": receiver.url, "event_types": ["job.succeeded"]}
         )
         assert endpoint.status_code == 201, endpoint.text
-        receiver.secrets = [endpoint.json()["secret"], CALLBACK_SECRET]
+        receiver.secrets = [
+            endpoint.json()["secret"],
+            c.get("/v1/webhook-callback-secret").json()["secret"],
+        ]
         r = c.post(
             "/v1/jobs",
             files={"file": ("a.png", png(1))},

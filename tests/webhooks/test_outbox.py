@@ -20,7 +20,7 @@ from service.webhooks.delivery import RetryPolicy, parse_retry_after
 from service.webhooks.events import MAX_PAYLOAD_BYTES
 from service.webhooks.interfaces import Outcome
 from service.webhooks.settings import WebhookSettings, parse_schedule
-from service.webhooks.signing import generate_secret
+from service.webhooks.signing import generate_secret, signature, tenant_secret
 from webhooktools import relay
 
 LOOPBACK = EgressPolicy(allow_cidrs=parse_cidrs("127.0.0.0/8"))
@@ -343,17 +343,41 @@ def test_batch_flushes_after_max_wait(make_system: Any, receiver: Any) -> None:
     assert len(got.json()["events"]) == 3
 
 
-def test_callback_url_is_signed_with_the_callback_secret(
+def test_callback_url_is_signed_with_the_tenants_callback_secret(
     make_system: Any, receiver: Any, settled: Any
 ) -> None:
     system = make_system()
-    receiver.secrets = [system.settings.callback_secret]
+    receiver.secrets = [tenant_secret(system.settings.callback_secret, "public")]
     system.start()
     emit(system, job(callback_url=receiver.url), "job.canceled")
     emit(system, job(callback_url=receiver.url, status="running"), "job.progress")
     [got] = receiver.wait_for(1, timeout=5)
     assert got.verified and got.json()["type"] == "job.canceled"
     assert len(settled(system)) == 1  # callbacks carry the final events only
+
+
+def test_one_tenants_callback_secret_verifies_no_other_tenants_callbacks(
+    make_system: Any, receiver: Any
+) -> None:
+    """Finding 6: a tenant that verifies its own callbacks must not be able to forge another
+    tenant's. Each tenant's secret is its own; the deployment's secret signs nothing."""
+    system = make_system()
+    master = system.settings.callback_secret
+    receiver.secrets = [tenant_secret(master, "tenant-a")]
+    system.start()
+    emit(system, job("job_b", tenant="tenant-b", callback_url=receiver.url), "job.succeeded")
+    emit(system, job("job_a", tenant="tenant-a", callback_url=receiver.url), "job.succeeded")
+    got = {r.json()["data"]["job_id"]: r for r in receiver.wait_for(2, timeout=5)}
+    assert got["job_a"].verified and not got["job_b"].verified
+    signatures = got["job_b"].headers["webhook-signature"]
+    assert tenant_secret(master, "tenant-a") != tenant_secret(master, "tenant-b")
+    b = got["job_b"]
+    timestamp = int(b.headers["webhook-timestamp"])
+    assert signature(tenant_secret(master, "tenant-b"), b.webhook_id, timestamp, b.body) in (
+        signatures.split()
+    )
+    for wrong in (master, tenant_secret(master, "tenant-a")):
+        assert signature(wrong, b.webhook_id, timestamp, b.body) not in signatures.split()
 
 
 def test_pending_delivery_survives_a_restart(make_system: Any, receiver: Any) -> None:
@@ -478,3 +502,41 @@ def test_the_settings_log_says_where_the_callback_secret_comes_from(
             pass
     source = "configured" if configured else "generated"
     assert f"'webhook_callback_secret': '{source}'" in caplog.text
+
+
+def test_one_tenants_slow_endpoints_do_not_hold_every_sender(
+    make_system: Any, receiver: Any
+) -> None:
+    """Finding 7: a tenant whose receivers hang holds at most its share of the senders (half of
+    them by default), so another tenant's message goes out at once instead of seconds later."""
+    system = make_system(concurrency=4, per_endpoint_concurrency=2, timeout_s=3.0)
+
+    def reply(n: int, received: Any) -> tuple[int, dict[str, str]]:
+        if "slow" in received.path:
+            time.sleep(1.5)
+        return 200, {}
+
+    receiver.reply = reply
+    slow = [
+        system.endpoints.create_endpoint("tenant-slow", {"url": f"{receiver.url}?slow={n}"})[0]
+        for n in range(3)
+    ]
+    fast, _ = system.endpoints.create_endpoint("tenant-fast", {"url": receiver.url + "?fast"})
+    for endpoint in slow:
+        for _ in range(2):
+            system.outbox.enqueue_test(endpoint["id"], "tenant-slow", "job.succeeded")
+    system.start()
+    # The slow tenant's messages are in flight (as many as it may have) before the other's.
+    deadline = time.monotonic() + 5
+    while len(receiver.arrivals()) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert len(receiver.arrivals()) == 2  # half of 4 senders for one tenant
+    queued_at = time.monotonic()
+    message_id = system.outbox.enqueue_test(fast["id"], "tenant-fast", "job.succeeded")
+    system.wake()
+    while system.outbox.get_message(message_id, "tenant-fast")["status"] != "succeeded":
+        assert time.monotonic() - queued_at < 5
+        time.sleep(0.01)
+    assert time.monotonic() - queued_at < 0.8  # not behind the 1.5 s replies
