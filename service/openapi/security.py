@@ -95,9 +95,11 @@ def paths() -> dict[str, Any]:
                                     "role": {"enum": ["viewer", "member", "admin"]},
                                     "name": {"type": "string", "maxLength": 200},
                                     "expires_in": {
-                                        "type": "integer",
+                                        "type": ["integer", "null"],
                                         "minimum": 1,
                                         "maximum": 315360000,
+                                        "description": "Seconds until the key expires; "
+                                        "absent or null: never",
                                     },
                                 },
                             }
