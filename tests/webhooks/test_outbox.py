@@ -428,7 +428,13 @@ def test_events_go_only_to_the_jobs_tenant(
 def test_a_stalled_endpoint_does_not_hold_every_sender(
     make_system: Any, receiver: Any, settled: Any
 ) -> None:
-    system = make_system(concurrency=4, per_endpoint_concurrency=2, timeout_s=3.0)
+    # Both endpoints are one tenant's: with the tenant cap at its default (half the senders,
+    # 2) the stalled endpoint's two sends would hold that tenant's whole share. Here the cap is
+    # all four senders, so what is measured is the per-endpoint cap alone (the tenant cap has
+    # its own test, test_one_tenants_slow_endpoints_do_not_hold_every_sender).
+    system = make_system(
+        concurrency=4, per_endpoint_concurrency=2, tenant_concurrency=4, timeout_s=3.0
+    )
     add_endpoint(system, receiver.url + "?slow", event_types=["job.failed"])
     add_endpoint(system, receiver.url + "?fast", event_types=["job.succeeded"])
 
