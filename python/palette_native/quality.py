@@ -192,102 +192,139 @@ def luma(rgb: RGBImage) -> FloatImage:
 #: The fine measures read horizontal bands of this many rows, covering about this share of the
 #: analysis image (bands start on multiples of 16 rows, so the JPEG grid has the same phase in
 #: every band). Sums over a couple of hundred thousand pixels of a photo move by far less than
-#: a reported digit when the rest is added.
+#: a reported digit when the rest is added. Each band is measured on its own (it stays in the
+#: CPU cache) and the sums are combined.
 BAND_ROWS = 32
 BAND_SHARE = 0.25
 
 
-def bands(rgb: RGBImage, share: float = BAND_SHARE) -> RGBImage:
-    """The bands the fine measures read: an array (bands, rows, width, 3)."""
-    height = rgb.shape[0]
+def band_starts(height: int, share: float = BAND_SHARE) -> list[tuple[int, int]]:
+    """(top, bottom) rows of the bands the fine measures read."""
     if height <= BAND_ROWS * 2:
-        return rgb[np.newaxis]
+        return [(0, height)]
     step = max(BAND_ROWS, int(BAND_ROWS / share) // 16 * 16)
-    return np.stack([rgb[top:top + BAND_ROWS] for top in range(0, height - BAND_ROWS + 1, step)])
+    return [(top, top + BAND_ROWS) for top in range(0, height - BAND_ROWS + 1, step)]
 
 
-def _box_along(values: FloatImage, taps: int, axis: int) -> FloatImage:
-    """The mean of ``taps`` neighbours along ``axis`` (valid part only)."""
-    total = np.cumsum(values, axis=axis, dtype=np.float32)
-    length = values.shape[axis]
-    out = total.take(range(taps, length), axis=axis) - total.take(range(length - taps), axis=axis)
-    out *= np.float32(1.0 / taps)
-    return out
+def largest_channel(rgb: RGBImage) -> npt.NDArray[np.uint8]:
+    """The largest of the three channels of each pixel (an HSV value)."""
+    largest: npt.NDArray[np.uint8] = np.maximum(np.maximum(rgb[..., 0], rgb[..., 1]), rgb[..., 2])
+    return largest
 
 
-def blur_ratio(y: FloatImage, noise: float) -> float:
-    """RMS gradient after a 5-tap box blur over the RMS gradient itself, on the strongest
-    edges, less what a white noise of ``noise`` levels adds to each (``sqrt(1/5)`` for a
-    perfect step edge, 1 for a blur much wider than 5 pixels); the worse of rows and columns.
+def _along(values: FloatImage, axis: int, start: int, stop: int) -> FloatImage:
+    """``values[start:stop]`` along ``axis`` (a view)."""
+    index: list[slice] = [slice(None)] * values.ndim
+    index[axis] = slice(start, stop)
+    return values[tuple(index)]
 
-    ``y`` is (bands, rows, width).
+
+@dataclass
+class FineSums:
+    """What the fine measures add up over the bands (see :func:`fine_sums`)."""
+
+    tiles: list[npt.NDArray[np.float32]]
+    """Mean Laplacian response of each 16x16 tile with no clipped pixel."""
+    edges: dict[int, list[float]]
+    """Per axis (0 = down the rows, 1 = along them): edges counted, sum of the squared step,
+    sum of the squared step between 5-tap means."""
+    steps: dict[int, npt.NDArray[np.float64]]
+    """Per axis: sum over the bands of the mean squared step at each offset along the axis."""
+    bands: int = 0
+
+
+def fine_sums(rgb: RGBImage, clip: Clipping) -> FineSums:
+    """One pass over the bands of ``rgb``: tile noise responses, edge energies, block steps."""
+    sums = FineSums([], {0: [0.0, 0.0, 0.0], 1: [0.0, 0.0, 0.0]}, {})
+    for top, bottom in band_starts(rgb.shape[0]):
+        band = rgb[top:bottom]
+        y = luma(band)
+        _tile_responses(y, clip.usable(band), sums)
+        for axis in (0, 1):
+            _edge_energies(y, axis, sums.edges[axis])
+            step = np.diff(y, axis=axis)
+            per_offset = np.square(step, out=step).mean(axis=1 - axis, dtype=np.float64)
+            sums.steps[axis] = sums.steps[axis] + per_offset if axis in sums.steps else per_offset
+        sums.bands += 1
+    return sums
+
+
+def _tile_responses(y: FloatImage, usable: npt.NDArray[np.bool_], sums: FineSums) -> None:
+    rows, cols = y.shape
+    if rows < _NOISE_TILE + 2 or cols < _NOISE_TILE + 2:
+        return
+    # The mask [[1,-2,1],[-2,4,-2],[1,-2,1]] is the outer product of [1,-2,1] with itself.
+    down = y[:-2] - 2.0 * y[1:-1] + y[2:]
+    response = np.abs(down[:, :-2] - 2.0 * down[:, 1:-1] + down[:, 2:])
+    tiles_y, tiles_x = response.shape[0] // _NOISE_TILE, response.shape[1] // _NOISE_TILE
+    cut_y, cut_x = tiles_y * _NOISE_TILE, tiles_x * _NOISE_TILE
+    shape = (tiles_y, _NOISE_TILE, tiles_x, _NOISE_TILE)
+    per_tile = response[:cut_y, :cut_x].reshape(shape).mean(axis=(1, 3))
+    whole = usable[1:1 + cut_y, 1:1 + cut_x].reshape(shape).all(axis=(1, 3))
+    sums.tiles.append(per_tile[whole])
+
+
+def _edge_energies(y: FloatImage, axis: int, into: list[float]) -> None:
+    """Add this band's strongest edges (top 20 % by the 5-tap step) to ``into``.
+
+    The step between neighbouring 5-tap means is ``(y[i + 5] - y[i]) / 5``; it is set against
+    the image's own step at its centre, ``y[i + 3] - y[i + 2]``.
     """
-    worst = 0.0
-    half = _BOX // 2
+    length = y.shape[axis]
+    if length <= _BOX + 2:
+        return
+    wide = _along(y, axis, _BOX, length) - _along(y, axis, 0, length - _BOX)
+    wide = np.square(wide, out=wide)  # (5 x the blurred step)^2
+    centre = _BOX // 2
+    sharp = _along(y, axis, centre + 1, length - _BOX + centre + 1) - _along(
+        y, axis, centre, length - _BOX + centre)
+    sample = wide.reshape(-1)[::7]
+    rank = int(len(sample) * (1.0 - _EDGE_SHARE))
+    edges = wide > np.partition(sample, rank)[rank]
+    into[0] += float(np.count_nonzero(edges))
+    into[1] += float(np.square(sharp, out=sharp)[edges].sum(dtype=np.float64))
+    into[2] += float(wide[edges].sum(dtype=np.float64)) / (_BOX * _BOX)
+
+
+def blur_ratio(sums: FineSums, noise: float) -> float:
+    """RMS step after a 5-tap box blur over the RMS step itself, on the strongest edges, less
+    what a white noise of ``noise`` levels adds to each (``sqrt(1/5)`` for a perfect step
+    edge, 1 for a blur much wider than 5 pixels); the worse of rows and columns."""
     bias = 2.0 * noise * noise
-    for axis in (1, 2):
-        length = y.shape[axis]
-        if length <= _BOX + 2:
+    worst = 0.0
+    for count, sharp, smooth in sums.edges.values():
+        if count == 0:
             continue
-        blurred = _box_along(y, _BOX, axis)
-        d_blur = np.diff(blurred, axis=axis)
-        count = d_blur.shape[axis]
-        d_sharp = np.diff(y, axis=axis).take(range(half, half + count), axis=axis)
-        magnitude = np.abs(d_blur)
-        sample = magnitude.reshape(-1)[::7]
-        edges = magnitude > float(np.quantile(sample, 1.0 - _EDGE_SHARE))
-        n = int(np.count_nonzero(edges))
-        if n == 0:
-            worst = 1.0
-            continue
-        sharp = d_sharp[edges]
-        smooth = d_blur[edges]
-        energy = float(np.dot(sharp, sharp)) - n * bias
-        kept = float(np.dot(smooth, smooth)) - n * bias / (_BOX * _BOX)
+        energy = sharp - count * bias
+        kept = smooth - count * bias / (_BOX * _BOX)
         ratio = math.sqrt(max(kept, 0.0) / energy) if energy > 0.0 else 1.0
         worst = max(worst, min(1.0, ratio))
-    return worst
+    return worst if any(c for c, _, _ in sums.edges.values()) else 1.0
 
 
-def noise_sigma(y: FloatImage, usable: npt.NDArray[np.bool_]) -> float:
-    """Immerkaer's noise estimate (luma levels) from the flattest tiles with no clipped pixel.
-
-    ``y`` is (bands, rows, width); ``usable`` marks the pixels that are not clipped.
-    """
-    if y.shape[1] < _NOISE_TILE + 2 or y.shape[2] < _NOISE_TILE + 2:
-        return 0.0
-    # The mask [[1,-2,1],[-2,4,-2],[1,-2,1]] is the outer product of [1,-2,1] with itself.
-    rows = y[:, :-2] - 2.0 * y[:, 1:-1] + y[:, 2:]
-    response = np.abs(rows[:, :, :-2] - 2.0 * rows[:, :, 1:-1] + rows[:, :, 2:])
-    tiles_y = response.shape[1] // _NOISE_TILE
-    tiles_x = response.shape[2] // _NOISE_TILE
-    cut_y, cut_x = tiles_y * _NOISE_TILE, tiles_x * _NOISE_TILE
-    shape = (y.shape[0], tiles_y, _NOISE_TILE, tiles_x, _NOISE_TILE)
-    per_tile = response[:, :cut_y, :cut_x].reshape(shape).mean(axis=(2, 4))
-    whole = usable[:, 1:1 + cut_y, 1:1 + cut_x].reshape(shape).all(axis=(2, 4))
-    kept = per_tile[whole]
+def noise_sigma(sums: FineSums) -> float:
+    """Immerkaer's noise estimate (luma levels) from the flattest tiles with no clipped pixel."""
+    kept = np.concatenate(sums.tiles) if sums.tiles else np.zeros(0, np.float32)
     if kept.size == 0:
         return 0.0
     return float(np.percentile(kept, _NOISE_PERCENTILE)) * math.sqrt(math.pi / 2.0) / 6.0
 
 
-def blockiness(y: FloatImage, period: int, noise: float) -> float:
+def blockiness(sums: FineSums, period: int, noise: float) -> float:
     """RMS luma step at the block grid over the RMS step elsewhere, both less the noise's
     share (1.0: no blocks).
 
-    ``y`` is (bands, rows, width), bands starting on rows that are multiples of 16. The grid
-    offset is the one with the largest steps, so a cropped JPEG is found too; the larger of
-    the horizontal and vertical ratios is returned. ``period < 2`` (blocks smaller than two
-    analysis pixels) cannot be measured and gives 1.0.
+    Bands start on rows that are multiples of 16. The grid offset is the one with the largest
+    steps, so a cropped JPEG is found too; the larger of the horizontal and vertical ratios is
+    returned. ``period < 2`` (blocks smaller than two analysis pixels) cannot be measured and
+    gives 1.0.
     """
-    if period < 2:
+    if period < 2 or sums.bands == 0:
         return 1.0
     worst = 1.0
     bias = 2.0 * noise * noise
-    for axis in (1, 2):
-        other = (0, 2) if axis == 1 else (0, 1)
-        step = np.diff(y, axis=axis)
-        steps = np.square(step).mean(axis=other)
+    for total in sums.steps.values():
+        steps = total / sums.bands
         usable = (len(steps) // period) * period
         if usable < 2 * period:
             continue
@@ -330,7 +367,7 @@ class Clipping:
 
     def usable(self, rgb: RGBImage) -> npt.NDArray[np.bool_]:
         """Pixels of ``rgb`` (..., 3) that are neither clipped nor crushed."""
-        largest = rgb.max(axis=-1)
+        largest = largest_channel(rgb)
         inside: npt.NDArray[np.bool_] = (largest < self.top - self.band) & (
             largest > self.bottom + self.band)
         return inside
@@ -339,14 +376,14 @@ class Clipping:
 def clipping(sample: RGBImage, noise: float, scale: float) -> Clipping:
     """The top and bottom of the largest channel, and how many levels from them count as
     clipped: 3, plus twice the noise at the source's scale (noise spreads a pile-up)."""
-    largest = sample.max(axis=-1)
+    largest = largest_channel(sample)
     return Clipping(int(largest.max()), int(largest.min()),
                     _CLIP_LEVELS + round(2.0 * noise * max(1.0, scale)))
 
 
 def exposure(sample: RGBImage, clip: Clipping) -> dict[str, float]:
     """Clipped highlights and shadows (shares), headroom (stops) and tonal entropy (bits)."""
-    largest = sample.max(axis=-1).reshape(-1)
+    largest = largest_channel(sample).reshape(-1)
     counts = np.bincount(largest, minlength=256)
     total = max(1, largest.size)
     share = np.cumsum(counts) / total
@@ -372,14 +409,12 @@ def measure_quality(
 ) -> Quality:
     """The quality of an analysis image ``rgb`` (fine measures, on bands) and ``sample``, about
     64K pixels of the image (global statistics: exposure, contrast, colorfulness)."""
-    strips = bands(rgb)
-    y = luma(strips)
-    first = clipping(sample, 0.0, scale)
-    sigma = noise_sigma(y, first.usable(strips))
+    sums = fine_sums(rgb, clipping(sample, 0.0, scale))
+    sigma = noise_sigma(sums)
     clip = clipping(sample, sigma, scale)
-    blur = blur_ratio(y, sigma)
+    blur = blur_ratio(sums, sigma)
     period = round(8.0 / scale) if scale <= 4.0 else 1
-    blocks = blockiness(y, period, sigma)
+    blocks = blockiness(sums, period, sigma)
     exposed = exposure(sample, clip)
     over = max(0.0, exposed["headroom_stops"] - _HEADROOM_STOPS)
     levels = 2.0 ** exposed["tonal_entropy_bits"]
