@@ -545,3 +545,47 @@ def test_service_commands_without_the_service(
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "service.cli:add_commands unavailable" in err and "invalid choice: 'serve'" in err
+
+
+# --- keys / audit -------------------------------------------------------------------------
+
+
+def test_keys_create_prints_the_key_and_nothing_else(tmp_path: Path) -> None:
+    """``palette keys create`` bootstraps the first admin: the key alone on standard output
+    (so ``KEY=$(palette keys create ...)`` works), stored only as its HMAC."""
+    import re
+
+    from service.backends import open_backends
+    from service.settings import Settings
+
+    data_dir = tmp_path / "data"
+    out = subprocess.run(  # noqa: PLW1510 - checked below
+        [sys.executable, "-m", "palette_native.cli", "keys", "create", "--data-dir",
+         str(data_dir), "--tenant", "acme", "--role", "admin", "--name", "bootstrap",
+         "--expires-in", "3600"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert re.fullmatch(r"pal_live_[0-9a-f]{12}_[0-9A-Za-z]{38}\n", out.stdout)
+    key = out.stdout.strip()
+    backends = open_backends(Settings(data_dir=data_dir))
+    try:
+        record = backends.api_keys.get(key.split("_")[2])
+    finally:
+        backends.close()
+    assert record is not None and (record.tenant, record.role, record.name) == (
+        "acme", "admin", "bootstrap"
+    )
+    assert record.expires_at is not None and 3590 < record.expires_at - record.created_at <= 3600
+    assert key not in (data_dir / "jobs.sqlite3").read_bytes().decode("latin-1")
+
+
+def test_keys_create_takes_only_known_roles(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["keys", "create", "--tenant", "acme", "--role", "owner"])
+    assert info.value.code == 2 and "invalid choice: 'owner'" in capsys.readouterr().err
+
+
+def test_audit_verify_on_an_empty_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit", "verify", "--data-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == "audit log intact: 0 entries\n"
