@@ -26,7 +26,10 @@ from .errors import BadParameterError, CanceledError
 from .quality import Quality, measure_quality
 from .subject import Box, Subject, find_subject
 
-__all__ = ["Analysis", "analyze"]
+__all__ = ["CROP_ASPECTS", "Analysis", "analyze"]
+
+#: The crops ``Analysis.to_dict`` (and so the CLI's JSON) lists.
+CROP_ASPECTS: tuple[str, ...] = ("1:1", "16:9")
 
 
 @dataclass(frozen=True)
@@ -53,11 +56,13 @@ class Analysis:
         return self.subject.crop(aspect)
 
     def to_dict(self) -> dict[str, Any]:
+        """Everything as JSON-ready data; ``crops`` holds the ``1:1`` and ``16:9`` boxes."""
         return {
             "width": self.width,
             "height": self.height,
             "quality": self.quality.to_dict(),
             "subject": self.subject.to_dict(),
+            "crops": {aspect: list(self.crop(aspect)) for aspect in CROP_ASPECTS},
             "palette": self.palette.to_dict(),
             "subject_palette": self.subject_palette.to_dict(),
             "background_palette": self.background_palette.to_dict(),
