@@ -402,8 +402,10 @@ def test_gate_cost_per_request(tmp_path: Path, report: Any) -> None:
     median = {name: statistics.median(values) for name, values in costs.items()}
     base = median["open, no rate limit"]
     lines = [
-        f"- {GATE_REQUESTS} x GET /v1/palettes/{{digest}} (answered from memory) per round, "
-        "2 keep-alive clients, 3 alternating rounds, server CPU per request (median):"
+        (
+            f"- {GATE_REQUESTS} x GET /v1/palettes/{{digest}} (answered from memory) per round, "
+            "2 keep-alive clients, 3 alternating rounds, server CPU per request (median):"
+        )
     ]
     for name, cost in median.items():
         extra = "" if name == "open, no rate limit" else f" (+{(cost - base) * 1e6:.0f} µs)"
