@@ -95,9 +95,10 @@ def paths() -> dict[str, Any]:
                                     "role": {"enum": ["viewer", "member", "admin"]},
                                     "name": {"type": "string", "maxLength": 200},
                                     "expires_in": {
-                                        "type": "integer",
+                                        "type": ["integer", "null"],
                                         "minimum": 1,
                                         "maximum": 315360000,
+                                        "description": "Seconds; absent or null: never",
                                     },
                                 },
                             }

@@ -263,15 +263,23 @@ def test_sigterm_drains_then_the_rest_resumes(server_factory: Any, h: Any) -> No
 
 @pytest.mark.slow
 def test_schemathesis_finds_no_server_errors(
-    server: Any, tmp_path: Path, guard_dir: Path, h: Any
+    server_factory: Any, tmp_path: Path, guard_dir: Path, h: Any
 ) -> None:
+    """With credentials: an admin API key, so every operation is reached past the gate (the
+    rate limit is set high enough for the generated traffic, which would otherwise be 429s)."""
     exe = shutil.which("schemathesis") or shutil.which("st")
     assert exe is not None, "schemathesis is a test dependency (pip install schemathesis)"
+    key = "schemathesis-admin-key-0001"
+    server = server_factory(
+        {"PALETTE_API_KEYS": f"fuzz:{key}", "PALETTE_RATE_LIMITS": "100000/second"}
+    )
     result = subprocess.run(  # noqa: PLW1510 - the return code is asserted
         [
             exe,
             "run",
             f"{server.url}/openapi.json",
+            "--header",
+            f"Authorization: Bearer {key}",
             "--checks",
             "all",
             # A schema cannot say "these bytes must be an image", so generated uploads are
