@@ -4,8 +4,14 @@ process, a load generator in another, the library called directly as the baselin
 * ``test_sync_palette_under_load``: ``POST /v1/palette`` with the 1-3 MP corpus JPEGs from 8
   concurrent keep-alive clients. Bar: p95 < 100 ms and throughput >= 85 % of calling
   ``palette_native.extract`` from two threads on the same bytes in the same run.
-* ``test_one_gigabyte_zip_job_memory`` (slow): a 1 GB stored ZIP of photos as one job; the
-  server's peak RSS (VmHWM) stays under 300 MB.
+  The server runs as exposed to many tenants: every request carries a product API key
+  (``pal_live_...``, checked against its stored HMAC) and counts against the default per-client
+  rate limits.
+* ``test_gate_cost_per_request``: the server CPU one request costs at the gate (route match,
+  policy row, API key or OIDC token, rate-limit counters, RateLimit headers), from a cheap
+  request answered from memory, open and unlimited against each kind of credential.
+* ``test_one_gigabyte_zip_job_memory`` (slow): a 1 GB stored ZIP of photos as one job, with
+  encryption at rest off and on; the server's peak RSS (VmHWM) stays under 300 MB.
 
 Every request carries distinct bytes (a counter after the JPEG's end marker, which decoders
 never read), so the content-addressed cache never answers for the library and both sides do the
@@ -15,6 +21,7 @@ same work. Run as a script with
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -73,7 +80,10 @@ class _Connection:
     and reads every body to the last byte.
     """
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, credential: str = "") -> None:
+        # The credential (an API key or a token) from PALETTE_BENCH_CREDENTIAL when not given.
+        credential = credential or os.environ.get("PALETTE_BENCH_CREDENTIAL", "")
+        self.auth = f"Authorization: Bearer {credential}\r\n" if credential else ""
         self.sock = socket.create_connection((host, port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buffer = b""
@@ -82,11 +92,18 @@ class _Connection:
         length = sum(len(part) for part in body)
         head = (
             f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: image/jpeg\r\n"
-            f"Content-Length: {length}\r\n\r\n"
+            f"{self.auth}Content-Length: {length}\r\n\r\n"
         ).encode()
         self.sock.sendall(head)
         for part in body:
             self.sock.sendall(part)
+        return self._answer()
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\n{self.auth}\r\n".encode())
+        return self._answer()
+
+    def _answer(self) -> tuple[int, bytes]:
         while b"\r\n\r\n" not in self.buffer:
             self._fill()
         header, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
@@ -152,12 +169,23 @@ def loadgen(
 
 
 # -- helpers for the tests -------------------------------------------------------------------
-def start_server(tmp_path: Path) -> Any:
+def start_server(tmp_path: Path, env: dict[str, str] | None = None) -> Any:
     """``palette serve`` on a free loopback port with the tests' network guard (imported here:
     this file also runs as a plain script, the load generator, without the tests on its path)."""
     from servertools import ServiceProcess, write_guard
 
-    return ServiceProcess(tmp_path / "data", write_guard(tmp_path / "netguard")).start(60)
+    return ServiceProcess(tmp_path / "data", write_guard(tmp_path / "netguard"), env).start(60)
+
+
+def mint_key(data_dir: Path, role: str = "member") -> str:
+    """A product API key made with ``palette keys create`` (before the server starts)."""
+    out = subprocess.run(  # noqa: PLW1510 - the return code is asserted
+        [sys.executable, "-m", "service", "keys", "create", "--data-dir", str(data_dir),
+         "--tenant", "bench", "--role", role],
+        capture_output=True, text=True, cwd=REPO, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
 
 
 def direct_throughput(photos: list[bytes], rounds: int, offset: int) -> tuple[float, float]:
@@ -177,7 +205,9 @@ def direct_throughput(photos: list[bytes], rounds: int, offset: int) -> tuple[fl
     return len(bodies) / elapsed, cpu / len(bodies)
 
 
-def run_loadgen(url: str, files: list[Path], seconds: float, offset: int) -> dict[str, Any]:
+def run_loadgen(
+    url: str, files: list[Path], seconds: float, offset: int, credential: str = ""
+) -> dict[str, Any]:
     out = subprocess.run(  # noqa: PLW1510 - the return code is asserted
         [
             sys.executable,
@@ -193,6 +223,7 @@ def run_loadgen(url: str, files: list[Path], seconds: float, offset: int) -> dic
         text=True,
         cwd=REPO,
         timeout=seconds + 120,
+        env={**os.environ, "PALETTE_BENCH_CREDENTIAL": credential},
     )
     assert out.returncode == 0, out.stderr[-3000:]
     result: dict[str, Any] = json.loads(out.stdout)
@@ -208,6 +239,7 @@ def test_sync_palette_under_load(tmp_path: Path, report: Any, enforce_timing_bar
         path = tmp_path / f"photo{n}.jpg"
         path.write_bytes(data)
         files.append(path)
+    key = mint_key(tmp_path / "data")  # auth and the default rate limits on, as exposed
     server = start_server(tmp_path)
     # The machine is shared, so the two sides alternate in short phases and are compared on
     # their medians: a burst of outside load then hits both, not one.
@@ -220,13 +252,15 @@ def test_sync_palette_under_load(tmp_path: Path, report: Any, enforce_timing_bar
     latencies: list[float] = []
     errors: list[str] = []
     try:
-        run_loadgen(server.url, files, 2.0, offset=10**6)  # warm up connections and caches
+        run_loadgen(server.url, files, 2.0, offset=10**6, credential=key)  # warm up
         for phase in range(phases):
             rate, cpu = direct_throughput(photos, rounds, offset=phase * 10**5)
             direct.append(rate)
             direct_cpu.append(cpu)
             cpu_before = server.cpu_seconds()
-            result = run_loadgen(server.url, files, DURATION_S / phases, offset=(phase + 2) * 10**6)
+            result = run_loadgen(
+                server.url, files, DURATION_S / phases, offset=(phase + 2) * 10**6, credential=key
+            )
             served_cpu += server.cpu_seconds() - cpu_before
             served.append(len(result["latencies"]) / result["wall"])
             latencies += result["latencies"]
@@ -250,7 +284,8 @@ def test_sync_palette_under_load(tmp_path: Path, report: Any, enforce_timing_bar
     lines = [
         (
             f"- {len(photos)} photos of 1-3 MP, {CLIENTS} concurrent clients, {DURATION_S:.0f} s, "
-            "server workers=2, load generator in a separate process"
+            "server workers=2, load generator in a separate process; every request with a "
+            "product API key and counted by the default rate limits"
         ),
         (
             f"- service: {service_rps:.1f} req/s, p50 {p50 * 1000:.0f} ms, "
@@ -284,6 +319,103 @@ def test_sync_palette_under_load(tmp_path: Path, report: Any, enforce_timing_bar
         assert p95 < CLIENTS * 2 * (1 / direct_ips) * slack, f"p95 {p95 * 1000:.0f} ms"
 
 
+GATE_REQUESTS = 1500
+GATE_BAR_MS = 0.5
+"""The gate may add at most this much server CPU per request (measured 2-core shared box)."""
+
+
+def _cpu_per_request(server: Any, path: str, credential: str) -> float:
+    """Server CPU seconds per ``GET path`` over two keep-alive connections."""
+    host, port = server.url.removeprefix("http://").split(":")
+    conns = [_Connection(host, int(port), credential) for _ in range(2)]
+    for conn in conns:  # warm: the key or token is verified once and then cached
+        status, _ = conn.get(path)
+        assert status == 200, status
+
+    def run(conn: _Connection) -> None:
+        for _ in range(GATE_REQUESTS // 2):
+            status, _ = conn.get(path)
+            assert status == 200, status
+
+    before = server.cpu_seconds()
+    threads = [threading.Thread(target=run, args=(conn,)) for conn in conns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    cpu = server.cpu_seconds() - before
+    for conn in conns:
+        conn.close()
+    return cpu / GATE_REQUESTS
+
+
+@pytest.mark.e2e
+def test_gate_cost_per_request(tmp_path: Path, report: Any) -> None:
+    """What authentication, the policy table and rate limits cost the server per request.
+
+    A palette answered from memory (``GET /v1/palettes/{digest}``) is the cheapest gated
+    request, so the gate's share shows most. Each server is measured in three alternating
+    rounds and compared on medians (the machine is shared with other work)."""
+    from servertools import LoopbackIdP
+
+    photo = photo_bytes()[0]
+    idp = LoopbackIdP()
+    limits = "100000/second;6000000/minute"  # two windows, as the default, never reached
+    configs = {
+        "open, no rate limit": ({"PALETTE_RATE_LIMITS": ""}, None),
+        "product API key + rate limits": ({"PALETTE_RATE_LIMITS": limits}, "key"),
+        "OIDC token + rate limits": (
+            {
+                "PALETTE_RATE_LIMITS": limits,
+                "PALETTE_OIDC_ISSUER": idp.issuer,
+                "PALETTE_OIDC_AUDIENCE": "palette-api",
+            },
+            "token",
+        ),
+    }
+    servers: dict[str, tuple[Any, str, str]] = {}
+    try:
+        for n, (name, (env, kind)) in enumerate(configs.items()):
+            folder = tmp_path / f"s{n}"
+            credential = ""
+            if kind == "key":
+                credential = mint_key(folder / "data")
+            elif kind == "token":
+                credential = idp.token(tenant="bench", roles=["member"], expires_in=3600)
+            server = start_server(folder, env)
+            answer = httpx.post(
+                server.url + "/v1/palette?colors=8",
+                content=photo,
+                headers={"authorization": f"Bearer {credential}"} if credential else {},
+                timeout=60,
+            )
+            assert answer.status_code == 200, answer.text
+            servers[name] = (server, answer.headers["content-location"], credential)
+        costs: dict[str, list[float]] = {name: [] for name in servers}
+        for _ in range(3):
+            for name, (server, path, credential) in servers.items():
+                costs[name].append(_cpu_per_request(server, path, credential))
+    finally:
+        for server, _, _ in servers.values():
+            server.stop()
+        idp.close()
+    median = {name: statistics.median(values) for name, values in costs.items()}
+    base = median["open, no rate limit"]
+    lines = [
+        (
+            f"- {GATE_REQUESTS} x GET /v1/palettes/{{digest}} (answered from memory) per round, "
+            "2 keep-alive clients, 3 alternating rounds, server CPU per request (median):"
+        )
+    ]
+    for name, cost in median.items():
+        extra = "" if name == "open, no rate limit" else f" (+{(cost - base) * 1e6:.0f} µs)"
+        rounds = ", ".join(f"{v * 1e6:.0f}" for v in costs[name])
+        lines.append(f"  - {name}: {cost * 1e6:.0f} µs{extra}; rounds {rounds} µs")
+    report.add("Service: the gate's cost per request", lines)
+    for name, cost in median.items():
+        assert cost - base < GATE_BAR_MS / 1000, f"{name} adds {(cost - base) * 1e6:.0f} µs"
+
+
 def _zip_stream(photos: list[bytes], target_bytes: int, path: Path) -> int:
     count = 0
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
@@ -293,14 +425,22 @@ def _zip_stream(photos: list[bytes], target_bytes: int, path: Path) -> int:
     return count
 
 
+@pytest.fixture(scope="module")
+def gigabyte_zip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    archive = tmp_path_factory.mktemp("zip") / "big.zip"
+    return archive, _zip_stream(photo_bytes(), 1_000_000_000, archive)
+
+
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_one_gigabyte_zip_job_memory(tmp_path: Path, report: Any) -> None:
-    photos = photo_bytes()
-    archive = tmp_path / "big.zip"
-    entries = _zip_stream(photos, 1_000_000_000, archive)
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+def test_one_gigabyte_zip_job_memory(
+    tmp_path: Path, report: Any, gigabyte_zip: tuple[Path, int], encrypted: bool
+) -> None:
+    archive, entries = gigabyte_zip
     size = archive.stat().st_size
-    server = start_server(tmp_path)
+    key = base64.b64encode(os.urandom(32)).decode()
+    server = start_server(tmp_path, {"PALETTE_ENCRYPTION_KEYS": f"k1:{key}"} if encrypted else {})
     try:
         started = time.monotonic()
         with open(archive, "rb") as f:
@@ -321,10 +461,13 @@ def test_one_gigabyte_zip_job_memory(tmp_path: Path, report: Any) -> None:
     assert job["status"] == "succeeded", job
     assert job["progress"]["done"] == entries
     assert results.json()["count"] == entries
+    if encrypted:  # the upload is at rest encrypted: no photo's bytes in the blob
+        stored = b"".join(p.read_bytes()[:4096] for p in (tmp_path / "data").rglob("*") if p.is_file())
+        assert archive.read_bytes()[:64] not in stored
     line = (
-        f"- {size / 1e9:.2f} GB stored ZIP, {entries} photos, one job: upload "
-        f"{uploaded:.0f} s, total {elapsed:.0f} s; server peak RSS {peak:.0f} MB "
-        f"(bar < {RSS_BAR_MB:.0f} MB)"
+        f"- {size / 1e9:.2f} GB stored ZIP, {entries} photos, one job, encryption at rest "
+        f"{'on' if encrypted else 'off'}: upload {uploaded:.0f} s, total {elapsed:.0f} s; "
+        f"server peak RSS {peak:.0f} MB (bar < {RSS_BAR_MB:.0f} MB)"
     )
     report.add("Service: 1 GB ZIP job", [line])
     assert peak < RSS_BAR_MB

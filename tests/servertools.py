@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -114,10 +115,10 @@ class ServiceProcess:
         env: dict[str, str] | None = None,
         *,
         args: list[str] | None = None,
-        verify: str | bool = True,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         """``args``: more ``serve`` flags; with ``--ssl-certfile`` the server speaks HTTPS and
-        ``verify`` (a CA bundle path) checks its certificate."""
+        ``verify`` (a context trusting its CA) checks its certificate."""
         self.data_dir = data_dir
         self.guard = guard
         self.env = {"PALETTE_LOG_LEVEL": "warning", **(env or {})}
@@ -225,7 +226,7 @@ class LoopbackIdP:
         idp = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_GET(self) -> None:
                 if idp.down:
                     self.send_response(503)
                     self.end_headers()

@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from palette_native.cli import build_parser, main
 from PIL import Image
@@ -383,7 +384,7 @@ def test_colors_out_of_library_range_is_a_usage_error(
 def test_help_via_python_m() -> None:
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in (b"extract", b"quantize", b"serve", b"worker"):
+    for command in (b"extract", b"quantize", b"analyze", b"theme", b"serve", b"worker"):
         assert command in result.stdout
 
 
@@ -550,3 +551,214 @@ def test_service_commands_without_the_service(
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "service.cli:add_commands unavailable" in err and "invalid choice: 'serve'" in err
+
+
+# --- keys / audit -------------------------------------------------------------------------
+
+
+def test_keys_create_prints_the_key_and_nothing_else(tmp_path: Path) -> None:
+    """``palette keys create`` bootstraps the first admin: the key alone on standard output
+    (so ``KEY=$(palette keys create ...)`` works), stored only as its HMAC."""
+    import re
+
+    from service.backends import open_backends
+    from service.settings import Settings
+
+    data_dir = tmp_path / "data"
+    out = subprocess.run(  # noqa: PLW1510 - checked below
+        [sys.executable, "-m", "palette_native.cli", "keys", "create", "--data-dir",
+         str(data_dir), "--tenant", "acme", "--role", "admin", "--name", "bootstrap",
+         "--expires-in", "3600"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert re.fullmatch(r"pal_live_[0-9a-f]{12}_[0-9A-Za-z]{38}\n", out.stdout)
+    key = out.stdout.strip()
+    backends = open_backends(Settings(data_dir=data_dir))
+    try:
+        record = backends.api_keys.get(key.split("_")[2])
+    finally:
+        backends.close()
+    assert record is not None and (record.tenant, record.role, record.name) == (
+        "acme", "admin", "bootstrap"
+    )
+    assert record.expires_at is not None and 3590 < record.expires_at - record.created_at <= 3600
+    assert key not in (data_dir / "jobs.sqlite3").read_bytes().decode("latin-1")
+
+
+def test_keys_create_takes_only_known_roles(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["keys", "create", "--tenant", "acme", "--role", "owner"])
+    assert info.value.code == 2 and "invalid choice: 'owner'" in capsys.readouterr().err
+
+
+def test_audit_verify_on_an_empty_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit", "verify", "--data-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == "audit log intact: 0 entries\n"
+
+
+# --- analyze and theme -------------------------------------------------------------------
+
+
+@pytest.fixture()
+def scene(tmp_path: Path) -> Path:
+    """A JPEG photo stand-in: a textured green-gray background, a red disc right of centre."""
+    h, w = 240, 320
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:h, 0:w]
+    image = np.stack([90 + 20 * np.sin(xx / 37.0), 110 + 15 * np.cos(yy / 23.0),
+                      80 + 0 * xx], axis=2) + rng.normal(0, 3, (h, w, 3))
+    disc = (yy - h * 0.45) ** 2 + (xx - w * 0.62) ** 2 < (h * 0.18) ** 2
+    image[disc] = (220, 30, 40)
+    path = tmp_path / "scene.jpg"
+    Image.fromarray(np.clip(np.rint(image), 0, 255).astype(np.uint8)).save(path, quality=90)
+    return path
+
+
+def test_analyze_json_lines_hold_analysis_to_dict(scene: Path, images: dict[str, Path]) -> None:
+    result = run_cli("analyze", str(scene), str(images["two"]), "-k", "4")
+    assert result.returncode == 0, result.stderr
+    first, second = json_lines(result.stdout.decode())
+    assert (first["file"], second["file"]) == (str(scene), str(images["two"]))
+    analysis = first["analysis"]
+    assert analysis["width"] == 320 and analysis["height"] == 240
+    assert 0 < analysis["quality"]["score"] <= 100
+    assert set(analysis["quality"]["components"]) == {
+        "sharpness", "noise", "exposure", "compression", "contrast", "colorfulness",
+        "resolution"}
+    assert analysis["quality"]["components"]["compression"]["details"]["jpeg_quality"] == 90
+    left, top, width, height = analysis["subject"]["box"]
+    assert left <= 320 * 0.62 <= left + width and top <= 240 * 0.45 <= top + height
+    assert set(analysis["crops"]) == {"1:1", "16:9"}
+    x, y, w, h = analysis["crops"]["16:9"]
+    assert abs(w / h - 16 / 9) < 0.02 and x + w <= 320 and y + h <= 240
+    for key in ("palette", "subject_palette", "background_palette"):
+        assert len(analysis[key]["colors"]) == 4, key
+    assert not result.stderr
+
+
+def test_analyze_failures_are_named_and_others_still_run(
+    scene: Path, images: dict[str, Path], tmp_path: Path
+) -> None:
+    missing = tmp_path / "missing.jpg"
+    result = run_cli("analyze", str(images["corrupt"]), str(scene), str(missing))
+    assert result.returncode == 1
+    records = json_lines(result.stdout.decode())
+    assert [("analysis" in r, r.get("error", {}).get("code")) for r in records] == [
+        (False, records[0]["error"]["code"]), (True, None), (False, "file_not_found")]
+    err = result.stderr.decode()
+    assert f"palette: error: {images['corrupt']}:" in err
+    assert f"palette: error: {missing}: no such file [file_not_found]" in err
+    assert "2 inputs failed" in err
+
+
+def test_analyze_text_without_a_terminal_is_plain(scene: Path) -> None:
+    result = run_cli("analyze", str(scene), "--format", "text", "-k", "3")
+    assert result.returncode == 0
+    out = result.stdout.decode()
+    assert not ANSI.search(out)
+    lines = out.splitlines()
+    assert lines[0] == f"{scene}  (320x240)"
+    assert re.fullmatch(r"  quality\s+\d+\.\d / 100", lines[1])
+    for component in ("sharpness", "noise", "exposure", "compression", "contrast",
+                      "colorfulness", "resolution"):
+        assert any(re.match(rf"    {component}\s+[01]\.\d{{3}}\s", line) for line in lines)
+    assert any(line.startswith("  subject  ") for line in lines)
+    crops = [line for line in lines if line.startswith("  crop ")]
+    assert [c.split()[1] for c in crops] == ["1:1", "16:9"]
+    rows = {line.split("  ")[1].strip(): line for line in lines
+            if line.startswith(("  palette", "  subject palette", "  background"))}
+    assert set(rows) == {"palette", "subject palette", "background"}
+    assert all(len(re.findall(r"#[0-9a-f]{6}", row)) == 3 for row in rows.values())
+
+
+def test_analyze_terminal_gets_swatch_rows(scene: Path) -> None:
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "palette_native.cli", "analyze", str(scene), "-k", "3"],
+        stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    out = read_pty(master).decode()
+    os.close(master)
+    assert child.wait(timeout=60) == 0
+    swatches = re.findall(r"\x1b\[48;2;(\d+);(\d+);(\d+)m {7}\x1b\[0m", out)
+    assert len(swatches) == 9  # three palettes of three colors
+    assert any(int(r) > 150 and int(g) < 90 for r, g, _ in swatches)  # the red disc
+
+
+def test_analyze_bad_colors_is_a_usage_error(scene: Path) -> None:
+    result = run_cli("analyze", str(scene), "-k", "300")
+    assert result.returncode == 2
+    assert b"colors must be between 1 and 256" in result.stderr
+
+
+@pytest.mark.parametrize("fmt", ["css", "tailwind", "tokens", "json"])
+def test_theme_documents(scene: Path, fmt: str) -> None:
+    result = run_cli("theme", str(scene), "--format", fmt)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.decode()
+    if fmt == "css":
+        assert out.startswith(":root {") and "--theme-primary-40: #" in out
+        assert "@media (prefers-color-scheme: dark)" in out
+    elif fmt == "tailwind":
+        assert "module.exports = " in out and '"primary"' in out
+    elif fmt == "tokens":
+        tokens = json.loads(out)
+        assert tokens["color"]["light"]["primary"]["$type"] == "color"
+    else:
+        (record,) = json_lines(out)
+        assert record["file"] == str(scene)
+        pairs = record["theme"]["pairs"]
+        assert pairs and all(p["ratio"] >= p["required_ratio"] for p in pairs)
+        assert set(record["theme"]["schemes"]) == {"light", "dark"}
+
+
+def test_theme_text_shows_ramps_schemes_and_pairs(scene: Path) -> None:
+    result = run_cli("theme", str(scene), "--format", "text")
+    assert result.returncode == 0
+    out = result.stdout.decode()
+    assert not ANSI.search(out)
+    lines = out.splitlines()
+    assert lines[0].startswith("theme from #") and lines[0].endswith("(tonal_spot)")
+    ramp = next(line for line in lines if line.startswith("  primary "))
+    assert len(re.findall(r"#[0-9a-f]{6}", ramp)) == 13
+    assert "light scheme" in lines and "dark scheme" in lines
+    pairs = [line for line in lines if re.search(r"\d\.\d\d >= \d\.\d", line)]
+    assert len(pairs) > 20 and all(line.endswith("ok") for line in pairs)
+    assert any("light:on_primary/primary" in line for line in pairs)
+
+
+def test_theme_terminal_gets_swatch_strips(scene: Path) -> None:
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "palette_native.cli", "theme", str(scene)],
+        stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    out = read_pty(master).decode()
+    os.close(master)
+    assert child.wait(timeout=60) == 0
+    assert "\x1b[48;2;0;0;0m       \x1b[0m" in out  # tone 0 of every ramp
+    assert re.search(r"\x1b\[38;2;\d+;\d+;\d+;48;2;\d+;\d+;\d+m Aa ", out)  # pair samples
+
+
+def test_theme_from_a_seed_color_with_a_variant_to_a_file(tmp_path: Path) -> None:
+    target = tmp_path / "theme.css"
+    result = run_cli("theme", "#3366ff", "--variant", "vibrant", "--format", "css",
+                     "--output", str(target))
+    assert result.returncode == 0 and not result.stdout
+    assert target.read_text().startswith(":root {")
+    record = json_lines(run_cli("theme", "#3366ff", "--variant", "vibrant").stdout.decode())[0]
+    assert (record["theme"]["source"], record["theme"]["variant"]) == ("#3366ff", "vibrant")
+
+
+def test_theme_errors(tmp_path: Path) -> None:
+    missing = run_cli("theme", str(tmp_path / "missing.png"), "--format", "css")
+    assert missing.returncode == 1
+    assert b"no such file [file_not_found]" in missing.stderr
+    bad_seed = run_cli("theme", "#zz")
+    assert bad_seed.returncode == 2
+    assert b"not a #rrggbb color" in bad_seed.stderr
+    bad_variant = run_cli("theme", "#3366ff", "--variant", "loud")
+    assert bad_variant.returncode == 2

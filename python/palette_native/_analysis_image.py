@@ -12,6 +12,7 @@ pixels, so a JPEG block of 8 source pixels spans ``8 / scale`` of them.
 from __future__ import annotations
 
 import io
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ._decode import Pixels, decode
+from ._decode import DEFAULT_PIXEL_BUDGET, Pixels, decode
 
 __all__ = ["ANALYSIS_BUDGET", "AnalysisImage", "load_analysis_image"]
 
@@ -39,6 +40,8 @@ class AnalysisImage:
     height: int
     rgb: npt.NDArray[np.uint8]  # h x w x 3, the source reduced by ``scale``
     alpha: npt.NDArray[np.uint8] | None  # h x w, or None when the source has no alpha
+    sample: npt.NDArray[np.uint8]  # about 64K pixels, every n-th (n x n apart), h x w x 3
+    sample_alpha: npt.NDArray[np.uint8] | None
     scale: float  # source pixels per analysis pixel (along each axis)
     jpeg_quality: int | None  # IJG quality estimated from the file's tables (JPEG files only)
 
@@ -54,14 +57,28 @@ def _factor(width: int, height: int, budget: int) -> int:
     return factor
 
 
-def _box_reduce(strips: Iterator[Pixels], width: int, factor: int) -> Pixels:
+def _sample_step(width: int, height: int) -> int:
+    """Every n-th pixel along each axis leaves about ``DEFAULT_PIXEL_BUDGET`` of them."""
+    pixels = width * height
+    return max(1, math.ceil(math.sqrt(pixels / DEFAULT_PIXEL_BUDGET)))
+
+
+def _box_reduce(strips: Iterator[Pixels], width: int, factor: int,
+                step: int) -> tuple[Pixels, Pixels]:
     """The mean of each ``factor`` x ``factor`` block of the image made of ``strips`` (rows
-    that do not fill a block at the bottom or right edge are dropped), one strip at a time."""
+    that do not fill a block at the bottom or right edge are dropped), one strip at a time;
+    and every ``step``-th pixel of it along each axis."""
     out_width = max(1, width // factor)
     used = out_width * factor
     rows_out: list[Pixels] = []
+    sampled: list[Pixels] = []
     carry: Pixels | None = None
+    row = 0  # of the source, where the next strip starts
     for strip in strips:
+        first = (-row) % step
+        if first < strip.shape[0]:
+            sampled.append(np.array(strip[first::step, ::step], dtype=np.uint8))
+        row += strip.shape[0]
         if carry is not None:
             strip = np.concatenate([carry, strip], axis=0)
         whole = (strip.shape[0] // factor) * factor
@@ -78,6 +95,7 @@ def _box_reduce(strips: Iterator[Pixels], width: int, factor: int) -> Pixels:
         )
         half = (factor * factor) // 2
         rows_out.append(((sums + half) // (factor * factor)).astype(np.uint8))
+    sample = np.concatenate(sampled, axis=0) if len(sampled) > 1 else sampled[0]
     if not rows_out:
         if carry is None:
             raise ValueError("empty image")
@@ -85,8 +103,8 @@ def _box_reduce(strips: Iterator[Pixels], width: int, factor: int) -> Pixels:
         mean = carry[:, :used].astype(np.float32)
         shape = (1, out_width, factor, carry.shape[2])
         averaged: Pixels = np.rint(mean.mean(axis=0)[np.newaxis].reshape(shape).mean(axis=2))
-        return averaged.astype(np.uint8)
-    return np.concatenate(rows_out, axis=0) if len(rows_out) > 1 else rows_out[0]
+        return averaged.astype(np.uint8), sample
+    return (np.concatenate(rows_out, axis=0) if len(rows_out) > 1 else rows_out[0]), sample
 
 
 class _Replay:
@@ -128,15 +146,9 @@ def _estimate_jpeg_quality(source: str | os.PathLike[str] | bytes) -> int | None
     actual = np.asarray(tables[0], dtype=np.float64)
     if actual.shape != (64,):
         return None
-    # Pillow lists tables in natural (row-major) order, like the reference table below.
-    best, best_error = 0, float("inf")
-    for quality in range(1, 101):
-        scale = 5000.0 / quality if quality < 50 else 200.0 - 2.0 * quality
-        expected = np.clip(np.floor((_IJG_LUMA * scale + 50.0) / 100.0), 1, 255)
-        error = float(np.sum((expected - actual) ** 2))
-        if error < best_error:
-            best, best_error = quality, error
-    return best
+    # Pillow lists tables in natural (row-major) order, like the reference tables below.
+    errors = np.sum((_IJG_TABLES - actual) ** 2, axis=1)
+    return int(np.argmin(errors)) + 1  # the first (lowest) quality on a tie
 
 
 # The JPEG spec's example luminance quantization table (ITU-T T.81, Annex K, Table K.1).
@@ -147,6 +159,10 @@ _IJG_LUMA = np.array(
      49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99],
     dtype=np.float64,
 )  # fmt: skip
+_QUALITIES = np.arange(1, 101, dtype=np.float64)
+_IJG_SCALES = np.where(_QUALITIES < 50, 5000.0 / _QUALITIES, 200.0 - 2.0 * _QUALITIES)
+#: The luminance table libjpeg writes at each quality 1..100 (one row per quality).
+_IJG_TABLES = np.clip(np.floor((_IJG_LUMA * _IJG_SCALES[:, np.newaxis] + 50.0) / 100.0), 1, 255)
 
 
 def _split(pixels: Pixels) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8] | None]:
@@ -175,16 +191,21 @@ def load_analysis_image(
         decoded = decode(source, exact=False, pixel_budget=budget, max_pixels=max_pixels)
         strips = list(decoded.strips)
         pixels = strips[0] if len(strips) == 1 else np.concatenate(strips, axis=0)
+        step = _sample_step(pixels.shape[1], pixels.shape[0])
+        sample = pixels[::step, ::step]
         quality = _estimate_jpeg_quality(source)
     else:
         decoded = decode(source, exact=True, pixel_budget=budget, max_pixels=max_pixels)
         factor = _factor(decoded.width, decoded.height, budget)
-        pixels = _box_reduce(decoded.strips, decoded.width, factor)
+        pixels, sample = _box_reduce(decoded.strips, decoded.width, factor,
+                                     _sample_step(decoded.width, decoded.height))
         quality = None
     # Beyond the strongest reduction, sample (a 250 MP image still gives a few megapixels).
     step = max(1, int(np.ceil(np.sqrt(pixels.shape[0] * pixels.shape[1] / (2 * budget)))))
     if step > 1:
         pixels = pixels[::step, ::step]
     rgb, alpha = _split(pixels)
+    sample_rgb, sample_alpha = _split(sample)
     scale = decoded.width / rgb.shape[1]
-    return AnalysisImage(decoded.width, decoded.height, rgb, alpha, scale, quality)
+    return AnalysisImage(decoded.width, decoded.height, rgb, alpha, sample_rgb, sample_alpha,
+                         scale, quality)

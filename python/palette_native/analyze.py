@@ -12,7 +12,6 @@ for the background palette (times the image's own alpha, if it has one).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -21,13 +20,16 @@ import numpy.typing as npt
 
 from ._analysis_image import ANALYSIS_BUDGET, load_analysis_image
 from ._api import extract
-from ._decode import DEFAULT_MAX_PIXELS, DEFAULT_PIXEL_BUDGET, CancelCheck
+from ._decode import DEFAULT_MAX_PIXELS, CancelCheck
 from ._palette import Palette
 from .errors import BadParameterError, CanceledError
 from .quality import Quality, measure_quality
 from .subject import Box, Subject, find_subject
 
-__all__ = ["Analysis", "analyze"]
+__all__ = ["CROP_ASPECTS", "Analysis", "analyze"]
+
+#: The crops ``Analysis.to_dict`` (and so the CLI's JSON) lists.
+CROP_ASPECTS: tuple[str, ...] = ("1:1", "16:9")
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,13 @@ class Analysis:
         return self.subject.crop(aspect)
 
     def to_dict(self) -> dict[str, Any]:
+        """Everything as JSON-ready data; ``crops`` holds the ``1:1`` and ``16:9`` boxes."""
         return {
             "width": self.width,
             "height": self.height,
             "quality": self.quality.to_dict(),
             "subject": self.subject.to_dict(),
+            "crops": {aspect: list(self.crop(aspect)) for aspect in CROP_ASPECTS},
             "palette": self.palette.to_dict(),
             "subject_palette": self.subject_palette.to_dict(),
             "background_palette": self.background_palette.to_dict(),
@@ -120,10 +124,9 @@ def analyze(
     image = load_analysis_image(source, max_pixels=int(max_pixels))
     check_cancel()
     rgb = image.rgb
-    step = max(1, math.ceil(math.sqrt(rgb.shape[0] * rgb.shape[1] / DEFAULT_PIXEL_BUDGET)))
-    small = np.ascontiguousarray(rgb[::step, ::step])
-    alpha = None if image.alpha is None else (
-        image.alpha[::step, ::step].astype(np.float32) / 255.0)
+    small = image.sample
+    alpha = None if image.sample_alpha is None else (
+        image.sample_alpha.astype(np.float32) / 255.0)
     quality = measure_quality(rgb, small, scale=image.scale,
                               source_pixels=image.width * image.height,
                               jpeg_quality=image.jpeg_quality)

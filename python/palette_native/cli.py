@@ -2,7 +2,8 @@
 
 ``palette extract FILES_OR_ZIPS...`` prints or writes palettes; ZIP arguments stand for the
 images inside them (streamed, never unpacked to disk). ``palette quantize IN OUT`` writes an
-indexed PNG. Other installed packages add commands through the ``palette_native.commands``
+indexed PNG. ``palette analyze FILES...`` prints quality, subject, crops and the three palettes
+of each image; ``palette theme FILE`` prints or writes a theme (ramps, schemes, contrast pairs). Other installed packages add commands through the ``palette_native.commands``
 entry points (the HTTP service adds ``palette serve`` and ``palette worker``).
 
 Exit status: 0 when every image gave a palette (skipped archive entries are not failures),
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import math
 import os
 import shutil
 import sys
@@ -28,11 +30,15 @@ from .exports import EXTENSIONS, FORMATS
 
 if TYPE_CHECKING:
     from ._palette import Palette
+    from .analyze import Analysis
+    from .theme import Theme
 
 __all__ = ["main"]
 
 PROG = "palette"
 OUTPUT_FORMATS: tuple[str, ...] = ("text", *FORMATS)
+ANALYZE_FORMATS: tuple[str, ...] = ("text", "json")
+THEME_FORMATS: tuple[str, ...] = ("text", "css", "tailwind", "tokens", "json")
 # Formats that render one palette as a whole document: several images need a directory.
 _DOCUMENT_FORMATS = ("css", "gpl", "ase", "svg")
 
@@ -327,10 +333,154 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     psnr = result.palette.metrics.psnr
     sys.stdout.write(
         f"{args.output}: {len(result.palette.colors)} colors"
-        + (f", PSNR {psnr:.1f} dB" if psnr == psnr and psnr != float("inf") else "")
+        + (f", PSNR {psnr:.1f} dB" if math.isfinite(psnr) else "")
         + ("" if not args.dither else ", dithered")
         + "\n"
     )
+    return EXIT_OK
+
+
+def _swatch(hex_color: str, *, color: bool, width: int = 7) -> str:
+    """A block of ``width`` cells in ``hex_color`` (truecolor), or nothing without color."""
+    if not color:
+        return ""
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"\x1b[48;2;{r};{g};{b}m{' ' * width}\x1b[0m"
+
+
+def _swatch_row(label: str, hexes: Sequence[str], *, color: bool, indent: int = 2,
+                captions: Sequence[str] | None = None) -> list[str]:
+    """A labelled row of swatches with the hex codes (or ``captions``) under them, each column
+    8 cells wide; without color only the codes."""
+    head = " " * indent + f"{label:<{20 - indent}}"
+    codes = head + " ".join(f"{h:<7}" for h in hexes)
+    lines = []
+    if color:
+        lines.append(head + " ".join(_swatch(h, color=True) for h in hexes))
+        codes = " " * len(head) + " ".join(f"{h:<7}" for h in hexes)
+    lines.append(codes.rstrip())
+    if captions is not None:
+        lines.append((" " * len(head) + " ".join(f"{c:<7}" for c in captions)).rstrip())
+    return lines
+
+
+def _box_text(box: Sequence[int]) -> str:
+    left, top, width, height = box
+    return f"{width}x{height} at ({left}, {top})"
+
+
+def _render_analysis(name: str, analysis: Analysis, *, color: bool) -> str:
+    from .analyze import CROP_ASPECTS
+
+    quality = analysis.quality
+    lines = [f"{name}  ({analysis.width}x{analysis.height})",
+             f"  quality  {quality.score:5.1f} / 100"]
+    for component in quality.components.values():
+        lines.append(f"    {component.name:<13} {component.value:5.3f}   "
+                     f"{component.raw:.4g} ({component.unit})")
+    lines.append(f"  subject  {_box_text(analysis.subject.box)}, "
+                 f"{analysis.subject.share * 100:.0f}% of the saliency")
+    for aspect in CROP_ASPECTS:
+        lines.append(f"  crop {aspect:<5} {_box_text(analysis.crop(aspect))}")
+    for label, palette in (("palette", analysis.palette),
+                           ("subject palette", analysis.subject_palette),
+                           ("background", analysis.background_palette)):
+        lines += _swatch_row(label, [c.hex for c in palette.colors], color=color)
+    return "\n".join(lines) + "\n"
+
+
+def _render_theme(theme: Theme, *, color: bool) -> str:
+    from .theme import TONES
+
+    lines = [f"theme from {theme.source} ({theme.variant})", "", "tonal ramps (tone = CIE L*)"]
+    for name, ramp in theme.ramps.items():
+        tones = ramp.tones
+        lines += _swatch_row(name, [tones[t] for t in TONES], color=color,
+                             captions=[f"T{t}" for t in TONES])
+    for scheme in (theme.light, theme.dark):
+        lines += ["", f"{scheme.name} scheme"]
+        for role, value in scheme.colors.items():
+            lines.append(f"  {role:<28} {_swatch(value, color=color, width=4)} {value}".rstrip()
+                         if color else f"  {role:<28} {value}")
+    lines += ["", "contrast pairs (WCAG 2: 4.5 text, 3.0 large text and UI)"]
+    for pair in theme.pairs:
+        sample = (f"\x1b[38;2;{';'.join(str(int(pair.foreground[i:i + 2], 16)) for i in (1, 3, 5))}"
+                  f";48;2;{';'.join(str(int(pair.background[i:i + 2], 16)) for i in (1, 3, 5))}m"
+                  " Aa \x1b[0m " if color else "")
+        verdict = "ok" if pair.ratio >= pair.required_ratio else "FAILS"
+        lines.append(f"  {sample}{pair.role:<52} {pair.foreground} on {pair.background}  "
+                     f"{pair.ratio:5.2f} >= {pair.required_ratio:.1f}  {verdict}")
+    return "\n".join(lines) + "\n"
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from . import analyze
+
+    fmt: str = args.format or ("text" if _is_tty(sys.stdout) else "json")
+    inputs: list[str] = args.inputs
+    color = fmt == "text" and _use_color(sys.stdout)
+    progress = Progress(len(inputs), sys.stderr,
+                        enabled=_is_tty(sys.stderr) and len(inputs) > 1)
+    failures = 0
+    try:
+        for path in inputs:
+            try:
+                result = analyze(path, args.colors)
+            except BadParameterError:
+                raise
+            except PaletteError as exc:
+                failures += 1
+                progress.message(_error_line(path, exc))
+                if fmt == "json":
+                    sys.stdout.write(json.dumps(_json_record(Item(path, error=exc))) + "\n")
+                    sys.stdout.flush()
+                progress.advance(path)
+                continue
+            progress.clear()
+            if fmt == "json":
+                sys.stdout.write(json.dumps({"file": path, "analysis": result.to_dict()}) + "\n")
+            else:
+                sys.stdout.write(_render_analysis(path, result, color=color))
+            sys.stdout.flush()
+            progress.advance(path)
+    finally:
+        progress.clear()
+    if failures:
+        noun = "input" if failures == 1 else "inputs"
+        sys.stderr.write(f"{PROG}: {failures} {noun} failed\n")
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _cmd_theme(args: argparse.Namespace) -> int:
+    from . import theme
+
+    fmt: str = args.format or ("text" if _is_tty(sys.stdout) else "json")
+    source: str = args.input
+    # "#rrggbb" names a seed color, unless a file of that name exists.
+    seed = source.startswith("#") and not os.path.exists(source)
+    try:
+        result = theme(source if seed else Path(source), variant=args.variant)
+    except BadParameterError:
+        raise  # a bad seed color: a usage error
+    except PaletteError as exc:
+        sys.stderr.write(_error_line(source, exc) + "\n")
+        if fmt == "json":
+            sys.stdout.write(json.dumps(_json_record(Item(source, error=exc))) + "\n")
+        return EXIT_FAILURE
+    if fmt == "text":
+        document = _render_theme(result, color=_use_color(sys.stdout))
+    elif fmt == "json":
+        document = json.dumps({"file": source, "theme": result.to_dict()}) + "\n"
+    else:
+        document = result.export(fmt)
+    if args.output is None:
+        sys.stdout.write(document)
+        return EXIT_OK
+    try:
+        Path(args.output).write_text(document, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
     return EXIT_OK
 
 
@@ -408,6 +558,50 @@ def build_parser() -> argparse.ArgumentParser:
     quantize.add_argument("-k", "--colors", type=_positive_int, default=8, help="default: 8")
     quantize.add_argument("--dither", action="store_true", help="Floyd-Steinberg dithering")
     quantize.set_defaults(handler=_cmd_quantize)
+
+    analyze = commands.add_parser(
+        "analyze",
+        help="quality score, subject box, crops and palettes of images",
+        description=(
+            "Analyze each image: the quality score (0-100) and its components, the subject "
+            "box, the 1:1 and 16:9 crops that keep the subject, and the palettes of the whole "
+            "image, its subject and its background. --format text shows swatches (in color on "
+            'a terminal); json writes JSON Lines, one object per image: {"file", "analysis"} '
+            '(palette_native.Analysis.to_dict()) or {"file", "error"}. The default is text '
+            "on a terminal and json otherwise."
+        ),
+    )
+    analyze.add_argument("inputs", nargs="+", metavar="FILE")
+    analyze.add_argument("-k", "--colors", type=_positive_int, default=8,
+                         help="colors in each palette (default: 8)")
+    analyze.add_argument(
+        "-f", "--format", choices=ANALYZE_FORMATS, default=None, help="default: text or json"
+    )
+    analyze.set_defaults(handler=_cmd_analyze)
+
+    from .theme import VARIANTS
+
+    theme = commands.add_parser(
+        "theme",
+        help="a theme (tonal ramps, light and dark schemes) from an image or a color",
+        description=(
+            "Build a theme from an image (or a seed color written #rrggbb): tonal ramps of "
+            "the key colors, light and dark schemes, and every foreground/background pair with "
+            "its WCAG contrast ratio (each meets 4.5:1 for text, 3:1 for large text and UI). "
+            "--format text shows swatch strips and tables (in color on a terminal); css "
+            "(custom properties), tailwind (a config fragment) and tokens (W3C Design Tokens "
+            'JSON) write the export; json writes one line {"file", "theme"}. The default is '
+            "text on a terminal and json otherwise."
+        ),
+    )
+    theme.add_argument("input", metavar="FILE")
+    theme.add_argument(
+        "-f", "--format", choices=THEME_FORMATS, default=None, help="default: text or json"
+    )
+    theme.add_argument("--variant", choices=VARIANTS, default=VARIANTS[0],
+                       help=f"default: {VARIANTS[0]}")
+    theme.add_argument("-o", "--output", metavar="PATH", help="write to this file, not stdout")
+    theme.set_defaults(handler=_cmd_theme)
 
     _add_plugin_commands(commands)
     return parser

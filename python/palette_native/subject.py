@@ -85,8 +85,29 @@ def _cell_means(values: npt.NDArray[Any], cell: int) -> FloatGrid:
     return (sums / np.float32(cell * cell)).astype(np.float32)
 
 
+def _squared_distances(points: FloatGrid, to: FloatGrid) -> FloatGrid:
+    """Squared Euclidean distances between every row of ``points`` and every row of ``to``
+    (n x m), computed in place channel by channel (no n x m x 3 temporary)."""
+    total: FloatGrid = np.subtract.outer(points[:, 0], to[:, 0])
+    np.square(total, out=total)
+    for k in (1, 2):
+        step = np.subtract.outer(points[:, k], to[:, k])
+        total += np.square(step, out=step)
+    return total
+
+
+def _percentile_99(values: FloatGrid) -> float:
+    """``np.percentile(values, 99)`` (linear interpolation) from one partial sort."""
+    flat = values.reshape(-1)
+    position = 0.99 * (flat.size - 1)
+    low = int(position)
+    high = min(low + 1, flat.size - 1)
+    parts = np.partition(flat, [low, high])
+    return float(parts[low] + (parts[high] - parts[low]) * (position - low))
+
+
 def _normalise(values: FloatGrid) -> FloatGrid:
-    high = float(np.percentile(values, 99.0))
+    high = _percentile_99(values)
     if high <= 1e-9:
         return np.zeros_like(values)
     clipped: FloatGrid = np.clip(values / high, 0.0, 1.0).astype(np.float32)
@@ -116,15 +137,14 @@ def saliency_cues(small: RGBImage) -> tuple[FloatGrid, FloatGrid, FloatGrid, Flo
     # Distinctness from the border's colors.
     border = np.concatenate([lab[0], lab[-1], lab[1:-1, 0], lab[1:-1, -1]])
     border = border[:: max(1, len(border) // _BORDER_SAMPLES)]
-    flat = lab.reshape(-1, 3)
-    squared = sum((flat[:, k, None] - border[None, :, k]) ** 2 for k in range(3))
-    distances = np.sqrt(squared)
-    nearest = min(_BORDER_NEIGHBOURS, distances.shape[1])
-    background = np.partition(distances, nearest - 1, axis=1)[:, :nearest].mean(axis=1)
+    flat = np.ascontiguousarray(lab.reshape(-1, 3))
+    squared = _squared_distances(flat, np.ascontiguousarray(border))
+    nearest = min(_BORDER_NEIGHBOURS, squared.shape[1])
+    background = np.sqrt(np.partition(squared, nearest - 1, axis=1)[:, :nearest]).mean(axis=1)
     distinct = _normalise(background.reshape(rows, cols).astype(np.float32))
     # Rarity: mean distance to a fixed sample of all cells (global color contrast).
     sample = flat[:: max(1, len(flat) // _BORDER_SAMPLES)]
-    spread = np.sqrt(sum((flat[:, k, None] - sample[None, :, k]) ** 2 for k in range(3)))
+    spread = np.sqrt(_squared_distances(flat, np.ascontiguousarray(sample)))
     rare = _normalise(spread.mean(axis=1).reshape(rows, cols).astype(np.float32))
     # Detail: luma gradient, pooled per cell.
     lightness = small[:, :, 1].astype(np.float32)  # green: most of luma, no conversion
@@ -147,27 +167,23 @@ def saliency_grid(small: RGBImage) -> tuple[FloatGrid, int]:
 
 
 def _best_rectangle(gain: FloatGrid) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right), exclusive ends, of the rectangle with the largest sum:
-    Kadane's scan along columns, run for every pair of top and bottom rows at once."""
+    """(top, left, bottom, right), exclusive ends, of the rectangle with the largest sum.
+
+    For every pair of top and bottom rows at once, the best run of columns is the largest
+    difference between a prefix sum of the column sums and the smallest prefix sum before it
+    (the maximum-subarray problem, solved with running minima instead of a loop).
+    """
     rows, cols = gain.shape
     prefix = np.vstack([np.zeros((1, cols)), np.cumsum(gain, axis=0, dtype=np.float64)])
     tops, bottoms = np.triu_indices(rows + 1, k=1)  # every row range [top, bottom)
     strips = prefix[bottoms] - prefix[tops]  # pairs x cols: column sums of each row range
-    running = np.zeros(len(tops))
-    start = np.zeros(len(tops), dtype=np.int64)
-    best_sum = np.full(len(tops), -np.inf)
-    best_left = np.zeros(len(tops), dtype=np.int64)
-    best_right = np.zeros(len(tops), dtype=np.int64)
-    for col in range(cols):
-        restart = running <= 0
-        running = np.where(restart, strips[:, col], running + strips[:, col])
-        start = np.where(restart, col, start)
-        better = running > best_sum
-        best_sum = np.where(better, running, best_sum)
-        best_left = np.where(better, start, best_left)
-        best_right = np.where(better, col + 1, best_right)
-    k = int(np.argmax(best_sum))
-    return int(tops[k]), int(best_left[k]), int(bottoms[k]), int(best_right[k])
+    running = np.zeros((len(tops), cols + 1))
+    np.cumsum(strips, axis=1, out=running[:, 1:])
+    lowest = np.minimum.accumulate(running[:, :-1], axis=1)  # smallest prefix before each end
+    gains = running[:, 1:] - lowest
+    k, end = np.unravel_index(int(np.argmax(gains)), gains.shape)
+    start = int(np.argmin(running[k, : end + 1]))
+    return int(tops[k]), start, int(bottoms[k]), int(end) + 1
 
 
 def parse_aspect(aspect: str | float | tuple[float, float]) -> float:

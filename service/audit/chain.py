@@ -42,7 +42,13 @@ def verify(key: bytes, entries: Iterable[StoredEntry]) -> list[str]:
                 moved_from[row.seq] = seq
                 break
     broken_at = {row.seq for row in broken}
-    expected_seq, prev = 1, GENESIS
+    # Where each entry that verifies was written: its MAC by its original position.
+    mac_at = {
+        moved_from.get(row.seq, row.seq): row.mac
+        for row in rows
+        if row.seq not in broken_at or row.seq in moved_from
+    }
+    expected_seq = 1
     for row in rows:
         if row.seq > expected_seq:
             missing = (
@@ -57,7 +63,10 @@ def verify(key: bytes, entries: Iterable[StoredEntry]) -> list[str]:
             )
         elif row.seq in broken_at:
             problems.append(f"entry {row.seq} was changed (its MAC does not match)")
-        elif row.prev != prev:
-            problems.append(f"entry {row.seq} does not follow the entry before it")
-        expected_seq, prev = row.seq + 1, row.mac
+        else:
+            before = GENESIS if row.seq == 1 else mac_at.get(row.seq - 1)
+            # (None: the entry before it was removed or changed, and is reported as such.)
+            if before is not None and row.prev != before:
+                problems.append(f"entry {row.seq} does not follow the entry before it")
+        expected_seq = row.seq + 1
     return problems

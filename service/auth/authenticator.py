@@ -30,6 +30,7 @@ _KEY_CACHE_SECONDS = 10.0
 # last_used_at is written at most this often per key.
 _TOUCH_EVERY_SECONDS = 60.0
 _OPEN_CHECK_SECONDS = 2.0
+_TOKEN_CACHE_ENTRIES = 10_000
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ class Authenticator:
         self.offload = offload
         self.oidc = oidc
         self._cache: dict[str, tuple[ApiKeyRecord, float]] = {}
+        # Verified tokens by their hash: a client sends the same token for minutes, and an
+        # RS256 check costs more than everything else the gate does.
+        self._tokens: dict[str, tuple[Principal, float, int]] = {}
         self._open_until = -1.0
         self._open = not self._legacy and oidc is None
 
@@ -131,11 +135,29 @@ class Authenticator:
 
     async def _token(self, token: str) -> Principal:
         assert self.oidc is not None
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        cached = self._tokens.get(digest)
+        # Fetching the keys again (a rotation) makes every cached token be checked anew.
+        if (
+            cached is not None
+            and time.time() < cached[1]
+            and cached[2] == self.oidc.keys.generation
+        ):
+            return cached[0]
         try:
             kid, alg = self.oidc.header(token)
             key = self.oidc.keys.fresh_key(kid)
             if key is None:
                 key = await self.offload(self.oidc.keys.key, kid)
-            return self.oidc.verify(token, key, alg)
+            principal, expires_at = self.oidc.verify(token, key, alg)
         except InvalidToken as exc:
             raise AuthFailure("invalid_token", f"The bearer token is not valid: {exc}.") from None
+        if len(self._tokens) >= _TOKEN_CACHE_ENTRIES:
+            self._tokens.clear()
+        # Trusted from memory until it expires, and never longer than the key cache.
+        self._tokens[digest] = (
+            principal,
+            min(expires_at, time.time() + _KEY_CACHE_SECONDS),
+            self.oidc.keys.generation,
+        )
+        return principal

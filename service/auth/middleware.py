@@ -177,7 +177,7 @@ class _Gate:
         limiter = self.limiter
         if not limiter.enabled:
             return False
-        self.decision = decision = limiter.hit(client, self.auth.clock.now())
+        self.decision = decision = limiter.hit(client)
         if decision.allowed:
             return False
         limiter.refused()

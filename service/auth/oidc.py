@@ -54,6 +54,8 @@ class JwksCache:
         self._tried_at: float | None = None
         self._lock = threading.Lock()
         self.fetches = 0
+        self.generation = 0
+        """Grows whenever a fetch replaces the keys."""
 
     def fresh_key(self, kid: str) -> jwt.PyJWK | None:
         """The key from memory when the cache is fresh (no I/O: safe on the event loop)."""
@@ -94,6 +96,7 @@ class JwksCache:
             return
         self._keys = {k.key_id: k for k in keys.keys if k.key_id}
         self._fetched_at = now
+        self.generation += 1
 
 
 class OidcVerifier:
@@ -133,7 +136,8 @@ class OidcVerifier:
             raise InvalidToken("the token names no key id (kid)")
         return kid, alg
 
-    def verify(self, token: str, key: jwt.PyJWK, alg: str) -> Principal:
+    def verify(self, token: str, key: jwt.PyJWK, alg: str) -> tuple[Principal, float]:
+        """The token's principal and its expiry (epoch seconds)."""
         s = self.settings
         try:
             claims = jwt.decode(
@@ -155,4 +159,4 @@ class OidcVerifier:
             roles = roles.split()
         role = highest_role(roles if isinstance(roles, list) else [])
         subject = str(claims["sub"])
-        return Principal(tenant, role, "oidc:" + subject, "oidc:" + subject)
+        return Principal(tenant, role, "oidc:" + subject, "oidc:" + subject), float(claims["exp"])

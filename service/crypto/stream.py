@@ -134,14 +134,14 @@ class DecryptingReader(io.RawIOBase):
         return plain
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        if self._pos >= self._size:
-            return 0
-        index, offset = divmod(self._pos, self._chunk)
-        plain = self._plain_chunk(index)[offset : offset + len(buffer)]
-        n = len(plain)
-        buffer[:n] = plain
-        self._pos += n
-        return n
+        filled = 0
+        while filled < len(buffer) and self._pos < self._size:
+            index, offset = divmod(self._pos, self._chunk)
+            plain = self._plain_chunk(index)[offset : offset + len(buffer) - filled]
+            buffer[filled : filled + len(plain)] = plain
+            filled += len(plain)
+            self._pos += len(plain)
+        return filled
 
     def close(self) -> None:
         if not self.closed:

@@ -98,8 +98,7 @@ def paths() -> dict[str, Any]:
                                         "type": ["integer", "null"],
                                         "minimum": 1,
                                         "maximum": 315360000,
-                                        "description": "Seconds until the key expires; "
-                                        "absent or null: never",
+                                        "description": "Seconds; absent or null: never",
                                     },
                                 },
                             }

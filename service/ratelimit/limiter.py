@@ -8,6 +8,7 @@ separately, so the normal counts are untouched when it recovers).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -56,7 +57,7 @@ class RateLimiter:
     def enabled(self) -> bool:
         return bool(self.items)
 
-    def hit(self, client: str, now: float) -> Decision:
+    def hit(self, client: str) -> Decision:
         items = [_scaled(item, self.factor) for item in self.items]
         allowed = True
         nearest: tuple[int, str] | None = None
@@ -65,7 +66,8 @@ class RateLimiter:
             if allowed and not self.strategy.hit(item, client):
                 allowed = False
             reset_at, remaining = self.strategy.get_window_stats(item, client)
-            reset_in = max(0, math.ceil(reset_at - now))
+            # The storages count in time.time(); read it after the hit, as they did.
+            reset_in = max(0, math.ceil(reset_at - time.time()))
             if remaining <= 0:
                 retry_after = max(retry_after, reset_in, 1)
             entry = f'"{_name(item)}";r={max(0, remaining)};t={reset_in}'

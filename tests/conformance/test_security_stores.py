@@ -1,174 +1,129 @@
-"""The stores the security layer (issue 13) goes through, once per backend: API keys, the audit
-chain, the per-tenant active-job count, replaced secrets, rate-limit counters and encryption at
-rest. Two opens of one backend are two nodes of one deployment: what one writes, the other
-reads (a key revoked on one node is refused on all, the audit log is one chain)."""
+"""The security seams every backend passes: API keys, the audit log, the active-job count,
+replacing a shared secret, rate-limit counters, and stores sealed under encryption at rest."""
 
 from __future__ import annotations
 
 import base64
-import dataclasses
-import json
+import os
 from collections.abc import Callable
 
 import pytest
-from limits import parse
-from limits.strategies import MovingWindowRateLimiter
-
 from conformancetools import FakeClock, item, new_job
 
 from service.audit.chain import verify
 from service.audit.interfaces import AuditEntry, AuditQuery
 from service.auth.interfaces import ApiKeyNotFound, ApiKeyRecord
 from service.backends import Backends, audit_key
-from service.jobs.interfaces import ResultInfo
+from service.crypto.keyring import UnknownKey
+from service.ratelimit.limiter import RateLimiter
 from service.security.settings import SecuritySettings
 from service.settings import Settings
 
 
-def _key(key_id: str, tenant: str = "t1", expires_at: float | None = None) -> ApiKeyRecord:
-    return ApiKeyRecord(
-        key_id, tenant, "member", f"name {key_id}", "d" * 64, 100.0, expires_at=expires_at
-    )
+def record(key_id: str, tenant: str = "t1", **extra: object) -> ApiKeyRecord:
+    return ApiKeyRecord(key_id, tenant, "member", "ci", "d" * 64, 1000.0, **extra)  # type: ignore[arg-type]
 
 
-def test_api_keys_are_shared_and_scoped_by_tenant(open_backend: Callable[..., Backends]) -> None:
-    one, two = open_backend(), open_backend()
-    assert not one.api_keys.has_keys()
-    one.api_keys.create(_key("k2", expires_at=500.0))
-    for key_id in ("k1", "k3", "k4"):
-        two.api_keys.create(_key(key_id))
-    two.api_keys.create(_key("x1", tenant="t2"))
-    assert one.api_keys.has_keys() and two.api_keys.has_keys()
-    assert two.api_keys.get("k2") == _key("k2", expires_at=500.0)
-    assert one.api_keys.get("nope") is None
-    page, cursor = one.api_keys.list_keys("t1", 3, None)
-    assert [r.key_id for r in page] == ["k1", "k2", "k3"] and cursor == "k3"
-    page, cursor = two.api_keys.list_keys("t1", 3, cursor)
-    assert [r.key_id for r in page] == ["k4"] and cursor is None
-    assert [r.key_id for r in one.api_keys.list_keys("t2", 10, None)[0]] == ["x1"]
-
+def test_api_keys_create_get_list_revoke_touch(backend: Backends, clock: FakeClock) -> None:
+    keys = backend.api_keys
+    assert not keys.has_keys()
+    for n in range(5):
+        keys.create(record(f"key{n:08d}", tenant="t1" if n < 4 else "t2"))
+    assert keys.has_keys()
+    assert keys.get("key00000001") == record("key00000001")
+    assert keys.get("nope") is None
+    first, cursor = keys.list_keys("t1", 3, None)
+    rest, end = keys.list_keys("t1", 3, cursor)
+    assert [r.key_id for r in first + rest] == [f"key{n:08d}" for n in range(4)]
+    assert cursor is not None and end is None
     with pytest.raises(ApiKeyNotFound):
-        one.api_keys.revoke("x1", "t1", 200.0)  # another tenant's key
-    with pytest.raises(ApiKeyNotFound):
-        one.api_keys.revoke("nope", "t1", 200.0)
-    revoked = one.api_keys.revoke("k1", "t1", 200.0)
-    assert revoked.revoked_at == 200.0 and not revoked.usable(201.0)
-    assert two.api_keys.revoke("k1", "t1", 300.0).revoked_at == 200.0  # the first time stays
-    fetched = two.api_keys.get("k1")
-    assert fetched is not None and not fetched.usable(201.0)  # refused on the other node too
-    two.api_keys.touch("k3", 250.0)
-    two.api_keys.touch("nope", 250.0)  # a key that is not there stays not there
-    assert one.api_keys.get("nope") is None
-    touched = one.api_keys.get("k3")
-    assert touched is not None and touched.last_used_at == 250.0
+        keys.revoke("key00000004", "t1", 2000.0)  # another tenant's key
+    revoked = keys.revoke("key00000001", "t1", 2000.0)
+    assert revoked.revoked_at == 2000.0 and not revoked.usable(2001.0)
+    assert keys.revoke("key00000001", "t1", 3000.0).revoked_at == 2000.0  # first time kept
+    keys.touch("key00000002", 2500.0)
+    assert keys.get("key00000002").last_used_at == 2500.0  # type: ignore[union-attr]
+    assert not record("x", expires_at=1500.0).usable(1500.0)
 
 
-def _entry(n: int, tenant: str = "t1", action: str = "jobs.create") -> AuditEntry:
-    return AuditEntry(
-        1000.0 + n, f"key:k{n % 2}", tenant, action, f"job-{n}", "allowed 201", f"r{n}", "c"
-    )
-
-
-def test_the_audit_log_is_one_chain_for_every_node(
+def test_the_audit_log_chains_every_append_and_filters_per_tenant(
     open_backend: Callable[..., Backends],
 ) -> None:
-    one, two = open_backend(), open_backend()
+    backend = open_backend()
+    log = backend.audit
     for n in range(6):
-        (one if n % 2 else two).audit.append(_entry(n, action="keys.create" if n == 3 else "x"))
-    one.audit.append(_entry(6, tenant="t2"))
-    stored = list(two.audit.all_entries())
-    assert [row.seq for row in stored] == list(range(1, 8))
-    assert [row.prev for row in stored[1:]] == [row.mac for row in stored[:-1]]
-    assert verify(_audit_key(one), stored) == []
+        log.append(
+            AuditEntry(
+                100.0 + n,
+                f"actor{n % 2}",
+                "t1" if n < 5 else "t2",
+                f"act{n % 3}",
+                f"target{n}",
+                "allowed 200",
+                f"req{n}",
+                "127.0.0.1",
+            )
+        )
+    stored = list(log.all_entries())
+    assert [e.seq for e in stored] == [1, 2, 3, 4, 5, 6]
+    key = audit_key(Settings(), backend.secrets)
+    assert verify(key, stored) == []
+    assert [e.seq for e in log.query(AuditQuery("t1"))] == [5, 4, 3, 2, 1]
+    assert [e.seq for e in log.query(AuditQuery("t1", action="act0"))] == [4, 1]
+    assert [e.seq for e in log.query(AuditQuery("t1", actor="actor1"))] == [4, 2]
+    assert [e.seq for e in log.query(AuditQuery("t1", since=102.0, until=104.0))] == [4, 3]
+    assert [e.seq for e in log.query(AuditQuery("t1", limit=2, before=4))] == [3, 2]
+    assert [e.seq for e in log.query(AuditQuery("t2"))] == [6]
+    # A second node appends to the same chain.
+    other = open_backend()
+    other.audit.append(AuditEntry(200.0, "a", "t1", "x", "y", "allowed 200", "r", "c"))
+    assert verify(key, list(backend.audit.all_entries())) == []
 
-    newest = one.audit.query(AuditQuery("t1", limit=4))
-    assert [row.seq for row in newest] == [6, 5, 4, 3]
-    older = two.audit.query(AuditQuery("t1", limit=4, before=newest[-1].seq))
-    assert [row.seq for row in older] == [2, 1]
-    assert [row.seq for row in one.audit.query(AuditQuery("t1", action="keys.create"))] == [4]
-    assert [row.seq for row in one.audit.query(AuditQuery("t1", actor="key:k1"))] == [6, 4, 2]
-    window = AuditQuery("t1", since=1001.0, until=1003.0)
-    assert [row.seq for row in two.audit.query(window)] == [3, 2]
-    assert [row.entry.tenant for row in one.audit.query(AuditQuery("t2"))] == ["t2"]
 
-
-def _audit_key(backend: Backends) -> bytes:
-    return audit_key(Settings(), backend.secrets)
-
-
-def test_active_jobs_are_counted_per_tenant(backend: Backends, clock: FakeClock) -> None:
+def test_active_jobs_are_counted_per_tenant(backend: Backends) -> None:
     jobs = backend.jobs
-    ids = [jobs.submit(new_job(backend, "t1")).id for _ in range(3)]
-    lease = jobs.claim("w", 10)
-    assert lease is not None and lease.job_id == ids[0]
-    jobs.submit(new_job(backend, "t2"))
-    # running counts as much as queued
-    assert (jobs.count_active("t1"), jobs.count_active("t2"), jobs.count_active("t3")) == (3, 1, 0)
-    assert jobs.progress(lease, [item(0), item(1)], None)
-    assert jobs.complete(lease, ResultInfo("results/x", "d", 1))
-    assert jobs.count_active("t1") == 2
-    jobs.cancel(ids[1], "t1")
-    jobs.delete(ids[2], "t1")
-    assert jobs.count_active("t1") == 0 and jobs.count_active("t2") == 1
-
-
-def test_a_replaced_secret_is_read_by_every_node(open_backend: Callable[..., Backends]) -> None:
-    one, two = open_backend(), open_backend()
-    assert one.secrets.get_or_create("data_key", lambda: "v1") == "v1"
-    two.secrets.set("data_key", "v2")
-    assert one.secrets.get_or_create("data_key", lambda: "v3") == "v2"
-    one.secrets.set("fresh", "v4")  # setting one never made
-    assert two.secrets.get_or_create("fresh", lambda: "v5") == "v4"
-
-
-def test_rate_limit_counters_count_every_hit(backend: Backends) -> None:
-    limiter = MovingWindowRateLimiter(backend.rate_limits)
-    limit = parse("3/minute")
-    assert [limiter.hit(limit, "client-a") for _ in range(4)] == [True, True, True, False]
-    assert limiter.hit(limit, "client-b")
-
-
-_NEW, _OLD = (f"{k}:" + base64.b64encode(k[:1].encode() * 32).decode() for k in ("new", "old"))
-_KEKS = f"{_NEW},{_OLD}"
-
-
-def test_encryption_at_rest_round_trips_and_hides_the_plaintext(
-    open_backend: Callable[..., Backends],
-) -> None:
-    secure = SecuritySettings(encryption_keys=_KEKS)
-    backend = open_backend(security=secure)
-    assert backend.encryption is not None
-    secret_bytes = b"the plaintext of an upload " * 1000
-    info = backend.blobs.put("uploads/j1/0", [secret_bytes])
-    assert info.size == len(secret_bytes)
-    with backend.blobs.open("uploads/j1/0") as f:
-        assert f.read() == secret_bytes
-    assert b"".join(backend.blobs.read_range("uploads/j1/0", 4, 12)) == secret_bytes[4:13]
-    assert backend.blobs.size("uploads/j1/0") == len(secret_bytes)
-    inner = backend.blobs.inner  # type: ignore[attr-defined]
-    with inner.open("uploads/j1/0") as raw:
-        assert b"plaintext" not in raw.read()
-
-    jobs = backend.jobs
-    job_id = jobs.submit(new_job(backend)).id
-    lease = jobs.claim("w", 10)
+    made = [jobs.submit(new_job(backend, tenant)) for tenant in ("t1", "t1", "t2")]
+    assert jobs.count_active("t1") == 2 and jobs.count_active("t2") == 1
+    lease = jobs.claim("w", 10.0)
     assert lease is not None
-    palette = {"colors": [{"hex": "#123456"}]}
-    done = dataclasses.replace(item(0), palette=palette)
-    assert jobs.progress(lease, [done], None)
-    assert [i.palette for i in jobs.iter_items(job_id)] == [palette]
-    backend.palette_cache.cache_put({"p": b'{"colors": ["#abcdef"]}'})
-    assert backend.palette_cache.cache_get("p") == b'{"colors": ["#abcdef"]}'
+    assert jobs.count_active("t1") == 2 and jobs.count_active("t2") == 1  # running counts
+    queued = next(j for j in made[:2] if j.id != lease.job_id)
+    assert jobs.cancel(queued.id, "t1").status == "canceled"
+    assert jobs.count_active("t1") == 1
+    assert jobs.count_active("nobody") == 0
 
-    # A second node with the same keys reads it all; a rotation keeps it readable.
-    other = open_backend(security=secure)
-    assert [i.palette for i in other.jobs.iter_items(job_id)] == [palette]
-    assert other.palette_cache.cache_get("p") == b'{"colors": ["#abcdef"]}'
-    rotated = open_backend(security=SecuritySettings(encryption_keys=f"{_OLD},{_NEW}"))
-    assert rotated.encryption is not None
-    report = rotated.encryption.run()
-    assert report.kid == "old" and report.rewrapped >= 2
-    with rotated.blobs.open("uploads/j1/0") as f:
-        assert f.read() == secret_bytes
-    assert [i.palette for i in rotated.jobs.iter_items(job_id)] == [palette]
-    assert json.loads(rotated.palette_cache.cache_get("p") or b"") == {"colors": ["#abcdef"]}
+
+def test_a_shared_secret_can_be_replaced(open_backend: Callable[..., Backends]) -> None:
+    first, second = open_backend(), open_backend()
+    assert first.secrets.get_or_create("s", lambda: "one") == "one"
+    second.secrets.set("s", "two")
+    assert first.secrets.get_or_create("s", lambda: "three") == "two"
+
+
+def test_rate_limit_counters_come_from_the_backend(backend: Backends) -> None:
+    limiter = RateLimiter("2/minute", backend.rate_limits)
+    assert [limiter.hit("client").allowed for _ in range(3)] == [True, True, False]
+    assert limiter.hit("another").allowed
+
+
+def test_sealed_stores_read_back_what_they_were_given(
+    open_backend: Callable[..., Backends], clock: FakeClock
+) -> None:
+    keys = "k1:" + base64.b64encode(os.urandom(32)).decode()
+    backend = open_backend(security=SecuritySettings(encryption_keys=keys))
+    assert backend.encryption is not None
+    made = backend.jobs.submit(new_job(backend))
+    lease = backend.jobs.claim("w", 10.0)
+    assert lease is not None and lease.job_id == made.id
+    backend.jobs.progress(lease, [item(0)], None)
+    [stored] = list(backend.jobs.iter_items(made.id))
+    assert stored.palette == {"colors": []}
+    backend.palette_cache.cache_put({"k": b'{"colors": ["#abcdef"]}'})
+    assert backend.palette_cache.cache_get("k") == b'{"colors": ["#abcdef"]}'
+    # Without the key the same data cannot be opened.
+    with pytest.raises(UnknownKey):
+        open_backend(
+            security=SecuritySettings(
+                encryption_keys="k2:" + base64.b64encode(os.urandom(32)).decode()
+            )
+        )
