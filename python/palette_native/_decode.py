@@ -139,7 +139,8 @@ def _jpeg_bytes(source: str | bytes) -> bytes | None:
         with open(source, "rb") as fh:
             if fh.read(3) != _JPEG_MAGIC or os.fstat(fh.fileno()).st_size > _JPEG_READ_LIMIT:
                 return None
-            return _JPEG_MAGIC + fh.read()
+            fh.seek(0)
+            return fh.read()
     except OSError:
         return None
 

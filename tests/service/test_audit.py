@@ -95,7 +95,7 @@ def test_security_relevant_acts_are_recorded(audited: dict[str, Any]) -> None:
     denied = by_action["auth.denied"]
     assert denied["actor"] == f"api_key:{audited['viewer']}"
     assert denied["outcome"] == "denied 403 forbidden"
-    assert [e["actor"] for e in entries if e["action"] == "job.download"][0] == "signed_url"
+    assert next(e["actor"] for e in entries if e["action"] == "job.download") == "signed_url"
     # The other tenant sees none of it; a failed authentication belongs to no tenant.
     assert audited["pages"]["beta"]["data"] == []
     assert "auth.failure" not in actions
@@ -141,10 +141,12 @@ def tampered(audited: dict[str, Any], tmp_path: Path, sql: str) -> subprocess.Co
         ("DELETE FROM audit_log WHERE seq IN (6, 7)", ["entries 6-7 removed"]),
         (
             # Swap the contents of rows 4 and 5 (positions kept).
-            "CREATE TEMP TABLE t AS SELECT * FROM audit_log WHERE seq IN (4, 5);"
-            "UPDATE t SET seq = 9 - seq;"
-            "DELETE FROM audit_log WHERE seq IN (4, 5);"
-            "INSERT INTO audit_log SELECT * FROM t;",
+            (
+                "CREATE TEMP TABLE t AS SELECT * FROM audit_log WHERE seq IN (4, 5);"
+                "UPDATE t SET seq = 9 - seq;"
+                "DELETE FROM audit_log WHERE seq IN (4, 5);"
+                "INSERT INTO audit_log SELECT * FROM t;"
+            ),
             ["entry 5 was moved to position 4", "entry 4 was moved to position 5"],
         ),
     ],
