@@ -107,6 +107,11 @@ class _GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_timer = None
         if not self._in_head or self.transport.is_closing():
             return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined head while the previous answer still streams: that answer's time
+            # is not this client's delay; look again once more time has passed.
+            self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_too_slow)
+            return
         self._send_problem(
             408,
             "header_timeout",
