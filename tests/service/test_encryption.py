@@ -45,7 +45,9 @@ def test_the_stream_format_round_trips_and_reads_any_range(size: int) -> None:
     ring = KeyRing(SecuritySettings(encryption_keys=kek("k1")).encryption_ring)
     data = os.urandom(size)
     sealed = encrypt(ring, data)
-    assert data[:64] not in sealed or size == 0
+    # A run of 16 or more random bytes shows up in random ciphertext by chance with negligible
+    # odds; one byte would show up about a third of the time, so short inputs are not checked.
+    assert size < 16 or data[:64] not in sealed
     reader = DecryptingReader(ring, io.BytesIO(sealed))
     assert reader.read() == data
     for start in (0, 1, CHUNK - 3, CHUNK, size // 2, max(0, size - 2)):
