@@ -17,6 +17,8 @@ struct PaletteParams {
     int max_iterations = 64;          // k-means iterations per stage
     int median_rounds = 3;            // Weiszfeld steps towards per-cluster medians (0 = off)
     int swap_rounds = 0;              // k-median local search: centers moved at most (0 = off)
+    int swap_candidates = 32;         // ... points tried as a moved center's new place, per move
+    int swap_settle_rounds = 3;       // ... median steps once the moves are done (at least 1)
 };
 
 struct PaletteMetrics {
