@@ -22,6 +22,7 @@ from .middleware import RequestContextMiddleware
 from .offload import Offload
 from .palettes import PaletteService
 from .problems import EXCEPTION_HANDLERS
+from .routes import analyze as analyze_routes
 from .routes import jobs as job_routes
 from .routes import ops as ops_routes
 from .routes import palette as palette_routes
@@ -106,6 +107,7 @@ def create_app(
     all_routes: list[BaseRoute] = [
         *ops_routes.routes,
         *palette_routes.routes,
+        *analyze_routes.routes,
         *job_routes.routes,
         *webhook_routes.routes,
         *signed_urls.routes,

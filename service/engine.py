@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
+from .options import DEFAULT_CROPS
+
 import orjson
 
 from .jobs.interfaces import JobInput
@@ -14,7 +16,8 @@ __all__ = ["Engine"]
 
 
 class Engine:
-    """Wraps ``palette_native.extract`` and ``palette_native.archive.iter_archive``."""
+    """Wraps ``palette_native.extract``, ``palette_native.analyze`` and
+    ``palette_native.archive.iter_archive``."""
 
     def __init__(self, settings: Settings, extract: Callable[..., Any] | None = None) -> None:
         import palette_native
@@ -22,6 +25,7 @@ class Engine:
 
         self.settings = settings
         self.extract: Callable[..., Any] = extract or palette_native.extract
+        self._analyze: Callable[..., Any] = palette_native.analyze
         self.version: str = str(getattr(palette_native, "__version__", "0"))
         self.limits = archive.ArchiveLimits(
             max_entries=settings.zip_max_entries,
@@ -62,3 +66,24 @@ class Engine:
         palette = self.extract(data, **self.extract_kwargs(options))
         # orjson: measured 6 µs against json.dumps' 49 µs for this body, on every request.
         return orjson.dumps(palette.to_dict())
+
+    def analysis(
+        self,
+        source: Any,
+        colors: int,
+        crops: tuple[str, ...] = DEFAULT_CROPS,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> dict[str, Any]:
+        """``palette_native.analyze`` as JSON-ready data, with a crop box per aspect in
+        ``crops`` (``W:H``)."""
+        found = self._analyze(
+            source, colors, max_pixels=self.settings.max_pixels, should_cancel=should_cancel
+        )
+        document: dict[str, Any] = found.to_dict()
+        document["crops"] = {aspect: list(found.crop(aspect)) for aspect in crops}
+        return document
+
+    def analysis_json(self, data: bytes | bytearray, options: dict[str, Any]) -> bytes:
+        """Analyse one image and render the response body (runs on a worker thread)."""
+        source = data if isinstance(data, bytes) else bytes(data)
+        return orjson.dumps(self.analysis(source, options["colors"], options["crops"]))

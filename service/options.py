@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
 from .problems import Problem
 
-__all__ = ["OPTION_NAMES", "canonical_query", "parse_options"]
+__all__ = [
+    "DEFAULT_CROPS",
+    "MAX_CROPS",
+    "OPTION_NAMES",
+    "canonical_query",
+    "parse_analysis_options",
+    "parse_options",
+]
 
 # name -> (kind, default, min, max)
 _SPEC: dict[str, tuple[str, Any, float | None, float | None]] = {
@@ -30,6 +38,14 @@ def _bad(name: str, detail: str, value: str) -> Problem:
     return Problem(400, "bad_parameter", f"{name}: {detail}", parameter=name, value=value)
 
 
+def _boolean(name: str, text: str) -> bool:
+    if text.lower() in _TRUE:
+        return True
+    if text.lower() in _FALSE:
+        return False
+    raise _bad(name, "expected true or false", text)
+
+
 def parse_options(
     raw: Mapping[str, str], *, max_colors: int, default_pixel_budget: int | None = None
 ) -> dict[str, Any]:
@@ -43,12 +59,7 @@ def parse_options(
             continue
         text = text.strip()
         if kind == "bool":
-            if text.lower() in _TRUE:
-                value = True
-            elif text.lower() in _FALSE:
-                value = False
-            else:
-                raise _bad(name, "expected true or false", text)
+            value = _boolean(name, text)
         elif kind == "int":
             try:
                 value = int(text)
@@ -87,3 +98,28 @@ def canonical_query(options: Mapping[str, Any]) -> str:
             text = str(value)
         pairs.append((name, text))
     return urlencode(pairs)
+
+
+# ---- POST /v1/analyze ----------------------------------------------------------------------
+
+DEFAULT_CROPS = ("1:1", "16:9")
+MAX_CROPS = 8
+_ASPECT = re.compile(r"[1-9][0-9]{0,2}:[1-9][0-9]{0,2}")
+
+
+def parse_analysis_options(raw: Mapping[str, str], *, max_colors: int) -> dict[str, Any]:
+    """``colors`` (as for palettes) and ``crops``: up to 8 aspects ``W:H`` (whole numbers
+    1-999), the crop boxes the answer lists; the library's two when absent (an empty
+    ``crops=`` is refused, like any text that is not a list of aspects)."""
+    colors = parse_options({"colors": raw.get("colors", "")}, max_colors=max_colors)["colors"]
+    text = raw.get("crops")
+    if text is None:
+        return {"colors": colors, "crops": DEFAULT_CROPS}
+    aspects = text.split(",")
+    if len(aspects) > MAX_CROPS:
+        raise _bad("crops", f"at most {MAX_CROPS} aspects", text)
+    for aspect in aspects:
+        if not _ASPECT.fullmatch(aspect):
+            raise _bad("crops", "expected aspects like 1:1,16:9 (whole numbers 1-999)", text)
+    # Repeats and order do not change the answer's content: one cache entry for all spellings.
+    return {"colors": colors, "crops": tuple(sorted(set(aspects)))}

@@ -9,6 +9,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -174,21 +175,43 @@ class PaletteService:
         self._pool.shutdown(wait=True)
         self.cache.close()
 
-    def _keys(self, tenant: str, digest: str, options: dict[str, Any]) -> tuple[str, str, str]:
+    def _keys(
+        self, tenant: str, digest: str, options: dict[str, Any], kind: str = "palette"
+    ) -> tuple[str, str, str]:
         query = canonical_query(options)
         # The ETag covers the library version too: a new engine may render different bytes.
+        # Palettes keep the key they always had; other kinds of result are named in it.
+        named = digest if kind == "palette" else f"{kind}|{digest}"
         etag = (
             '"'
-            + hashlib.sha256(f"{self.engine.version}|{digest}?{query}".encode()).hexdigest()[:40]
+            + hashlib.sha256(f"{self.engine.version}|{named}?{query}".encode()).hexdigest()[:40]
             + '"'
         )
         cache_key = hashlib.sha256(f"{tenant}|{etag}".encode()).hexdigest()
         return query, etag, cache_key
 
     async def extract(self, tenant: str, body: Body, options: dict[str, Any]) -> PaletteResult:
+        """The palette of ``body`` (``POST /v1/palette``)."""
+        return await self._answer(tenant, body, options, "palette", self.engine.palette_json)
+
+    async def analyze(self, tenant: str, body: Body, options: dict[str, Any]) -> PaletteResult:
+        """The analysis of ``body`` (``POST /v1/analyze``): quality, subject, crops, palettes.
+
+        Same path as a palette (memory, the store's cache, the decode threads), under keys of
+        its own."""
+        return await self._answer(tenant, body, options, "analysis", self.engine.analysis_json)
+
+    async def _answer(
+        self,
+        tenant: str,
+        body: Body,
+        options: dict[str, Any],
+        kind: str,
+        render: Callable[[bytes | bytearray, dict[str, Any]], bytes],
+    ) -> PaletteResult:
         if not body.data:
             raise Problem(400, "empty_body", "The request has no image bytes.")
-        query, etag, cache_key = self._keys(tenant, body.digest, options)
+        query, etag, cache_key = self._keys(tenant, body.digest, options, kind)
         while True:
             cached = self.cache.peek(cache_key)
             if cached is not None:
@@ -200,10 +223,10 @@ class PaletteService:
             await pending.wait()  # the same image is being computed: take its result
         done = self._inflight[cache_key] = anyio.Event()
         try:
-            # One trip to a worker thread: the store's cache (after a restart the palette may
+            # One trip to a worker thread: the store's cache (after a restart the result may
             # be there), else the library.
             rendered, computed = await asyncio.get_running_loop().run_in_executor(
-                self._pool, self._load_or_compute, cache_key, body.data, options
+                self._pool, self._load_or_compute, cache_key, body.data, options, render
             )
         except Exception:
             self.metrics.images.labels("failed", "sync").inc()
@@ -219,12 +242,16 @@ class PaletteService:
         return PaletteResult(body.digest, query, etag, rendered)
 
     def _load_or_compute(
-        self, cache_key: str, data: bytes, options: dict[str, Any]
+        self,
+        cache_key: str,
+        data: bytes,
+        options: dict[str, Any],
+        render: Callable[[bytes | bytearray, dict[str, Any]], bytes],
     ) -> tuple[bytes, bool]:
         stored = self.cache.get(cache_key)
         if stored is not None:
             return stored, False
-        rendered = self.engine.palette_json(data, options)
+        rendered = render(data, options)
         self.cache.put(cache_key, rendered)
         return rendered, True
 

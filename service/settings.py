@@ -55,7 +55,7 @@ class Settings:
     max_request_bytes: int = 2048 * _MiB
     """Largest ``POST /v1/jobs`` body (all parts together)."""
     max_sync_bytes: int = 64 * _MiB
-    """Largest ``POST /v1/palette`` body."""
+    """Largest ``POST /v1/palette`` or ``POST /v1/analyze`` body."""
     max_images_per_job: int = 10_000
     """Images per job, counting every ZIP entry."""
     max_pixels: int = 100_000_000

@@ -1,20 +1,22 @@
 """The OpenAPI 3.1 description of the service, written by hand to say exactly what it does.
 
-One module per part: :mod:`palette`, :mod:`jobs`, :mod:`ops` and :mod:`webhooks` give paths,
-:mod:`schemas` (and :mod:`webhooks`) the component schemas, :mod:`components` what they share.
+One module per part: :mod:`palette`, :mod:`analyze`, :mod:`jobs`, :mod:`ops` and
+:mod:`webhooks` give paths, :mod:`schemas` (and :mod:`webhooks`) the component schemas,
+:mod:`components` what they share.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import jobs, ops, palette, schemas, security, webhooks
+from . import analyze, jobs, ops, palette, schemas, security, webhooks
 
 __all__ = ["build_spec"]
 
 DESCRIPTION = (
-    "Color palettes from images. `POST /v1/palette` answers at once; `POST /v1/jobs` "
-    "queues images and ZIP archives. Errors are RFC 9457 problem documents with a "
+    "Color palettes from images. `POST /v1/palette` answers at once (`POST /v1/analyze` "
+    "adds a quality score, the subject and crops); `POST /v1/jobs` queues images and ZIP "
+    "archives. Errors are RFC 9457 problem documents with a "
     "stable `code`; limit errors name the limit and the value. Finished jobs are "
     "kept for the retention period (default 7 days), then answer 404."
 )
@@ -29,6 +31,7 @@ def build_spec() -> dict[str, Any]:
         "paths": _behind_the_gate(
             {
                 **palette.paths(),
+                **analyze.paths(),
                 **jobs.paths(),
                 **ops.paths(),
                 **webhooks.paths(),

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ANALYSIS_PARAMS",
     "COMMON_ERRORS",
     "HEADERS",
     "IF_NONE_MATCH",
+    "IMAGE_BODY",
     "JOB_ID",
     "OPTION_FIELDS",
     "OPTION_PARAMS",
@@ -86,6 +88,40 @@ OPTION_PARAMS: list[dict[str, Any]] = [
         "schema": {"type": "boolean", "default": False},
     },
 ]
+
+_HEX = "#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})"
+_ASPECT = "[1-9][0-9]{0,2}:[1-9][0-9]{0,2}"
+
+ANALYSIS_PARAMS: list[dict[str, Any]] = [
+    OPTION_PARAMS[0],  # colors: the size of each of the three palettes
+    {
+        "name": "crops",
+        "in": "query",
+        "description": (
+            "Aspects (`W:H`, whole numbers 1-999, up to 8, comma-separated) to list a crop "
+            "box for; default `1:1,16:9`"
+        ),
+        "schema": {"type": "string", "pattern": f"^{_ASPECT}(,{_ASPECT}){{0,7}}$"},
+    },
+]
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+IMAGE_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/octet-stream": _BINARY,
+        "image/jpeg": _BINARY,
+        "image/png": _BINARY,
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+            }
+        },
+    },
+}
 
 OPTION_FIELDS: dict[str, Any] = {
     p["name"]: {**p["schema"], "description": p["description"]} for p in OPTION_PARAMS

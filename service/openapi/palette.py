@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .components import COMMON_ERRORS, HEADERS, IF_NONE_MATCH, OPTION_PARAMS, json_ref, problem
+from .components import (
+    COMMON_ERRORS,
+    HEADERS,
+    IF_NONE_MATCH,
+    IMAGE_BODY,
+    OPTION_PARAMS,
+    json_ref,
+    problem,
+)
 
 __all__ = ["paths"]
 
@@ -21,23 +29,7 @@ def paths() -> dict[str, Any]:
                 "the bytes. Results are cached by image digest and options."
             ),
             "parameters": OPTION_PARAMS,
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/octet-stream": {
-                        "schema": {"type": "string", "format": "binary"}
-                    },
-                    "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-                    "image/png": {"schema": {"type": "string", "format": "binary"}},
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {"file": {"type": "string", "format": "binary"}},
-                            "required": ["file"],
-                        }
-                    },
-                },
-            },
+            "requestBody": IMAGE_BODY,
             "responses": {
                 "200": json_ref(
                     "Palette",

@@ -51,6 +51,7 @@ def schemas() -> dict[str, Any]:
                 "options": {"type": "object"},
             },
         },
+        "Analysis": _analysis(),
         "Job": {
             "type": "object",
             "required": ["id", "status", "progress", "created_at"],
@@ -127,3 +128,69 @@ def schemas() -> dict[str, Any]:
         },
     }
 
+
+
+def _analysis() -> dict[str, Any]:
+    box = {"type": "array", "items": {"type": "integer"}, "minItems": 4, "maxItems": 4}
+    palette = {"$ref": "#/components/schemas/Palette"}
+    component = {
+        "type": "object",
+        "required": ["value", "raw", "unit"],
+        "properties": {
+            "value": {"type": "number", "minimum": 0, "maximum": 1},
+            "raw": {"type": ["number", "null"]},
+            "unit": {"type": "string"},
+            "details": {"type": "object"},
+        },
+    }
+    return {
+        "type": "object",
+        "required": [
+            "width",
+            "height",
+            "quality",
+            "subject",
+            "crops",
+            "palette",
+            "subject_palette",
+            "background_palette",
+        ],
+        "properties": {
+            "width": {"type": "integer"},
+            "height": {"type": "integer"},
+            "quality": {
+                "type": "object",
+                "required": ["score", "components"],
+                "properties": {
+                    "score": {"type": "number", "minimum": 0, "maximum": 100},
+                    "components": {
+                        "type": "object",
+                        "description": (
+                            "sharpness, noise, exposure, compression, contrast, "
+                            "colorfulness, resolution"
+                        ),
+                        "additionalProperties": component,
+                    },
+                },
+            },
+            "subject": {
+                "type": "object",
+                "required": ["box"],
+                "properties": {
+                    "box": {**box, "description": "left, top, width, height in source pixels"},
+                    "center": {"type": "array", "items": {"type": "number"}},
+                    "share": {"type": "number"},
+                },
+            },
+            "crops": {
+                "type": "object",
+                "description": "Aspect (`W:H`) -> left, top, width, height",
+                "additionalProperties": box,
+            },
+            "palette": palette,
+            "subject_palette": palette,
+            "background_palette": palette,
+            "analyzed_pixels": {"type": "integer"},
+            "options": {"type": "object"},
+        },
+    }

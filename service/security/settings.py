@@ -56,7 +56,8 @@ class SecuritySettings:
     body_timeout_seconds: float = 30.0
     """Longest wait for the next piece of a request body (408)."""
     sync_deadline_seconds: float = 60.0
-    """``POST /v1/palette`` answers within this (503 + Retry-After when it cannot)."""
+    """``POST /v1/palette`` and ``POST /v1/analyze`` answer within this (503 + Retry-After
+    when they cannot)."""
     job_timeout_seconds: float = 24 * 3600.0
     """A job running longer than this is failed with ``job_timeout``."""
     max_sync_bytes_in_flight: int = 256 * _MiB

@@ -1,0 +1,180 @@
+"""Issue 14 in the service, over real HTTP against ``palette serve``: ``POST /v1/analyze``.
+
+One server for the module (started with small limits, so the 413 and 422 answers are cheap
+to provoke); every test talks to it through httpx.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+from servertools import ServiceProcess
+
+pytestmark = pytest.mark.e2e
+
+MAX_SYNC_BYTES = 300_000
+MAX_PIXELS = 400_000
+DISC_CENTER = (640 * 0.62, 480 * 0.45)  # x, y of the red disc in ``_scene``
+
+
+def _scene(seed: int = 3) -> np.ndarray:
+    """640 x 480: a gray-green textured background with a saturated red disc right of centre."""
+    h, w = 480, 640
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack(
+        [90 + 20 * np.sin(xx / 37.0), 110 + 15 * np.cos(yy / 23.0), 80 + 0 * xx], axis=2
+    )
+    image = base + rng.normal(0, 3, (h, w, 3))
+    disc = (yy - DISC_CENTER[1]) ** 2 + (xx - DISC_CENTER[0]) ** 2 < (h * 0.18) ** 2
+    image[disc] = [220, 30, 40] + rng.normal(0, 8, (int(disc.sum()), 3))
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def _encode(pixels: np.ndarray, fmt: str, **kwargs: Any) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, fmt, **kwargs)
+    return out.getvalue()
+
+
+def _two_colors(first: tuple[int, int, int], second: tuple[int, int, int]) -> bytes:
+    """A PNG whose left half is ``first`` and right half ``second``."""
+    pixels = np.zeros((40, 80, 3), np.uint8)
+    pixels[:, :40] = first
+    pixels[:, 40:] = second
+    return _encode(pixels, "PNG")
+
+
+@pytest.fixture(scope="module")
+def photo() -> bytes:
+    return _encode(_scene(), "JPEG", quality=90)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, guard_dir: Path) -> Iterator[ServiceProcess]:
+    root = tmp_path_factory.mktemp("analysis")
+    process = ServiceProcess(
+        root / "data",
+        guard_dir,
+        {
+            "PALETTE_MAX_SYNC_BYTES": str(MAX_SYNC_BYTES),
+            "PALETTE_MAX_PIXELS": str(MAX_PIXELS),
+            "PALETTE_LEASE_SECONDS": "2",
+        },
+    ).start()
+    yield process
+    log = process.log()  # before stopping: SIGINT ends uvicorn with a KeyboardInterrupt trace
+    process.stop()
+    assert "Traceback" not in log
+
+
+@pytest.fixture
+def c(server: ServiceProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        yield client
+
+
+# ---- POST /v1/analyze ------------------------------------------------------------------------
+
+
+def test_analyze_answers_quality_subject_crops_and_palettes(c: httpx.Client, photo: bytes) -> None:
+    r = c.post("/v1/analyze?colors=5&crops=4:5,1:1", content=photo)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/json"
+    doc = r.json()
+    assert (doc["width"], doc["height"]) == (640, 480)
+    quality = doc["quality"]
+    assert 0 < quality["score"] <= 100
+    assert set(quality["components"]) == {
+        "sharpness",
+        "noise",
+        "exposure",
+        "compression",
+        "contrast",
+        "colorfulness",
+        "resolution",
+    }
+    for component in quality["components"].values():
+        assert 0 <= component["value"] <= 1 and isinstance(component["raw"], float)
+        assert component["unit"]
+    assert quality["components"]["compression"]["details"]["jpeg_quality"] == 90
+    left, top, width, height = doc["subject"]["box"]
+    cx, cy = DISC_CENTER
+    assert left <= cx <= left + width and top <= cy <= top + height
+    assert set(doc["crops"]) == {"1:1", "4:5"}  # the aspects asked for, not the defaults
+    for aspect, (x, y, w, h) in doc["crops"].items():
+        ratio_w, ratio_h = (int(n) for n in aspect.split(":"))
+        assert abs(w / h - ratio_w / ratio_h) < 0.02
+        assert x <= cx <= x + w and y <= cy <= y + h
+    for name in ("palette", "subject_palette", "background_palette"):
+        assert len(doc[name]["colors"]) == 5
+    red, green, blue = doc["subject_palette"]["colors"][0]["rgb"]
+    assert red > 150 and green < 90 and blue < 90  # the subject's colors come first
+    assert doc["options"]["colors"] == 5
+
+
+def test_analyze_is_cached_by_digest_and_options(c: httpx.Client, photo: bytes) -> None:
+    first = c.post("/v1/analyze?crops=16:9,1:1", content=photo)
+    again = c.post("/v1/analyze?crops=1:1,16:9,1:1", content=photo)  # same set, other spelling
+    multipart = c.post(
+        "/v1/analyze?crops=1:1,16:9", files={"file": ("p.jpg", photo, "image/jpeg")}
+    )
+    other = c.post("/v1/analyze?colors=3", content=photo)
+    plain = c.post("/v1/palette", content=photo)
+    for r in (first, again, multipart, other, plain):
+        assert r.status_code == 200, r.text
+    assert first.headers["etag"] == again.headers["etag"] == multipart.headers["etag"]
+    assert first.content == again.content == multipart.content
+    assert set(first.json()["crops"]) == {"1:1", "16:9"}
+    assert other.headers["etag"] != first.headers["etag"]
+    assert plain.headers["etag"] != first.headers["etag"]  # its own key space
+    assert "content-location" not in first.headers  # no GET address for analyses
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ("crops=", "crops"),
+        ("crops=0:1", "crops"),
+        ("crops=a:b", "crops"),
+        ("crops=16/9", "crops"),
+        ("crops=1:1,", "crops"),
+        ("crops=" + ",".join(f"{n}:1" for n in range(1, 10)), "crops"),
+        ("colors=0", "colors"),
+        ("colors=65", "colors"),
+        ("colors=many", "colors"),
+    ],
+    ids=["empty", "zero", "letters", "slash", "trailing-comma", "nine-aspects", "colors-0", "colors-65",
+         "colors-text"],
+)
+def test_analyze_refuses_bad_parameters(
+    c: httpx.Client, h: Any, photo: bytes, query: str, parameter: str
+) -> None:
+    body = h.problem(c.post(f"/v1/analyze?{query}", content=photo), 400, "bad_parameter")
+    assert body["parameter"] == parameter
+
+
+def test_analyze_refuses_bad_bodies_like_the_palette_route(c: httpx.Client, h: Any) -> None:
+    corrupt = _encode(_scene(), "JPEG")[:400]
+    h.problem(c.post("/v1/analyze", content=corrupt), 422, "decode_error")
+    pdf = c.post("/v1/analyze", content=b"%PDF-1.7\n" + b"0" * 200, headers={
+        "content-type": "image/jpeg"})  # the declared type does not matter
+    h.problem(pdf, 415, "unsupported_format")
+    archive = h.make_zip({"a.jpg": h.make_jpeg(1)})
+    h.problem(c.post("/v1/analyze", content=archive), 415, "unsupported_format")
+    h.problem(c.post("/v1/analyze", content=b""), 400, "empty_body")
+    too_many = _encode(np.zeros((600, 800, 3), np.uint8), "PNG")  # 480,000 pixels
+    large = h.problem(c.post("/v1/analyze", content=too_many), 422, "image_too_large")
+    assert large["limit_pixels"] == MAX_PIXELS and large["actual_pixels"] == 480_000
+    big = b"\xff\xd8\xff" + bytes(MAX_SYNC_BYTES)
+    h.problem(c.post("/v1/analyze", content=big), 413, "request_too_large")
+    h.problem(c.get("/v1/analyze"), 405, "method_not_allowed")
+    empty_form = c.post("/v1/analyze", files={"note": (None, "no image here")})
+    h.problem(empty_form, 400, "no_files")
