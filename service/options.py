@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,10 +13,13 @@ from .problems import Problem
 
 __all__ = [
     "DEFAULT_CROPS",
+    "MAX_BRAND_COLORS",
     "MAX_CROPS",
     "OPTION_NAMES",
+    "BrandCheck",
     "canonical_query",
     "parse_analysis_options",
+    "parse_brand",
     "parse_options",
 ]
 
@@ -123,3 +127,73 @@ def parse_analysis_options(raw: Mapping[str, str], *, max_colors: int) -> dict[s
             raise _bad("crops", "expected aspects like 1:1,16:9 (whole numbers 1-999)", text)
     # Repeats and order do not change the answer's content: one cache entry for all spellings.
     return {"colors": colors, "crops": tuple(sorted(set(aspects)))}
+
+
+# ---- brand conformance (POST /v1/palette, GET /v1/palettes/{digest}) ------------------------
+
+MAX_BRAND_COLORS = 16
+_HEX = re.compile(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
+
+
+@dataclass(frozen=True)
+class BrandCheck:
+    """What ``?brand=`` asks: the brand colors (``#rrggbb``), how far (Oklab ΔE x 100, the
+    engine's own metric) a palette color may be from one to count as on-brand, and the share
+    of the image that must be on-brand to pass."""
+
+    colors: tuple[str, ...]
+    tolerance: float
+    min_share: float
+
+    def query(self) -> str:
+        return urlencode(
+            [
+                ("brand", ",".join(self.colors)),
+                ("brand_min_share", repr(self.min_share)),
+                ("brand_tolerance", repr(self.tolerance)),
+            ]
+        )
+
+
+def _hex_color(text: str) -> str:
+    digits = text.removeprefix("#").lower()
+    if len(digits) == 3:
+        digits = "".join(d * 2 for d in digits)
+    return "#" + digits
+
+
+def _bounded(raw: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    text = raw.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise _bad(name, "expected a number", text) from None
+    if not low <= value <= high:  # NaN fails this too
+        raise _bad(name, f"must be from {low:g} to {high:g}", text)
+    return value
+
+
+def parse_brand(raw: Mapping[str, str]) -> BrandCheck | None:
+    """``brand`` (1-16 hex colors, comma-separated), ``brand_tolerance`` (ΔE, 0-100, default
+    5) and ``brand_min_share`` (0-1, default 0.5); None without ``brand``. The two numbers
+    alone are refused: they would silently do nothing."""
+    text = raw.get("brand")
+    if text is None:
+        for name in ("brand_tolerance", "brand_min_share"):
+            if raw.get(name) is not None:
+                raise _bad(name, "only meaningful with brand", raw[name])
+        return None
+    parts = text.split(",")
+    if len(parts) > MAX_BRAND_COLORS:
+        raise _bad("brand", f"at most {MAX_BRAND_COLORS} colors", text)
+    for part in parts:
+        if not _HEX.fullmatch(part):
+            raise _bad("brand", f"{part!r} is not a hex color like #1a2b3c or #abc", text)
+    colors = tuple(dict.fromkeys(_hex_color(p) for p in parts))
+    return BrandCheck(
+        colors=colors,
+        tolerance=_bounded(raw, "brand_tolerance", 5.0, 0.0, 100.0),
+        min_share=_bounded(raw, "brand_min_share", 0.5, 0.0, 1.0),
+    )

@@ -6,6 +6,7 @@ from typing import Any
 
 __all__ = [
     "ANALYSIS_PARAMS",
+    "BRAND_PARAMS",
     "COMMON_ERRORS",
     "HEADERS",
     "IF_NONE_MATCH",
@@ -91,6 +92,33 @@ OPTION_PARAMS: list[dict[str, Any]] = [
 
 _HEX = "#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})"
 _ASPECT = "[1-9][0-9]{0,2}:[1-9][0-9]{0,2}"
+
+BRAND_PARAMS: list[dict[str, Any]] = [
+    {
+        "name": "brand",
+        "in": "query",
+        "description": (
+            "Brand colors, 1-16 hex values separated by commas (`%23112233,%23445566`; the "
+            "`#` is optional): adds a `brand` block to the palette"
+        ),
+        "schema": {"type": "string", "pattern": f"^{_HEX}(,{_HEX}){{0,15}}$"},
+    },
+    {
+        "name": "brand_tolerance",
+        "in": "query",
+        "description": (
+            "With `brand`: the largest ΔE (Oklab distance x 100, the engine's metric) at which "
+            "a palette color counts as on-brand"
+        ),
+        "schema": {"type": "number", "minimum": 0, "maximum": 100, "default": 5},
+    },
+    {
+        "name": "brand_min_share",
+        "in": "query",
+        "description": "With `brand`: the on-brand share of the image needed to pass",
+        "schema": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5},
+    },
+]
 
 ANALYSIS_PARAMS: list[dict[str, Any]] = [
     OPTION_PARAMS[0],  # colors: the size of each of the three palettes

@@ -5,8 +5,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..brand import with_brand
 from ..conditional import json_response
-from ..options import parse_options
+from ..options import parse_brand, parse_options
 from ..palettes import PaletteResult
 from ..state import app_state
 from . import api_route
@@ -33,11 +34,12 @@ async def create_palette(request: Request) -> Response:
         max_colors=settings.max_colors,
         default_pixel_budget=settings.pixel_budget,
     )
+    brand = parse_brand(request.query_params)
 
     async def answer(read: BodyReader) -> Response:
         body = await read()
         result = await state["palettes"].extract(request.scope["tenant"], body, options)
-        return _render(request, result)
+        return _render(request, result if brand is None else with_brand(result, brand))
 
     return await answer_within_limits(request, answer, "palette")
 
@@ -50,10 +52,11 @@ async def get_palette(request: Request) -> Response:
         max_colors=settings.max_colors,
         default_pixel_budget=settings.pixel_budget,
     )
+    brand = parse_brand(request.query_params)
     result = await state["palettes"].lookup(
         request.scope["tenant"], request.path_params["digest"], options
     )
-    return _render(request, result)
+    return _render(request, result if brand is None else with_brand(result, brand))
 
 
 routes = [

@@ -1,4 +1,5 @@
-"""Issue 14 in the service, over real HTTP against ``palette serve``: ``POST /v1/analyze``.
+"""Issue 14 in the service, over real HTTP against ``palette serve``: ``POST /v1/analyze``
+and the brand-conformance block of ``POST /v1/palette?brand=...``.
 
 One server for the module (started with small limits, so the 413 and 422 answers are cheap
 to provoke); every test talks to it through httpx.
@@ -178,3 +179,75 @@ def test_analyze_refuses_bad_bodies_like_the_palette_route(c: httpx.Client, h: A
     h.problem(c.get("/v1/analyze"), 405, "method_not_allowed")
     empty_form = c.post("/v1/analyze", files={"note": (None, "no image here")})
     h.problem(empty_form, 400, "no_files")
+
+
+# ---- POST /v1/palette?brand= ---------------------------------------------------------------
+
+
+def test_brand_block_names_the_nearest_brand_color_and_the_share(c: httpx.Client) -> None:
+    image = _two_colors((0x11, 0x22, 0x33), (0xDD, 0xEE, 0xFF))
+    plain = c.post("/v1/palette?colors=2", content=image)
+    assert plain.status_code == 200 and "brand" not in plain.json()
+    r = c.post("/v1/palette?colors=2&brand=%23112233,%23f00&brand_tolerance=2", content=image)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    brand = doc["brand"]
+    assert brand["colors"] == ["#112233", "#ff0000"]
+    assert brand["tolerance"] == 2.0 and brand["min_share"] == 0.5
+    by_hex = {m["hex"]: m for m in brand["matches"]}
+    assert [m["hex"] for m in brand["matches"]] == [color["hex"] for color in doc["colors"]]
+    on_brand = by_hex["#112233"]
+    assert on_brand["nearest"] == "#112233" and on_brand["delta_e"] == 0.0
+    assert on_brand["within_tolerance"] is True
+    off_brand = by_hex["#ddeeff"]
+    assert off_brand["delta_e"] > 2 and off_brand["within_tolerance"] is False
+    assert brand["share_within_tolerance"] == pytest.approx(0.5, abs=1e-6)
+    assert brand["passed"] is True  # half the image, and half is asked
+    assert {k: v for k, v in doc.items() if k != "brand"} == plain.json()
+    assert r.headers["etag"] != plain.headers["etag"]
+
+    stricter = c.post("/v1/palette?colors=2&brand=112233&brand_min_share=0.6", content=image)
+    assert stricter.json()["brand"]["passed"] is False
+    assert stricter.headers["etag"] != r.headers["etag"]
+    wide = c.post("/v1/palette?colors=2&brand=112233&brand_tolerance=100", content=image)
+    assert wide.json()["brand"]["share_within_tolerance"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_brand_result_has_an_address_and_conditional_gets(c: httpx.Client) -> None:
+    image = _two_colors((200, 30, 40), (20, 20, 20))
+    r = c.post("/v1/palette?colors=2&brand=%23c81e28", content=image)
+    assert r.status_code == 200
+    location = r.headers["content-location"]
+    assert location.startswith("/v1/palettes/") and "brand=" in location
+    got = c.get(location)
+    assert got.status_code == 200 and got.content == r.content
+    assert got.headers["etag"] == r.headers["etag"]
+    unchanged = c.get(location, headers={"If-None-Match": r.headers["etag"]})
+    assert unchanged.status_code == 304 and unchanged.headers["etag"] == r.headers["etag"]
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ("brand=%23zz0000", "brand"),
+        ("brand=%2312345", "brand"),
+        ("brand=", "brand"),
+        ("brand=%23112233,", "brand"),
+        ("brand=" + ",".join(["%23112233"] * 17), "brand"),
+        ("brand=112233&brand_tolerance=-1", "brand_tolerance"),
+        ("brand=112233&brand_tolerance=nan", "brand_tolerance"),
+        ("brand=112233&brand_tolerance=close", "brand_tolerance"),
+        ("brand=112233&brand_min_share=1.5", "brand_min_share"),
+        ("brand_tolerance=3", "brand_tolerance"),
+    ],
+    ids=["not-hex", "five-digits", "empty", "trailing-comma", "seventeen", "negative",
+         "nan", "text", "share-over-1", "tolerance-alone"],
+)
+def test_brand_refuses_bad_parameters(
+    c: httpx.Client, h: Any, photo: bytes, query: str, parameter: str
+) -> None:
+    r = c.post(f"/v1/palette?{query}", content=photo)
+    assert h.problem(r, 400, "bad_parameter")["parameter"] == parameter
+    digest = "0" * 64  # refused before the cache is looked at
+    got = c.get(f"/v1/palettes/{digest}?{query}")
+    assert h.problem(got, 400, "bad_parameter")["parameter"] == parameter
