@@ -40,6 +40,7 @@ class Engine:
 
     def extract_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
         kwargs = dict(options)
+        kwargs.pop("analyze", None)  # a job option: see ``job_analysis``
         kwargs["max_pixels"] = self.settings.max_pixels
         return kwargs
 
@@ -87,3 +88,15 @@ class Engine:
         """Analyse one image and render the response body (runs on a worker thread)."""
         source = data if isinstance(data, bytes) else bytes(data)
         return orjson.dumps(self.analysis(source, options["colors"], options["crops"]))
+
+    def job_analysis(self, options: dict[str, Any]) -> Callable[..., dict[str, Any]] | None:
+        """For a job's options: how to analyse each image (``source, should_cancel``), or None
+        when the job did not ask for ``analyze``."""
+        if not options.get("analyze"):
+            return None
+        colors = int(options.get("colors", 8))
+
+        def analyse(source: Any, should_cancel: Callable[[], bool]) -> dict[str, Any]:
+            return self.analysis(source, colors, should_cancel=should_cancel)
+
+        return analyse

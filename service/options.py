@@ -20,6 +20,7 @@ __all__ = [
     "canonical_query",
     "parse_analysis_options",
     "parse_brand",
+    "parse_flag",
     "parse_options",
 ]
 
@@ -48,6 +49,12 @@ def _boolean(name: str, text: str) -> bool:
     if text.lower() in _FALSE:
         return False
     raise _bad(name, "expected true or false", text)
+
+
+def parse_flag(raw: Mapping[str, str], name: str) -> bool:
+    """A true/false option outside the palette options (absent or empty: false)."""
+    text = raw.get(name)
+    return False if text is None or text.strip() == "" else _boolean(name, text.strip())
 
 
 def parse_options(

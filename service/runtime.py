@@ -80,6 +80,7 @@ class Runtime:
                 threads=s.workers,
                 lease_seconds=s.lease_seconds,
                 extract_kwargs=engine.extract_kwargs,
+                analysis_for=engine.job_analysis,
                 archive_iter=engine.iter_archive,
                 max_images_per_job=s.max_images_per_job,
                 on_item=lambda status: self.metrics.images.labels(status, "job").inc(),

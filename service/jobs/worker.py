@@ -36,11 +36,13 @@ from .interfaces import (
     ResultInfo,
 )
 
-__all__ = ["ExtractFn", "WorkerPool", "count_archive_entries", "write_results"]
+__all__ = ["AnalyseFn", "ExtractFn", "WorkerPool", "count_archive_entries", "write_results"]
 
 logger = logging.getLogger("service.worker")
 
 ExtractFn = Callable[..., Any]
+AnalyseFn = Callable[[Any, Callable[[], bool]], dict[str, Any]]
+"""``(source, should_cancel) -> analysis document``, for jobs with the ``analyze`` option."""
 
 
 class _Stop(Exception):
@@ -115,6 +117,7 @@ class WorkerPool:
         threads: int,
         lease_seconds: float,
         extract_kwargs: Callable[[dict[str, Any]], dict[str, Any]],
+        analysis_for: Callable[[dict[str, Any]], AnalyseFn | None] = lambda options: None,
         archive_iter: Callable[..., Iterator[Any]] | None = None,
         max_images_per_job: int = 10_000,
         max_attempts: int = 5,
@@ -129,6 +132,7 @@ class WorkerPool:
         self.blobs = blobs
         self.extract = extract
         self.extract_kwargs = extract_kwargs
+        self.analysis_for = analysis_for
         self.archive_iter = archive_iter
         self.threads_wanted = threads
         self.lease_seconds = lease_seconds
@@ -304,6 +308,7 @@ class WorkerPool:
             return
         done = self.store.done_items(lease.job_id)
         kwargs = self.extract_kwargs(job.options)
+        analyse = self.analysis_for(job.options)
         # The limit counts from the job's first start, across claims (time.time: the store's
         # times are wall-clock seconds).
         ran = time.time() - job.started_at if job.started_at is not None else 0.0
@@ -358,7 +363,7 @@ class WorkerPool:
                         settle_until(0)
                     if not self.store.start_items(lease, {task.key: task.name}):
                         raise _Stop("lost")
-                    window.append(self._submit(task, kwargs, should_cancel))
+                    window.append(self._submit(task, kwargs, analyse, should_cancel))
                     settle_until(0 if alone else self.threads_wanted)
             settle_until(0)
         except _Stop as stop:
@@ -415,14 +420,18 @@ class WorkerPool:
                 record(item)
 
     def _submit(
-        self, image: _Image, kwargs: dict[str, Any], should_cancel: Callable[[], bool]
+        self,
+        image: _Image,
+        kwargs: dict[str, Any],
+        analyse: AnalyseFn | None,
+        should_cancel: Callable[[], bool],
     ) -> Future[ItemResult]:
         assert self._cpu is not None, "pool not started"
         held = ExitStack()
         source = held.enter_context(image.source)
         seq, index = image.key
         future = self._cpu.submit(
-            self._extract_one, seq, index, image.name, source, kwargs, should_cancel
+            self._extract_one, seq, index, image.name, source, kwargs, analyse, should_cancel
         )
         future.add_done_callback(lambda _: held.close())
         return future
@@ -467,10 +476,16 @@ class WorkerPool:
         name: str,
         data: str | bytes | BinaryIO,
         kwargs: dict[str, Any],
+        analyse: AnalyseFn | None,
         should_cancel: Callable[[], bool],
     ) -> ItemResult:
+        analysis = None
         try:
             palette = self.extract(data, should_cancel=should_cancel, **kwargs)
+            if analyse is not None:
+                if not isinstance(data, (str, bytes)):
+                    data.seek(0)  # a stream: extract read it to the end
+                analysis = analyse(data, should_cancel)
         except CanceledError:
             raise _Stop("interrupted") from None
         except PaletteError as exc:
@@ -482,7 +497,8 @@ class WorkerPool:
             logger.exception("unexpected error extracting %r", name)
             error = {"code": "internal_error", "detail": f"{type(exc).__name__} while decoding"}
             return ItemResult(seq, index, name, "failed", error=error)
-        return ItemResult(seq, index, name, "succeeded", palette=palette.to_dict())
+        stored = _stored(palette.to_dict(), analysis)
+        return ItemResult(seq, index, name, "succeeded", palette=stored)
 
     def _timeout_error(self) -> dict[str, Any]:
         return {
@@ -520,14 +536,18 @@ class WorkerPool:
 
         def documents() -> Iterator[dict[str, Any]]:
             for n, item in enumerate(self.store.iter_items(lease.job_id)):
-                yield {
+                palette, analysis = _unstored(item.palette)
+                document = {
                     "index": n,
                     "input": inputs.get(item.input_seq, ""),
                     "name": item.name,
                     "status": item.status,
-                    "palette": item.palette,
+                    "palette": palette,
                     "error": item.error,
                 }
+                if analysis is not None:
+                    document["analysis"] = analysis
+                yield document
 
         key = f"results/{lease.job_id}/{lease.token}.json"
         result = write_results(self.blobs, key, lease.job_id, documents(), error)
@@ -544,6 +564,27 @@ class WorkerPool:
         if self.store.renew(lease, self.lease_seconds).alive:
             # Only a cancel request blocks completion for the lease owner.
             self._stop(active, "cancel")
+
+
+# An image's analysis (jobs with ``analyze``) is kept in the store with its palette, under a
+# key no palette document has, so every backend keeps it without a schema change; the results
+# document lists it beside the palette.
+_ANALYSIS_KEY = "analysis"
+
+
+def _stored(palette: dict[str, Any], analysis: dict[str, Any] | None) -> dict[str, Any]:
+    return palette if analysis is None else {**palette, _ANALYSIS_KEY: analysis}
+
+
+def _unstored(
+    stored: dict[str, Any] | None,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(palette, analysis) of what ``_stored`` kept."""
+    if stored is None or _ANALYSIS_KEY not in stored:
+        return stored, None
+    palette = dict(stored)
+    analysis = palette.pop(_ANALYSIS_KEY)
+    return palette, analysis
 
 
 def _resolve(task: Future[ItemResult] | ItemResult) -> ItemResult:

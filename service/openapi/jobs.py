@@ -18,7 +18,8 @@ def paths() -> dict[str, Any]:
             "description": (
                 "multipart/form-data with one or more `file` parts (images or ZIPs), "
                 "palette options as fields and an optional `callback_url`. Uploads are "
-                "streamed to storage. Honors `Idempotency-Key`."
+                "streamed to storage. Honors `Idempotency-Key`. With `analyze=true` each "
+                "image is also analysed (quality, subject, crops, palettes)."
             ),
             "parameters": [
                 {
@@ -41,6 +42,14 @@ def paths() -> dict[str, Any]:
                                 },
                                 "callback_url": {"type": "string", "format": "uri"},
                                 **OPTION_FIELDS,
+                                "analyze": {
+                                    "type": "boolean",
+                                    "default": False,
+                                    "description": (
+                                        "Each succeeded item also carries `analysis` (as "
+                                        "POST /v1/analyze answers)"
+                                    ),
+                                },
                             },
                             "required": ["file"],
                         }

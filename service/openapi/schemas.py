@@ -153,6 +153,10 @@ def schemas() -> dict[str, Any]:
                                 ]
                             },
                             "error": {"type": ["object", "null"]},
+                            "analysis": {
+                                "$ref": "#/components/schemas/Analysis",
+                                "description": "Jobs created with analyze=true",
+                            },
                         },
                     },
                 },

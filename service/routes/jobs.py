@@ -12,7 +12,7 @@ from starlette.responses import Response, StreamingResponse
 from ..conditional import json_response, none_match, not_modified, parse_range
 from ..jobs.interfaces import JOB_STATUSES
 from ..jobs.service import JobService
-from ..options import parse_options
+from ..options import parse_flag, parse_options
 from ..problems import Problem
 from ..state import app_state
 from ..uploads import read_multipart
@@ -70,6 +70,9 @@ async def create_job(request: Request) -> Response:
                 max_colors=settings.max_colors,
                 default_pixel_budget=settings.pixel_budget,
             )
+            if parse_flag(parsed.fields, "analyze"):
+                # Kept with the job's options (only when asked, so other jobs read as before).
+                options["analyze"] = True
             callback_url = _callback_url(parsed.fields.get("callback_url"))
             created = await service.submit(
                 upload, parsed.files, options, callback_url, parsed.fingerprint

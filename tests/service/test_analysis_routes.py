@@ -1,5 +1,5 @@
-"""Issue 14 in the service, over real HTTP against ``palette serve``: ``POST /v1/analyze``
-and the brand-conformance block of ``POST /v1/palette?brand=...``.
+"""Issue 14 in the service, over real HTTP against ``palette serve``: ``POST /v1/analyze``,
+the brand-conformance block of ``POST /v1/palette?brand=...``, and jobs with ``analyze=true``.
 
 One server for the module (started with small limits, so the 413 and 422 answers are cheap
 to provoke); every test talks to it through httpx.
@@ -7,6 +7,7 @@ to provoke); every test talks to it through httpx.
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -251,3 +252,59 @@ def test_brand_refuses_bad_parameters(
     digest = "0" * 64  # refused before the cache is looked at
     got = c.get(f"/v1/palettes/{digest}?{query}")
     assert h.problem(got, 400, "bad_parameter")["parameter"] == parameter
+
+
+# ---- jobs with analyze=true ------------------------------------------------------------------
+
+
+def test_job_items_carry_their_analysis_when_asked(c: httpx.Client, h: Any, photo: bytes) -> None:
+    archive = h.make_zip({"inside.png": _encode(_scene(5), "PNG")})
+    files = [("photo.jpg", photo), ("broken.jpg", photo[:300]), ("set.zip", archive)]
+    r = h.submit(c, files, analyze="true", colors="4")
+    assert r.status_code == 202, r.text
+    job = h.wait_job(c, r.headers["location"], 120)
+    assert job["status"] == "succeeded" and job["options"]["analyze"] is True
+    assert job["progress"]["done"] == 2 and job["progress"]["failed"] == 1
+    items = {i["name"]: i for i in c.get(r.headers["location"] + "/results").json()["items"]}
+    for name in ("photo.jpg", "inside.png"):
+        item = items[name]
+        assert item["status"] == "succeeded" and "analysis" not in item["palette"]
+        assert len(item["palette"]["colors"]) == 4
+        analysis = item["analysis"]
+        assert 0 < analysis["quality"]["score"] <= 100
+        assert set(analysis["crops"]) == {"1:1", "16:9"}
+        assert len(analysis["subject_palette"]["colors"]) == 4
+        left, top, width, height = analysis["subject"]["box"]
+        cx, cy = DISC_CENTER
+        assert left <= cx <= left + width and top <= cy <= top + height
+    assert items["broken.jpg"]["status"] == "failed" and "analysis" not in items["broken.jpg"]
+    assert items["broken.jpg"]["error"]["code"] == "decode_error"
+
+
+def test_jobs_without_analyze_are_unchanged_and_bad_flags_refused(
+    c: httpx.Client, h: Any, photo: bytes
+) -> None:
+    r = h.submit(c, [("photo.jpg", photo)], analyze="false")
+    job = h.wait_job(c, r.headers["location"], 60)
+    assert job["status"] == "succeeded" and "analyze" not in job["options"]
+    (item,) = c.get(r.headers["location"] + "/results").json()["items"]
+    assert item["palette"] and "analysis" not in item
+    refused = h.submit(c, [("photo.jpg", photo)], analyze="maybe")
+    assert h.problem(refused, 400, "bad_parameter")["parameter"] == "analyze"
+
+
+def test_analyze_jobs_read_encrypted_uploads_twice(
+    server_factory: Any, h: Any, photo: bytes
+) -> None:
+    """Encrypted at rest, an upload reaches the worker as a decrypting stream: the analysis
+    reads it again after the palette did."""
+    key = base64.b64encode(bytes(range(32))).decode()
+    server = server_factory({"PALETTE_ENCRYPTION_KEYS": f"k1:{key}"})
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        r = h.submit(c, [("photo.jpg", photo)], analyze="on")
+        job = h.wait_job(c, r.headers["location"], 120)
+        assert job["status"] == "succeeded", job
+        (item,) = c.get(r.headers["location"] + "/results").json()["items"]
+    assert item["status"] == "succeeded", item
+    assert (item["analysis"]["width"], item["analysis"]["height"]) == (640, 480)
+    assert item["analysis"]["palette"]["colors"]
