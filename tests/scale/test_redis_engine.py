@@ -182,6 +182,28 @@ def test_tenants_are_served_round_robin_with_a_cap(open_redis: Callable[..., Bac
     assert fourth is not None and fourth.job_id == heavy[1]
 
 
+def test_a_tenant_of_the_next_partition_gets_the_next_claim(
+    open_redis: Callable[..., Backends],
+) -> None:
+    """Across partitions too, a light tenant waits one claim, not one per busy partition."""
+    backend = open_redis(redis_partitions=8)
+    jobs = backend.jobs
+    heavy_tenant, light_tenant = "tenant-a", "tenant-d"
+    assert partition_of(light_tenant, 8) == partition_of(heavy_tenant, 8) + 1  # the worst case
+
+    def submit(tenant: str) -> str:
+        job_id = jobs.new_job_id(tenant)
+        one = [JobInput(0, "a", f"uploads/{job_id}/0", "image", 1)]
+        return jobs.submit(NewJob(job_id, tenant, {}, one, None, 1)).id
+
+    heavy = [submit(heavy_tenant) for _ in range(4)]
+    first = jobs.claim("w", 10)
+    assert first is not None and first.job_id == heavy[0]
+    light = submit(light_tenant)
+    after = [jobs.claim("w", 10) for _ in range(2)]
+    assert [lease.job_id if lease else None for lease in after] == [light, heavy[1]]
+
+
 def test_a_task_that_keeps_dying_is_a_dead_letter_at_claim(
     open_redis: Callable[..., Backends], clock: FakeClock
 ) -> None:
