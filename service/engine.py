@@ -26,6 +26,7 @@ class Engine:
         self.settings = settings
         self.extract: Callable[..., Any] = extract or palette_native.extract
         self._analyze: Callable[..., Any] = palette_native.analyze
+        self._theme: Callable[..., Any] = palette_native.theme
         self.version: str = str(getattr(palette_native, "__version__", "0"))
         self.limits = archive.ArchiveLimits(
             max_entries=settings.zip_max_entries,
@@ -74,20 +75,30 @@ class Engine:
         colors: int,
         crops: tuple[str, ...] = DEFAULT_CROPS,
         should_cancel: Callable[[], bool] | None = None,
+        *,
+        with_theme: bool = False,
     ) -> dict[str, Any]:
         """``palette_native.analyze`` as JSON-ready data, with a crop box per aspect in
-        ``crops`` (``W:H``)."""
+        ``crops`` (``W:H``) and, ``with_theme``, the ``palette_native.theme`` of the whole
+        image's palette."""
         found = self._analyze(
             source, colors, max_pixels=self.settings.max_pixels, should_cancel=should_cancel
         )
         document: dict[str, Any] = found.to_dict()
         document["crops"] = {aspect: list(found.crop(aspect)) for aspect in crops}
+        if with_theme:
+            document["theme"] = self._theme(found.palette).to_dict()
         return document
 
     def analysis_json(self, data: bytes | bytearray, options: dict[str, Any]) -> bytes:
-        """Analyse one image and render the response body (runs on a worker thread)."""
+        """Analyse one image and render the response body (runs on a worker thread).
+
+        Only this answer carries the theme: it costs 10-50 ms an image, paid once per cached
+        analysis here but on every image of a bulk job with ``analyze=true``."""
         source = data if isinstance(data, bytes) else bytes(data)
-        return orjson.dumps(self.analysis(source, options["colors"], options["crops"]))
+        return orjson.dumps(
+            self.analysis(source, options["colors"], options["crops"], with_theme=True)
+        )
 
     def job_analysis(self, options: dict[str, Any]) -> Callable[..., dict[str, Any]] | None:
         """For a job's options: how to analyse each image (``source, should_cancel``), or None

@@ -198,8 +198,9 @@ class PaletteService:
         """The analysis of ``body`` (``POST /v1/analyze``): quality, subject, crops, palettes.
 
         Same path as a palette (memory, the store's cache, the decode threads), under keys of
-        its own."""
-        return await self._answer(tenant, body, options, "analysis", self.engine.analysis_json)
+        its own. ``analysis/2``: the answer gained ``theme``, and bodies cached under the first
+        key (the library version unchanged) lack it."""
+        return await self._answer(tenant, body, options, "analysis/2", self.engine.analysis_json)
 
     async def _answer(
         self,

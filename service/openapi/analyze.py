@@ -20,8 +20,10 @@ def paths() -> dict[str, Any]:
                     "no-reference quality score (0-100) with each component (0-1) beside its "
                     "raw measure, the salient subject's box, a crop box per aspect in "
                     "`crops`, and three palettes: the whole image, the subject's colors "
-                    "(pixels weighted by saliency) and the background's. Repeated requests "
-                    "are answered from the cache (image digest and options)."
+                    "(pixels weighted by saliency) and the background's; and the `theme` of "
+                    "the whole image's palette (tonal ramps, light and dark schemes, each role "
+                    "pair with its WCAG contrast). Repeated requests are answered from the "
+                    "cache (image digest and options)."
                 ),
                 "parameters": ANALYSIS_PARAMS,
                 "requestBody": IMAGE_BODY,

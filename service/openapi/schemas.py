@@ -89,6 +89,7 @@ def schemas() -> dict[str, Any]:
             },
         },
         "Analysis": _analysis(),
+        "Theme": _theme(),
         "Job": {
             "type": "object",
             "required": ["id", "status", "progress", "created_at"],
@@ -233,5 +234,65 @@ def _analysis() -> dict[str, Any]:
             "background_palette": palette,
             "analyzed_pixels": {"type": "integer"},
             "options": {"type": "object"},
+            "theme": {
+                "$ref": "#/components/schemas/Theme",
+                "description": "POST /v1/analyze only (not job items)",
+            },
+        },
+    }
+
+
+def _theme() -> dict[str, Any]:
+    hex_color = {"type": "string", "pattern": "^#[0-9a-f]{6}$"}
+    roles = {
+        "type": "object",
+        "description": "Role (primary, on_primary, surface, on_surface, ...) -> color",
+        "additionalProperties": hex_color,
+    }
+    return {
+        "type": "object",
+        "description": (
+            "palette_native.theme of the whole image's palette: tonal ramps and light and "
+            "dark schemes; every listed role pair meets its WCAG 2 contrast"
+        ),
+        "required": ["source", "variant", "ramps", "schemes", "pairs"],
+        "properties": {
+            "source": {**hex_color, "description": "The seed color"},
+            "variant": {"type": "string"},
+            "ramps": {
+                "type": "object",
+                "description": (
+                    "primary, secondary, tertiary, neutral, neutral_variant, error: "
+                    "Oklch hue and chroma, and the color at each tone (CIE L*)"
+                ),
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["hue", "chroma", "tones"],
+                    "properties": {
+                        "hue": {"type": "number"},
+                        "chroma": {"type": "number"},
+                        "tones": {"type": "object", "additionalProperties": hex_color},
+                    },
+                },
+            },
+            "schemes": {
+                "type": "object",
+                "required": ["light", "dark"],
+                "properties": {"light": roles, "dark": roles},
+            },
+            "pairs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["role", "foreground", "background", "required_ratio", "ratio"],
+                    "properties": {
+                        "role": {"type": "string", "description": "<scheme>:<fg>/<bg>"},
+                        "foreground": hex_color,
+                        "background": hex_color,
+                        "required_ratio": {"type": "number"},
+                        "ratio": {"type": "number", "description": "WCAG 2 contrast ratio"},
+                    },
+                },
+            },
         },
     }

@@ -179,6 +179,23 @@ export async function getResults(jobId, resultsUrl) {
   return items;
 }
 
+/**
+ * POST /v1/analyze with one image as the raw body: quality score, subject box (source pixels),
+ * palettes and the theme. Resolves the analysis; rejects with ApiError. `signal` aborts it.
+ */
+export async function analyzeImage(file, options, { signal } = {}) {
+  const params = new URLSearchParams();
+  if (options?.colors) params.set('colors', String(options.colors));
+  const response = await request(`/v1/analyze?${params}`, {
+    method: 'POST',
+    body: file,
+    signal,
+    headers: { Accept: 'application/json', 'Content-Type': file.type || 'application/octet-stream' },
+  });
+  if (!response.ok) throw await failed(response);
+  return response.json();
+}
+
 /** POST /v1/jobs/{id}/cancel; resolves the job as the service now has it (or null). */
 export async function cancelJob(jobId) {
   const response = await request(`/v1/jobs/${encodeURIComponent(jobId)}/cancel`, {

@@ -1,8 +1,10 @@
 // The page: drop / pick / paste files, one card per upload, palettes to copy and export.
 // Everything goes through the public HTTP API (api.js); state that must survive a reload
-// lives in IndexedDB (store.js); job status comes from poller.js.
+// lives in IndexedDB (store.js); job status comes from poller.js. A single image, once its
+// palette is done, is also analysed (analysis.js) while this page still holds the file.
 
-import { ApiError, TERMINAL, cancelJob, setApiKey, uploadJob } from './api.js';
+import { renderAnalysis } from './analysis.js';
+import { ApiError, TERMINAL, analyzeImage, cancelJob, setApiKey, uploadJob } from './api.js';
 import { bulkArchive, slug } from './exports.js';
 import { el, paletteFromHash, renderPalette } from './palette.js';
 import { isVisible, watchJob } from './poller.js';
@@ -30,6 +32,8 @@ const cards = new Map(); // key -> card record (persisted)
 const views = new Map(); // key -> {root, ...elements}
 const uploads = new Map(); // key -> {abort} of the upload in flight
 const stoppers = new Map(); // key -> stop function of the job watcher
+const imageFiles = new Map(); // key -> the chosen image (not archives), for its analysis and thumbnail
+const analyses = new Map(); // key -> {status, analysis, error, url, controller}; this page only
 
 // ---------------------------------------------------------------------------------- options
 
@@ -181,6 +185,7 @@ function buildCard(card) {
   const bulk = el('button', { type: 'button', class: 'button', 'data-action': 'download-all', onclick: () => downloadAll(card.key) }, 'Download all (ZIP)');
   const resultsLink = el('a', { class: 'link-button', 'data-action': 'results-json', target: '_blank', rel: 'noopener' }, 'Results JSON');
   const palettes = el('div', { class: 'palettes' });
+  const analysis = el('div', { class: 'analysis-slot' });
   const root = el('li', { class: 'card', id: `card-${card.key}`, 'data-key': card.key, 'data-file-name': card.name, 'aria-labelledby': `title-${card.key}` },
     el('div', { class: 'card-head' }, title, status),
     meta,
@@ -189,8 +194,9 @@ function buildCard(card) {
       el('div', { class: 'bar' }, el('span', { class: 'bar-label', id: `process-label-${card.key}` }, 'Processing'), processBar, processText)),
     error,
     el('div', { class: 'card-actions' }, cancel, bulk, resultsLink, dismiss),
-    palettes);
-  const view = { root, status, meta, uploadBar, processBar, uploadText, processText, error, cancel, dismiss, bulk, resultsLink, palettes, renderedResults: null };
+    palettes,
+    analysis);
+  const view = { root, status, meta, uploadBar, processBar, uploadText, processText, error, cancel, dismiss, bulk, resultsLink, palettes, analysis, renderedResults: null };
   views.set(card.key, view);
   $('#cards').append(root);
   return view;
@@ -264,6 +270,63 @@ function renderCard(key) {
 
   if (view.renderedResults !== card.results) renderPalettes(key);
   renderSummary();
+  maybeAnalyze(key);
+}
+
+// ------------------------------------------------------------------------------ analysis
+
+const isArchive = (file) => /\.zip$/i.test(file.name || '') || /zip/i.test(file.type || '');
+
+/** Analyse a card's image once its one palette is done, if this page has the file. */
+function maybeAnalyze(key) {
+  const card = cards.get(key);
+  if (!card || card.state !== 'succeeded' || !imageFiles.has(key) || analyses.has(key)) return;
+  const items = card.results ?? [];
+  if (items.length === 1 && items[0].palette) analyze(key);
+}
+
+async function analyze(key) {
+  const card = cards.get(key);
+  const file = imageFiles.get(key);
+  if (!card || !file) return;
+  const before = analyses.get(key);
+  const entry = { status: 'loading', url: before?.url ?? URL.createObjectURL(file), controller: new AbortController() };
+  analyses.set(key, entry);
+  renderAnalysisView(key);
+  try {
+    entry.analysis = await analyzeImage(file, card.options, { signal: entry.controller.signal });
+    // Not announced: the card's "done" just was, and the analysis is there to read.
+    entry.status = 'done';
+  } catch (err) {
+    if (err?.name === 'AbortError') return;
+    entry.status = 'error';
+    entry.error = err?.message ?? String(err);
+    announce(`${card.name}: analysis failed. ${entry.error}`);
+  }
+  if (analyses.get(key) === entry) renderAnalysisView(key);
+}
+
+function renderAnalysisView(key) {
+  const card = cards.get(key);
+  const view = views.get(key);
+  const entry = analyses.get(key);
+  if (!card || !view || !entry) return;
+  const retrying = view.analysis.contains(document.activeElement);
+  view.analysis.replaceChildren(renderAnalysis(card.name, entry, { retry: () => analyze(key), copy: copyText }));
+  // The button pressed is gone: keep keyboard focus in the section, on its heading.
+  if (retrying) {
+    const heading = view.analysis.querySelector('.analysis-title');
+    heading.tabIndex = -1;
+    heading.focus();
+  }
+}
+
+function forgetAnalysis(key) {
+  const entry = analyses.get(key);
+  entry?.controller?.abort();
+  if (entry?.url) URL.revokeObjectURL(entry.url);
+  analyses.delete(key);
+  imageFiles.delete(key);
 }
 
 function renderPalettes(key) {
@@ -369,6 +432,7 @@ async function addFiles(fileList) {
       key, name, size: file.size, createdAt: Date.now(), options: { ...options },
       jobId: null, state: 'pending', job: null, etag: null, results: null, error: null,
     };
+    if (!isArchive(file)) imageFiles.set(key, file);
     cards.set(key, card);
     renderCard(key);
     await persist(card);
@@ -553,6 +617,7 @@ async function cancelCard(key) {
 function removeCard(key, { local = true } = {}) {
   stoppers.get(key)?.();
   stoppers.delete(key);
+  forgetAnalysis(key);
   cards.delete(key);
   const view = views.get(key);
   const next = view?.root.nextElementSibling ?? view?.root.previousElementSibling;

@@ -3,7 +3,7 @@
 // API requests are never touched: they go straight to the network.
 
 const CACHE = 'palette-ui-v1';
-const SHELL = ['./', 'index.html', 'app.css', 'main.js', 'api.js', 'poller.js', 'store.js', 'palette.js', 'exports.js'];
+const SHELL = ['./', 'index.html', 'app.css', 'main.js', 'api.js', 'poller.js', 'store.js', 'palette.js', 'exports.js', 'analysis.js'];
 const shellUrls = () => new Set(SHELL.map((path) => new URL(path, self.registration.scope).href));
 
 self.addEventListener('install', (event) => {

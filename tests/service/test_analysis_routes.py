@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import palette_native as pn
 import pytest
 from PIL import Image
 from servertools import ServiceProcess
@@ -120,6 +121,14 @@ def test_analyze_answers_quality_subject_crops_and_palettes(c: httpx.Client, pho
     red, green, blue = doc["subject_palette"]["colors"][0]["rgb"]
     assert red > 150 and green < 90 and blue < 90  # the subject's colors come first
     assert doc["options"]["colors"] == 5
+    # The theme of the whole image's palette, as the library makes it from that palette.
+    theme = doc["theme"]
+    assert theme == pn.theme(pn.analyze(photo, 5).palette).to_dict()
+    assert set(theme["schemes"]) == {"light", "dark"}
+    assert {"primary", "on_primary", "surface", "on_surface"} <= set(theme["schemes"]["light"])
+    assert len(theme["pairs"]) == 52
+    for pair in theme["pairs"]:
+        assert pair["ratio"] >= pair["required_ratio"], pair
 
 
 def test_analyze_is_cached_by_digest_and_options(c: httpx.Client, photo: bytes) -> None:
@@ -274,6 +283,7 @@ def test_job_items_carry_their_analysis_when_asked(c: httpx.Client, h: Any, phot
         assert 0 < analysis["quality"]["score"] <= 100
         assert set(analysis["crops"]) == {"1:1", "16:9"}
         assert len(analysis["subject_palette"]["colors"]) == 4
+        assert "theme" not in analysis  # POST /v1/analyze only: bulk jobs do not pay for it
         left, top, width, height = analysis["subject"]["box"]
         cx, cy = DISC_CENTER
         assert left <= cx <= left + width and top <= cy <= top + height

@@ -605,6 +605,10 @@ def test_accessibility_scan(ui: Page, axe_source: str, scheme: Literal["light", 
         ],
     )
     expect(card(ui, "a11y.png")).to_have_attribute("data-state", "succeeded", timeout=30_000)
+    # The image's analysis too: score table, thumbnail with its subject box, theme swatches.
+    expect(card(ui, "a11y.png").locator("section.analysis")).to_have_attribute(
+        "data-state", "done", timeout=30_000
+    )
     expect(card(ui, "six.zip")).to_have_attribute("data-state", "succeeded", timeout=30_000)
     expect(card(ui, "bad.txt")).to_have_attribute(
         "data-state", re.compile("rejected|failed"), timeout=30_000
