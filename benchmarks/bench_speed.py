@@ -223,25 +223,29 @@ def test_decode_budget(
 
 
 # --------------------------------------------------------------------------- threads
-def _thread_speedup(work: Callable[[Path], Any], paths: list[Path]) -> tuple[float, float, float]:
-    """(1-thread s, 2-thread s, speed-up): medians of interleaved batches after a warm-up."""
+def _thread_speedups(works: list[Callable[[Path], Any]], paths: list[Path]
+                     ) -> list[tuple[float, float, float]]:
+    """(1-thread s, 2-thread s, speed-up) per work: medians of batches after a warm-up, the
+    works' batches interleaved so that a load spike from another process hits each alike."""
 
-    def batch(threads: int) -> float:
+    def batch(work: Callable[[Path], Any], threads: int) -> float:
         start = time.perf_counter()
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(work, paths))
         return time.perf_counter() - start
 
-    batch(2)
-    one, two = [], []
+    for work in works:
+        batch(work, 2)
+    one: list[list[float]] = [[] for _ in works]
+    two: list[list[float]] = [[] for _ in works]
     for _ in range(max(3, ROUNDS // 2)):
-        one.append(batch(1))
-        two.append(batch(2))
-    return (
-        statistics.median(one),
-        statistics.median(two),
-        statistics.median(one) / statistics.median(two),
-    )
+        for i, work in enumerate(works):
+            one[i].append(batch(work, 1))
+            two[i].append(batch(work, 2))
+    return [
+        (statistics.median(a), statistics.median(b), statistics.median(a) / statistics.median(b))
+        for a, b in zip(one, two)
+    ]
 
 
 def test_threads_scale(
@@ -259,8 +263,10 @@ def test_threads_scale(
     def work(path: Path) -> None:
         assert len(palette_native.extract(path, colors=8).colors) == 8
 
-    one, two, speedup = _thread_speedup(work, paths)
-    *_, control = _thread_speedup(lambda path: DECODERS["pillow-draft"](path, 262_144), paths)
+    def decode(path: Path) -> None:
+        DECODERS["pillow-draft"](path, 262_144)
+
+    (one, two, speedup), (*_, control) = _thread_speedups([work, decode], paths)
     cpus = len(os.sched_getaffinity(0))
     report.add(
         "Threads (batch of the 0.5-5 MP photos, K=8)",
@@ -276,8 +282,10 @@ def test_threads_scale(
         ],
     )
     assert cpus >= 2, "the thread-scaling bar needs at least 2 CPUs"
-    # In CI: two threads must still beat one clearly, unless the control shows no free core.
-    bar = THREAD_SPEEDUP if enforce_timing_bars else min(1.3, max(1.0, 0.8 * control))
+    # In CI: two threads must still beat one clearly, unless the control (measured in the same
+    # rounds) shows that the machine had no second core to give; then they must scale as well
+    # at least four fifths as well as a decoder that is known to release the GIL.
+    bar = THREAD_SPEEDUP if enforce_timing_bars else min(1.3, 0.8 * control)
     assert speedup >= bar, (
         f"2 threads give {speedup:.2f}x one thread (bar {bar:.2f}x); "
         f"control (Pillow decode) {control:.2f}x, load average {os.getloadavg()[0]:.1f}"
