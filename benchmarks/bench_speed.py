@@ -283,8 +283,8 @@ def test_threads_scale(
     )
     assert cpus >= 2, "the thread-scaling bar needs at least 2 CPUs"
     # In CI: two threads must still beat one clearly, unless the control (measured in the same
-    # rounds) shows that the machine had no second core to give; then they must scale as well
-    # at least four fifths as well as a decoder that is known to release the GIL.
+    # rounds) shows that the machine had no second core to give; then they must scale at least
+    # four fifths as well as a decoder that is known to release the GIL.
     bar = THREAD_SPEEDUP if enforce_timing_bars else min(1.3, 0.8 * control)
     assert speedup >= bar, (
         f"2 threads give {speedup:.2f}x one thread (bar {bar:.2f}x); "
