@@ -26,6 +26,7 @@ from .routes import analyze as analyze_routes
 from .routes import jobs as job_routes
 from .routes import ops as ops_routes
 from .routes import palette as palette_routes
+from .routes import search as search_routes
 from .runtime import BackendFactory, Runtime
 from .security import wiring as security
 from .settings import Settings
@@ -109,6 +110,7 @@ def create_app(
         *palette_routes.routes,
         *analyze_routes.routes,
         *job_routes.routes,
+        *search_routes.routes,
         *webhook_routes.routes,
         *signed_urls.routes,
         *security.routes,

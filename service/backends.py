@@ -27,6 +27,7 @@ from .jobs.interfaces import (
     PaletteCache,
     SecretStore,
 )
+from .search.interfaces import PaletteIndex
 from .settings import Settings
 from .sqlite.api_keys import SqliteApiKeyStore
 from .sqlite.audit import SqliteAuditLog
@@ -35,6 +36,7 @@ from .sqlite.events import SqliteEventLog
 from .sqlite.idempotency import SqliteIdempotencyStore
 from .sqlite.jobs import SqliteJobStore
 from .sqlite.palette_cache import SqlitePaletteCache
+from .sqlite.search_index import SqlitePaletteIndex
 from .sqlite.secrets import SqliteSecretStore
 from .sqlite.webhook_endpoints import SqliteWebhookEndpoints
 from .sqlite.webhook_outbox import SqliteWebhookOutbox
@@ -62,6 +64,8 @@ class Backends:
     webhook_outbox: WebhookOutbox
     api_keys: ApiKeyStore
     audit: AuditLog
+    search: PaletteIndex
+    """Every processed palette's colors, for search by color (``search/``)."""
     rate_limits: Storage
     """Rate-limit counters (``limits`` storage): in memory when embedded, shared when not."""
     encryption: Rotation | None
@@ -125,6 +129,7 @@ def open_backends(settings: Settings, clock: Clock | None = None) -> Backends:
         endpoints = SqliteWebhookEndpoints(db, clock, rotation_overlap_s=hooks.rotation_overlap_s)
         audit = SqliteAuditLog(db, audit_key(settings, secrets))
         api_keys = SqliteApiKeyStore(db)
+        search = SqlitePaletteIndex(db, clock)
     except BaseException:
         db.close()
         raise
@@ -140,9 +145,10 @@ def open_backends(settings: Settings, clock: Clock | None = None) -> Backends:
         webhook_outbox=outbox,
         api_keys=api_keys,
         audit=audit,
+        search=search,
         rate_limits=MemoryStorage(),
         encryption=encryption,
-        housekeeping=(idempotency.expire, cache.expire, events.trim),
+        housekeeping=(idempotency.expire, cache.expire, events.trim, search.expire),
         close=db.close,
     )
 
@@ -176,6 +182,7 @@ def _open_redis(settings: Settings, clock: Clock | None) -> Backends:
     from .redis.idempotency import RedisIdempotencyStore
     from .redis.jobs import RedisJobStore
     from .redis.palette_cache import RedisPaletteCache
+    from .redis.search_index import RedisPaletteIndex
     from .redis.secrets import RedisSecretStore
 
     conn = open_redis(settings.store)
@@ -227,6 +234,7 @@ def _open_redis(settings: Settings, clock: Clock | None) -> Backends:
         # revoked on one node is refused on all, and a client's limit is one budget.
         api_keys = RedisApiKeyStore(conn)
         audit = RedisAuditLog(conn, audit_key(settings, secrets))
+        search = RedisPaletteIndex(conn, clock)
         rate_limits = _redis_rate_limits(settings.store)
         closers.append(getattr(rate_limits, "storage").close)
     except BaseException:
@@ -250,9 +258,10 @@ def _open_redis(settings: Settings, clock: Clock | None) -> Backends:
         webhook_outbox=outbox,
         api_keys=api_keys,
         audit=audit,
+        search=search,
         rate_limits=rate_limits,
         encryption=encryption,
-        housekeeping=(idempotency.expire, cache.expire, events.trim),
+        housekeeping=(idempotency.expire, cache.expire, events.trim, search.expire),
         close=close_all,
     )
 

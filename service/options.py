@@ -22,6 +22,7 @@ __all__ = [
     "parse_brand",
     "parse_flag",
     "parse_options",
+    "parse_search",
 ]
 
 # name -> (kind, default, min, max)
@@ -204,3 +205,15 @@ def parse_brand(raw: Mapping[str, str]) -> BrandCheck | None:
         tolerance=_bounded(raw, "brand_tolerance", 5.0, 0.0, 100.0),
         min_share=_bounded(raw, "brand_min_share", 0.5, 0.0, 1.0),
     )
+
+
+# ---- search by color (GET /v1/search) -----------------------------------------------------
+
+
+def parse_search(raw: Mapping[str, str]) -> tuple[str, float]:
+    """``color`` (required, ``#rrggbb`` or ``#rgb``, the ``#`` optional) and ``max_delta_e``
+    (ΔE, 0-100, default 5) as (``#rrggbb``, ΔE)."""
+    text = raw.get("color")
+    if text is None or not _HEX.fullmatch(text):
+        raise _bad("color", "expected a hex color like #1a2b3c or #abc", text or "")
+    return _hex_color(text), _bounded(raw, "max_delta_e", 5.0, 0.0, 100.0)

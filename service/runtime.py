@@ -17,7 +17,9 @@ from .clock import Clock, SystemClock
 from .engine import Engine
 from .jobs.retention import Sweeper
 from .jobs.worker import WorkerPool
+from .jobs.interfaces import JobNotFound
 from .metrics import Metrics
+from .search.service import PaletteSearch
 from .settings import Settings
 from .webhooks import WebhookSystem
 
@@ -51,6 +53,7 @@ class Runtime:
         self._sweeper: Sweeper | None = None
         self._backends: Backends | None = None
         self._webhooks: WebhookSystem | None = None
+        self._search: PaletteSearch | None = None
 
     @property
     def backends(self) -> Backends:
@@ -62,9 +65,22 @@ class Runtime:
         assert self._webhooks is not None, "the runtime is not started"
         return self._webhooks
 
+    @property
+    def search(self) -> PaletteSearch:
+        assert self._search is not None, "the runtime is not started"
+        return self._search
+
+    def _index_results(self, job_id: str, palettes: list[tuple[int, dict[str, Any]]]) -> None:
+        try:
+            job = self.backends.jobs.get(job_id)
+        except JobNotFound:
+            return  # deleted already
+        self.search.record_job(job.tenant, job_id, palettes, job.expires_at)
+
     def start(self) -> None:
         s = self.settings
         b = self._backends = self._open(s, self.clock)
+        self._search = PaletteSearch(b.search, b.clock, s.retention_seconds)
         self.metrics.watch_jobs(b.jobs.counts)
         # Before the workers: a transition right after a restart is relayed too.
         self._webhooks = WebhookSystem(
@@ -86,6 +102,7 @@ class Runtime:
                 on_item=lambda status: self.metrics.images.labels(status, "job").inc(),
                 on_job=lambda status: self.metrics.jobs_finished.labels(status).inc(),
                 job_timeout_seconds=s.security.job_timeout_seconds,
+                on_results=self._index_results,
             )
             self.pool.start()
         self._sweeper = Sweeper(b.jobs, b.blobs, b.housekeeping, s.sweep_interval_seconds)
@@ -112,6 +129,8 @@ class Runtime:
             self._sweeper.stop()
         if self._webhooks is not None:
             self._webhooks.stop()
+        if self._search is not None:
+            self._search.close()
         self._backends.close()
         self._backends = None
 

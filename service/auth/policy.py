@@ -39,6 +39,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("/v1/palette", "POST"): Rule("write"),
     ("/v1/palettes/{digest}", "GET"): _READ,
     ("/v1/analyze", "POST"): Rule("write"),
+    ("/v1/search", "GET"): _READ,
     # Jobs
     ("/v1/jobs", "GET"): _READ,
     ("/v1/jobs", "POST"): Rule("write", "job.create"),

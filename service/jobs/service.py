@@ -97,6 +97,7 @@ class JobService:
         self.store = backends.jobs
         self.idempotency = backends.idempotency
         self.blobs = backends.blobs
+        self.search = backends.search
         self.engine = engine
         self.pool = pool
         self.draining = draining
@@ -336,6 +337,7 @@ class JobService:
             ) from None
 
         def remove_blobs() -> None:
+            self.search.remove_job(tenant, job_id)
             self.blobs.delete_prefix(f"uploads/{job_id}")
             self.blobs.delete_prefix(f"results/{job_id}")
 

@@ -126,6 +126,7 @@ class WorkerPool:
         on_item: Callable[[str], None] | None = None,
         on_job: Callable[[str], None] | None = None,
         job_timeout_seconds: float = float("inf"),
+        on_results: Callable[[str, list[tuple[int, dict[str, Any]]]], None] | None = None,
     ) -> None:
         self.store = store
         self.job_timeout_seconds = job_timeout_seconds
@@ -142,6 +143,9 @@ class WorkerPool:
         self.poll_seconds = poll_seconds
         self.on_item = on_item or (lambda status: None)
         self.on_job = on_job or (lambda status: None)
+        self.on_results = on_results
+        """Told each finished job's succeeded palettes (results index, palette): the search
+        index."""
         self.node = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._threads: list[threading.Thread] = []
         self._cpu: ThreadPoolExecutor | None = None
@@ -533,10 +537,13 @@ class WorkerPool:
     def _finish(self, active: _Active, *, error: dict[str, Any] | None) -> None:
         lease = active.lease
         inputs = {i.seq: i.name for i in self.store.inputs(lease.job_id)}
+        palettes: list[tuple[int, dict[str, Any]]] = []
 
         def documents() -> Iterator[dict[str, Any]]:
             for n, item in enumerate(self.store.iter_items(lease.job_id)):
                 palette, analysis = _unstored(item.palette)
+                if palette is not None and item.status == "succeeded":
+                    palettes.append((n, palette))
                 document = {
                     "index": n,
                     "input": inputs.get(item.input_seq, ""),
@@ -559,6 +566,11 @@ class WorkerPool:
         if finished:
             self.blobs.delete_prefix(f"uploads/{lease.job_id}")
             self.on_job("succeeded" if error is None else "failed")
+            if self.on_results is not None and palettes:
+                try:
+                    self.on_results(lease.job_id, palettes)
+                except Exception:  # the job is done; only its search entries are missing
+                    logger.exception("job %s: palettes not indexed for search", lease.job_id)
             return
         self.blobs.delete(key)
         if self.store.renew(lease, self.lease_seconds).alive:

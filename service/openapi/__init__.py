@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 description of the service, written by hand to say exactly what it does.
 
-One module per part: :mod:`palette`, :mod:`analyze`, :mod:`jobs`, :mod:`ops` and
+One module per part: :mod:`palette`, :mod:`analyze`, :mod:`jobs`, :mod:`search`, :mod:`ops` and
 :mod:`webhooks` give paths, :mod:`schemas` (and :mod:`webhooks`) the component schemas,
 :mod:`components` what they share.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import analyze, jobs, ops, palette, schemas, security, webhooks
+from . import analyze, jobs, ops, palette, schemas, search, security, webhooks
 
 __all__ = ["build_spec"]
 
@@ -33,6 +33,7 @@ def build_spec() -> dict[str, Any]:
                 **palette.paths(),
                 **analyze.paths(),
                 **jobs.paths(),
+                **search.paths(),
                 **ops.paths(),
                 **webhooks.paths(),
                 **security.paths(),
@@ -43,7 +44,12 @@ def build_spec() -> dict[str, Any]:
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
             },
-            "schemas": {**schemas.schemas(), **webhooks.schemas(), **security.schemas()},
+            "schemas": {
+                **schemas.schemas(),
+                **search.schemas(),
+                **webhooks.schemas(),
+                **security.schemas(),
+            },
         },
         "webhooks": webhooks.webhooks(),
     }

@@ -38,7 +38,10 @@ async def create_palette(request: Request) -> Response:
 
     async def answer(read: BodyReader) -> Response:
         body = await read()
-        result = await state["palettes"].extract(request.scope["tenant"], body, options)
+        tenant = request.scope["tenant"]
+        result = await state["palettes"].extract(tenant, body, options)
+        # Searchable by color from now on (written behind; a repeat is not written again).
+        state["runtime"].search.record_sync(tenant, result.location, result.body)
         return _render(request, result if brand is None else with_brand(result, brand))
 
     return await answer_within_limits(request, answer, "palette")
