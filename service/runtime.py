@@ -80,7 +80,9 @@ class Runtime:
     def start(self) -> None:
         s = self.settings
         b = self._backends = self._open(s, self.clock)
-        self._search = PaletteSearch(b.search, b.clock, s.retention_seconds)
+        self._search = PaletteSearch(
+            b.search, b.clock, s.retention_seconds, enabled=b.encryption is None
+        )
         self.metrics.watch_jobs(b.jobs.counts)
         # Before the workers: a transition right after a restart is relayed too.
         self._webhooks = WebhookSystem(

@@ -60,6 +60,9 @@ def paths() -> dict[str, Any]:
                     "400": problem(
                         "Bad color, max_delta_e, limit or cursor (bad_parameter, bad_cursor)"
                     ),
+                    "501": problem(
+                        "Search by color is off: encryption at rest is on (search_unavailable)"
+                    ),
                     **COMMON_ERRORS,
                 },
             }

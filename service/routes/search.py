@@ -20,6 +20,13 @@ __all__ = ["routes"]
 
 async def search(request: Request) -> Response:
     state = app_state(request)
+    if not state["runtime"].search.enabled:
+        raise Problem(
+            501,
+            "search_unavailable",
+            "Search by color is off on this server: encryption at rest is on, and the color "
+            "index would keep every palette's colors unencrypted.",
+        )
     color, max_delta_e = parse_search(request.query_params)
     cursor = request.query_params.get("cursor")
     query = SearchQuery(color, max_delta_e, limit_param(request, "bad_parameter"), cursor)

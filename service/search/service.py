@@ -74,8 +74,14 @@ class PaletteSearch:
     BATCH_SECONDS = 0.2
     _RECENT = 4096
 
-    def __init__(self, index: PaletteIndex, clock: Clock, retention_seconds: float) -> None:
+    def __init__(
+        self, index: PaletteIndex, clock: Clock, retention_seconds: float, *, enabled: bool = True
+    ) -> None:
         self.index = index
+        self.enabled = enabled
+        """False when encryption at rest is on: the index would hold every palette's colors in
+        plain form (a range query cannot read sealed values), so nothing is written to it and
+        queries are refused (``GET /v1/search`` answers 501)."""
         self.clock = clock
         self.retention_seconds = retention_seconds
         # Sync palettes recorded lately: a repeated image (answered from the cache) is not
@@ -88,6 +94,8 @@ class PaletteSearch:
     # -- writing ------------------------------------------------------------------------------
     def record_sync(self, tenant: str, location: str, body: bytes) -> None:
         """A synchronous palette was answered (safe on the event loop: never blocks)."""
+        if not self.enabled:
+            return
         with self._lock:
             if (tenant, location) in self._recent:
                 self._recent.move_to_end((tenant, location))
@@ -111,6 +119,8 @@ class PaletteSearch:
     ) -> None:
         """A job's results document was written: index its palettes by item index, until the
         job expires."""
+        if not self.enabled:
+            return
         if expires_at is None:
             expires_at = self.clock.now() + self.retention_seconds
         self.index.add(
@@ -123,7 +133,8 @@ class PaletteSearch:
         )
 
     def forget_job(self, tenant: str, job_id: str) -> None:
-        self.index.remove_job(tenant, job_id)
+        if self.enabled:
+            self.index.remove_job(tenant, job_id)
 
     def close(self) -> None:
         """Write what is queued, then stop the writer."""

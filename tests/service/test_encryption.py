@@ -139,12 +139,15 @@ def test_with_encryption_on_nothing_in_the_data_dir_is_readable(
         ranged = c.get(f"/v1/jobs/{job['id']}/results", headers={"range": "bytes=5-24"})
         sync_answer = c.post("/v1/palette", content=h.make_png(14))
         sync = sync_answer.json()
+        # The color index would keep palette colors in plain form: search is off.
+        found = c.get("/v1/search", params={"color": sync["colors"][0]["hex"]})
         messages = h.wait_for(
             lambda: c.get(f"/v1/webhook-endpoints/{endpoint.json()['id']}/messages").json()
             if c.get(f"/v1/webhook-endpoints/{endpoint.json()['id']}/messages").json()["data"]
             else None
         )
     assert job["status"] == "succeeded" and job["progress"]["done"] == 2
+    h.problem(found, 501, "search_unavailable")
     assert ranged.status_code == 206 and ranged.content == results.content[5:25]
     assert messages["data"], "the endpoint has a pending message"
     server.stop()  # checkpoints the WAL; the files are then all there is
