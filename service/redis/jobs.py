@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
@@ -50,6 +48,7 @@ from ..jobs.interfaces import (
     Progress,
     ResultInfo,
 )
+from ..jobs.wakeup import ClaimWaiter
 from .connection import RedisConnection
 from .keys import key, partition_of, partition_tag, prefix
 
@@ -176,8 +175,8 @@ class RedisJobStore:
         self.cipher = cipher or Plain()
         """Seals each image's palette (encryption at rest)."""
         self.run = EngineScript(conn)
-        self._queued = threading.Condition()
-        self._generation = 0
+        # Claims waiting in this process wake when this process queues work.
+        self._waiter = ClaimWaiter(_POLL_SECONDS)
         self._next_partition = 0
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -209,9 +208,7 @@ class RedisJobStore:
         return job
 
     def _wake_claims(self) -> None:
-        with self._queued:
-            self._generation += 1
-            self._queued.notify_all()
+        self._waiter.wake()
 
     def _final_expiry(self, now: float) -> str:
         return repr(now + self.retention_seconds)
@@ -406,17 +403,7 @@ class RedisJobStore:
 
     # -- JobQueue ------------------------------------------------------------------------------
     def claim(self, owner: str, lease_seconds: float, wait: float = 0.0) -> Lease | None:
-        deadline = time.monotonic() + wait
-        while True:
-            with self._queued:
-                generation = self._generation
-            lease = self._claim_once(owner, lease_seconds)
-            left = deadline - time.monotonic()
-            if lease is not None or left <= 0:
-                return lease
-            with self._queued:
-                if self._generation == generation:
-                    self._queued.wait(min(left, _POLL_SECONDS))
+        return self._waiter.claim(lambda: self._claim_once(owner, lease_seconds), wait)
 
     def _claim_once(self, owner: str, lease_seconds: float) -> Lease | None:
         # Partitions are served in turn: the next claim starts after the partition this one

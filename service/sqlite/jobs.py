@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-import threading
-import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
@@ -34,6 +32,7 @@ from ..jobs.interfaces import (
     Progress,
     ResultInfo,
 )
+from ..jobs.wakeup import ClaimWaiter
 from . import events
 from .idempotency import SCHEMA as IDEMPOTENCY_SCHEMA
 from .idempotency import forget_job, record_outcome
@@ -168,8 +167,7 @@ class SqliteJobStore:
         db.create(events.SCHEMA)
         db.create(IDEMPOTENCY_SCHEMA)
         # Claims waiting in this process wake when this process queues work.
-        self._queued = threading.Condition()
-        self._generation = 0
+        self._waiter = ClaimWaiter(_POLL_SECONDS)
 
     # -- plumbing ------------------------------------------------------------------------------
     def _load(self, conn: sqlite3.Connection, job_id: str) -> Job | None:
@@ -192,9 +190,7 @@ class SqliteJobStore:
             events.append_event(tx, event_type, {**job.to_public(), "tenant": job.tenant}, now)
 
     def _wake_claims(self) -> None:
-        with self._queued:
-            self._generation += 1
-            self._queued.notify_all()
+        self._waiter.wake()
 
     def ping(self) -> None:
         self.db.conn().execute("SELECT 1").fetchone()
@@ -349,17 +345,7 @@ class SqliteJobStore:
 
     # -- JobQueue ------------------------------------------------------------------------------
     def claim(self, owner: str, lease_seconds: float, wait: float = 0.0) -> Lease | None:
-        deadline = time.monotonic() + wait
-        while True:
-            with self._queued:
-                generation = self._generation
-            lease = self._claim_once(owner, lease_seconds)
-            left = deadline - time.monotonic()
-            if lease is not None or left <= 0:
-                return lease
-            with self._queued:
-                if self._generation == generation:
-                    self._queued.wait(min(left, _POLL_SECONDS))
+        return self._waiter.claim(lambda: self._claim_once(owner, lease_seconds), wait)
 
     def _claim_once(self, owner: str, lease_seconds: float) -> Lease | None:
         now = self.clock.now()
