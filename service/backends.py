@@ -12,7 +12,7 @@ import secrets as token_source
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from limits.storage import MemoryStorage, Storage
+from limits.storage import Storage
 
 from .audit.interfaces import AuditLog
 from .auth.interfaces import ApiKeyStore
@@ -27,6 +27,7 @@ from .jobs.interfaces import (
     PaletteCache,
     SecretStore,
 )
+from .ratelimit.storage import SweptMemoryStorage
 from .search.interfaces import PaletteIndex
 from .settings import Settings
 from .sqlite.api_keys import SqliteApiKeyStore
@@ -146,7 +147,7 @@ def open_backends(settings: Settings, clock: Clock | None = None) -> Backends:
         api_keys=api_keys,
         audit=audit,
         search=search,
-        rate_limits=MemoryStorage(),
+        rate_limits=SweptMemoryStorage(),
         encryption=encryption,
         housekeeping=(idempotency.expire, cache.expire, events.trim, search.expire),
         close=db.close,

@@ -4,6 +4,7 @@ active-job quota."""
 from __future__ import annotations
 
 import re
+import threading
 import time
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from limits.storage import MemoryStorage
 
 from service.ratelimit.limiter import RateLimiter
+from service.ratelimit.storage import SweptMemoryStorage
 from service.ratelimit.saturation import Saturation
 
 KEYS = "alpha:alpha-key-000000000001,beta:beta-key-0000000000001"
@@ -124,6 +126,39 @@ def test_the_limiter_scales_every_limit_by_the_factor() -> None:
     assert tight[0].policy == '"2-per-1-second";q=2;w=1, "25-per-1-minute";q=25;w=60'
     assert [d.allowed for d in tight] == [True, True, False]
     assert not RateLimiter("", MemoryStorage()).enabled
+
+
+def test_the_embedded_counters_start_no_thread_per_request_and_still_forget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    storage = SweptMemoryStorage(interval=0.05)
+    limiter = RateLimiter("3/second;100/minute", storage)
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def counting_start(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", counting_start)
+    # Requests spaced wider than limits' own 10 ms expiry timer: it would start one per request.
+    decisions = []
+    for _ in range(6):
+        decisions.append(limiter.hit("paced"))
+        time.sleep(0.015)
+    assert started == []
+    assert [d.allowed for d in decisions] == [True, True, True, False, False, False]
+    # The sweeper forgets the per-second entries once their window has passed; the per-minute
+    # ones (the three accepted requests) stay.
+    def lengths() -> list[int]:
+        return sorted(len(events) for events in storage.events.values() if events)
+
+    assert lengths() == [3, 3]
+    deadline = time.monotonic() + 5
+    while lengths() != [3] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert lengths() == [3]
+    assert limiter.hit("paced").allowed  # a new second: accepted again
 
 
 def test_saturation_tightens_on_a_long_queue_or_busy_cores_and_recovers() -> None:
