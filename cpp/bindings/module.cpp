@@ -8,6 +8,7 @@ namespace py = pybind11;
 void register_color_set(py::module_& m);
 void register_dispatch(py::module_& m);
 void register_histogram(py::module_& m);
+void register_jpeg(py::module_& m);
 void register_quantize(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
@@ -17,4 +18,5 @@ PYBIND11_MODULE(_core, m) {
     register_histogram(m);
     register_color_set(m);
     register_quantize(m);
+    register_jpeg(m);
 }
