@@ -77,6 +77,22 @@ def test_non_public_addresses_are_refused(address: str, reason: str) -> None:
     assert refusal_reason(ipaddress.ip_address(address)) == reason
 
 
+@pytest.mark.parametrize(
+    ("address", "inner"),
+    [
+        ("2001:0:808:808::f5ff:fffe", "10.0.0.1"),  # Teredo: server 8.8.8.8, client 10.0.0.1
+        ("2002:a9fe:a9fe::1", "169.254.169.254"),  # 6to4
+        ("64:ff9b::7f00:1", "127.0.0.1"),  # NAT64
+    ],
+)
+def test_tunnel_addresses_are_judged_by_the_ipv4_they_deliver_to(address: str, inner: str) -> None:
+    reason = refusal_reason(ipaddress.ip_address(address))
+    assert reason is not None and reason.endswith(f"(embedded in {address})")
+    assert reason.removesuffix(f" (embedded in {address})") == refusal_reason(
+        ipaddress.ip_address(inner)
+    )
+
+
 @pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"])
 def test_public_addresses_pass(address: str) -> None:
     assert refusal_reason(ipaddress.ip_address(address)) is None
@@ -137,6 +153,8 @@ def test_one_private_answer_refuses_the_whole_name(monkeypatch: pytest.MonkeyPat
     [
         ("ftp://example.com/x", "scheme"),
         ("http://user:pw@example.com/", "credentials"),
+        ("http://user@example.com/", "credentials"),
+        ("http://:pw@example.com/", "credentials"),
         ("http:///nohost", "no host"),
         ("http://example.com:99999/", "not a valid URL"),
         ("file:///etc/passwd", "scheme"),
