@@ -96,6 +96,9 @@ class Settings:
     """Empty: SQLite in the data dir. ``redis://host:6379/0`` or ``redis+cluster://h:7000,...``."""
     blobs: str = ""
     """Empty: the data dir. ``s3://bucket/prefix`` (endpoint and keys from ``AWS_*``)."""
+    presigned_downloads: bool = False
+    """S3 blobs: a signed download link answers 307 to a presigned S3 GET of the results (same
+    expiry, same Content-Disposition), so the bytes flow from S3, not through an API node."""
     redis_partitions: int = 8
     """Redis: tenants are spread over this many partitions (Cluster slots); fixed per deployment."""
     chunk_images: int = 64
@@ -151,6 +154,13 @@ class Settings:
         for name in ("max_request_bytes", "max_sync_bytes", "max_images_per_job", "max_pixels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive")
+        if self.presigned_downloads and not self.blobs.startswith("s3://"):
+            raise ValueError("presigned_downloads needs S3 blobs (PALETTE_BLOBS=s3://bucket/prefix)")
+        if self.presigned_downloads and self.security.encryption_keys:
+            raise ValueError(
+                "presigned_downloads cannot be used with encryption at rest: the bucket holds only "
+                "ciphertext, which a presigned GET would hand out as it is"
+            )
 
     def public_view(self) -> dict[str, Any]:
         """The settings in force, safe to log: API keys are replaced by the tenant names."""
@@ -166,6 +176,8 @@ class Settings:
 
 _INT_FIELDS = {f.name for f in dataclasses.fields(Settings) if f.type in ("int", "int | None")}
 _FLOAT_FIELDS = {f.name for f in dataclasses.fields(Settings) if f.type == "float"}
+_BOOL_FIELDS = {f.name for f in dataclasses.fields(Settings) if f.type == "bool"}
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
 
 
 def _cast(name: str, raw: str) -> Any:
@@ -179,6 +191,11 @@ def _cast(name: str, raw: str) -> Any:
         return int(raw)
     if name in _FLOAT_FIELDS:
         return float(raw)
+    if name in _BOOL_FIELDS:
+        word = raw.strip().lower()
+        if word not in _TRUE | _FALSE:
+            raise ValueError(f"expected true or false, got {raw!r}")
+        return word in _TRUE
     return raw
 
 

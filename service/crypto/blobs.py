@@ -110,6 +110,11 @@ class EncryptedBlobStore:
     def delete_prefix(self, prefix: str) -> None:
         self.inner.delete_prefix(prefix)
 
+    def presigned_get(
+        self, key: str, expires_in: int, *, content_type: str, content_disposition: str
+    ) -> str | None:
+        return None  # the store holds ciphertext: only the service can serve the content
+
     def expire(self, max_age_seconds: float) -> int:
         return self.inner.expire(max_age_seconds)
 

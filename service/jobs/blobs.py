@@ -124,6 +124,11 @@ class LocalBlobStore:
         else:
             path.unlink(missing_ok=True)
 
+    def presigned_get(
+        self, key: str, expires_in: int, *, content_type: str, content_disposition: str
+    ) -> str | None:
+        return None  # files on this node: only the service serves them
+
     def expire(self, max_age_seconds: float) -> int:
         """Remove temp files of writes that never committed (a crash mid-upload)."""
         # File times come from the operating system's clock, so the age is measured with it.

@@ -270,6 +270,11 @@ def paths() -> dict[str, Any]:
                     },
                     "206": {"description": "A byte range of the results document"},
                     "304": {"description": "Not modified"},
+                    "307": {
+                        "description": "With PALETTE_PRESIGNED_DOWNLOADS on S3 blobs: to a "
+                        "presigned S3 GET of the results that expires with the link",
+                        "headers": {"Location": {"schema": {"type": "string"}}},
+                    },
                     "403": problem("signature_invalid (tampered, other job) or url_expired"),
                     "404": problem("The job expired (retention)"),
                     "409": problem("The job has no results"),

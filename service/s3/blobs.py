@@ -42,6 +42,9 @@ def open_s3(url: str) -> S3BlobStore:
         region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
         # Path-style addressing: S3-compatible servers on a host name or an IP address.
         s3={"addressing_style": "path"},
+        # SigV4 for presigned URLs too (boto3 would presign with the legacy SigV2 scheme,
+        # which S3-compatible servers check differently once response-content-* is signed).
+        signature_version="s3v4",
         # Checksums only where S3 requires them: not every S3-compatible server knows the
         # newer trailing-checksum uploads.
         request_checksum_calculation="when_required",
@@ -310,11 +313,19 @@ class S3BlobStore:
     def _delete_batch(self, batch: list[dict[str, str]]) -> None:
         self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
 
-    def presigned_get(self, key: str, expires_in: int) -> str:
-        """A URL anyone may GET the blob with until it expires (SigV4 query signing)."""
+    def presigned_get(
+        self, key: str, expires_in: int, *, content_type: str, content_disposition: str
+    ) -> str | None:
+        """A URL anyone may GET the blob with until it expires (SigV4 query signing), whose
+        answer carries these headers (S3's response-content-* parameters, signed too)."""
         url: str = self.client.generate_presigned_url(
             "get_object",
-            Params={"Bucket": self.bucket, "Key": self.object_key(key)},
+            Params={
+                "Bucket": self.bucket,
+                "Key": self.object_key(key),
+                "ResponseContentType": content_type,
+                "ResponseContentDisposition": content_disposition,
+            },
             ExpiresIn=expires_in,
         )
         return url

@@ -72,3 +72,26 @@ def test_expire_removes_only_old_partial_writes(backend: Backends) -> None:
     assert blobs.expire(0.0) == 1  # any age: the partial write goes
     abandoned.abort()
     assert blobs.exists("uploads/j/0") and not blobs.exists("uploads/j/1")
+
+
+def test_a_presigned_get_serves_the_blob_or_there_is_none(
+    backend: Backends, request: pytest.FixtureRequest
+) -> None:
+    """Stores that can (S3) give a URL that serves the bytes with the asked headers; the others
+    (files on a node, encrypted objects) say None, and signed downloads are then proxied."""
+    import httpx
+
+    blobs = backend.blobs
+    blobs.put("results/p/1.json", [b'{"colors": []}'])
+    url = blobs.presigned_get(
+        "results/p/1.json", 30, content_type="application/json",
+        content_disposition='attachment; filename="p.json"',
+    )
+    # Which kind this backend is (its test id, e.g. "redis+s3"): only S3 blobs presign.
+    assert (url is not None) == ("s3" in request.node.callspec.id), (request.node.callspec.id, url)
+    if url is None:
+        return
+    answer = httpx.get(url, timeout=30)
+    assert answer.status_code == 200 and answer.content == b'{"colors": []}'
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers["content-disposition"] == 'attachment; filename="p.json"'
