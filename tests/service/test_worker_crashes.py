@@ -72,3 +72,46 @@ def test_an_image_that_kills_its_worker_is_given_up_and_the_job_goes_on(
     error = items["poison.jpg"]["error"]
     assert items["poison.jpg"]["status"] == "failed" and error["code"] == "internal_error"
     assert "stopped its worker 3 times" in error["detail"]
+
+
+SLOW = b"TAKE-YOUR-TIME"
+
+
+def test_an_image_longer_than_the_lease_keeps_its_lease_and_runs_once(
+    tmp_path: Path, h: Any
+) -> None:
+    """The worker renews a running job's lease every third of it, so an image that takes
+    several leases to decode is neither reaped nor claimed by another worker thread: it runs
+    once and the job succeeds."""
+    import threading
+
+    import palette_native
+
+    runs: list[bytes] = []
+    lock = threading.Lock()
+
+    def slow_extract(source: Any, **kwargs: Any) -> Any:
+        if isinstance(source, (bytes, bytearray)):
+            data = bytes(source)
+        else:
+            with open(source, "rb") as f:
+                data = f.read()
+        if SLOW in data:
+            with lock:
+                runs.append(data[-40:])
+            time.sleep(6.5)  # over three leases
+        return palette_native.extract(source, **kwargs)
+
+    settings = Settings(data_dir=tmp_path / "data", lease_seconds=2.0, workers=2)
+    files = [("slow.jpg", h.make_jpeg(5) + SLOW), ("quick.jpg", h.make_jpeg(6))]
+    with TestClient(create_app(settings, extract=slow_extract)) as c:
+        location = h.submit(c, files).headers["location"]
+        h.wait_for(lambda: c.get(location).json()["status"] not in ("queued", "running"), 60)
+        job = c.get(location).json()
+        items = {i["name"]: i for i in c.get(location + "/results").json()["items"]}
+    assert job["status"] == "succeeded", job
+    assert {name: item["status"] for name, item in items.items()} == {
+        "slow.jpg": "succeeded",
+        "quick.jpg": "succeeded",
+    }
+    assert len(runs) == 1, f"the slow image ran {len(runs)} times"
