@@ -91,11 +91,7 @@ def test_an_image_longer_than_the_lease_keeps_its_lease_and_runs_once(
     lock = threading.Lock()
 
     def slow_extract(source: Any, **kwargs: Any) -> Any:
-        if isinstance(source, (bytes, bytearray)):
-            data = bytes(source)
-        else:
-            with open(source, "rb") as f:
-                data = f.read()
+        data = _bytes_of(source)
         if SLOW in data:
             with lock:
                 runs.append(data[-40:])
@@ -115,3 +111,38 @@ def test_an_image_longer_than_the_lease_keeps_its_lease_and_runs_once(
         "quick.jpg": "succeeded",
     }
     assert len(runs) == 1, f"the slow image ran {len(runs)} times"
+
+
+def test_a_cancel_that_arrives_while_the_last_image_finishes_ends_the_job_canceled(
+    tmp_path: Path, h: Any
+) -> None:
+    """The cancel lands while the job's only image is still being decoded (the decoder here does
+    not poll for it), so the image finishes and completion is refused: the worker must take
+    the refusal as the cancel and end the job ``canceled`` now, not hold it until its lease
+    runs out."""
+    import threading
+
+    import palette_native
+
+    started = threading.Event()
+
+    def slow_extract(source: Any, should_cancel: Any = None, **kwargs: Any) -> Any:
+        if SLOW in _bytes_of(source):
+            started.set()
+            time.sleep(1.5)
+        return palette_native.extract(source, **kwargs)
+
+    settings = Settings(data_dir=tmp_path / "data", lease_seconds=20.0, workers=1)
+    with TestClient(create_app(settings, extract=slow_extract)) as c:
+        location = h.submit(c, [("slow.jpg", h.make_jpeg(7) + SLOW)]).headers["location"]
+        assert started.wait(30), "the image never started"
+        assert c.post(location + "/cancel").status_code == 202
+        h.wait_for(lambda: c.get(location).json()["status"] == "canceled", 8)
+
+
+def _bytes_of(source: Any) -> bytes:
+    """What the worker hands ``extract``: bytes, or the path of the stored upload."""
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source)
+    with open(source, "rb") as f:
+        return f.read()
