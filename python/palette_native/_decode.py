@@ -158,9 +158,9 @@ def _pillow_jpeg(source: bytes, label: str, budget: int, max_pixels: int) -> Dec
     (benchmarks/bench_speed.py, ``test_decode_budget``). A progressive JPEG whose 1/8-scale
     image holds at least a quarter of the budget is read from its DC scans alone by the core
     (``_core.jpeg_dc``): 8-13x faster than libjpeg here, which decodes every AC scan even at
-    1/8 scale; the same luma, chroma of 4:2:0 files one 16x16 block coarser. Only for plain RGB or gray JPEGs in
-    sRGB; anything needing color management, and anything Pillow will not open, goes through
-    libvips. Returns None to say "use libvips".
+    1/8 scale; the same luma, chroma of 4:2:0 files one 16x16 block coarser. Only for plain
+    RGB or gray JPEGs in sRGB; anything needing color management, and anything Pillow will not
+    open, goes through libvips. Returns None to say "use libvips".
     """
     import io
     import warnings

@@ -23,7 +23,6 @@ class SweptMemoryStorage(MemoryStorage):
     def __init__(self, interval: float = 1.0) -> None:
         super().__init__()
         self.timer.cancel()  # the base class starts its first Timer in __init__
-        self.interval = interval
         sweeper = threading.Thread(
             target=_sweep, args=(weakref.ref(self), interval), name="palette-ratelimit-sweep",
             daemon=True,
