@@ -163,7 +163,7 @@ def _open_redis(settings: Settings, clock: Clock | None) -> Backends:
     Refuses to open without the secrets every node must agree on: a link signed by one API
     node must verify on the others, and a callback signature must not depend on which node sent
     it. Generating them on first use (as the embedded mode does) would race between nodes.
-    Webhook endpoints and the outbox stay in the node's SQLite file (not shared yet).
+    Webhook endpoints and the outbox live in Redis too, so a node keeps no state on its disk.
     """
     missing = [
         name
@@ -185,6 +185,8 @@ def _open_redis(settings: Settings, clock: Clock | None) -> Backends:
     from .redis.palette_cache import RedisPaletteCache
     from .redis.search_index import RedisPaletteIndex
     from .redis.secrets import RedisSecretStore
+    from .redis.webhook_endpoints import RedisWebhookEndpoints
+    from .redis.webhook_outbox import RedisWebhookOutbox
 
     conn = open_redis(settings.store)
     closers: list[Callable[[], None]] = [conn.close]
@@ -195,7 +197,7 @@ def _open_redis(settings: Settings, clock: Clock | None) -> Backends:
             clock = ServerClock(conn)
         secrets = RedisSecretStore(conn)
         # Encryption at rest as in the embedded mode: S3 objects each under their own data
-        # key, palettes in Redis and the node's webhook bodies under the shared database key.
+        # key, palettes and webhook bodies in Redis under the shared database key.
         blobs, cipher, encryption = at_rest(settings.security, open_blobs(settings), secrets)
         partitions = settings.redis_partitions
         jobs = RedisJobStore(
@@ -217,20 +219,16 @@ def _open_redis(settings: Settings, clock: Clock | None) -> Backends:
             keep_seconds=settings.retention_seconds,
             cipher=cipher,
         )
-        data = settings.data_dir
-        data.mkdir(parents=True, exist_ok=True)
-        db = Database(data / "webhooks.sqlite3")
-        closers.append(db.close)
         hooks = settings.webhooks
-        outbox = SqliteWebhookOutbox(
-            db,
+        outbox = RedisWebhookOutbox(
+            conn,
             clock,
             callback_secret=callback_master(settings, secrets),
             disable_after_s=hooks.disable_after_s,
             retention_s=hooks.retention_s,
             cipher=cipher,
         )
-        endpoints = SqliteWebhookEndpoints(db, clock, rotation_overlap_s=hooks.rotation_overlap_s)
+        endpoints = RedisWebhookEndpoints(conn, clock, rotation_overlap_s=hooks.rotation_overlap_s)
         # API keys, the audit chain and rate-limit counters are shared by every node: a key
         # revoked on one node is refused on all, and a client's limit is one budget.
         api_keys = RedisApiKeyStore(conn)
