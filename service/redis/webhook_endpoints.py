@@ -124,7 +124,7 @@ class RedisWebhookEndpoints:
         if "batch" in changes:
             batch = _batch_fields(changes["batch"])
             sets.update(batch)
-            clear += [name for name in ("batch_max_events", "batch_max_wait_ms") if name not in batch]
+            clear += [n for n in ("batch_max_events", "batch_max_wait_ms") if n not in batch]
         if "disabled" in changes:
             disabled = bool(changes["disabled"])
             sets["disabled"] = "1" if disabled else "0"
@@ -176,7 +176,8 @@ class RedisWebhookEndpoints:
                 "max_events": int(f["batch_max_events"]),
                 "max_wait_ms": int(wait) if wait else None,
             }
-        previous_until = float(f["old_secret_expires_at"]) if f.get("old_secret_expires_at") else None
+        old_until = f.get("old_secret_expires_at")
+        previous_until = float(old_until) if old_until else None
         return {
             "id": f["id"],
             "url": f["url"],

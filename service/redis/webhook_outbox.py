@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..clock import Clock, iso_time
@@ -262,7 +262,11 @@ class RedisWebhookOutbox:
     def resend(self, message_id: str, owner: str, endpoint_id: str | None = None) -> dict[str, Any]:
         """Queue one message again, now, with a fresh retry budget (its attempts are kept)."""
         reply = self.run(
-            "resend", id=message_id, owner=owner, endpoint_id=endpoint_id, now=stamp(self.clock.now())
+            "resend",
+            id=message_id,
+            owner=owner,
+            endpoint_id=endpoint_id,
+            now=stamp(self.clock.now()),
         )
         if reply == "missing":
             raise NotFound(f"no webhook message {message_id!r}")
@@ -333,7 +337,7 @@ class RedisWebhookOutbox:
         endpoint_id: str | None,
         job_id: str | None,
         cursor: tuple[float, str] | None,
-    ) -> Any:
+    ) -> Iterator[list[dict[str, str]]]:
         """Message hashes from the narrowest index, newest first, in chunks."""
         if job_id is not None:
             ids: list[str] = list(self.redis.smembers(self.run.key("byjob", owner, job_id)))
@@ -341,7 +345,10 @@ class RedisWebhookOutbox:
             rows.sort(key=lambda f: (float(f["created_at"]), f["id"]), reverse=True)
             yield rows
             return
-        index = self.run.key(*(("byep", endpoint_id) if endpoint_id is not None else ("own", owner)))
+        if endpoint_id is not None:
+            index = self.run.key("byep", endpoint_id)
+        else:
+            index = self.run.key("own", owner)
         top = stamp(cursor[0]) if cursor is not None else "+inf"
         offset = 0
         while True:

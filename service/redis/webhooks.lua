@@ -303,7 +303,9 @@ elseif op == 'claim' then
   -- This sender's own count can be ahead of Redis (an attempt recorded, its thread not yet
   -- done): the larger of the two is what is in flight.
   for dest, n in pairs(a.busy) do in_flight[dest] = math.max(in_flight[dest] or 0, n) end
-  for tenant, n in pairs(a.busy_tenants) do by_tenant[tenant] = math.max(by_tenant[tenant] or 0, n) end
+  for tenant, n in pairs(a.busy_tenants) do
+    by_tenant[tenant] = math.max(by_tenant[tenant] or 0, n)
+  end
   local claimed = {}
   local candidates = redis.call('ZRANGEBYSCORE', k('due'), '-inf', now, 'LIMIT', 0, a.limit * 50)
   for _, id in ipairs(candidates) do
@@ -382,7 +384,8 @@ elseif op == 'record_attempt' then
 
 elseif op == 'resend' then
   local m = hgetall(k('msg', a.id))
-  if m == nil or m.owner ~= a.owner or (not is_null(a.endpoint_id) and m.endpoint_id ~= a.endpoint_id) then
+  if m == nil or m.owner ~= a.owner
+    or (not is_null(a.endpoint_id) and m.endpoint_id ~= a.endpoint_id) then
     return 'missing'
   end
   if m.status == 'pending' and m.lease_until and num(m.lease_until) > tonumber(a.now) then
@@ -394,7 +397,8 @@ elseif op == 'resend' then
 elseif op == 'recover' then
   if endpoint_of(a.endpoint_id, a.owner) == nil then return -1 end
   local count = 0
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', k('byep', a.endpoint_id), a.since, '(' .. a.until_at)) do
+  local window = redis.call('ZRANGEBYSCORE', k('byep', a.endpoint_id), a.since, '(' .. a.until_at)
+  for _, id in ipairs(window) do
     local m = hgetall(k('msg', id))
     if m.status == 'failed' then
       requeue(id, m, 'recover', a.now)
@@ -407,7 +411,8 @@ elseif op == 'recover' then
 
 elseif op == 'purge' then
   -- A bounded step: a large backlog is removed over the following calls.
-  local old = redis.call('ZRANGEBYSCORE', k('finished'), '-inf', '(' .. a.cutoff, 'LIMIT', 0, a.batch)
+  local old = redis.call('ZRANGEBYSCORE', k('finished'), '-inf', '(' .. a.cutoff,
+    'LIMIT', 0, a.batch)
   local removed = 0
   for _, id in ipairs(old) do removed = removed + delete_message(id) end
   for _, ep in ipairs(redis.call('ZRANGEBYSCORE', k('rotated'), '-inf', a.now)) do

@@ -179,7 +179,8 @@ def test_a_rotated_secret_signs_beside_the_new_one_for_the_overlap(
 
     clock.advance(HOOKS.rotation_overlap_s + 1)
     one.webhook_outbox.purge()
-    assert one.webhook_endpoints.get_endpoint(made["id"], "t1")["previous_secret_expires_at"] is None
+    after = one.webhook_endpoints.get_endpoint(made["id"], "t1")
+    assert after["previous_secret_expires_at"] is None
     (again,) = claim(one.webhook_outbox)
     assert again.id == message.id and again.secrets == (second_secret,)
 
@@ -338,7 +339,8 @@ def test_tenant_caps_hold_across_senders_on_different_nodes(
         endpoint(one)
     for _ in range(2):
         one.webhook_outbox.relay(event())
-    got = claim(one.webhook_outbox, "s1", per_tenant=4) + claim(two.webhook_outbox, "s2", per_tenant=4)
+    got = claim(one.webhook_outbox, "s1", per_tenant=4)
+    got += claim(two.webhook_outbox, "s2", per_tenant=4)
     assert len(got) == 4 and len({m.id for m in got}) == 4
 
 
@@ -413,13 +415,16 @@ def test_an_endpoint_failing_too_long_is_disabled_once(
     version = one.webhook_endpoints.get_endpoint(endpoint_id, "t1")["etag"]
     record(outbox, message, ERROR, clock.now(), 10.0, sender)
     disabled = two.webhook_endpoints.get_endpoint(endpoint_id, "t1")
-    assert disabled["disabled"] is True and "every delivery has failed since" in disabled["disabled_reason"]
+    assert disabled["disabled"] is True
+    assert disabled["disabled_reason"].startswith("every delivery has failed since ")
     assert disabled["etag"] != version
     clock.advance(20)
     assert claim(one.webhook_outbox) == [] and claim(two.webhook_outbox, "s2") == []
 
 
-def test_a_success_clears_the_failure_streak(node: Callable[[], Backends], clock: FakeClock) -> None:
+def test_a_success_clears_the_failure_streak(
+    node: Callable[[], Backends], clock: FakeClock
+) -> None:
     one = node()
     endpoint_id = endpoint(one)
     one.webhook_outbox.relay(event())
@@ -487,7 +492,7 @@ def test_messages_list_newest_first_with_filters_and_a_cursor(
     one, two = node(), node()
     a, b = endpoint(one), endpoint(one, event_types=["job.failed"])
     endpoint(one, owner="t2")
-    one.webhook_outbox.relay(event("job.succeeded", job_id="jobA", callback_url="https://c.example/1"))
+    one.webhook_outbox.relay(event(job_id="jobA", callback_url="https://c.example/1"))
     clock.advance(1)
     one.webhook_outbox.relay(event("job.failed", job_id="jobB"))
     clock.advance(1)

@@ -1,0 +1,256 @@
+"""Webhooks in Redis mode, shared by every node: all their keys in one Cluster slot, and end to
+end, an endpoint made through one API node is served by the other while a separate worker
+process runs the jobs; each message reaches a loopback receiver once, whichever of the three
+processes relays and sends it, and no process keeps webhook state on its disk."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from conformancetools import FakeClock, distributed
+from PIL import Image
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from imagetools import photo_like
+from scaletools import RedisServer
+from servertools import REPO_ROOT, ServiceProcess, guarded_env, write_guard
+from service.backends import Backends
+from service.jobs.interfaces import JobEvent
+from service.redis.webhook_script import TAG
+from service.settings import Settings
+from service.webhooks.interfaces import Outcome
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def redis_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backends]:
+    open_one = distributed(request.param, "local")
+    backend = open_one(Settings(data_dir=tmp_path / "data"), FakeClock())
+    yield backend
+    backend.close()
+
+
+def keys_with_slots(backend: Backends) -> dict[str, int]:
+    """Every key on every primary with its slot: the node's own answer in a cluster (CLUSTER
+    KEYSLOT), else the slot Redis would give it (CRC16 of the hash tag)."""
+    from redis.crc import key_slot
+
+    client = backend.jobs.redis  # type: ignore[attr-defined]
+    primaries = getattr(client, "get_primaries", None)
+    if primaries is None:
+        kwargs = client.connection_pool.connection_kwargs
+        with redis.Redis(host=kwargs["host"], port=kwargs["port"]) as one:
+            return {n.decode(): int(key_slot(n)) for n in one.scan_iter(count=1000)}
+    found: dict[str, int] = {}
+    for node in primaries():
+        with redis.Redis(host=node.host, port=node.port) as one:
+            for name in one.scan_iter(count=1000):
+                found[name.decode()] = int(one.execute_command("CLUSTER KEYSLOT", name))
+    return found
+
+
+def test_every_webhook_key_lives_in_one_slot(redis_backend: Backends) -> None:
+    endpoints, outbox = redis_backend.webhook_endpoints, redis_backend.webhook_outbox
+    plain, _ = endpoints.create_endpoint(
+        "t1", {"url": "https://a.example", "event_types": ["*", "job.progress"]}
+    )
+    endpoints.create_endpoint(
+        "t2", {"url": "https://b.example", "batch": {"max_events": 5, "max_wait_ms": 0}}
+    )
+    endpoints.rotate_secret(plain["id"], "t1")
+    for n, tenant in enumerate(["t1", "t2", "t1"]):
+        job = {"id": f"job{n}", "tenant": tenant, "status": "succeeded"}
+        job["callback_url"] = "https://c.example"
+        outbox.relay(JobEvent(f"e{n}", "job.succeeded", job, 0.0))
+        outbox.relay(JobEvent(f"p{n}", "job.progress", {**job, "status": "running"}, 0.0))
+    outbox.form_batches()
+    failed = {"id": "job9", "tenant": "t2", "status": "failed"}
+    outbox.relay(JobEvent("buffered", "job.failed", failed, 0.0))  # stays in the buffer
+    claimed = outbox.claim_due("s1", 4, 30.0, per_destination=1)
+    assert len(claimed) == 3  # one each: the endpoint, the callback URL, the batch
+    outbox.record_attempt(claimed[0], "s1", Outcome(200, 1.0, None, True), 0.0)
+    outbox.record_attempt(claimed[1], "s1", Outcome(500, 1.0, "HTTP 500", False), 0.0, 5.0)
+    endpoints.update_endpoint(plain["id"], "t1", {"disabled": True})
+
+    every_key = keys_with_slots(redis_backend)
+    names = {name: slot for name, slot in every_key.items() if f"{{{TAG}}}" in name}
+    kinds = {name.split(":")[2] for name in names}
+    # The workload wrote every kind of key the outbox keeps (batches, leases, progress...).
+    assert {"ep", "eps", "msg", "att", "due", "parked", "leases", "own", "byep", "byjob",
+            "finished", "prog", "buf", "bufdata", "buffered", "relayed", "rotated"} <= kinds, kinds
+    assert len(set(names.values())) == 1, names
+
+
+# -- end to end ----------------------------------------------------------------------------------
+
+class Receiver:
+    """A loopback HTTP server that verifies each request with ``standardwebhooks`` and keeps
+    what arrived."""
+
+    def __init__(self) -> None:
+        self.secrets: list[str] = []
+        self.arrivals: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                verified = False
+                for secret in outer.secrets:
+                    try:
+                        Webhook(secret).verify(body, headers)
+                        verified = True
+                    except WebhookVerificationError:
+                        continue
+                with outer._lock:
+                    outer.arrivals.append(
+                        {"path": self.path, "id": headers.get("webhook-id"), "verified": verified,
+                         "body": json.loads(body)}
+                    )
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def got(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.arrivals)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def png(seed: int) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(photo_like(48, 32, seed=seed)).save(out, "PNG")
+    return out.getvalue()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_two_api_nodes_and_a_worker_share_endpoints_and_deliver_once(tmp_path: Path) -> None:
+    guard = write_guard(tmp_path / "guard")
+    store = RedisServer(tmp_path / "redis").start()
+    receiver = Receiver()
+    data = tmp_path / "data"  # one directory: local blobs shared by the processes of one host
+    env = {
+        "PALETTE_STORE": store.url,
+        "PALETTE_URL_SIGNING_KEYS": "k1:" + "s" * 43,
+        "PALETTE_WEBHOOK_CALLBACK_SECRET": "whsec_" + "c" * 32,
+        "PALETTE_EGRESS_ALLOW_CIDRS": "127.0.0.0/8",  # the loopback receiver, nothing else
+        "PALETTE_WEBHOOK_POLL_INTERVAL": "0.05",
+        "PALETTE_WEBHOOK_TIMEOUT": "2",
+        "PALETTE_LOG_LEVEL": "warning",
+    }
+    apis: list[ServiceProcess] = []
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        for _ in range(2):
+            apis.append(ServiceProcess(data, guard, env, args=["--workers", "0"]).start())
+        one, two = apis
+
+        made = httpx.post(
+            one.url + "/v1/webhook-endpoints",
+            json={"url": receiver.url + "/hook", "event_types": ["job.succeeded"]},
+            timeout=10,
+        )
+        assert made.status_code == 201, made.text
+        endpoint = made.json()
+        listed = httpx.get(two.url + "/v1/webhook-endpoints", timeout=10).json()["data"]
+        assert [e["id"] for e in listed] == [endpoint["id"]]
+        tenant_secret = httpx.get(two.url + "/v1/webhook-callback-secret", timeout=10).json()[
+            "secret"
+        ]
+        receiver.secrets = [endpoint["secret"], tenant_secret]
+
+        with open(tmp_path / "worker.log", "wb") as log:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "service", "worker", "--data-dir", str(data),
+                 "--threads", "1"],
+                cwd=REPO_ROOT,
+                env=guarded_env(guard, env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        jobs = []
+        for seed in range(3):
+            reply = httpx.post(
+                two.url + "/v1/jobs",
+                files={"file": (f"p{seed}.png", png(seed), "image/png")},
+                data={"colors": "4", "callback_url": receiver.url + "/cb"},
+                timeout=30,
+            )
+            assert reply.status_code == 202, reply.text
+            jobs.append(reply.json()["id"])
+
+        def finished() -> bool:
+            states = [
+                httpx.get(f"{one.url}/v1/jobs/{j}", timeout=10).json()["status"] for j in jobs
+            ]
+            assert all(s in {"queued", "running", "succeeded"} for s in states), states
+            return states == ["succeeded"] * 3
+
+        wait_until(finished, 90, "the worker process to run the jobs")
+
+        messages = f"{one.url}/v1/webhook-endpoints/{endpoint['id']}/messages"
+
+        def all_delivered() -> bool:
+            done = {"status": "succeeded"}
+            to_endpoint = httpx.get(messages, params=done, timeout=10).json()["data"]
+            callbacks = httpx.get(
+                two.url + "/v1/webhook-messages", params=done, timeout=10
+            ).json()["data"]
+            return len(to_endpoint) == 3 and len(callbacks) == 3
+
+        wait_until(all_delivered, 60, "every message to be recorded as delivered")
+        # Once recorded as delivered, no process holds a message any more: nothing more comes.
+        recorded = httpx.get(messages, timeout=10).json()["data"]
+        recorded += httpx.get(two.url + "/v1/webhook-messages", timeout=10).json()["data"]
+        assert len(recorded) == 6 and all(len(m["attempts"]) == 1 for m in recorded), recorded
+
+        got = receiver.got()
+        assert all(r["verified"] for r in got), got
+        ids = [r["id"] for r in got]
+        assert sorted(ids) == sorted(m["id"] for m in recorded)  # each webhook-id exactly once
+        for path in ("/hook", "/cb"):
+            delivered = [r["body"]["data"]["job_id"] for r in got if r["path"] == path]
+            assert sorted(delivered) == sorted(jobs), path
+        assert not list(data.rglob("*.sqlite3*")), "a Redis node kept state on its disk"
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(30)
+        for api in apis:
+            api.stop()
+        receiver.close()
+        store.stop()
