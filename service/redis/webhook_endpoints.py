@@ -94,11 +94,11 @@ class RedisWebhookEndpoints:
         **args: Any,
     ) -> None:
         for _ in range(_RETRIES):
-            current = self._as_dict(self._fields(endpoint_id, owner))
-            if precondition is not None and not precondition(current["etag"]):
-                raise PreconditionFailed(current["etag"])
-            version = current["etag"].rsplit("-v", 1)[1].rstrip('"')
-            reply = self.run(op, id=endpoint_id, owner=owner, version=version, **args)
+            fields = self._fields(endpoint_id, owner)
+            etag = self._as_dict(fields)["etag"]
+            if precondition is not None and not precondition(etag):
+                raise PreconditionFailed(etag)
+            reply = self.run(op, id=endpoint_id, owner=owner, version=fields["version"], **args)
             if reply == "ok":
                 return
             if reply == "missing":

@@ -312,7 +312,9 @@ elseif op == 'claim' then
     if #claimed >= a.limit then break end
     local m = hgetall(k('msg', id))
     local dest = m and (m.endpoint_id ~= '' and m.endpoint_id or ('callback:' .. m.url))
-    if m and (in_flight[dest] or 0) < a.cap and (by_tenant[m.owner] or 0) < a.tenant_cap then
+    if m == nil or m.status ~= 'pending' then
+      redis.call('ZREM', k('due'), id)  -- not claimable (never left here by the script itself)
+    elseif (in_flight[dest] or 0) < a.cap and (by_tenant[m.owner] or 0) < a.tenant_cap then
       in_flight[dest] = (in_flight[dest] or 0) + 1
       by_tenant[m.owner] = (by_tenant[m.owner] or 0) + 1
       local lease_until = text(tonumber(now) + a.lease_s)
@@ -340,7 +342,9 @@ elseif op == 'record_attempt' then
     return m.status  -- someone else took it over; keep their state
   end
   local now = a.now
+  -- A lease that ran out may have put the message back in the due set already.
   redis.call('ZREM', k('leases'), a.id)
+  redis.call('ZREM', k('due'), a.id)
   redis.call('HDEL', key, 'lease_until', 'lease_owner', 'requeued_by')
   local ep = m.endpoint_id
   if a.success then

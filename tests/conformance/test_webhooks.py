@@ -286,6 +286,21 @@ def test_a_claim_leases_until_the_lease_runs_out(
     assert len(one.webhook_outbox.get_message(held.id, "t1")["attempts"]) == 2
 
 
+def test_a_late_success_ends_the_message_even_after_its_lease_ran_out(
+    node: Callable[[], Backends], clock: FakeClock
+) -> None:
+    one, two = node(), node()
+    endpoint(one)
+    one.webhook_outbox.relay(event())
+    (held,) = claim(one.webhook_outbox, "s1")
+    clock.advance(LEASE_S + 1)
+    # Another sender looks while the lease is out, but is at its tenant cap.
+    assert claim(two.webhook_outbox, "s2", busy_tenants={"t1": 1}, per_tenant=1) == []
+    assert record(one.webhook_outbox, held, OK, clock.now(), sender="s1") == "succeeded"
+    assert claim(two.webhook_outbox, "s2") == []
+    assert two.webhook_outbox.get_message(held.id, "t1")["status"] == "succeeded"
+
+
 def test_one_sender_keeps_to_its_caps(node: Callable[[], Backends]) -> None:
     one = node()
     a, b = endpoint(one), endpoint(one)

@@ -5,6 +5,7 @@ processes relays and sends it, and no process keeps webhook state on its disk.""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import signal
@@ -30,7 +31,9 @@ from scaletools import RedisServer
 from servertools import REPO_ROOT, ServiceProcess, guarded_env, write_guard
 from service.backends import Backends
 from service.jobs.interfaces import JobEvent
+from service.redis.keys import key as key_of
 from service.redis.webhook_script import TAG
+from service.security.settings import SecuritySettings
 from service.settings import Settings
 from service.webhooks.interfaces import Outcome
 
@@ -92,6 +95,28 @@ def test_every_webhook_key_lives_in_one_slot(redis_backend: Backends) -> None:
     assert {"ep", "eps", "msg", "att", "due", "parked", "leases", "own", "byep", "byjob",
             "finished", "prog", "buf", "bufdata", "buffered", "relayed", "rotated"} <= kinds, kinds
     assert len(set(names.values())) == 1, names
+
+
+def test_bodies_are_sealed_at_rest(tmp_path: Path) -> None:
+    key = "k1:" + base64.b64encode(b"k" * 32).decode()
+    settings = Settings(
+        data_dir=tmp_path / "data", security=SecuritySettings(encryption_keys=key)
+    )
+    backend = distributed("redis", "local")(settings, FakeClock())
+    try:
+        made, _ = backend.webhook_endpoints.create_endpoint("t1", {"url": "https://a.example"})
+        job = {"id": "job-secret-name", "tenant": "t1", "status": "succeeded"}
+        assert backend.webhook_outbox.relay(JobEvent("e1", "job.succeeded", job, 0.0)) == 1
+        (message,) = backend.webhook_outbox.claim_due("s1", 1, 30.0)
+        assert "job-secret-name" in message.body
+        stored = backend.jobs.redis.hget(  # type: ignore[attr-defined]
+            key_of(TAG, "msg", message.id), "body"
+        )
+        assert "job-secret-name" not in stored and not stored.startswith("{")
+        listed, _ = backend.webhook_outbox.list_messages("t1", endpoint_id=made["id"])
+        assert listed[0]["payload"]["data"]["job_id"] == "job-secret-name"
+    finally:
+        backend.close()
 
 
 # -- end to end ----------------------------------------------------------------------------------
