@@ -97,6 +97,108 @@ def test_every_webhook_key_lives_in_one_slot(redis_backend: Backends) -> None:
     assert len(set(names.values())) == 1, names
 
 
+@pytest.fixture(params=["redis", "cluster"])
+def two_nodes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[Backends]]:
+    """Two opens of one Redis deployment on one (still) clock: no lease runs out."""
+    open_one = distributed(request.param, "local")
+    clock = FakeClock()
+    nodes = [open_one(Settings(data_dir=tmp_path / "data"), clock) for _ in range(2)]
+    yield nodes
+    for backend in nodes:
+        backend.close()
+
+
+def test_concurrent_senders_on_two_nodes_share_no_message_and_keep_the_caps(
+    two_nodes: list[Backends],
+) -> None:
+    one = two_nodes[0]
+    endpoint_ids = [
+        one.webhook_endpoints.create_endpoint("t1", {"url": f"https://{n}.example"})[0]["id"]
+        for n in range(3)
+    ]
+    for n in range(20):
+        job = {"id": f"job{n}", "tenant": "t1", "status": "succeeded"}
+        assert one.webhook_outbox.relay(JobEvent(f"e{n}", "job.succeeded", job, 0.0)) == 3
+    per_endpoint, per_tenant, total = 2, 5, 60
+    lock = threading.Lock()
+    in_flight: dict[str, int] = {}
+    most: dict[str, int] = {}
+    delivered: list[str] = []
+    problems: list[str] = []
+
+    def sender(backend: Backends, name: str) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with lock:
+                if len(delivered) >= total:
+                    return
+            got = backend.webhook_outbox.claim_due(
+                name, 3, 30.0, per_destination=per_endpoint, per_tenant=per_tenant
+            )
+            with lock:
+                for message in got:
+                    for counted in (str(message.endpoint_id), "tenant"):
+                        in_flight[counted] = in_flight.get(counted, 0) + 1
+                        most[counted] = max(most.get(counted, 0), in_flight[counted])
+            time.sleep(0.001)  # the send
+            for message in got:
+                with lock:
+                    in_flight[str(message.endpoint_id)] -= 1
+                    in_flight["tenant"] -= 1
+                    if message.id in delivered:
+                        problems.append(f"{message.id} sent twice")
+                    delivered.append(message.id)
+                status = backend.webhook_outbox.record_attempt(
+                    message, name, Outcome(200, 1.0, None, True), 0.0
+                )
+                if status != "succeeded":
+                    problems.append(f"{message.id}: {status}")
+        problems.append(f"{name} ran out of time")
+
+    threads = [
+        threading.Thread(target=sender, args=(two_nodes[n % 2], f"s{n}")) for n in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(90)
+    assert problems == []
+    assert sorted(delivered) == sorted(set(delivered)) and len(delivered) == total
+    assert all(most[e] <= per_endpoint for e in endpoint_ids), most
+    assert most["tenant"] <= per_tenant and most["tenant"] >= per_endpoint, most
+
+
+def test_concurrent_failures_on_two_nodes_disable_an_endpoint_once(
+    two_nodes: list[Backends],
+) -> None:
+    one, two = two_nodes
+    made, _ = one.webhook_endpoints.create_endpoint("t1", {"url": "https://gone.example"})
+    for n in range(12):
+        job = {"id": f"job{n}", "tenant": "t1", "status": "succeeded"}
+        one.webhook_outbox.relay(JobEvent(f"e{n}", "job.succeeded", job, 0.0))
+    caps = {"per_destination": 12, "per_tenant": 12}
+    held = [(one, m) for m in one.webhook_outbox.claim_due("s1", 6, 30.0, **caps)]
+    held += [(two, m) for m in two.webhook_outbox.claim_due("s2", 6, 30.0, **caps)]
+    assert len(held) == 12
+    gone = Outcome(410, 1.0, "410 Gone", False, gone=True)
+    start = threading.Barrier(len(held))
+
+    def fail(backend: Backends, message: Any, sender: str) -> None:
+        start.wait(10)
+        backend.webhook_outbox.record_attempt(message, sender, gone, 0.0)
+
+    threads = [
+        threading.Thread(target=fail, args=(b, m, "s1" if b is one else "s2")) for b, m in held
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    after = two.webhook_endpoints.get_endpoint(made["id"], "t1")
+    assert after["disabled"] is True
+    assert after["etag"] == f'"{made["id"]}-v2"'  # disabled by exactly one of the twelve
+
+
 def test_bodies_are_sealed_at_rest(tmp_path: Path) -> None:
     key = "k1:" + base64.b64encode(b"k" * 32).decode()
     settings = Settings(
