@@ -188,6 +188,13 @@ class RedisWebhookOutbox:
         if limit <= 0:
             return []
         now = self.clock.now()
+        # Every process polls: a cheap look first, the script only when something is due or a
+        # lease has run out.
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zcount(self.run.key("due"), "-inf", stamp(now))
+        pipe.zcount(self.run.key("leases"), "-inf", f"({stamp(now)}")
+        if not any(pipe.execute()):
+            return []
         rows = self.run(
             "claim",
             owner=owner,
