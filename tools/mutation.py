@@ -96,8 +96,35 @@ def _name_modules_as_imported() -> None:
             module.get_mutant_name = get_mutant_name  # type: ignore[attr-defined]
 
 
+def _refresh_unmutated_copies() -> None:
+    """mutmut copies the source folders to ``mutants/`` once and never again, so a file it does
+    not mutate (the Redis backend, a Lua script, settings ...) would stay as it was at the first
+    run while the tests move on. Bring every such copy up to date before each run."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mutmut"]
+    mutated = {Path(p) for p in config["only_mutate"]}
+    for folder in config["source_paths"]:
+        for source in (ROOT / folder).rglob("*"):
+            relative = source.relative_to(ROOT)
+            copy = ROOT / "mutants" / relative
+            if (
+                not source.is_file()
+                or relative in mutated
+                or "__pycache__" in relative.parts
+                or not copy.exists()  # mutmut itself copies what is new
+            ):
+                continue
+            if copy.read_bytes() != source.read_bytes():
+                shutil.copy2(source, copy)
+
+
 def _mutmut(args: list[str]) -> int:
     os.chdir(ROOT)
+    _refresh_unmutated_copies()
     _import_the_mutated_copies()
     import mutmut.__main__ as entry
 
