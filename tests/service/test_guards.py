@@ -4,6 +4,7 @@ and the workers' stop paths. Written against answers, files and counts a client 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import threading
@@ -19,7 +20,11 @@ from palette_native.errors import CanceledError
 from starlette.testclient import TestClient
 
 from service.app import create_app
+from service.backends import open_backends
+from service.conditional import parse_range
+from service.jobs.blobs import LocalBlobStore
 from service.settings import Settings
+from service.signed_urls import SigningKeys, UrlSigner, _mac, canonical
 
 BOUNDARY = "guard-boundary-0123456789"
 
@@ -178,6 +183,8 @@ def ranged(size: int) -> list[tuple[str, int, tuple[int, int] | None]]:
         ("bytes=-x", 200, None),
         ("bytes=5", 200, None),
         ("bytes=", 200, None),
+        ("bytes=+1-2", 200, None),  # a signed or padded number is not a byte position
+        ("bytes=1 -2", 200, None),
     ]
 
 
@@ -207,6 +214,13 @@ def test_unsatisfiable_ranges(
     r = client.get(url, headers={"Range": header.format(size=size)})
     assert h.problem(r, 416, "range_not_satisfiable")["size"] == size
     assert r.headers["content-range"] == f"bytes */{size}"
+
+
+def test_a_suffix_range_of_an_empty_representation_is_unsatisfiable() -> None:
+    # Results are never empty, so this edge is checked on the helper the route calls.
+    assert parse_range("bytes=-5", 0) == "unsatisfiable"
+    assert parse_range("bytes=0-", 0) == "unsatisfiable"
+    assert parse_range("bytes=-5", 3) == (0, 2)
 
 
 def test_if_range_and_if_none_match(
@@ -366,6 +380,8 @@ def test_download_link_body_is_checked(keyed: Any, h: Any) -> None:
     ):
         problem = h.problem(link(c, job_id, auth, **body), 422, "invalid_download_request")
         assert problem["field"] == field
+    problem = h.problem(link(c, job_id, auth, expires_in=0), 422, "invalid_download_request")
+    assert problem["detail"] == "expires_in must be whole seconds from 1 to 604800."
 
 
 def test_a_download_link_serves_the_results_to_anyone_until_it_expires(
@@ -410,6 +426,7 @@ def test_a_download_link_serves_the_results_to_anyone_until_it_expires(
 
 def test_a_link_never_outlives_the_job_and_a_removed_job_is_404(keyed: Any, h: Any) -> None:
     c, clock, auth = keyed
+    clock.t += 0.5  # the results are removed half-way through a second
     location = h.submit(c, [("a.jpg", h.make_jpeg(1))], headers=auth).headers["location"]
     job = h.wait_job(c, location, headers=auth)
     clock.t += 100  # the results are kept 3600 s after the job finished
@@ -420,6 +437,9 @@ def test_a_link_never_outlives_the_job_and_a_removed_job_is_404(keyed: Any, h: A
     parts = urlsplit(made["url"])
     path = parts.path + "?" + parts.query
     assert c.get(path).status_code == 200
+    clock.t += 3499.8  # the results' last fraction of a second: a link made now has none left
+    assert link(c, job["id"], auth).json()["expires_in"] == 0
+    clock.t -= 3499.8
     assert c.delete(location, headers=auth).status_code == 204
     h.problem(c.get(path), 404, "job_not_found")
 
@@ -573,3 +593,106 @@ def test_a_signed_link_must_carry_its_response_parameters(tmp_path: Path, h: Any
             h.problem(c.get(forged), 403, "signature_invalid")
         no_expiry = [(k, v) for k, v in parse_qsl(made.query) if k != "expires"]
         h.problem(c.get(made.path + "?" + urlencode(no_expiry)), 403, "signature_invalid")
+
+
+def test_refused_download_links_say_why(tmp_path: Path, h: Any) -> None:
+    clock = Clock()
+    settings = Settings(data_dir=tmp_path, url_signing_keys="k1:0123456789abcdef-secret")
+    with TestClient(create_app(settings, clock=clock)) as c:
+        job = h.wait_job(c, h.submit(c, [("a.jpg", h.make_jpeg(1))]).headers["location"])
+        made = urlsplit(link(c, job["id"], {}, expires_in=60).json()["url"])
+        params = parse_qsl(made.query)
+
+        def detail(query: list[tuple[str, str]], code: str = "signature_invalid") -> str:
+            r = c.get(made.path + "?" + urlencode(query))
+            return str(h.problem(r, 403, code)["detail"])
+
+        lacking = "The download link is not valid: the URL lacks its signature, key id or expiry."
+        for name in ("sig", "kid", "expires"):
+            assert detail([(k, v) for k, v in params if k != name]) == lacking, name
+        twice = [*params, ("disposition", "inline")]
+        assert detail(twice) == (
+            "The download link is not valid: a parameter appears more than once."
+        )
+        unknown_key = [(k, "k2" if k == "kid" else v) for k, v in params]
+        assert detail(unknown_key) == (
+            "The download link is not valid: the URL was signed with a key this service does not"
+            " hold."
+        )
+        other_file = [(k, "x.json" if k == "filename" else v) for k, v in params]
+        assert detail(other_file) == (
+            "The download link is not valid: the signature does not match the URL."
+        )
+        secret = SigningKeys.parse(settings.url_signing_keys).current[1]
+        by_hand = [("disposition", "inline"), ("filename", "r.json"), ("expires", "+1999999999")]
+        by_hand.append(("kid", "k1"))
+        by_hand.append(("sig", _mac(secret, canonical("GET", made.path, by_hand))))
+        assert detail(by_hand) == "The download link is not valid: the expiry is not a number."
+        clock.t += 60
+        assert detail(params, "url_expired") == "The download link has expired; ask for a new one."
+        signer = UrlSigner(SigningKeys.parse(settings.url_signing_keys), clock)
+        forged = urlsplit(signer.sign(made.path, {"filename": "r.json"}, int(clock.t) + 60))
+        assert detail(parse_qsl(forged.query)) == (
+            "The download link lacks its response parameters."
+        )
+
+
+def test_a_signed_download_is_audited_under_the_jobs_tenant(keyed: Any, h: Any) -> None:
+    c, _, auth = keyed
+    location = h.submit(c, [("a.jpg", h.make_jpeg(1))], headers=auth).headers["location"]
+    job = h.wait_job(c, location, headers=auth)
+    made = urlsplit(link(c, job["id"], auth).json()["url"])
+    assert c.get(made.path + "?" + made.query).status_code == 200  # no credential but the link
+    entries = c.get("/v1/audit?action=job.download", headers=auth).json()["data"]
+    assert [(e["tenant"], e["target"], e["outcome"]) for e in entries] == [
+        ("acme", f"job_id={job['id']}", "allowed 200")
+    ]
+
+
+class PresigningBlobs(LocalBlobStore):
+    """Blobs on disk that hand out presigned GETs as the S3 store does, recording what each was
+    asked for: the object, its lifetime and the headers S3 would answer the GET with."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.presigned: list[tuple[str, int, str, str]] = []
+
+    def presigned_get(
+        self, key: str, expires_in: int, *, content_type: str, content_disposition: str
+    ) -> str | None:
+        self.presigned.append((key, expires_in, content_type, content_disposition))
+        return f"https://bucket.test/{key}?lifetime={expires_in}"
+
+
+def test_a_presigned_download_redirects_to_a_get_that_ends_with_the_link(
+    tmp_path: Path, h: Any
+) -> None:
+    blobs = PresigningBlobs(tmp_path / "blobs")
+
+    def backends(settings: Settings, clock: Any) -> Any:
+        local = dataclasses.replace(settings, blobs="", presigned_downloads=False)
+        return dataclasses.replace(open_backends(local, clock), blobs=blobs)
+
+    clock = Clock()
+    settings = Settings(data_dir=tmp_path, blobs="s3://bucket/p", presigned_downloads=True)
+    with TestClient(create_app(settings, clock=clock, backends=backends)) as c:
+        job = h.wait_job(c, h.submit(c, [("a.jpg", h.make_jpeg(1))]).headers["location"])
+        results = c.get(job["results_url"]).content
+        made = link(c, job["id"], {}, expires_in=60, disposition="inline", filename="p.json")
+        parts = urlsplit(made.json()["url"])
+        path = parts.path + "?" + parts.query
+        clock.t += 20.5
+        r = c.get(path, follow_redirects=False)
+        assert r.status_code == 307 and r.content == b""
+        assert r.headers["cache-control"] == "no-store"
+        [(key, lifetime, content_type, disposition)] = blobs.presigned
+        assert r.headers["location"] == f"https://bucket.test/{key}?lifetime=40"
+        assert (lifetime, content_type, disposition) == (
+            40,
+            "application/json",
+            'inline; filename="p.json"',
+        )
+        assert b"".join(blobs.read_range(key, 0, len(results) - 1)) == results
+        clock.t += 39  # the last second of the link: the presigned GET still gets one second
+        assert c.get(path, follow_redirects=False).headers["location"].endswith("lifetime=1")
+        assert blobs.presigned[-1][1] == 1

@@ -341,6 +341,9 @@ def test_if_match_compares_strongly(make_api: Any, receiver: Any) -> None:
     r = api("PATCH", path, json={"description": "a"}, headers={"if-match": f'"other", {etag}'})
     assert r.status_code == 200 and r.headers["etag"] != etag
     etag = r.headers["etag"]
+    r = api("PATCH", path, json={"description": "c"}, headers={"if-match": f'{etag}, "other"'})
+    assert r.status_code == 200 and r.headers["etag"] != etag
+    etag = r.headers["etag"]
     r = api("PATCH", path, json={"description": "b"}, headers={"if-match": "*"})
     assert r.status_code == 200 and r.json()["description"] == "b"
     assert api("GET", path, headers={"if-none-match": f"W/{r.headers['etag']}"}).status_code == 304
