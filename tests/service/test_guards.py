@@ -366,6 +366,7 @@ def test_download_link_body_is_checked(keyed: Any, h: Any) -> None:
     big = c.post(url, content=b"{" + b" " * 4096 + b"}", headers=auth)
     problem = h.problem(big, 413, "body_too_large")
     assert problem["limit_bytes"] == 4096 and problem["actual_bytes"] == 4098
+    assert problem["detail"] == "The JSON body is too large."
     ok = c.post(url, content=b"{" + b" " * 4094 + b"}", headers=auth)
     assert ok.status_code == 200, ok.text
     h.problem(c.post(url, content=b"{nope", headers=auth), 400, "invalid_json")

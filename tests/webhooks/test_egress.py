@@ -70,6 +70,7 @@ def connect_calls(monkeypatch: pytest.MonkeyPatch) -> list[object]:
         ("240.0.0.1", "private"),
         ("100.64.0.1", "not globally routable"),
         ("fc00::1", "private"),
+        ("4000::1", "reserved"),  # IETF-reserved, and neither private nor special otherwise
     ],
     ids=lambda v: str(v),
 )
@@ -243,3 +244,17 @@ def test_bad_host_names_never_reach_the_resolver(url: str, monkeypatch: pytest.M
     with pytest.raises(EgressRefused) as info:
         EgressPolicy().vet_url(url)
     assert info.value.code == "url_invalid" and asked == []
+
+
+def test_host_names_the_resolver_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A one-letter name and a fully qualified name (trailing dot) are valid and go to the
+    resolver; a leading dot is not a name at all."""
+    table = {"a": ["93.184.216.34"], "hooks.example.": ["93.184.216.35"]}
+    monkeypatch.setattr(socket, "getaddrinfo", fake_resolver(table, socket.getaddrinfo))
+    policy = EgressPolicy()
+    assert policy.vet_url("http://a/hook") == [ipaddress.ip_address("93.184.216.34")]
+    assert policy.vet_url("https://hooks.example./x") == [ipaddress.ip_address("93.184.216.35")]
+    with pytest.raises(EgressRefused) as info:
+        policy.vet_url("https://.hooks.example/x")
+    assert info.value.code == "url_invalid"
+    assert str(info.value) == "'.hooks.example' is not a valid host name"

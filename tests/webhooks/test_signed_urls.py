@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import re
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -110,6 +112,9 @@ def test_an_unset_key_is_generated_once_for_every_node(tmp_path: Path) -> None:
     nodes = [open_backends(settings), open_backends(settings)]
     first = signing_keys(settings, nodes[0].secrets)
     assert signing_keys(settings, nodes[1].secrets) == first
+    [(kid, secret)] = first.keys
+    assert re.fullmatch(r"k[0-9a-f]{8}", kid)  # a short id in every link
+    assert len(base64.urlsafe_b64decode(secret + b"=")) == 32  # a 256-bit secret
     nodes[0].close()
     again = open_backends(settings)  # a restart keeps it
     assert signing_keys(settings, again.secrets) == first
@@ -128,10 +133,21 @@ def test_a_key_file_of_an_earlier_version_is_adopted(tmp_path: Path) -> None:
     backends.close()
 
 
-@pytest.mark.parametrize("text", ["nokey", "k1:short", "bad kid!:0123456789abcdef", ""])
+@pytest.mark.parametrize("text", ["nokey", "k1:short", "bad kid!:0123456789abcdef"])
 def test_bad_key_settings(text: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as info:
         SigningKeys.parse(text)
+    assert str(info.value) == (
+        "PALETTE_URL_SIGNING_KEYS entries are 'kid:secret' (kid: letters, digits, '_.-', at most"
+        " 32; secret: at least 16 characters)"
+    )
+
+
+@pytest.mark.parametrize("text", ["", " , "])
+def test_key_settings_without_a_key(text: str) -> None:
+    with pytest.raises(ValueError) as info:
+        SigningKeys.parse(text)
+    assert str(info.value) == "at least one URL signing key is needed"
 
 
 def test_download_options() -> None:
@@ -150,6 +166,15 @@ def test_download_options() -> None:
     ):
         with pytest.raises(ValueError):
             download_options(bad, "j")
+    with pytest.raises(ValueError) as info:
+        download_options({"disposition": "evil"}, "j")
+    assert info.value.args == ("disposition", "disposition must be one of attachment, inline")
+    with pytest.raises(ValueError) as info:
+        download_options({"filename": "a/b"}, "j")
+    assert info.value.args == (
+        "filename",
+        "filename must be 1-128 characters of letters, digits, space and _.,()+-",
+    )
 
 
 @pytest.mark.parametrize("field", ["kid", "sig"])
