@@ -24,6 +24,7 @@ from .jobs.interfaces import (
     EventLog,
     IdempotencyStore,
     JobBackend,
+    Locks,
     PaletteCache,
     SecretStore,
 )
@@ -36,6 +37,7 @@ from .sqlite.database import Database
 from .sqlite.events import SqliteEventLog
 from .sqlite.idempotency import SqliteIdempotencyStore
 from .sqlite.jobs import SqliteJobStore
+from .sqlite.locks import SqliteLocks
 from .sqlite.palette_cache import SqlitePaletteCache
 from .sqlite.search_index import SqlitePaletteIndex
 from .sqlite.secrets import SqliteSecretStore
@@ -61,6 +63,8 @@ class Backends:
     palette_cache: PaletteCache
     blobs: BlobStore
     secrets: SecretStore
+    locks: Locks
+    """Mutual exclusion between the processes of the deployment (the retention sweep)."""
     webhook_endpoints: WebhookEndpoints
     webhook_outbox: WebhookOutbox
     api_keys: ApiKeyStore
@@ -131,6 +135,7 @@ def open_backends(settings: Settings, clock: Clock | None = None) -> Backends:
         audit = SqliteAuditLog(db, audit_key(settings, secrets))
         api_keys = SqliteApiKeyStore(db)
         search = SqlitePaletteIndex(db, clock)
+        locks = SqliteLocks(db, clock)
     except BaseException:
         db.close()
         raise
@@ -142,6 +147,7 @@ def open_backends(settings: Settings, clock: Clock | None = None) -> Backends:
         palette_cache=cache,
         blobs=blobs,
         secrets=secrets,
+        locks=locks,
         webhook_endpoints=endpoints,
         webhook_outbox=outbox,
         api_keys=api_keys,
@@ -182,6 +188,7 @@ def _open_redis(settings: Settings, clock: Clock | None) -> Backends:
     from .redis.events import RedisEventLog
     from .redis.idempotency import RedisIdempotencyStore
     from .redis.jobs import RedisJobStore
+    from .redis.locks import RedisLocks
     from .redis.palette_cache import RedisPaletteCache
     from .redis.search_index import RedisPaletteIndex
     from .redis.secrets import RedisSecretStore
@@ -234,6 +241,7 @@ def _open_redis(settings: Settings, clock: Clock | None) -> Backends:
         api_keys = RedisApiKeyStore(conn)
         audit = RedisAuditLog(conn, audit_key(settings, secrets))
         search = RedisPaletteIndex(conn, clock)
+        locks = RedisLocks(conn, clock)
         rate_limits = _redis_rate_limits(settings.store)
         closers.append(getattr(rate_limits, "storage").close)
     except BaseException:
@@ -253,6 +261,7 @@ def _open_redis(settings: Settings, clock: Clock | None) -> Backends:
         palette_cache=cache,
         blobs=blobs,
         secrets=secrets,
+        locks=locks,
         webhook_endpoints=endpoints,
         webhook_outbox=outbox,
         api_keys=api_keys,

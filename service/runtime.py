@@ -107,7 +107,9 @@ class Runtime:
                 on_results=self._index_results,
             )
             self.pool.start()
-        self._sweeper = Sweeper(b.jobs, b.blobs, b.housekeeping, s.sweep_interval_seconds)
+        self._sweeper = Sweeper(
+            b.jobs, b.blobs, b.housekeeping, s.sweep_interval_seconds, b.locks
+        )
         self._sweeper.start()
 
     def begin_drain(self) -> None:

@@ -38,6 +38,8 @@ __all__ = [
     "JobStore",
     "Lease",
     "LeaseState",
+    "LockLease",
+    "Locks",
     "NewJob",
     "PaletteCache",
     "Progress",
@@ -390,6 +392,37 @@ class SecretStore(Protocol):
     def get_or_create(self, name: str, make: Callable[[], str]) -> str: ...
     def set(self, name: str, value: str) -> None:
         """Replace a secret (a data key re-wrapped under a new key-encryption key)."""
+        ...
+
+
+@dataclass(frozen=True)
+class LockLease:
+    """A lock granted to one holder until ``until`` (the backend's clock)."""
+
+    name: str
+    owner: str
+    token: int
+    """The fencing token: larger for every new grant of the lock, so a holder that stalled
+    past its lease cannot renew or release the lock of the one that came after it."""
+    until: float
+
+
+class Locks(Protocol):
+    """Mutual exclusion between every process of a deployment, for work that must run in one
+    place at a time (the retention sweep). A lease, not a mutex: a holder that stops renewing
+    loses the lock after ``ttl`` seconds without anyone releasing it."""
+
+    def acquire(self, name: str, owner: str, ttl: float) -> LockLease | None:
+        """The lock, when it is free or its lease ran out; None while another holder has it."""
+        ...
+
+    def renew(self, lease: LockLease, ttl: float) -> LockLease | None:
+        """The same grant for ``ttl`` more seconds; None when it was lost (expired and granted
+        to another holder, or released)."""
+        ...
+
+    def release(self, lease: LockLease) -> bool:
+        """Free the lock if this grant still holds it; False when it had been lost."""
         ...
 
 
