@@ -73,14 +73,21 @@ def nothing_left_behind(app: Any) -> bool:
 @pytest.mark.parametrize("streamed", [True, False], ids=["chunked", "content-length"])
 def test_sync_body_limit_holds_to_the_byte(tmp_path: Path, h: Any, streamed: bool) -> None:
     image = h.make_jpeg(21)
+    assert len(image) > 3 * 256  # streamed in several chunks
     for limit, status in ((len(image), 200), (len(image) - 1, 413)):
         with TestClient(create_app(Settings(data_dir=tmp_path, max_sync_bytes=limit))) as c:
-            body = chunked(image) if streamed else image
+            body = chunked(image, 256) if streamed else image
             r = c.post("/v1/palette", content=body, headers={"content-type": "image/jpeg"})
             assert r.status_code == status, r.text
+            if status == 200:  # the chunks make up the image they came from
+                whole = c.post("/v1/palette", content=image, headers={"content-type": "image/jpeg"})
+                assert r.json() == whole.json()
             if status == 413:
                 problem = h.problem(r, 413, "request_too_large")
                 assert problem["limit_bytes"] == limit
+                assert problem["detail"] == (
+                    f"The request body is larger than the limit of {limit:,} bytes."
+                )
                 # A stream's length is unknown until it overflows; a declared one is named.
                 assert problem.get("actual_bytes") == (None if streamed else len(image))
 
@@ -367,6 +374,11 @@ def test_download_link_body_is_checked(keyed: Any, h: Any) -> None:
     problem = h.problem(big, 413, "body_too_large")
     assert problem["limit_bytes"] == 4096 and problem["actual_bytes"] == 4098
     assert problem["detail"] == "The JSON body is too large."
+    streamed = c.post(url, content=chunked(b"{" + b" " * 4095 + b"}", 1000), headers=auth)
+    problem = h.problem(streamed, 413, "body_too_large")  # 4,097 bytes, its length not declared
+    assert problem["limit_bytes"] == 4096 and "actual_bytes" not in problem
+    assert problem["detail"] == "The JSON body is too large."
+    assert c.post(url, content=chunked(b"{" + b" " * 4094 + b"}", 1000), headers=auth).is_success
     ok = c.post(url, content=b"{" + b" " * 4094 + b"}", headers=auth)
     assert ok.status_code == 200, ok.text
     h.problem(c.post(url, content=b"{nope", headers=auth), 400, "invalid_json")

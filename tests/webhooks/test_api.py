@@ -165,6 +165,12 @@ def test_malformed_json_is_400(api: Any) -> None:
         "/v1/webhook-endpoints", content=b"{nope", headers={"content-type": "application/json"}
     )
     assert r.status_code == 400 and r.json()["code"] == "invalid_json"
+    for empty in (b"", b" \n"):
+        r = client.post(
+            "/v1/webhook-endpoints", content=empty, headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 400 and r.json()["code"] == "invalid_json"
+        assert r.json()["detail"] == "A JSON object body is required."
 
 
 def test_patch_honors_if_match(api: Any, receiver: Any) -> None:

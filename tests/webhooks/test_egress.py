@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from service.egress import EgressPolicy, EgressRefused, PinnedTransport, parse_cidrs, refusal_reason
+from service.settings import Settings
 
 Resolver = Callable[..., list[Any]]
 
@@ -258,3 +259,41 @@ def test_host_names_the_resolver_is_asked_for(monkeypatch: pytest.MonkeyPatch) -
         policy.vet_url("https://.hooks.example/x")
     assert info.value.code == "url_invalid"
     assert str(info.value) == "'.hooks.example' is not a valid host name"
+
+
+def test_what_a_refused_url_is_told() -> None:
+    policy = EgressPolicy()
+    for url, detail in (
+        ("ftp://example.com/x", "URL scheme must be one of http, https, not 'ftp'"),
+        ("http:///nohost", "URL has no host"),
+        ("http://user:pw@example.com/", "URL must not carry credentials (user:password@)"),
+    ):
+        with pytest.raises(EgressRefused) as info:
+            policy.vet_url(url)
+        assert (info.value.code, str(info.value)) == ("url_invalid", detail)
+    with pytest.raises(EgressRefused) as info:
+        EgressPolicy(allowed_schemes=("https",)).vet_url("http://93.184.216.34/")
+    assert str(info.value) == "URL scheme must be one of https, not 'http'"
+
+
+def test_a_host_name_may_be_253_characters_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    longest = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])
+    assert len(longest) == 253
+    table = {longest: ["93.184.216.34"], longest + ".": ["93.184.216.34"]}
+    monkeypatch.setattr(socket, "getaddrinfo", fake_resolver(table, socket.getaddrinfo))
+    assert EgressPolicy().vet_url(f"http://{longest}/") == [ipaddress.ip_address("93.184.216.34")]
+    assert EgressPolicy().vet_url(f"http://{longest}./")  # the root's dot is not counted
+    with pytest.raises(EgressRefused) as info:
+        EgressPolicy().vet_url(f"http://e{longest}/")
+    assert info.value.code == "url_invalid"
+
+
+def test_the_allowlist_comes_from_the_environment_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PALETTE_EGRESS_ALLOW_CIDRS", "192.168.0.0/16")  # not the one given
+    settings = Settings.from_env({"PALETTE_EGRESS_ALLOW_CIDRS": " 10.1.2.3/8, ,127.0.0.1/32 "})
+    # a host address with a prefix names its network; an empty entry is skipped, not the end
+    assert settings.webhooks.egress.allow_cidrs == (
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("127.0.0.1/32"),
+    )
+    settings.webhooks.egress.check_address(ipaddress.ip_address("10.200.0.1"))  # allowed
