@@ -418,6 +418,13 @@ def test_health_ready_metrics(client: TestClient, h: Any) -> None:
     assert 'route="/readyz",status="503"' in text
 
 
+def test_readiness_reports_workers_that_have_stopped(client: TestClient) -> None:
+    assert client.get("/readyz").json()["checks"]["workers"] == "ok"
+    client.app.state.runtime.pool.drain(1.0)  # type: ignore[attr-defined]
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["checks"]["workers"] == "down"
+
+
 def test_openapi_lists_every_api_route_and_docs_are_local(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert spec["openapi"].startswith("3.1")

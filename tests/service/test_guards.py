@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,8 @@ from service.app import create_app
 from service.backends import open_backends
 from service.conditional import parse_range
 from service.jobs.blobs import LocalBlobStore
+from service.jobs.worker import count_archive_entries
+from service.security.settings import SecuritySettings
 from service.settings import Settings
 from service.signed_urls import SigningKeys, UrlSigner, _mac, canonical
 
@@ -520,6 +524,16 @@ def test_zip_limits_come_from_the_environment(
         assert job["status"] == "succeeded" and job["progress"]["done"] == 3, job
 
 
+def test_an_archives_files_are_counted_from_its_directory(h: Any) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("photos/", b"")  # a folder is not a file
+        zf.writestr("photos/a.jpg", h.make_jpeg(1))
+        zf.writestr("b.png", h.make_png(2))
+    buffer.seek(0)
+    assert count_archive_entries(buffer) == 2
+
+
 # -- the workers' stop paths ---------------------------------------------------------------------
 class Gate:
     """``extract`` that runs the real library but holds every image after the first ``free``
@@ -746,3 +760,22 @@ def test_a_presigned_download_redirects_to_a_get_that_ends_with_the_link(
         clock.t += 39  # the last second of the link: the presigned GET still gets one second
         assert c.get(path, follow_redirects=False).headers["location"].endswith("lifetime=1")
         assert blobs.presigned[-1][1] == 1
+
+
+def test_a_job_past_its_wall_clock_limit_fails_with_what_was_done(tmp_path: Path, h: Any) -> None:
+    archive, names = archive_of(h, 4)
+    security = SecuritySettings(job_timeout_seconds=0.5)
+    settings = Settings(data_dir=tmp_path, workers=1, security=security)
+    gate = Gate(names, free=1)  # the second image is held until the limit stops it
+    with TestClient(create_app(settings, extract=gate)) as c:
+        location = h.submit(c, [("four.zip", archive)]).headers["location"]
+        job = h.wait_job(c, location)
+        assert job["status"] == "failed" and job["progress"]["done"] == 1
+        assert job["error"] == {
+            "code": "job_timeout",
+            "detail": "the job ran longer than 0.5 s; images not finished by then were not"
+            " processed",
+            "limit_seconds": 0.5,
+        }
+        results = c.get(job["results_url"]).json()
+        assert [item["status"] for item in results["items"]] == ["succeeded"]
