@@ -172,9 +172,13 @@ def report(command: str) -> int:
     results = _results()
     equivalent = _equivalents()
     unknown = sorted(set(equivalent) - set(results))
+    # A listed mutant that the tests kill is not equivalent: its entry is stale (mutmut numbers
+    # mutants by position, so an edit to a function renumbers them). It counts as killed.
+    stale = sorted(n for n in equivalent if results.get(n) in ("killed", "timeout"))
     by_module: dict[str, Counter[str]] = defaultdict(Counter)
     for name, status in results.items():
-        by_module[_module(name)]["equivalent" if name in equivalent else status] += 1
+        listed = name in equivalent and name not in stale
+        by_module[_module(name)]["equivalent" if listed else status] += 1
     lines = [
         "# Mutation testing",
         "",
@@ -201,10 +205,17 @@ def report(command: str) -> int:
     )
     lines += ["", f"## Surviving mutants ({len(survivors)})", ""]
     lines += [f"- `{n}`" for n in survivors] or ["none"]
-    lines += ["", f"## Equivalent mutants ({len(equivalent)})", ""]
-    lines += [f"- `{n}`: {r}" for n, r in sorted(equivalent.items())] or ["none"]
+    listed = {n: r for n, r in equivalent.items() if n not in stale}
+    lines += ["", f"## Equivalent mutants ({len(listed)})", ""]
+    lines += [f"- `{n}`: {r}" for n, r in sorted(listed.items())] or ["none"]
     if unknown:
         lines += ["", "Listed as equivalent but not in this run:", *[f"- `{n}`" for n in unknown]]
+    if stale:
+        lines += [
+            "",
+            "Listed as equivalent but killed (stale entries, counted as killed):",
+            *[f"- `{n}`" for n in stale],
+        ]
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines[:12 + len(by_module)]))
