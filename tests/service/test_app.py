@@ -535,6 +535,7 @@ def test_unexpected_errors_fail_one_image_or_finally_the_job(tmp_path: Path, h: 
         job = h.wait_job(c, r.headers["location"])
     assert job["status"] == "failed" and job["error"]["code"] == "internal_error"
     assert job["error"]["attempts"] == 5
+    assert job["error"]["detail"] == "processing failed 5 times (FileNotFoundError)"
 
 
 def test_sync_palette_survives_a_restart_without_recomputing(settings: Settings, h: Any) -> None:

@@ -779,3 +779,31 @@ def test_a_job_past_its_wall_clock_limit_fails_with_what_was_done(tmp_path: Path
         }
         results = c.get(job["results_url"]).json()
         assert [item["status"] for item in results["items"]] == ["succeeded"]
+
+
+def test_canceling_one_running_job_leaves_the_other_running(tmp_path: Path, h: Any) -> None:
+    first = {f"a{n}.jpg": h.make_jpeg(400 + n) for n in range(2)}
+    second = {f"b{n}.jpg": h.make_jpeg(500 + n) for n in range(2)}
+    gate = Gate({data: name for name, data in {**first, **second}.items()}, free=0)
+    settings = Settings(data_dir=tmp_path, workers=2)
+    with TestClient(create_app(settings, extract=gate)) as c:
+        a = h.submit(c, [("a.zip", h.make_zip(first))]).headers["location"]
+        b = h.submit(c, [("b.zip", h.make_zip(second))]).headers["location"]
+        h.wait_for(lambda: len(gate.calls) == 2)  # one image of each job is held
+        assert c.post(a + "/cancel").status_code in (200, 202)
+        assert h.wait_job(c, a)["status"] == "canceled"
+        gate.open.set()
+        done = h.wait_job(c, b)
+        assert done["status"] == "succeeded" and done["progress"]["done"] == 2
+
+
+def test_a_failed_images_error_names_the_upload_not_the_servers_file(
+    tmp_path: Path, h: Any
+) -> None:
+    with TestClient(create_app(Settings(data_dir=tmp_path))) as c:
+        location = h.submit(c, [("broken.jpg", h.make_jpeg(1)[:300])]).headers["location"]
+        job = h.wait_job(c, location)
+        [item] = c.get(job["results_url"]).json()["items"]
+    assert item["status"] == "failed"
+    text = json.dumps(item["error"])
+    assert str(tmp_path) not in text and "broken.jpg" in text

@@ -318,3 +318,17 @@ def test_wrong_method_is_405_with_allow(api: Any) -> None:
     r = client.request("PUT", "/v1/webhook-endpoints")
     assert r.status_code == 405 and r.headers["content-type"] == PROBLEM
     assert r.headers["allow"] == "GET, HEAD, POST"
+
+
+def test_endpoint_pages_end_where_the_endpoints_do(api: Any) -> None:
+    client, _ = api
+    made = sorted(
+        client.post("/v1/webhook-endpoints", json={"url": f"http://127.0.0.1:{9 + n}/"}).json()["id"]
+        for n in range(3)
+    )
+    first = client.get("/v1/webhook-endpoints?limit=2").json()
+    assert [e["id"] for e in first["data"]] == made[:2] and first["next_cursor"] == made[1]
+    last = client.get(f"/v1/webhook-endpoints?limit=2&cursor={first['next_cursor']}").json()
+    assert [e["id"] for e in last["data"]] == made[2:] and last["next_cursor"] is None
+    exact = client.get("/v1/webhook-endpoints?limit=3").json()
+    assert len(exact["data"]) == 3 and exact["next_cursor"] is None  # no empty page after
