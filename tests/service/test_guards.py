@@ -779,6 +779,8 @@ def test_a_job_past_its_wall_clock_limit_fails_with_what_was_done(tmp_path: Path
         }
         results = c.get(job["results_url"]).json()
         assert [item["status"] for item in results["items"]] == ["succeeded"]
+        refused = h.problem(c.post(location + "/cancel"), 409, "job_finished")
+        assert refused["status_now"] == "failed"
 
 
 def test_canceling_one_running_job_leaves_the_other_running(tmp_path: Path, h: Any) -> None:

@@ -324,11 +324,11 @@ def test_endpoint_pages_end_where_the_endpoints_do(api: Any) -> None:
     client, _ = api
     made = sorted(
         client.post("/v1/webhook-endpoints", json={"url": f"http://127.0.0.1:{9 + n}/"}).json()["id"]
-        for n in range(3)
+        for n in range(4)
     )
-    first = client.get("/v1/webhook-endpoints?limit=2").json()
-    assert [e["id"] for e in first["data"]] == made[:2] and first["next_cursor"] == made[1]
-    last = client.get(f"/v1/webhook-endpoints?limit=2&cursor={first['next_cursor']}").json()
-    assert [e["id"] for e in last["data"]] == made[2:] and last["next_cursor"] is None
-    exact = client.get("/v1/webhook-endpoints?limit=3").json()
-    assert len(exact["data"]) == 3 and exact["next_cursor"] is None  # no empty page after
+    first = client.get("/v1/webhook-endpoints?limit=3").json()
+    assert [e["id"] for e in first["data"]] == made[:3] and first["next_cursor"] == made[2]
+    last = client.get(f"/v1/webhook-endpoints?limit=3&cursor={first['next_cursor']}").json()
+    assert [e["id"] for e in last["data"]] == made[3:] and last["next_cursor"] is None
+    exact = client.get("/v1/webhook-endpoints?limit=4").json()
+    assert len(exact["data"]) == 4 and exact["next_cursor"] is None  # no empty page after
