@@ -877,3 +877,11 @@ def test_a_part_is_still_held_to_the_end_record_checks() -> None:
     with pytest.raises(ArchiveError) as caught:
         next(iter_archive(truncated, entries=range(0, 1), directory=scan_directory(inner)))
     assert caught.value.code == "archive_corrupt"
+
+
+def test_images_in_the_macos_metadata_folder_are_skipped() -> None:
+    entries = list(iter_archive(zip_bytes({"__MACOSX/red.png": RED, "red.png": RED})))
+    assert summarize(entries) == [
+        ("__MACOSX/red.png", None, "metadata"),  # an image, but macOS's metadata folder
+        ("red.png", hashlib.sha256(RED).hexdigest(), None),
+    ]

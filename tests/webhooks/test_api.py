@@ -332,3 +332,54 @@ def test_endpoint_pages_end_where_the_endpoints_do(api: Any) -> None:
     assert [e["id"] for e in last["data"]] == made[3:] and last["next_cursor"] is None
     exact = client.get("/v1/webhook-endpoints?limit=4").json()
     assert len(exact["data"]) == 4 and exact["next_cursor"] is None  # no empty page after
+
+
+def test_every_endpoint_field_a_patch_changes_is_kept(api: Any) -> None:
+    client, _ = api
+    created = client.post("/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/a"})
+    path = created.headers["location"]
+
+    def patch(body: dict[str, Any]) -> dict[str, Any]:
+        r = client.patch(path, json=body)
+        assert r.status_code == 200, r.text
+        stored: dict[str, Any] = client.get(path).json()
+        assert stored == r.json()  # what was answered was kept
+        stored["etag"] = client.get(path).headers["etag"]
+        return stored
+
+    before = client.get(path)
+    after = patch(
+        {
+            "url": "http://127.0.0.1:9/b",
+            "metadata": {"team": "colour"},
+            "batch": {"max_events": 10, "max_wait_ms": 250},
+            "event_types": ["job.failed"],
+        }
+    )
+    assert after["url"] == "http://127.0.0.1:9/b" and after["metadata"] == {"team": "colour"}
+    assert after["batch"] == {"max_events": 10, "max_wait_ms": 250}
+    assert after["event_types"] == ["job.failed"]
+    assert after["etag"] != before.headers["etag"]
+    assert after["updated_at"] >= before.json()["updated_at"]
+    assert patch({"batch": None})["batch"] is None
+    off = patch({"disabled": True, "disabled_reason": "maintenance"})
+    assert off["disabled"] is True and off["disabled_reason"] == "maintenance"
+    on = patch({"disabled": False, "disabled_reason": "ignored when enabling"})
+    assert on["disabled"] is False and on["disabled_reason"] is None
+    assert client.get(path).json()["metadata"] == {"team": "colour"}  # untouched by later patches
+
+
+def test_a_message_is_resent_unless_it_is_being_delivered(tmp_path: Path, build: Any) -> None:
+    client, system = build(tmp_path, "127.0.0.0/8")  # sender not started: nothing is sent
+    endpoint = client.post("/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/"}).json()
+    for i in range(2):
+        relay(system, {"id": f"job_{i}", "status": "succeeded", "tenant": "public"}, "job.succeeded")
+    path = f"/v1/webhook-endpoints/{endpoint['id']}/messages"
+    waiting, leased = client.get(path).json()["data"]
+    [claimed] = system.outbox.claim_due("sender-1", 1, 60.0)  # a sender is posting one now
+    if claimed.id == waiting["id"]:
+        waiting, leased = leased, waiting
+    assert client.post(f"/v1/webhook-messages/{waiting['id']}/resend").status_code == 202
+    busy = client.post(f"/v1/webhook-messages/{leased['id']}/resend")
+    assert busy.status_code == 409 and busy.json()["code"] == "message_in_flight"
+    assert busy.json()["detail"] == "the message is being delivered right now"
