@@ -316,6 +316,17 @@ def test_total_too_large() -> None:
     assert info.value.code == "archive_too_large"
     assert info.value.details["limit_bytes"] == limit
     assert info.value.details["actual_bytes"] == len(RED) * 4
+    assert str(info.value) == (
+        f"archive entries declare {len(RED) * 4} bytes in all, over the limit of {limit}"
+    )
+
+
+def test_a_folder_entry_does_not_end_the_size_checks() -> None:
+    data = zip_bytes({"photos/": b"", "photos/big.png": BLUE})
+    with pytest.raises(ArchiveError) as info:
+        list(iter_archive(data, ArchiveLimits(max_entry_bytes=len(BLUE) - 1)))
+    assert info.value.code == "archive_entry_too_large"
+    assert info.value.details["name"] == "photos/big.png"
 
 
 @pytest.fixture(scope="module")
@@ -434,6 +445,11 @@ def test_overlapping_entries_quoted_overlap() -> None:
     assert info.value.details["name"] == "a.png"
     assert info.value.details["other"] == "b.png"
     assert info.value.details["other_start"] == second_offset
+    assert info.value.details["entry_end"] == len(first_header) + len(first_plain)
+    assert str(info.value) == (
+        f"entry 'a.png' (bytes 0-{len(first_header) + len(first_plain)}) overlaps 'b.png' "
+        f"(starting at byte {second_offset}); overlapping entries are a zip bomb technique"
+    )
 
 
 def test_entry_running_into_the_directory() -> None:
@@ -442,10 +458,26 @@ def test_entry_running_into_the_directory() -> None:
     body = local_header(b"a.png", csize=len(plain), **fields) + plain
     directory = central_header(b"a.png", csize=len(plain) + 40, offset=0, **fields)
     data = body + directory + end_record(1, directory, len(body))
+    for entries in (None, range(0, 1)):  # the whole archive, or that entry alone
+        with pytest.raises(ArchiveError) as info:
+            list(iter_archive(data, entries=entries))
+        assert info.value.code == "archive_overlapping_entries"
+        assert info.value.details["other"] == "central directory"
+
+
+def test_a_directory_record_pointing_at_no_local_header() -> None:
+    plain = RED
+    fields: dict[str, Any] = dict(
+        method=0, crc=zlib.crc32(plain), csize=len(plain), usize=len(plain)
+    )
+    body = local_header(b"a.png", **fields) + plain
+    directory = central_header(b"a.png", offset=1, **fields)
+    data = body + directory + end_record(1, directory, len(body))
     with pytest.raises(ArchiveError) as info:
         list(iter_archive(data))
-    assert info.value.code == "archive_overlapping_entries"
-    assert info.value.details["other"] == "central directory"
+    assert info.value.code == "archive_corrupt"
+    assert info.value.details["name"] == "a.png"
+    assert str(info.value) == "entry 'a.png': no local header at offset 1"
 
 
 def test_well_formed_raw_zip_passes() -> None:
@@ -462,6 +494,7 @@ def test_encrypted_entry(flag: int) -> None:
         list(iter_archive(data))
     assert info.value.code == "archive_encrypted_entry"
     assert info.value.details["name"] == "a.png"
+    assert str(info.value) == "entry 'a.png' is encrypted; encrypted archives are not supported"
 
 
 @pytest.mark.parametrize(
@@ -493,6 +526,21 @@ def test_unsafe_names(name: bytes) -> None:
         list(iter_archive(data))
     assert info.value.code == "archive_unsafe_name"
     assert info.value.details["name"] == name.decode("cp437")
+    reason = UNSAFE_REASONS[name]
+    assert info.value.details["reason"] == reason
+    assert str(info.value) == f"unsafe entry name {name.decode('cp437')!r}: it {reason}"
+
+
+UNSAFE_REASONS = {
+    b"../evil.png": "contains a '..' component",
+    b"photos/../../evil.png": "contains a '..' component",
+    b"/etc/evil.png": "is an absolute path",
+    b"\\server\\evil.png": "is an absolute path",
+    b"C:/evil.png": "starts with a drive letter",
+    b"c:evil.png": "starts with a drive letter",
+    b"..\\evil.png": "contains a '..' component",
+    b"nul\x00.png": "contains a NUL byte",
+}
 
 
 def test_names_with_dots_that_are_safe() -> None:

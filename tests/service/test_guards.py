@@ -797,6 +797,15 @@ def test_canceling_one_running_job_leaves_the_other_running(tmp_path: Path, h: A
         gate.open.set()
         done = h.wait_job(c, b)
         assert done["status"] == "succeeded" and done["progress"]["done"] == 2
+        finished = [
+            line
+            for line in c.get("/metrics").text.splitlines()
+            if line.startswith("palette_jobs_finished_total{")
+        ]
+        assert sorted(finished) == [
+            'palette_jobs_finished_total{status="canceled"} 1.0',
+            'palette_jobs_finished_total{status="succeeded"} 1.0',
+        ]
 
 
 def test_a_failed_images_error_names_the_upload_not_the_servers_file(
