@@ -184,8 +184,13 @@ def test_job_etag_changes_while_it_runs_and_has_retry_after(tmp_path: Path, h: A
         second = c.get(location, headers={"If-None-Match": first.headers["etag"]})
         assert second.status_code == 200 and second.json()["status"] == "running"
         assert second.headers["etag"] != first.headers["etag"]
-        h.problem(c.get(location + "/results"), 409, "job_not_finished")
-        h.problem(c.delete(location), 409, "job_running")
+        busy = c.get(location + "/results")
+        problem = h.problem(busy, 409, "job_not_finished")
+        assert problem["detail"] == "The job is running; results come when it finishes."
+        assert problem["status_now"] == "running" and busy.headers["retry-after"] == "1"
+        problem = h.problem(c.delete(location), 409, "job_running")
+        assert problem["detail"] == "The job is running; cancel it first."
+        assert problem["status_now"] == "running"
         assert store.release(lease)
 
 
@@ -207,7 +212,9 @@ def test_list_jobs_pagination_and_filter(client: TestClient, h: Any) -> None:
     assert client.get("/v1/jobs?status=queued").json()["jobs"] == []
     h.problem(client.get("/v1/jobs?status=done"), 400, "bad_parameter")
     h.problem(client.get("/v1/jobs?limit=0"), 400, "bad_parameter")
-    h.problem(client.get("/v1/jobs?cursor=%%%"), 400, "bad_cursor")
+    problem = h.problem(client.get("/v1/jobs?cursor=%%%"), 400, "bad_cursor")
+    assert problem["detail"] == "The cursor is not one this server issued."
+    assert problem["parameter"] == "cursor"
 
 
 def test_cancel_and_delete_rules(tmp_path: Path, h: Any) -> None:
@@ -221,9 +228,11 @@ def test_cancel_and_delete_rules(tmp_path: Path, h: Any) -> None:
         assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"
         assert list(blobs.keys(f"uploads/{job_id}")) == []  # a canceled job frees them at once
         assert c.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
-        h.problem(c.get(f"/v1/jobs/{job_id}/results"), 409, "no_results")
+        problem = h.problem(c.get(f"/v1/jobs/{job_id}/results"), 409, "no_results")
+        assert problem["detail"] == "The job was canceled; it has no results."
         assert c.delete(f"/v1/jobs/{job_id}").status_code == 204
-        h.problem(c.get(f"/v1/jobs/{job_id}"), 404, "job_not_found")
+        gone = h.problem(c.get(f"/v1/jobs/{job_id}"), 404, "job_not_found")
+        assert gone["detail"] == f"No job {job_id!r} (it may have expired)."
         h.problem(c.delete(f"/v1/jobs/{job_id}"), 404, "job_not_found")
         h.problem(c.post("/v1/jobs/nope/cancel"), 404, "job_not_found")
 
@@ -235,6 +244,7 @@ def test_cancel_finished_job_is_409_and_delete_removes_results(
     job = h.wait_job(client, r.headers["location"])
     body = h.problem(client.post(f"/v1/jobs/{job['id']}/cancel"), 409, "job_finished")
     assert body["status_now"] == "succeeded"
+    assert body["detail"] == "The job already succeeded; nothing to cancel."
     blobs = client.app.state.runtime.backends.blobs  # type: ignore[attr-defined]
     assert len(list(blobs.keys(f"results/{job['id']}"))) == 1
     assert client.delete(f"/v1/jobs/{job['id']}").status_code == 204
@@ -251,13 +261,16 @@ def test_idempotency_key(client: TestClient, h: Any) -> None:
     assert replay.json() == first.json()
     assert replay.headers["location"] == first.headers["location"]
     other = h.submit(client, [("a.jpg", h.make_jpeg(2))], headers=key1)
-    h.problem(other, 422, "idempotency_key_reused")
+    problem = h.problem(other, 422, "idempotency_key_reused")
+    assert problem["detail"] == "This Idempotency-Key was used with a different request body."
     assert len(client.get("/v1/jobs").json()["jobs"]) == 1
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     idempotency = runtime.backends.idempotency
     assert idempotency.idempotency_begin("public", "key-2", "POST", "/v1/jobs") == "new"
     busy = h.submit(client, [("a.jpg", h.make_jpeg(3))], headers={"Idempotency-Key": "key-2"})
-    h.problem(busy, 409, "idempotency_key_in_use")
+    problem = h.problem(busy, 409, "idempotency_key_in_use")
+    assert problem["detail"] == "A request with this Idempotency-Key is still being processed."
+    assert busy.headers["retry-after"] == "1"
     # Deleting the job frees its key: a retry makes a new job instead of a dangling replay.
     h.wait_job(client, first.headers["location"])
     assert client.delete(first.headers["location"]).status_code == 204
