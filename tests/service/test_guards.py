@@ -818,3 +818,18 @@ def test_a_failed_images_error_names_the_upload_not_the_servers_file(
     assert item["status"] == "failed"
     text = json.dumps(item["error"])
     assert str(tmp_path) not in text and "broken.jpg" in text
+
+
+def test_an_image_arriving_in_pieces_is_decoded_from_the_pieces_joined(
+    tmp_path: Path, h: Any
+) -> None:
+    png = h.make_png(61, size=(40, 30))  # PNG: any byte out of place fails its checksums
+    assert len(png) > 3 * 100
+    answers = []
+    for name, size in (("whole", len(png)), ("pieces", 100)):  # separate caches
+        app = create_app(Settings(data_dir=tmp_path / name))
+        with TestClient(Rechunk(app, size)) as c:
+            r = c.post("/v1/palette?colors=4", content=chunked(png))
+            assert r.status_code == 200, r.text
+            answers.append(r.json())
+    assert answers[0] == answers[1]
