@@ -933,3 +933,20 @@ def test_images_in_the_macos_metadata_folder_are_skipped() -> None:
         ("__MACOSX/red.png", None, "metadata"),  # an image, but macOS's metadata folder
         ("red.png", hashlib.sha256(RED).hexdigest(), None),
     ]
+
+
+def test_a_directory_record_pointing_past_the_last_local_header() -> None:
+    plain = RED
+    fields: dict[str, Any] = dict(
+        method=0, crc=zlib.crc32(plain), csize=len(plain), usize=len(plain)
+    )
+    body = local_header(b"a.png", **fields) + plain
+    size = len(body) + len(central_header(b"a.png", offset=0, **fields)) + 22
+    directory = central_header(b"a.png", offset=size - 10, **fields)  # 10 bytes before the end
+    data = body + directory + end_record(1, directory, len(body))
+    assert len(data) == size
+    with pytest.raises(ArchiveError) as info:
+        list(iter_archive(data))
+    assert info.value.code == "archive_corrupt"
+    assert info.value.details == {"name": "a.png"}
+    assert str(info.value) == "entry 'a.png': truncated local header"
