@@ -833,3 +833,16 @@ def test_an_image_arriving_in_pieces_is_decoded_from_the_pieces_joined(
             assert r.status_code == 200, r.text
             answers.append(r.json())
     assert answers[0] == answers[1]
+
+
+def test_asking_again_to_cancel_a_running_job_changes_nothing(tmp_path: Path, h: Any) -> None:
+    clock = Clock()
+    app = create_app(Settings(data_dir=tmp_path), clock=clock, run_workers=False)
+    with TestClient(app) as c:
+        location = h.submit(c, [("a.jpg", h.make_jpeg(1))]).headers["location"]
+        assert app.state.runtime.backends.jobs.claim("elsewhere", 60) is not None  # running
+        first = c.post(location + "/cancel")
+        assert first.status_code == 202 and first.json()["cancel_requested"] is True
+        clock.t += 5
+        again = c.post(location + "/cancel")
+        assert again.status_code == 202 and again.json() == first.json()
