@@ -233,8 +233,10 @@ def test_cancel_and_delete_rules(tmp_path: Path, h: Any) -> None:
         assert c.delete(f"/v1/jobs/{job_id}").status_code == 204
         gone = h.problem(c.get(f"/v1/jobs/{job_id}"), 404, "job_not_found")
         assert gone["detail"] == f"No job {job_id!r} (it may have expired)."
-        h.problem(c.delete(f"/v1/jobs/{job_id}"), 404, "job_not_found")
-        h.problem(c.post("/v1/jobs/nope/cancel"), 404, "job_not_found")
+        gone = h.problem(c.delete(f"/v1/jobs/{job_id}"), 404, "job_not_found")
+        assert gone["detail"] == f"No job {job_id!r} (it may have expired)."
+        nope = h.problem(c.post("/v1/jobs/nope/cancel"), 404, "job_not_found")
+        assert nope["detail"] == "No job 'nope' (it may have expired)."
 
 
 def test_cancel_finished_job_is_409_and_delete_removes_results(
@@ -479,6 +481,18 @@ def test_settings_from_environment_hide_secrets() -> None:
     assert "s3cret" not in view and "plainkey" not in view and "alice" in view
     with pytest.raises(ValueError, match="PALETTE_WORKERS"):
         Settings.from_env({"PALETTE_WORKERS": "many"})
+
+
+def test_a_callback_url_inside_the_network_is_refused_and_named(tmp_path: Path, h: Any) -> None:
+    with TestClient(create_app(Settings(data_dir=tmp_path), run_workers=False)) as c:
+        r = h.submit(c, [("a.jpg", h.make_jpeg(1))], callback_url="http://10.1.2.3/hook")
+        problem = h.problem(r, 422, "url_not_allowed")
+        assert problem["parameter"] == "callback_url"
+        assert problem["detail"] == (
+            "destination 10.1.2.3 is a private address; outbound requests go only to public"
+            " addresses unless PALETTE_EGRESS_ALLOW_CIDRS allows it"
+        )
+        assert c.get("/v1/jobs").json()["jobs"] == []
 
 
 def test_job_events_and_callback_url_through_the_factory(
