@@ -647,3 +647,15 @@ def test_phone_photos_heic_sync_and_in_a_job(client: TestClient, h: Any) -> None
     assert job.status_code == 202, job.text
     done = h.wait_job(client, job.headers["location"])
     assert done["status"] == "succeeded" and done["progress"]["done"] == 2, done
+
+
+def test_a_deleted_jobs_palettes_leave_the_search(settings: Settings, h: Any) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), (0x12, 0x34, 0x56)).save(buffer, "PNG")
+    query = {"color": "#123456", "max_delta_e": "0.5"}
+    with TestClient(create_app(settings)) as c:
+        job = h.wait_job(c, h.submit(c, [("x.png", buffer.getvalue())]).headers["location"])
+        found = h.wait_for(lambda: c.get("/v1/search", params=query).json()["items"])
+        assert [item["job_id"] for item in found] == [job["id"]]
+        assert c.delete(f"/v1/jobs/{job['id']}").status_code == 204
+        assert c.get("/v1/search", params=query).json()["items"] == []
