@@ -10,13 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from service.backends import open_backends
 from service.egress import EgressPolicy, parse_cidrs
 from service.settings import Settings
 from service.webhooks import WebhookSystem
-from service.webhooks.delivery import RetryPolicy, parse_retry_after
+from service.webhooks.delivery import RetryPolicy, classify, parse_retry_after
 from service.webhooks.events import MAX_PAYLOAD_BYTES
 from service.webhooks.interfaces import Outcome
 from service.webhooks.settings import WebhookSettings, parse_schedule
@@ -547,3 +548,13 @@ def test_one_tenants_slow_endpoints_do_not_hold_every_sender(
         assert time.monotonic() - queued_at < 5
         time.sleep(0.01)
     assert time.monotonic() - queued_at < 0.8  # not behind the 1.5 s replies
+
+
+@pytest.mark.parametrize(
+    ("code", "success"), [(199, False), (200, True), (299, True), (300, False), (301, False)]
+)
+def test_only_2xx_answers_are_deliveries(code: int, success: bool) -> None:
+    outcome = classify(httpx.Response(code), 12.5, 1_700_000_000.0)
+    assert (outcome.status_code, outcome.success) == (code, success)
+    if 300 <= code < 400:
+        assert outcome.error == "redirect not followed (Location: )"
