@@ -551,10 +551,23 @@ def test_one_tenants_slow_endpoints_do_not_hold_every_sender(
 
 
 @pytest.mark.parametrize(
-    ("code", "success"), [(199, False), (200, True), (299, True), (300, False), (301, False)]
+    ("code", "error"),
+    [
+        (199, "HTTP 199"),
+        (200, None),
+        (299, None),
+        (300, "redirect not followed (Location: )"),
+        (399, "redirect not followed (Location: )"),
+        (400, "HTTP 400"),
+    ],
 )
-def test_only_2xx_answers_are_deliveries(code: int, success: bool) -> None:
+def test_only_2xx_answers_are_deliveries(code: int, error: str | None) -> None:
     outcome = classify(httpx.Response(code), 12.5, 1_700_000_000.0)
-    assert (outcome.status_code, outcome.success) == (code, success)
-    if 300 <= code < 400:
-        assert outcome.error == "redirect not followed (Location: )"
+    assert (outcome.status_code, outcome.success, outcome.error) == (code, error is None, error)
+
+
+def test_a_redirect_is_recorded_with_where_it_pointed() -> None:
+    moved = httpx.Response(302, headers={"Location": "https://elsewhere.example/" + "x" * 300})
+    outcome = classify(moved, 12.5, 1_700_000_000.0)
+    where = ("https://elsewhere.example/" + "x" * 300)[:200]
+    assert outcome.error == f"redirect not followed (Location: {where})"
