@@ -559,11 +559,13 @@ def test_one_tenants_slow_endpoints_do_not_hold_every_sender(
         (300, "redirect not followed (Location: )"),
         (399, "redirect not followed (Location: )"),
         (400, "HTTP 400"),
+        (410, "410 Gone: endpoint disabled"),
     ],
 )
 def test_only_2xx_answers_are_deliveries(code: int, error: str | None) -> None:
     outcome = classify(httpx.Response(code), 12.5, 1_700_000_000.0)
     assert (outcome.status_code, outcome.success, outcome.error) == (code, error is None, error)
+    assert outcome.gone == (code == 410)
 
 
 def test_a_redirect_is_recorded_with_where_it_pointed() -> None:
