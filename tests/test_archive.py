@@ -950,3 +950,15 @@ def test_a_directory_record_pointing_past_the_last_local_header() -> None:
     assert info.value.code == "archive_corrupt"
     assert info.value.details == {"name": "a.png"}
     assert str(info.value) == "entry 'a.png': truncated local header"
+
+
+def test_the_ratio_is_checked_from_the_floor_itself() -> None:
+    entry = PNG_SIGNATURE + bytes(4096 - len(PNG_SIGNATURE))  # 4,096 very compressible bytes
+    data = zip_bytes({"dense.png": entry})
+    at_floor = ArchiveLimits(ratio_floor_bytes=4096, chunk_bytes=4096)
+    with pytest.raises(ArchiveError) as info:
+        list(iter_archive(data, at_floor))
+    assert info.value.code == "archive_ratio_exceeded"
+    assert info.value.details["inflated_bytes"] == 4096
+    just_under = ArchiveLimits(ratio_floor_bytes=4097, chunk_bytes=4096)
+    assert [e.data for e in iter_archive(data, just_under)] == [entry]
