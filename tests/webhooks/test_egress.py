@@ -298,3 +298,10 @@ def test_the_allowlist_comes_from_the_environment_given(monkeypatch: pytest.Monk
         ipaddress.ip_network("127.0.0.1/32"),
     )
     settings.webhooks.egress.check_address(ipaddress.ip_address("10.200.0.1"))  # allowed
+
+
+def test_the_transport_refuses_a_scheme_the_policy_does_not_allow() -> None:
+    transport = PinnedTransport(EgressPolicy(allowed_schemes=("https",)))
+    with pytest.raises(EgressRefused) as info:
+        transport.handle_request(httpx.Request("POST", "http://93.184.216.34/hook"))
+    assert (info.value.code, str(info.value)) == ("url_invalid", "URL scheme 'http' is not allowed")
