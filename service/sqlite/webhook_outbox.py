@@ -56,6 +56,8 @@ CREATE INDEX IF NOT EXISTS webhook_messages_due ON webhook_messages (status, nex
 CREATE INDEX IF NOT EXISTS webhook_messages_by_endpoint
     ON webhook_messages (endpoint_id, status, created_at);
 CREATE INDEX IF NOT EXISTS webhook_messages_by_job ON webhook_messages (job_id);
+CREATE INDEX IF NOT EXISTS webhook_messages_leased ON webhook_messages (lease_until)
+    WHERE lease_until IS NOT NULL;
 CREATE TABLE IF NOT EXISTS webhook_attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     message_id TEXT NOT NULL,
@@ -302,8 +304,9 @@ class SqliteWebhookOutbox:
         per_tenant: int | None = None,
     ) -> list[Claimed]:
         """Lease up to ``limit`` due messages, at most ``per_destination`` in flight per endpoint
-        (counting ``busy``, what this sender already has in flight), so one slow receiver cannot
-        hold every sender thread while the others wait."""
+        and ``per_tenant`` per tenant, so one slow receiver cannot hold every sender thread
+        while the others wait. In flight is what every process on this file has leased, or
+        what this sender says it holds (``busy``, ``busy_tenants``) where that is more."""
         now = self.clock.now()
         cap = per_destination or limit
         tenant_cap = per_tenant or limit
@@ -312,6 +315,20 @@ class SqliteWebhookOutbox:
         if not self.db.exists("SELECT 1 " + _DUE + " LIMIT 1", now, now):
             return []
         with self.db.transaction() as tx:
+            leased_to: dict[str, int] = {}
+            leased_by: dict[str, int] = {}
+            for held in tx.execute(
+                "SELECT endpoint_id, url, owner, COUNT(*) AS n FROM webhook_messages "
+                "WHERE lease_until >= ? AND status = 'pending' GROUP BY endpoint_id, url, owner",
+                (now,),
+            ):
+                key = destination_key(held["endpoint_id"], held["url"])
+                leased_to[key] = leased_to.get(key, 0) + held["n"]
+                leased_by[held["owner"]] = leased_by.get(held["owner"], 0) + held["n"]
+            for key, n in leased_to.items():
+                in_flight[key] = max(in_flight.get(key, 0), n)
+            for owner_of, n in leased_by.items():
+                by_tenant[owner_of] = max(by_tenant.get(owner_of, 0), n)
             rows = tx.execute(
                 "SELECT m.id, m.endpoint_id, m.url AS message_url, m.tries, m.requeued_by, m.owner, "
                 "e.url AS endpoint_url, e.secret, e.old_secret, e.old_secret_expires_at "

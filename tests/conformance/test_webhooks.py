@@ -81,19 +81,6 @@ def record(
     return outbox.record_attempt(message, sender, outcome, at, retry_in)
 
 
-def backend_name(request: pytest.FixtureRequest) -> str:
-    return str(request.node.callspec.params["open_backend"])
-
-
-def only_where_shared(request: pytest.FixtureRequest) -> None:
-    """The embedded backend has one sender per data directory: its claim counts what that
-    sender holds (``busy``), not what other processes on the same file hold."""
-    if backend_name(request).startswith("sqlite"):
-        request.applymarker(
-            pytest.mark.xfail(strict=True, reason="embedded: caps are counted per sender")
-        )
-
-
 # -- endpoints ---------------------------------------------------------------------------------
 
 
@@ -324,9 +311,8 @@ def test_one_sender_keeps_to_its_tenant_cap(node: Callable[[], Backends]) -> Non
 
 
 def test_caps_hold_across_senders_on_different_nodes(
-    node: Callable[[], Backends], request: pytest.FixtureRequest
+    node: Callable[[], Backends],
 ) -> None:
-    only_where_shared(request)
     one, two = node(), node()
     a = endpoint(one)
     endpoint(one, owner="t2")
@@ -346,9 +332,8 @@ def test_caps_hold_across_senders_on_different_nodes(
 
 
 def test_tenant_caps_hold_across_senders_on_different_nodes(
-    node: Callable[[], Backends], request: pytest.FixtureRequest
+    node: Callable[[], Backends],
 ) -> None:
-    only_where_shared(request)
     one, two = node(), node()
     for _ in range(3):
         endpoint(one)
