@@ -305,3 +305,37 @@ def test_the_transport_refuses_a_scheme_the_policy_does_not_allow() -> None:
     with pytest.raises(EgressRefused) as info:
         transport.handle_request(httpx.Request("POST", "http://93.184.216.34/hook"))
     assert (info.value.code, str(info.value)) == ("url_invalid", "URL scheme 'http' is not allowed")
+
+
+class Recording(httpx.BaseTransport):
+    """The transport under the pinned one: records what would have gone on the wire."""
+
+    def __init__(self) -> None:
+        self.sent: list[httpx.Request] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(request)
+        return httpx.Response(204)
+
+
+@pytest.mark.parametrize(("scheme", "sni"), [("https", "hooks.example"), ("http", None)])
+def test_tls_to_the_pinned_address_still_names_the_host(
+    monkeypatch: pytest.MonkeyPatch, scheme: str, sni: str | None
+) -> None:
+    table = {"hooks.example": ["93.184.216.34"]}
+    monkeypatch.setattr(socket, "getaddrinfo", fake_resolver(table, socket.getaddrinfo))
+    inner = Recording()
+    PinnedTransport(EgressPolicy(), inner).handle_request(
+        httpx.Request("POST", f"{scheme}://hooks.example/x")
+    )
+    [sent] = inner.sent
+    assert sent.url.host == "93.184.216.34" and sent.headers["host"] == "hooks.example"
+    assert sent.extensions.get("sni_hostname") == sni  # the certificate is checked for the name
+
+
+def test_an_allowlisted_network_covers_its_ipv4_mapped_addresses() -> None:
+    policy = EgressPolicy(allow_cidrs=parse_cidrs("127.0.0.0/8"))
+    policy.check_address(ipaddress.ip_address("::ffff:127.0.0.1"))  # allowed: no refusal
+    with pytest.raises(EgressRefused) as info:
+        EgressPolicy().check_address(ipaddress.ip_address("10.0.0.1"))
+    assert str(info.value).startswith("destination 10.0.0.1 is a private address;")
