@@ -205,7 +205,7 @@ class _Gate:
         await response(self.scope, self.receive, self.send)
 
     async def _refuse(self, problem: Problem, action: str, tenant: str, actor: str) -> None:
-        await self._answer(problem)
+        # Recorded before the answer: a client that reads the audit log next finds the entry.
         await self.audit.record(
             actor=actor,
             tenant=tenant,
@@ -215,6 +215,7 @@ class _Gate:
             request_id=self.request_id,
             client=self.client,
         )
+        await self._answer(problem)
 
     async def _forward(
         self, app: ASGIApp, rule: Rule, actor: str, principal: Principal | None
@@ -222,6 +223,21 @@ class _Gate:
         extra = [*self._headers(), _VARY]
         status = 500
         location = ""
+        recorded = rule.audit is None
+
+        async def record() -> None:
+            nonlocal recorded
+            recorded = True
+            tenant = self.scope.get("tenant")
+            await self.audit.record(
+                actor=actor,
+                tenant=tenant if isinstance(tenant, str) else PUBLIC_TENANT,
+                action=str(rule.audit),
+                target=location.rsplit("/", 1)[-1] if location and status < 300 else self.target,
+                outcome=("allowed" if status < 400 else "failed") + f" {status}",
+                request_id=self.request_id,
+                client=self.client,
+            )
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status, location
@@ -230,21 +246,14 @@ class _Gate:
                 headers = list(message.get("headers", ()))
                 location = next((v.decode("latin-1") for k, v in headers if k == b"location"), "")
                 message = {**message, "headers": [*headers, *extra]}
+            elif not recorded and not message.get("more_body", False):
+                # Before the answer's last bytes: a client that has its answer and reads the
+                # audit log next finds the entry, in the order its requests were made.
+                await record()
             await self.send(message)
 
         try:
             await app(self.scope, self.receive, send_with_headers)
         finally:
-            if rule.audit is not None:
-                tenant = self.scope.get("tenant")
-                await self.audit.record(
-                    actor=actor,
-                    tenant=tenant if isinstance(tenant, str) else PUBLIC_TENANT,
-                    action=rule.audit,
-                    target=location.rsplit("/", 1)[-1]
-                    if location and status < 300
-                    else self.target,
-                    outcome=("allowed" if status < 400 else "failed") + f" {status}",
-                    request_id=self.request_id,
-                    client=self.client,
-                )
+            if not recorded:  # the app failed before it finished an answer
+                await record()
