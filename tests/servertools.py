@@ -136,6 +136,9 @@ class ServiceProcess:
     def start(self, timeout: float = 30.0) -> ServiceProcess:
         self.port = free_port()
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
+        # A node on Redis and S3 writes nothing to its data directory: make the folder the log
+        # goes to here.
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [
