@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,7 +15,7 @@ from redis.cluster import ClusterNode, RedisCluster
 
 from .keys import key
 
-__all__ = ["RedisConnection", "ServerClock", "open_redis"]
+__all__ = ["RedisConnection", "ServerClock", "open_redis", "operation_source"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,15 @@ class RedisConnection:
     def close(self) -> None:
         self.text.close()
         self.raw.close()
+
+
+@cache
+def operation_source(name: str) -> str:
+    """The text of one of this package's operation scripts (``engine.lua``, ``webhooks.lua``)
+    with ``prelude.lua`` in front: the reading of KEYS and ARGV and the helpers both share."""
+    folder = resources.files(__package__)
+    return "".join(folder.joinpath(part).read_text(encoding="utf-8")
+                   for part in ("prelude.lua", name))
 
 
 def open_redis(url: str) -> RedisConnection:

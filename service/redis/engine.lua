@@ -4,23 +4,7 @@
 -- ARGV[1] names the operation, ARGV[2] is its JSON argument. Times arrive as strings computed by
 -- the caller from its one Clock (never redis TIME), and are stored as given.
 
-local P = KEYS[1]
-local op = ARGV[1]
-local a = cjson.decode(ARGV[2])
-
-local function k(...)
-  return P .. ':' .. table.concat({...}, ':')
-end
-
-local function hgetall(key)
-  local flat = redis.call('HGETALL', key)
-  if #flat == 0 then return nil end
-  local t = {}
-  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
-  return t
-end
-
-local function num(v) return tonumber(v or '0') or 0 end
+-- P, op, a, k(), hgetall() and num() come from prelude.lua, put in front of this text.
 
 local function emit(id, kind, now, snapshot)
   local doc = snapshot or hgetall(k('job', id))

@@ -25,8 +25,6 @@ import base64
 import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from functools import cache
-from importlib import resources
 from typing import Any
 
 from ..clock import Clock
@@ -49,7 +47,7 @@ from ..jobs.interfaces import (
     ResultInfo,
 )
 from ..jobs.wakeup import ClaimWaiter
-from .connection import RedisConnection
+from .connection import RedisConnection, operation_source
 from .keys import key, partition_of, partition_tag, prefix
 
 __all__ = ["EngineScript", "RedisJobStore", "job_from_fields"]
@@ -62,16 +60,11 @@ MAX_ATTEMPTS = 5
 number the worker pool gives up at)."""
 
 
-@cache
-def _engine_source() -> str:
-    return resources.files(__package__).joinpath("engine.lua").read_text(encoding="utf-8")
-
-
 class EngineScript:
     """``engine.lua``, run against one partition's prefix."""
 
     def __init__(self, conn: RedisConnection) -> None:
-        self._script = conn.text.register_script(_engine_source())
+        self._script = conn.text.register_script(operation_source("engine.lua"))
 
     def __call__(self, tag: str, op: str, **args: Any) -> Any:
         return self._script(keys=[prefix(tag)], args=[op, json.dumps(args)])

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import base64
 import json
-from functools import cache
-from importlib import resources
 from typing import Any
 
 from ..crypto.fields import Plain
-from .connection import RedisConnection
+from .connection import RedisConnection, operation_source
 from .keys import key, prefix
 
 __all__ = ["TAG", "WebhookScript", "open_body", "seal_body", "stamp"]
@@ -26,17 +24,12 @@ __all__ = ["TAG", "WebhookScript", "open_body", "seal_body", "stamp"]
 TAG = "hooks"
 
 
-@cache
-def _source() -> str:
-    return resources.files(__package__).joinpath("webhooks.lua").read_text(encoding="utf-8")
-
-
 class WebhookScript:
     """``webhooks.lua`` run as one operation on the webhook tag."""
 
     def __init__(self, conn: RedisConnection) -> None:
         self.redis = conn.text
-        self._script = conn.text.register_script(_source())
+        self._script = conn.text.register_script(operation_source("webhooks.lua"))
 
     def __call__(self, op: str, **args: Any) -> Any:
         return self._script(keys=[prefix(TAG)], args=[op, json.dumps(args)])

@@ -19,23 +19,7 @@
 --   bufseq           buffer entry counter     relayed         relayed event ids (zset, time)
 --   rotated          endpoints with a previous secret (zset, when it stops signing)
 
-local P = KEYS[1]
-local op = ARGV[1]
-local a = cjson.decode(ARGV[2])
-
-local function k(...)
-  return P .. ':' .. table.concat({...}, ':')
-end
-
-local function hgetall(key)
-  local flat = redis.call('HGETALL', key)
-  if #flat == 0 then return nil end
-  local t = {}
-  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
-  return t
-end
-
-local function num(v) return tonumber(v or '0') or 0 end
+-- P, op, a, k(), hgetall() and num() come from prelude.lua, put in front of this text.
 
 -- Numbers as Python's repr writes them (17 significant digits round-trip a double).
 local function text(n) return string.format('%.17g', n) end
