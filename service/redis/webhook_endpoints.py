@@ -16,6 +16,7 @@ import secrets
 from typing import Any
 
 from ..clock import Clock, iso_time
+from ..webhooks.events import canonical_json
 from ..webhooks.interfaces import NotFound, Precondition, PreconditionFailed
 from ..webhooks.signing import generate_secret
 from .connection import RedisConnection
@@ -25,10 +26,6 @@ __all__ = ["RedisWebhookEndpoints"]
 
 # How often a check-and-set change reads again after losing a race before it gives up.
 _RETRIES = 50
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 class RedisWebhookEndpoints:
@@ -55,7 +52,7 @@ class RedisWebhookEndpoints:
             "description": fields.get("description", ""),
             "event_types": json.dumps(fields.get("event_types", ["*"])),
             "disabled": "1" if fields.get("disabled") else "0",
-            "metadata": _dumps(fields.get("metadata", {})),
+            "metadata": canonical_json(fields.get("metadata", {})),
             "secret": secret,
             "version": "1",
             "created_at": now,
@@ -120,7 +117,7 @@ class RedisWebhookEndpoints:
         if "event_types" in changes:
             sets["event_types"] = json.dumps(changes["event_types"])
         if "metadata" in changes:
-            sets["metadata"] = _dumps(changes["metadata"])
+            sets["metadata"] = canonical_json(changes["metadata"])
         if "batch" in changes:
             batch = _batch_fields(changes["batch"])
             sets.update(batch)

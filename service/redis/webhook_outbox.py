@@ -32,7 +32,7 @@ from typing import Any
 from ..clock import Clock, iso_time
 from ..crypto.fields import Plain
 from ..jobs.interfaces import JobEvent
-from ..webhooks.events import CALLBACK_EVENTS, job_payload, message_id
+from ..webhooks.events import CALLBACK_EVENTS, canonical_json, job_payload, message_id
 from ..webhooks.interfaces import Claimed, Conflict, NotFound, Outcome
 from ..webhooks.signing import tenant_secret
 from .connection import RedisConnection
@@ -48,10 +48,6 @@ _PURGE_BATCH = 5000
 _RELAY_RETRIES = 50
 # Index entries read per round trip while listing messages.
 _SCAN = 200
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 class RedisWebhookOutbox:
@@ -90,7 +86,7 @@ class RedisWebhookOutbox:
             return removed
         payload = job_payload(event.job, event.type, event.at)
         job_id = payload["data"]["job_id"]
-        body = seal_body(self.cipher, _dumps(payload))
+        body = seal_body(self.cipher, canonical_json(payload))
         callback_url = event.job.get("callback_url")
         callback = None
         if callback_url and event.type in CALLBACK_EVENTS:
@@ -124,7 +120,7 @@ class RedisWebhookOutbox:
             endpoint_id=endpoint_id,
             owner=owner,
             event_type=event_type,
-            body=seal_body(self.cipher, _dumps(payload)),
+            body=seal_body(self.cipher, canonical_json(payload)),
             now=stamp(now),
         )
         if msg_id is None:

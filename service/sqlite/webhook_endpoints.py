@@ -8,6 +8,7 @@ import sqlite3
 from typing import Any
 
 from ..clock import Clock, iso_time
+from ..webhooks.events import canonical_json
 from ..webhooks.interfaces import NotFound, Precondition, PreconditionFailed
 from ..webhooks.signing import generate_secret
 from .database import Database
@@ -35,10 +36,6 @@ CREATE TABLE IF NOT EXISTS webhook_endpoints (
     updated_at REAL NOT NULL
 );
 """
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 def endpoint_row(conn: sqlite3.Connection, endpoint_id: str, owner: str) -> sqlite3.Row:
@@ -77,7 +74,7 @@ class SqliteWebhookEndpoints:
                     fields.get("disabled_reason"),
                     batch.get("max_events"),
                     batch.get("max_wait_ms"),
-                    _dumps(fields.get("metadata", {})),
+                    canonical_json(fields.get("metadata", {})),
                     secret,
                     now,
                     now,
@@ -133,7 +130,7 @@ class SqliteWebhookEndpoints:
                 params.append(json.dumps(changes["event_types"]))
             if "metadata" in changes:
                 sets.append("metadata = ?")
-                params.append(_dumps(changes["metadata"]))
+                params.append(canonical_json(changes["metadata"]))
             if "batch" in changes:
                 batch = changes["batch"] or {}
                 sets += ["batch_max_events = ?", "batch_max_wait_ms = ?"]

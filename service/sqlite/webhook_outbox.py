@@ -19,6 +19,7 @@ from ..crypto.fields import Plain
 from ..jobs.interfaces import JobEvent
 from ..webhooks.events import (
     CALLBACK_EVENTS,
+    canonical_json,
     destination_key,
     job_payload,
     message_id,
@@ -96,10 +97,6 @@ _DUE = (
 _RELAYED_KEEP_SECONDS = 7 * 24 * 3600.0
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
 class SqliteWebhookOutbox:
     def __init__(
         self,
@@ -140,7 +137,7 @@ class SqliteWebhookOutbox:
     def _enqueue(self, tx: sqlite3.Connection, event: JobEvent, now: float) -> int:
         job, event_type = event.job, event.type
         payload = job_payload(job, event_type, event.at)
-        body = _dumps(payload)
+        body = canonical_json(payload)
         job_id = payload["data"]["job_id"]
         owner = str(job.get("tenant") or "")
         written = 0
@@ -246,7 +243,7 @@ class SqliteWebhookOutbox:
             payload["data"]["example"] = True
             return self._insert(
                 tx, "msg_" + secrets.token_urlsafe(18), endpoint_id, endpoint["url"], owner, None,
-                event_type, _dumps(payload), now,
+                event_type, canonical_json(payload), now,
             )
 
     # -- batching ------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ __all__ = [
     "JOB_EVENTS",
     "MAX_PAYLOAD_BYTES",
     "WILDCARD_EVENTS",
+    "canonical_json",
     "destination_key",
     "job_payload",
     "message_id",
@@ -25,6 +27,11 @@ JOB_EVENTS = ("job.succeeded", "job.failed", "job.canceled", "job.progress")
 WILDCARD_EVENTS = ("job.succeeded", "job.failed", "job.canceled")
 CALLBACK_EVENTS = WILDCARD_EVENTS
 MAX_PAYLOAD_BYTES = 20_000
+
+
+def canonical_json(value: Any) -> str:
+    """JSON as the stores keep it: compact, keys sorted, so equal values give equal text."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 def job_payload(
