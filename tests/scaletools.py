@@ -13,12 +13,14 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "RedisCluster",
     "RedisServer",
     "SeaweedS3",
     "free_port",
+    "keys_with_slots",
     "redis_available",
     "scratch_dir",
     "s3_available",
@@ -249,3 +251,24 @@ class SeaweedS3:
 
 def scratch_dir(name: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"palette-{name}-"))
+
+
+def keys_with_slots(backend: Any) -> dict[str, int]:
+    """Every key on every primary of the Redis behind ``backend`` (a ``Backends``), with its
+    slot: the node's own answer in a cluster (CLUSTER KEYSLOT), else the slot Redis would give
+    it (CRC16 of the hash tag)."""
+    import redis
+    from redis.crc import key_slot
+
+    client = backend.jobs.redis
+    primaries = getattr(client, "get_primaries", None)
+    if primaries is None:
+        kwargs = client.connection_pool.connection_kwargs
+        with redis.Redis(host=kwargs["host"], port=kwargs["port"]) as one:
+            return {n.decode(): int(key_slot(n)) for n in one.scan_iter(count=1000)}
+    found: dict[str, int] = {}
+    for node in primaries():
+        with redis.Redis(host=node.host, port=node.port) as one:
+            for name in one.scan_iter(count=1000):
+                found[name.decode()] = int(one.execute_command("CLUSTER KEYSLOT", name))
+    return found

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from conformancetools import FakeClock, distributed, item
+from scaletools import keys_with_slots
 
 from service.backends import Backends
 from service.jobs.interfaces import ItemResult, JobInput, Lease, NewJob, ResultInfo
@@ -70,7 +70,7 @@ def test_every_key_of_a_partition_lives_in_its_slot(open_redis: Callable[..., Ba
         jobs.cancel(job.id, tenant)
     backend.palette_cache.cache_put({"k": b"body"})
     backend.secrets.get_or_create("s", lambda: "v")
-    names = scan_all(backend)
+    names = keys_with_slots(backend)
     assert len(names) > 40  # the workload wrote a real spread of keys
     by_tag: dict[str, set[int]] = {}
     for name, slot in names.items():
@@ -79,25 +79,6 @@ def test_every_key_of_a_partition_lives_in_its_slot(open_redis: Callable[..., Ba
     assert all(len(slots) == 1 for slots in by_tag.values()), by_tag
     partitions = {tag for tag in by_tag if tag.startswith("p")}
     assert partitions == {f"p{partition_of(t, 4)}" for t in ("t1", "t2", "t3", "t4", "t5")}
-
-
-def scan_all(backend: Backends) -> dict[str, int]:
-    """Every key on every primary, with its slot: from the node itself in a cluster (CLUSTER
-    KEYSLOT), else computed the way Redis does (CRC16 of the hash tag)."""
-    from redis.crc import key_slot
-
-    client = backend.jobs.redis  # type: ignore[attr-defined]
-    primaries = getattr(client, "get_primaries", None)
-    if primaries is None:
-        kwargs = client.connection_pool.connection_kwargs
-        with redis.Redis(host=kwargs["host"], port=kwargs["port"]) as one:
-            return {n.decode(): int(key_slot(n)) for n in one.scan_iter(count=1000)}
-    found: dict[str, int] = {}
-    for node in primaries():
-        with redis.Redis(host=node.host, port=node.port) as one:
-            for name in one.scan_iter(count=1000):
-                found[name.decode()] = int(one.execute_command("CLUSTER KEYSLOT", name))
-    return found
 
 
 def test_chunks_run_on_different_workers_and_assemble_once(

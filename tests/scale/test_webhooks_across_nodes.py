@@ -20,14 +20,13 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 from conformancetools import FakeClock, distributed
 from PIL import Image
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from imagetools import photo_like
-from scaletools import RedisServer
+from scaletools import RedisServer, keys_with_slots
 from servertools import REPO_ROOT, ServiceProcess, guarded_env, write_guard
 from service.backends import Backends
 from service.jobs.interfaces import JobEvent
@@ -44,25 +43,6 @@ def redis_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ba
     backend = open_one(Settings(data_dir=tmp_path / "data"), FakeClock())
     yield backend
     backend.close()
-
-
-def keys_with_slots(backend: Backends) -> dict[str, int]:
-    """Every key on every primary with its slot: the node's own answer in a cluster (CLUSTER
-    KEYSLOT), else the slot Redis would give it (CRC16 of the hash tag)."""
-    from redis.crc import key_slot
-
-    client = backend.jobs.redis  # type: ignore[attr-defined]
-    primaries = getattr(client, "get_primaries", None)
-    if primaries is None:
-        kwargs = client.connection_pool.connection_kwargs
-        with redis.Redis(host=kwargs["host"], port=kwargs["port"]) as one:
-            return {n.decode(): int(key_slot(n)) for n in one.scan_iter(count=1000)}
-    found: dict[str, int] = {}
-    for node in primaries():
-        with redis.Redis(host=node.host, port=node.port) as one:
-            for name in one.scan_iter(count=1000):
-                found[name.decode()] = int(one.execute_command("CLUSTER KEYSLOT", name))
-    return found
 
 
 def test_every_webhook_key_lives_in_one_slot(redis_backend: Backends) -> None:
