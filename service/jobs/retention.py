@@ -35,12 +35,10 @@ def sweep_once(
     """Delete expired jobs (records, uploads, results), stale partial writes, and whatever the
     backend's other clean-ups remove (idempotency keys, cached palettes, old events).
 
-    ``still_held`` is asked before each batch: a sweeper that lost its lock stops there."""
+    ``still_held`` is asked before each batch after the first (the caller has just taken the
+    lock): a sweeper that lost its lock stops there."""
     removed = 0
     while True:
-        if not still_held():
-            logger.warning("retention: the sweep lock was lost; stopping after %d jobs", removed)
-            return removed
         jobs = store.expire(limit=500)
         for job in jobs:
             blobs.delete_prefix(f"uploads/{job.id}")
@@ -48,6 +46,9 @@ def sweep_once(
         removed += len(jobs)
         if len(jobs) < 500:
             break
+        if not still_held():
+            logger.warning("retention: the sweep lock was lost; stopping after %d jobs", removed)
+            return removed
     blobs.expire(_PARTIAL_WRITE_MAX_AGE)
     for tidy in housekeeping:
         tidy()

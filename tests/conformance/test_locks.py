@@ -4,6 +4,7 @@ fencing tokens that only grow; and the retention sweep that runs under one."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import pytest
 
@@ -104,3 +105,27 @@ def test_a_stopped_sweeper_frees_the_lock_at_once(
     assert two.locks.acquire(LOCK_NAME, "someone", 1.0) is None
     first.stop()  # never started: stop only releases
     assert two.locks.acquire(LOCK_NAME, "someone", 1.0) is not None
+
+
+def test_a_sweeper_that_loses_its_lock_stops_after_the_batch_in_hand(
+    open_backend: Callable[..., Backends], clock: FakeClock
+) -> None:
+    one, two = open_backend(), open_backend()
+    taken: list[str] = []
+
+    class SlowStore:
+        """Full batches of expired jobs without end; the first batch takes longer than the
+        sweep's lease, and another process takes the lock meanwhile."""
+
+        def expire(self, limit: int) -> list[SimpleNamespace]:
+            if not taken:
+                clock.advance(31)
+                assert two.locks.acquire(LOCK_NAME, "node-2", 30.0) is not None
+            batch = [SimpleNamespace(id=f"job-{len(taken) + i}") for i in range(limit)]
+            taken.extend(job.id for job in batch)
+            return batch
+
+    sweeper = Sweeper(SlowStore(), one.blobs, (), 30.0, one.locks)  # type: ignore[arg-type]
+    assert sweeper.run_once() == 500
+    assert len(taken) == 500
+    assert sweeper.run_once() is None  # the other process holds it now
