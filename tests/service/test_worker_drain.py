@@ -1,0 +1,77 @@
+"""A drain lets the images already running finish and keeps them, even when one of them was
+stopped: the next run does only the images that were never finished."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import palette_native
+from palette_native import CanceledError
+from starlette.testclient import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+
+
+class Script:
+    """``extract`` with a part for some images: ``held`` waits until ``release`` is set,
+    ``stopped_by_drain`` stops (as the library does when told to cancel) once the pool
+    drains; every other image runs at once. Records every image it is given, in order."""
+
+    def __init__(self, names: dict[bytes, str], held: str = "", stopped_by_drain: str = "") -> None:
+        self.names = names
+        self.held = held
+        self.stopped_by_drain = stopped_by_drain
+        self.release = threading.Event()
+        self.draining: threading.Event | None = None
+        self.calls: list[str] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, source: Any, *, should_cancel: Any = None, **kwargs: Any) -> Any:
+        name = self.names[bytes(source)]
+        with self.lock:
+            self.calls.append(name)
+        while name == self.held and not self.release.wait(0.01):
+            if should_cancel is not None and should_cancel():
+                raise CanceledError("stopped while held")
+        while name == self.stopped_by_drain:
+            if self.draining is not None and self.draining.wait(0.01):
+                raise CanceledError("stopped by the drain")
+        return palette_native.extract(source, should_cancel=should_cancel, **kwargs)
+
+
+def test_a_drain_keeps_every_image_that_finishes_after_one_was_stopped(
+    tmp_path: Path, h: Any
+) -> None:
+    images = {f"img{n}.jpg": h.make_jpeg(5100 + n) for n in range(6)}
+    names = {data: name for name, data in images.items()}
+    # Two images at a time: img1 and img2 run while img3 waits for a thread.
+    settings = Settings(data_dir=tmp_path, workers=2, drain_grace_seconds=30.0)
+    first = Script(names, held="img1.jpg", stopped_by_drain="img2.jpg")
+    with TestClient(create_app(settings, extract=first)) as c:
+        pool = c.app.state.runtime.pool  # type: ignore[attr-defined]
+        first.draining = pool.draining
+        location = h.submit(c, [("six.zip", h.make_zip(images))]).headers["location"]
+        h.wait_job(c, location, done=1)
+        h.wait_for(lambda: first.calls[:3] == ["img0.jpg", "img1.jpg", "img2.jpg"])
+        drain = threading.Thread(target=pool.drain, args=(30.0,))
+        drain.start()
+        # The drain stops img2; img3 then gets its thread and finishes; img1 finishes last.
+        h.wait_for(lambda: "img3.jpg" in first.calls)
+        first.release.set()
+        drain.join(30.0)
+        assert not drain.is_alive()
+        job = c.get(location).json()
+    assert job["status"] == "queued" and job["progress"]["done"] == 3, job
+    assert first.calls == ["img0.jpg", "img1.jpg", "img2.jpg", "img3.jpg"]
+
+    second = Script(names)
+    with TestClient(create_app(settings, extract=second)) as c:
+        job = h.wait_job(c, location)
+        assert job["status"] == "succeeded" and job["progress"]["done"] == 6, job
+        items = c.get(job["results_url"]).json()["items"]
+    assert [i["name"] for i in items] == list(images)
+    # Only the stopped image and the ones never started are computed again.
+    assert sorted(second.calls) == ["img2.jpg", "img4.jpg", "img5.jpg"]
