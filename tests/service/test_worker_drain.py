@@ -1,17 +1,23 @@
-"""A drain lets the images already running finish and keeps them, even when one of them was
-stopped: the next run does only the images that were never finished."""
+"""The worker's ways out of a job other than finishing it: a drain lets the images already
+running finish and keeps them, even when one of them was stopped (the next run does only the
+images never finished); a results store that keeps failing leaves the job retried, never
+dropped, until it recovers."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 from typing import Any
 
 import palette_native
+import pytest
 from palette_native import CanceledError
 from starlette.testclient import TestClient
 
 from service.app import create_app
+from service.backends import open_backends
+from service.jobs.blobs import LocalBlobStore
 from service.settings import Settings
 
 
@@ -47,8 +53,11 @@ def test_a_drain_keeps_every_image_that_finishes_after_one_was_stopped(
 ) -> None:
     images = {f"img{n}.jpg": h.make_jpeg(5100 + n) for n in range(6)}
     names = {data: name for name, data in images.items()}
-    # Two images at a time: img1 and img2 run while img3 waits for a thread.
-    settings = Settings(data_dir=tmp_path, workers=2, drain_grace_seconds=30.0)
+    # Two images at a time: img1 and img2 run while img3 waits for a thread. One crashed claim
+    # would give up the images in flight: a drain must not count as one.
+    settings = Settings(
+        data_dir=tmp_path, workers=2, drain_grace_seconds=30.0, max_worker_crashes=1
+    )
     first = Script(names, held="img1.jpg", stopped_by_drain="img2.jpg")
     with TestClient(create_app(settings, extract=first)) as c:
         pool = c.app.state.runtime.pool  # type: ignore[attr-defined]
@@ -73,5 +82,72 @@ def test_a_drain_keeps_every_image_that_finishes_after_one_was_stopped(
         assert job["status"] == "succeeded" and job["progress"]["done"] == 6, job
         items = c.get(job["results_url"]).json()["items"]
     assert [i["name"] for i in items] == list(images)
+    assert all(i["status"] == "succeeded" for i in items), items
     # Only the stopped image and the ones never started are computed again.
     assert sorted(second.calls) == ["img2.jpg", "img4.jpg", "img5.jpg"]
+
+
+class FailingResults(LocalBlobStore):
+    """Blobs on disk whose results documents cannot be written until ``recover`` is set, or
+    after ``limit`` refusals."""
+
+    def __init__(self, root: Path, limit: int = 10**9) -> None:
+        super().__init__(root)
+        self.recover = threading.Event()
+        self.limit = limit
+        self.refused = 0
+
+    def create(self, key: str) -> Any:
+        if key.startswith("results/") and not self.recover.is_set() and self.refused < self.limit:
+            self.refused += 1
+            raise OSError("the results store is down")
+        return super().create(key)
+
+
+def with_blobs(blobs: LocalBlobStore) -> Any:
+    def backends(settings: Settings, clock: Any) -> Any:
+        return dataclasses.replace(open_backends(settings, clock), blobs=blobs)
+
+    return backends
+
+
+def test_a_job_whose_results_cannot_be_written_is_retried_until_the_store_recovers(
+    tmp_path: Path, h: Any
+) -> None:
+    blobs = FailingResults(tmp_path / "blobs")
+    # One job thread: if it died on the way, nothing else would ever pick the job up.
+    settings = Settings(data_dir=tmp_path, workers=1)
+    images = {f"img{n}.jpg": h.make_jpeg(5200 + n) for n in range(3)}
+    with TestClient(create_app(settings, backends=with_blobs(blobs))) as c:
+        location = h.submit(c, [("three.zip", h.make_zip(images))]).headers["location"]
+        # Past the attempt cap (5 claims without progress): the job keeps being retried,
+        # giving up each time without being able to record it.
+        h.wait_for(lambda: blobs.refused >= 12)
+        assert c.get(location).json()["status"] in ("queued", "running")
+        blobs.recover.set()
+        job = h.wait_job(c, location)
+        assert job["status"] == "failed", job
+        assert job["error"]["code"] == "internal_error", job
+        assert job["error"]["detail"].startswith("processing failed"), job
+        assert job["progress"]["done"] == 3  # what was computed before the outage is kept
+        items = c.get(job["results_url"]).json()["items"]
+    assert [i["status"] for i in items] == ["succeeded"] * 3
+
+
+@pytest.mark.parametrize(("refusals", "status"), [(5, "succeeded"), (6, "failed")])
+def test_a_job_gets_five_claims_without_progress_before_it_is_given_up(
+    tmp_path: Path, h: Any, refusals: int, status: str
+) -> None:
+    # The first claim computes every image and cannot write the results; the next claims find
+    # nothing left to compute (claims without progress). Four of them are under the cap of
+    # five, and the claim after them writes the results; a fifth gives the job up.
+    blobs = FailingResults(tmp_path / "blobs", limit=refusals)
+    settings = Settings(data_dir=tmp_path, workers=1)
+    images = {f"img{n}.jpg": h.make_jpeg(5300 + n) for n in range(2)}
+    with TestClient(create_app(settings, backends=with_blobs(blobs))) as c:
+        location = h.submit(c, [("two.zip", h.make_zip(images))]).headers["location"]
+        job = h.wait_job(c, location)
+        assert job["status"] == status and job["progress"]["done"] == 2, job
+    assert blobs.refused == refusals
+    if status == "failed":
+        assert job["error"]["detail"] == "processing failed 5 times (OSError)", job
