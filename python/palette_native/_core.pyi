@@ -90,3 +90,26 @@ def remap(
     transparent_index: int = 255,
 ) -> npt.NDArray[np.uint8]: ...
 def jpeg_dc(data: bytes) -> npt.NDArray[np.uint8]: ...
+def sample_statistics(
+    pixels: npt.NDArray[np.uint8],
+) -> tuple[npt.NDArray[np.uint64], tuple[float, float, float, float, float, float]]: ...
+def fine_sums(
+    pixels: npt.NDArray[np.uint8],
+    usable_above: int,
+    usable_below: int,
+    band_rows: int = 32,
+    band_step: int = 128,
+) -> tuple[
+    npt.NDArray[np.float32],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    int,
+]: ...
+def saliency_grid(
+    pixels: npt.NDArray[np.uint8], target_cells: int = 2400
+) -> tuple[npt.NDArray[np.float32], int]: ...
+def best_rectangle(gain: npt.NDArray[np.float32]) -> tuple[int, int, int, int]: ...
+def saliency_weighted(
+    pixels: npt.NDArray[np.uint8], saliency: npt.NDArray[np.float32], step: int = 1
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]: ...

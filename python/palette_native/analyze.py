@@ -3,10 +3,13 @@
 One decode feeds everything (see ``_analysis_image``): the fine quality measures read the
 analysis image (about a megapixel), and a reduction of it to at most 65,536 pixels (every
 n-th pixel, like ``extract``'s sampling) gives the global statistics, the saliency map and
-the pixels of the three palettes. The palettes come from the same engine as ``extract``: the
-reduced pixels are handed to it as an RGBA array whose alpha is the weight of each pixel
-(``extract`` weighs pixels by alpha), the saliency for the subject palette and its complement
-for the background palette (times the image's own alpha, if it has one).
+the pixels of the three palettes. The per-pixel work (quality sums, saliency, weights) runs in
+the native core with the GIL released. The palettes come from the same engine as ``extract``:
+the whole palette is ``extract`` of the reduction; for the subject and background palettes,
+every second pixel of it (along each axis, about 16K pixels) is handed to the same histogram
+and clustering (the public ``Histogram``) as an RGBA array whose alpha is the weight of each
+pixel, the saliency for the subject palette and its complement for the background palette
+(times the image's own alpha, if it has one).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ._analysis_image import ANALYSIS_BUDGET, load_analysis_image
-from ._api import extract
+from . import _core
+from ._api import Histogram, extract
 from ._decode import DEFAULT_MAX_PIXELS, CancelCheck
 from ._palette import Palette
 from .errors import BadParameterError, CanceledError
@@ -28,6 +32,9 @@ from .subject import Box, Subject, find_subject
 
 __all__ = ["CROP_ASPECTS", "Analysis", "analyze"]
 
+#: The subject and background palettes read every n-th pixel (along each axis) of the sample
+#: the whole palette reads: about 16K pixels, plenty for a few colors.
+WEIGHTED_STEP = 2
 #: The crops ``Analysis.to_dict`` (and so the CLI's JSON) lists.
 CROP_ASPECTS: tuple[str, ...] = ("1:1", "16:9")
 
@@ -83,20 +90,12 @@ def _check_colors(colors: Any) -> int:
     return int(colors)
 
 
-def _per_pixel(grid: npt.NDArray[np.float32], shape: tuple[int, int]) -> npt.NDArray[np.float32]:
-    """A coarse grid stretched over ``shape`` pixels (nearest cell)."""
-    rows, cols = grid.shape
-    ys = np.minimum((np.arange(shape[0]) * rows) // shape[0], rows - 1)
-    xs = np.minimum((np.arange(shape[1]) * cols) // shape[1], cols - 1)
-    stretched: npt.NDArray[np.float32] = grid[ys][:, xs].astype(np.float32)
-    return stretched
-
-
-def _weighted(rgb: npt.NDArray[np.uint8], weight: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
-    rgba = np.empty(rgb.shape[:2] + (4,), dtype=np.uint8)
-    rgba[:, :, :3] = rgb
-    rgba[:, :, 3] = np.clip(np.rint(weight * 255.0), 0, 255).astype(np.uint8)
-    return rgba
+def _weighted_palette(rgba: npt.NDArray[np.uint8], k: int) -> Palette:
+    """The palette of pixels that weigh their alpha, from the same histogram and clustering as
+    ``extract`` (the public multi-image ``Histogram``)."""
+    histogram = Histogram()
+    histogram.add(rgba)
+    return histogram.palette(k)
 
 
 def analyze(
@@ -125,25 +124,18 @@ def analyze(
     check_cancel()
     rgb = image.rgb
     small = image.sample
-    alpha = None if image.sample_alpha is None else (
-        image.sample_alpha.astype(np.float32) / 255.0)
     quality = measure_quality(rgb, small, scale=image.scale,
                               source_pixels=image.width * image.height,
                               jpeg_quality=image.jpeg_quality)
     check_cancel()
     subject = find_subject(small, image.width, image.height)
     check_cancel()
-    peak = float(subject.saliency.max())
-    weight = _per_pixel(subject.saliency / peak if peak > 0 else subject.saliency + 1.0,
-                        small.shape[:2])
-    opacity = np.ones(small.shape[:2], np.float32) if alpha is None else alpha
-    def palette(weights: npt.NDArray[np.float32]) -> Palette:
-        found = extract(_weighted(small, weights), k)
-        return replace(found, width=image.width, height=image.height)
-
-    whole = palette(opacity)
-    in_front = palette(weight * opacity)
-    behind = palette((1.0 - weight) * opacity)
+    seen = small if image.sample_alpha is None else np.dstack([small, image.sample_alpha])
+    whole = replace(extract(seen, k), width=image.width, height=image.height)
+    front, back = _core.saliency_weighted(seen, subject.saliency, WEIGHTED_STEP)
+    options = whole.options
+    in_front, behind = (replace(_weighted_palette(pixels, k), width=image.width,
+                                height=image.height, options=options) for pixels in (front, back))
     return Analysis(
         width=image.width,
         height=image.height,

@@ -6,7 +6,10 @@ formula, so results are deterministic and a change in the image always shows. Th
 ``palette_native.analyze``: about a megapixel, each pixel the mean of ``scale`` x ``scale``
 source pixels), that is, at about the size a photo is looked at on a screen; the global ones
 (exposure, contrast, colorfulness) on a sample of about 64K pixels of the image. Luma is
-``Y = 0.299 R + 0.587 G + 0.114 B`` on 8-bit sRGB values.
+``Y = 0.299 R + 0.587 G + 0.114 B`` on 8-bit sRGB values. The sums over pixels are taken by the
+native core in one pass over the sample (``_core.sample_statistics``: channel histograms, luma
+and opponent-color moments) and one pass over each band (``_core.fine_sums``), with the GIL
+released; what follows from the sums is computed here.
 
 Each component answers for one kind of damage and, as far as the measures allow, for no other:
 contrast and colorfulness are divided by the mean luma, so that a darker or brighter copy of a
@@ -82,9 +85,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from . import _core
+
 __all__ = ["COMPONENTS", "WEIGHTS", "Component", "Quality", "measure_quality"]
 
-FloatImage = npt.NDArray[np.float32]
 RGBImage = npt.NDArray[np.uint8]
 
 WEIGHTS: dict[str, float] = {
@@ -101,9 +105,9 @@ WEIGHTS: dict[str, float] = {
 COMPONENTS: tuple[str, ...] = tuple(WEIGHTS)
 """The component names, in the order ``Quality.components`` lists them."""
 
+# The per-pixel constants (5-tap re-blur, the 20 % strongest edges read from every 7th 5-tap
+# step, 16x16 noise tiles) live with the sums in cpp/src/analysis_quality.cpp.
 _BOX = 5  # taps of the re-blur the sharpness compares the image's own gradient with
-_EDGE_SHARE = 0.2  # sharpness looks at this share of the strongest edges
-_NOISE_TILE = 16
 _NOISE_PERCENTILE = 10.0
 _NOISE_SCALE = 4.0  # luma levels of noise that halve the noise component
 _CLIP_LEVELS = 3  # levels from the top / bottom that count as clipped (plus twice the noise)
@@ -180,110 +184,54 @@ class Quality:
 
 
 # ------------------------------------------------------------------------------ the measures
-def luma(rgb: RGBImage) -> FloatImage:
-    """BT.601 luma of 8-bit sRGB (..., 3), in levels (0-255), float32."""
-    y = rgb[..., 0].astype(np.float32)
-    y *= 0.299
-    y += np.float32(0.587) * rgb[..., 1]
-    y += np.float32(0.114) * rgb[..., 2]
-    return y
-
-
 #: The fine measures read horizontal bands of this many rows, covering about this share of the
 #: analysis image (bands start on multiples of 16 rows, so the JPEG grid has the same phase in
 #: every band). Sums over a couple of hundred thousand pixels of a photo move by far less than
-#: a reported digit when the rest is added. Each band is measured on its own (it stays in the
-#: CPU cache) and the sums are combined.
+#: a reported digit when the rest is added. The native core measures each band on its own (it
+#: stays in the CPU cache) and adds the sums up.
 BAND_ROWS = 32
 BAND_SHARE = 0.25
+#: Rows from the top of one band to the top of the next.
+BAND_STEP = max(BAND_ROWS, int(BAND_ROWS / BAND_SHARE) // 16 * 16)
 
 
-def band_starts(height: int, share: float = BAND_SHARE) -> list[tuple[int, int]]:
-    """(top, bottom) rows of the bands the fine measures read."""
-    if height <= BAND_ROWS * 2:
-        return [(0, height)]
-    step = max(BAND_ROWS, int(BAND_ROWS / share) // 16 * 16)
-    return [(top, top + BAND_ROWS) for top in range(0, height - BAND_ROWS + 1, step)]
+@dataclass(frozen=True)
+class SampleStatistics:
+    """One pass of the native core over the ~64K-pixel sample (see ``_core.sample_statistics``)."""
+
+    histograms: npt.NDArray[np.uint64]
+    """4 x 256 counts: the largest channel of each pixel, then R, G and B."""
+    luma_mean: float
+    luma_std: float
+    rg_mean: float
+    rg_std: float
+    yb_mean: float
+    yb_std: float
+
+    @classmethod
+    def of(cls, sample: RGBImage) -> SampleStatistics:
+        histograms, sums = _core.sample_statistics(sample)
+        return cls(histograms, *sums)
 
 
-def largest_channel(rgb: RGBImage) -> npt.NDArray[np.uint8]:
-    """The largest of the three channels of each pixel (an HSV value)."""
-    largest: npt.NDArray[np.uint8] = np.maximum(np.maximum(rgb[..., 0], rgb[..., 1]), rgb[..., 2])
-    return largest
-
-
-def _along(values: FloatImage, axis: int, start: int, stop: int) -> FloatImage:
-    """``values[start:stop]`` along ``axis`` (a view)."""
-    index: list[slice] = [slice(None)] * values.ndim
-    index[axis] = slice(start, stop)
-    return values[tuple(index)]
-
-
-@dataclass
+@dataclass(frozen=True)
 class FineSums:
-    """What the fine measures add up over the bands (see :func:`fine_sums`)."""
+    """What the fine measures add up over the bands (see ``_core.fine_sums``)."""
 
-    tiles: list[npt.NDArray[np.float32]]
+    tiles: npt.NDArray[np.float32]
     """Mean Laplacian response of each 16x16 tile with no clipped pixel."""
-    edges: dict[int, list[float]]
-    """Per axis (0 = down the rows, 1 = along them): edges counted, sum of the squared step,
-    sum of the squared step between 5-tap means."""
-    steps: dict[int, npt.NDArray[np.float64]]
+    edges: npt.NDArray[np.float64]
+    """Per axis (row 0 = down the columns, 1 = along the rows): edges counted, sum of the
+    squared step, sum of the squared step between 5-tap means."""
+    steps: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
     """Per axis: sum over the bands of the mean squared step at each offset along the axis."""
-    bands: int = 0
+    bands: int
 
-
-def fine_sums(rgb: RGBImage, clip: Clipping) -> FineSums:
-    """One pass over the bands of ``rgb``: tile noise responses, edge energies, block steps."""
-    sums = FineSums([], {0: [0.0, 0.0, 0.0], 1: [0.0, 0.0, 0.0]}, {})
-    for top, bottom in band_starts(rgb.shape[0]):
-        band = rgb[top:bottom]
-        y = luma(band)
-        _tile_responses(y, clip.usable(band), sums)
-        for axis in (0, 1):
-            _edge_energies(y, axis, sums.edges[axis])
-            step = np.diff(y, axis=axis)
-            per_offset = np.square(step, out=step).mean(axis=1 - axis, dtype=np.float64)
-            sums.steps[axis] = sums.steps[axis] + per_offset if axis in sums.steps else per_offset
-        sums.bands += 1
-    return sums
-
-
-def _tile_responses(y: FloatImage, usable: npt.NDArray[np.bool_], sums: FineSums) -> None:
-    rows, cols = y.shape
-    if rows < _NOISE_TILE + 2 or cols < _NOISE_TILE + 2:
-        return
-    # The mask [[1,-2,1],[-2,4,-2],[1,-2,1]] is the outer product of [1,-2,1] with itself.
-    down = y[:-2] - 2.0 * y[1:-1] + y[2:]
-    response = np.abs(down[:, :-2] - 2.0 * down[:, 1:-1] + down[:, 2:])
-    tiles_y, tiles_x = response.shape[0] // _NOISE_TILE, response.shape[1] // _NOISE_TILE
-    cut_y, cut_x = tiles_y * _NOISE_TILE, tiles_x * _NOISE_TILE
-    shape = (tiles_y, _NOISE_TILE, tiles_x, _NOISE_TILE)
-    per_tile = response[:cut_y, :cut_x].reshape(shape).mean(axis=(1, 3))
-    whole = usable[1:1 + cut_y, 1:1 + cut_x].reshape(shape).all(axis=(1, 3))
-    sums.tiles.append(per_tile[whole])
-
-
-def _edge_energies(y: FloatImage, axis: int, into: list[float]) -> None:
-    """Add this band's strongest edges (top 20 % by the 5-tap step) to ``into``.
-
-    The step between neighbouring 5-tap means is ``(y[i + 5] - y[i]) / 5``; it is set against
-    the image's own step at its centre, ``y[i + 3] - y[i + 2]``.
-    """
-    length = y.shape[axis]
-    if length <= _BOX + 2:
-        return
-    wide = _along(y, axis, _BOX, length) - _along(y, axis, 0, length - _BOX)
-    wide = np.square(wide, out=wide)  # (5 x the blurred step)^2
-    centre = _BOX // 2
-    sharp = _along(y, axis, centre + 1, length - _BOX + centre + 1) - _along(
-        y, axis, centre, length - _BOX + centre)
-    sample = wide.reshape(-1)[::7]
-    rank = int(len(sample) * (1.0 - _EDGE_SHARE))
-    edges = wide > np.partition(sample, rank)[rank]
-    into[0] += float(np.count_nonzero(edges))
-    into[1] += float(np.square(sharp, out=sharp)[edges].sum(dtype=np.float64))
-    into[2] += float(wide[edges].sum(dtype=np.float64)) / (_BOX * _BOX)
+    @classmethod
+    def of(cls, rgb: RGBImage, clip: Clipping) -> FineSums:
+        tiles, edges, down, across, bands = _core.fine_sums(
+            rgb, clip.bottom + clip.band, clip.top - clip.band, BAND_ROWS, BAND_STEP)
+        return cls(tiles, edges, (down, across), bands)
 
 
 def blur_ratio(sums: FineSums, noise: float) -> float:
@@ -292,22 +240,21 @@ def blur_ratio(sums: FineSums, noise: float) -> float:
     edge, 1 for a blur much wider than 5 pixels); the worse of rows and columns."""
     bias = 2.0 * noise * noise
     worst = 0.0
-    for count, sharp, smooth in sums.edges.values():
+    for count, sharp, smooth in sums.edges.tolist():
         if count == 0:
             continue
         energy = sharp - count * bias
         kept = smooth - count * bias / (_BOX * _BOX)
         ratio = math.sqrt(max(kept, 0.0) / energy) if energy > 0.0 else 1.0
         worst = max(worst, min(1.0, ratio))
-    return worst if any(c for c, _, _ in sums.edges.values()) else 1.0
+    return worst if sums.edges[:, 0].any() else 1.0
 
 
 def noise_sigma(sums: FineSums) -> float:
     """Immerkaer's noise estimate (luma levels) from the flattest tiles with no clipped pixel."""
-    kept = np.concatenate(sums.tiles) if sums.tiles else np.zeros(0, np.float32)
-    if kept.size == 0:
+    if sums.tiles.size == 0:
         return 0.0
-    return float(np.percentile(kept, _NOISE_PERCENTILE)) * math.sqrt(math.pi / 2.0) / 6.0
+    return float(np.percentile(sums.tiles, _NOISE_PERCENTILE)) * math.sqrt(math.pi / 2.0) / 6.0
 
 
 def blockiness(sums: FineSums, period: int, noise: float) -> float:
@@ -323,7 +270,7 @@ def blockiness(sums: FineSums, period: int, noise: float) -> float:
         return 1.0
     worst = 1.0
     bias = 2.0 * noise * noise
-    for total in sums.steps.values():
+    for total in sums.steps:
         steps = total / sums.bands
         usable = (len(steps) // period) * period
         if usable < 2 * period:
@@ -336,19 +283,14 @@ def blockiness(sums: FineSums, period: int, noise: float) -> float:
     return worst
 
 
-def colorfulness(rgb: RGBImage) -> float:
+def colorfulness(stats: SampleStatistics) -> float:
     """Hasler and Suesstrunk's colorfulness M (0 for gray; about 59 is "quite colorful")."""
-    r = rgb[..., 0].astype(np.float32)
-    g = rgb[..., 1].astype(np.float32)
-    b = rgb[..., 2].astype(np.float32)
-    rg = r - g
-    yb = 0.5 * (r + g) - b
-    spread = math.hypot(float(rg.std()), float(yb.std()))
-    offset = math.hypot(float(rg.mean()), float(yb.mean()))
+    spread = math.hypot(stats.rg_std, stats.yb_std)
+    offset = math.hypot(stats.rg_mean, stats.yb_mean)
     return spread + 0.3 * offset
 
 
-def _entropy_bits(counts: npt.NDArray[np.int64]) -> float:
+def _entropy_bits(counts: npt.NDArray[np.uint64]) -> float:
     p = counts[counts > 0] / float(counts.sum())
     return float(-(p * np.log2(p)).sum())
 
@@ -359,41 +301,33 @@ _LINEAR = np.where(_SRGB <= 0.04045, _SRGB / 12.92, ((_SRGB + 0.055) / 1.055) **
 
 @dataclass(frozen=True)
 class Clipping:
-    """Where the image's histogram piles up: levels of the largest channel."""
+    """Where the image's histogram piles up: levels of the largest channel. Pixels whose
+    largest channel lies within ``band`` levels of ``top`` or ``bottom`` count as clipped."""
 
     top: int
     bottom: int
     band: int
 
-    def usable(self, rgb: RGBImage) -> npt.NDArray[np.bool_]:
-        """Pixels of ``rgb`` (..., 3) that are neither clipped nor crushed."""
-        largest = largest_channel(rgb)
-        inside: npt.NDArray[np.bool_] = (largest < self.top - self.band) & (
-            largest > self.bottom + self.band)
-        return inside
 
-
-def clipping(sample: RGBImage, noise: float, scale: float) -> Clipping:
+def clipping(stats: SampleStatistics, noise: float, scale: float) -> Clipping:
     """The top and bottom of the largest channel, and how many levels from them count as
     clipped: 3, plus twice the noise at the source's scale (noise spreads a pile-up)."""
-    largest = largest_channel(sample)
-    return Clipping(int(largest.max()), int(largest.min()),
-                    _CLIP_LEVELS + round(2.0 * noise * max(1.0, scale)))
+    levels = np.flatnonzero(stats.histograms[0])
+    top, bottom = (int(levels[-1]), int(levels[0])) if levels.size else (0, 0)
+    return Clipping(top, bottom, _CLIP_LEVELS + round(2.0 * noise * max(1.0, scale)))
 
 
-def exposure(sample: RGBImage, clip: Clipping) -> dict[str, float]:
+def exposure(stats: SampleStatistics, clip: Clipping) -> dict[str, float]:
     """Clipped highlights and shadows (shares), headroom (stops) and tonal entropy (bits)."""
-    largest = largest_channel(sample).reshape(-1)
-    counts = np.bincount(largest, minlength=256)
-    total = max(1, largest.size)
+    counts = stats.histograms[0]
+    total = max(1, int(counts.sum()))
     share = np.cumsum(counts) / total
     p995 = int(np.searchsorted(share, 0.995))
-    entropy = sum(_entropy_bits(np.bincount(sample[..., k].reshape(-1), minlength=256))
-                  for k in range(3)) / 3.0
+    entropy = sum(_entropy_bits(stats.histograms[k]) for k in (1, 2, 3)) / 3.0
     return {
         "clipped_highlights": float(counts[max(0, clip.top - clip.band):].sum()) / total,
         "clipped_shadows": float(counts[:clip.bottom + clip.band + 1].sum()) / total,
-        "headroom_stops": math.log2(1.0 / max(float(_LINEAR[p995]), 1e-4)),
+        "headroom_stops": math.log2(1.0 / max(float(_LINEAR[min(p995, 255)]), 1e-4)),
         "tonal_entropy_bits": entropy,
     }
 
@@ -409,22 +343,22 @@ def measure_quality(
 ) -> Quality:
     """The quality of an analysis image ``rgb`` (fine measures, on bands) and ``sample``, about
     64K pixels of the image (global statistics: exposure, contrast, colorfulness)."""
-    sums = fine_sums(rgb, clipping(sample, 0.0, scale))
+    stats = SampleStatistics.of(sample)
+    sums = FineSums.of(rgb, clipping(stats, 0.0, scale))
     sigma = noise_sigma(sums)
-    clip = clipping(sample, sigma, scale)
+    clip = clipping(stats, sigma, scale)
     blur = blur_ratio(sums, sigma)
     period = round(8.0 / scale) if scale <= 4.0 else 1
     blocks = blockiness(sums, period, sigma)
-    exposed = exposure(sample, clip)
+    exposed = exposure(stats, clip)
     over = max(0.0, exposed["headroom_stops"] - _HEADROOM_STOPS)
     levels = 2.0 ** exposed["tonal_entropy_bits"]
     exposure_value = ((1.0 - exposed["clipped_highlights"]) ** _CLIP_POWER
                       * (1.0 - exposed["clipped_shadows"]) ** _CLIP_POWER
                       * math.exp(-over * over) * (1.0 - math.exp(-levels / _TONAL_LEVELS)))
-    sample_luma = luma(sample)
-    mean_luma = max(float(sample_luma.mean()), 1.0)
-    relative = float(sample_luma.std()) / mean_luma
-    vivid = colorfulness(sample)
+    mean_luma = max(stats.luma_mean, 1.0)
+    relative = stats.luma_std / mean_luma
+    vivid = colorfulness(stats)
     megapixels = source_pixels / 1e6
     table_quality = 100 if jpeg_quality is None else jpeg_quality
     edge = (1.0 - blur) / (1.0 - math.sqrt(1.0 / _BOX))

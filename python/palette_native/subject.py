@@ -14,10 +14,12 @@ four classic cues, each scaled to 0-1 (divided by its 99th percentile):
 
 ``saliency = d * g * sqrt(r) * c``, smoothed over 3x3 cells. The subject box is the rectangle
 of cells with the largest sum of ``saliency - 0.9 * mean(saliency)`` (Kadane's maximum
-subarray, run for every pair of top and bottom rows at once). All of it is NumPy on the
-~64K-pixel reduction of the image and costs a few milliseconds. The constants (exponents,
-sigma, threshold, neighbours) were chosen on the labelled set of benchmarks/bench_analyze.py,
-which is also the set the bar is measured on (there is no held-out set).
+subarray for every pair of top and bottom rows). The map and the rectangle are computed by the
+native core (``_core.saliency_grid``, ``_core.best_rectangle``; distances in float32 Oklab) on
+the ~64K-pixel reduction of the image, with the GIL released, in well under a millisecond. The
+constants (exponents, sigma, threshold, neighbours) were chosen on the labelled set of
+benchmarks/bench_analyze.py, which is also the set the bar is measured on (there is no
+held-out set).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from . import _core
 from .errors import BadParameterError
 
 __all__ = ["Box", "Subject", "parse_aspect", "saliency_grid"]
@@ -38,152 +41,24 @@ RGBImage = npt.NDArray[np.uint8]
 
 #: Target number of cells in the saliency grid.
 GRID_CELLS = 2400
-_BORDER_NEIGHBOURS = 4
-_BORDER_SAMPLES = 96
-_CENTER_SIGMA = 0.5
+# The cues' constants (4 nearest of up to 96 border colors, 96 cells for the rarity, centre
+# sigma 0.5) live with the map in cpp/src/analysis_saliency.cpp.
 _THRESHOLD = 0.9  # times the mean saliency
 
 Box = tuple[int, int, int, int]
 """(left, top, width, height) in source pixels."""
 
 
-def _srgb_to_linear_table() -> npt.NDArray[np.float32]:
-    v = np.arange(256, dtype=np.float64) / 255.0
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4).astype(np.float32)
-
-
-_LINEAR = _srgb_to_linear_table()
-_TO_LMS = np.array([[0.4122214708, 0.5363325363, 0.0514459929],
-                    [0.2119034982, 0.6806995451, 0.1073969566],
-                    [0.0883024619, 0.2817188376, 0.6299787005]], dtype=np.float32)
-_TO_LAB = np.array([[0.2104542553, 0.7936177850, -0.0040720468],
-                    [1.9779984951, -2.4285922050, 0.4505937099],
-                    [0.0259040371, 0.7827717662, -0.8086757660]], dtype=np.float32)
-
-
-def _mix(matrix: npt.NDArray[np.float32], values: FloatGrid) -> FloatGrid:
-    """``values @ matrix.T`` channel by channel (small products through BLAS can cost
-    milliseconds in thread hand-offs; three multiply-adds per output channel do not)."""
-    out = np.empty(values.shape, dtype=np.float32)
-    for row in range(3):
-        out[..., row] = (matrix[row, 0] * values[..., 0] + matrix[row, 1] * values[..., 1]
-                         + matrix[row, 2] * values[..., 2])
-    return out
-
-
-def oklab_image(rgb: RGBImage) -> FloatGrid:
-    """Oklab of every pixel of an 8-bit sRGB image (h x w x 3, float32)."""
-    return _mix(_TO_LAB, np.cbrt(_mix(_TO_LMS, _LINEAR[rgb])))
-
-
-def _cell_means(values: npt.NDArray[Any], cell: int) -> FloatGrid:
-    """Means over ``cell`` x ``cell`` blocks (edges that do not fill a block are dropped)."""
-    h, w = values.shape[0] // cell, values.shape[1] // cell
-    wide = values[: h * cell, : w * cell].astype(np.float32)
-    sums = np.add.reduceat(np.add.reduceat(wide, np.arange(0, h * cell, cell), axis=0),
-                           np.arange(0, w * cell, cell), axis=1)
-    return (sums / np.float32(cell * cell)).astype(np.float32)
-
-
-def _squared_distances(points: FloatGrid, to: FloatGrid) -> FloatGrid:
-    """Squared Euclidean distances between every row of ``points`` and every row of ``to``
-    (n x m), computed in place channel by channel (no n x m x 3 temporary)."""
-    total: FloatGrid = np.subtract.outer(points[:, 0], to[:, 0])
-    np.square(total, out=total)
-    for k in (1, 2):
-        step = np.subtract.outer(points[:, k], to[:, k])
-        total += np.square(step, out=step)
-    return total
-
-
-def _percentile_99(values: FloatGrid) -> float:
-    """``np.percentile(values, 99)`` (linear interpolation) from one partial sort."""
-    flat = values.reshape(-1)
-    position = 0.99 * (flat.size - 1)
-    low = int(position)
-    high = min(low + 1, flat.size - 1)
-    parts = np.partition(flat, [low, high])
-    return float(parts[low] + (parts[high] - parts[low]) * (position - low))
-
-
-def _normalise(values: FloatGrid) -> FloatGrid:
-    high = _percentile_99(values)
-    if high <= 1e-9:
-        return np.zeros_like(values)
-    clipped: FloatGrid = np.clip(values / high, 0.0, 1.0).astype(np.float32)
-    return clipped
-
-
-def _smooth3(values: FloatGrid) -> FloatGrid:
-    padded = np.pad(values, 1, mode="edge")
-    total = np.zeros_like(values)
-    for dy in range(3):
-        for dx in range(3):
-            total += padded[dy:dy + values.shape[0], dx:dx + values.shape[1]]
-    return total / np.float32(9.0)
-
-
-def saliency_cues(small: RGBImage) -> tuple[FloatGrid, FloatGrid, FloatGrid, FloatGrid, int]:
-    """Distinctness, detail and centre prior of each cell of a grid over ``small``, and the
-    cell size in its pixels."""
-    h, w = small.shape[:2]
-    cell = max(1, int(math.sqrt(h * w / GRID_CELLS)))
-    rgb_cells = _cell_means(small, cell)
-    rows, cols = rgb_cells.shape[:2]
-    if rows < 3 or cols < 3:
-        ones = np.ones((max(rows, 1), max(cols, 1)), np.float32)
-        return ones, ones, ones, ones, cell
-    lab = oklab_image(np.clip(rgb_cells + 0.5, 0, 255).astype(np.uint8))
-    # Distinctness from the border's colors.
-    border = np.concatenate([lab[0], lab[-1], lab[1:-1, 0], lab[1:-1, -1]])
-    border = border[:: max(1, len(border) // _BORDER_SAMPLES)]
-    flat = np.ascontiguousarray(lab.reshape(-1, 3))
-    squared = _squared_distances(flat, np.ascontiguousarray(border))
-    nearest = min(_BORDER_NEIGHBOURS, squared.shape[1])
-    background = np.sqrt(np.partition(squared, nearest - 1, axis=1)[:, :nearest]).mean(axis=1)
-    distinct = _normalise(background.reshape(rows, cols).astype(np.float32))
-    # Rarity: mean distance to a fixed sample of all cells (global color contrast).
-    sample = flat[:: max(1, len(flat) // _BORDER_SAMPLES)]
-    spread = np.sqrt(_squared_distances(flat, np.ascontiguousarray(sample)))
-    rare = _normalise(spread.mean(axis=1).reshape(rows, cols).astype(np.float32))
-    # Detail: luma gradient, pooled per cell.
-    lightness = small[:, :, 1].astype(np.float32)  # green: most of luma, no conversion
-    gradient = np.zeros_like(lightness)
-    gradient[:, :-1] += np.abs(np.diff(lightness, axis=1))
-    gradient[:-1, :] += np.abs(np.diff(lightness, axis=0))
-    detail = _normalise(_cell_means(gradient, cell))
-    # Centre prior.
-    y = (np.arange(rows, dtype=np.float32) + 0.5) / rows - 0.5
-    x = (np.arange(cols, dtype=np.float32) + 0.5) / cols - 0.5
-    center = np.exp(-(y[:, None] ** 2 + x[None, :] ** 2) / (2 * _CENTER_SIGMA**2))
-    return distinct, rare, detail, center.astype(np.float32), cell
-
-
 def saliency_grid(small: RGBImage) -> tuple[FloatGrid, int]:
     """The saliency of each cell of a grid over ``small`` and the cell size in its pixels."""
-    distinct, rare, detail, center, cell = saliency_cues(small)
-    saliency = distinct * detail * np.sqrt(rare) * center
-    return _smooth3(saliency.astype(np.float32)), cell
+    grid, cell = _core.saliency_grid(small, GRID_CELLS)
+    return grid, int(cell)
 
 
 def _best_rectangle(gain: FloatGrid) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right), exclusive ends, of the rectangle with the largest sum.
-
-    For every pair of top and bottom rows at once, the best run of columns is the largest
-    difference between a prefix sum of the column sums and the smallest prefix sum before it
-    (the maximum-subarray problem, solved with running minima instead of a loop).
-    """
-    rows, cols = gain.shape
-    prefix = np.vstack([np.zeros((1, cols)), np.cumsum(gain, axis=0, dtype=np.float64)])
-    tops, bottoms = np.triu_indices(rows + 1, k=1)  # every row range [top, bottom)
-    strips = prefix[bottoms] - prefix[tops]  # pairs x cols: column sums of each row range
-    running = np.zeros((len(tops), cols + 1))
-    np.cumsum(strips, axis=1, out=running[:, 1:])
-    lowest = np.minimum.accumulate(running[:, :-1], axis=1)  # smallest prefix before each end
-    gains = running[:, 1:] - lowest
-    k, end = np.unravel_index(int(np.argmax(gains)), gains.shape)
-    start = int(np.argmin(running[k, : end + 1]))
-    return int(tops[k]), start, int(bottoms[k]), int(end) + 1
+    """(top, left, bottom, right), exclusive ends, of the rectangle with the largest sum."""
+    top, left, bottom, right = _core.best_rectangle(np.ascontiguousarray(gain, dtype=np.float32))
+    return int(top), int(left), int(bottom), int(right)
 
 
 def parse_aspect(aspect: str | float | tuple[float, float]) -> float:

@@ -1,0 +1,277 @@
+// Quality sums for analyze(): one pass over a sample for the global statistics, one pass per
+// band of the analysis image for the fine measures. Plain loops over float rows that compilers
+// vectorise at the portable baseline; the sums are in double so their order barely matters.
+#include "palette/analysis_quality.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+
+namespace palette {
+namespace {
+
+constexpr int kBoxTaps = 5;          // the re-blur the sharpness sets the image's own step against
+constexpr double kEdgeShare = 0.2;   // the share of the strongest edges the sharpness looks at
+constexpr std::int64_t kEdgeSampleStep = 7;  // the edge threshold is read from every 7th step
+constexpr std::int64_t kTile = 16;   // noise tiles, in pixels
+
+void require_rgb(const PixelView& pixels) {
+    pixels.validate();
+    if (pixels.channels < 3)
+        throw std::invalid_argument("pixels must have 3 (RGB) or 4 (RGBA) channels, got " +
+                                    std::to_string(pixels.channels));
+}
+
+inline float luma_of(const std::uint8_t* p) {
+    return 0.299f * static_cast<float>(p[0]) + 0.587f * static_cast<float>(p[1]) +
+           0.114f * static_cast<float>(p[2]);
+}
+
+inline std::uint8_t largest_of(const std::uint8_t* p) { return std::max({p[0], p[1], p[2]}); }
+
+std::size_t idx(std::int64_t i) { return static_cast<std::size_t>(i); }
+
+// Luma and "not clipped" of one band, row-major rows x width.
+struct Band {
+    std::int64_t rows = 0, width = 0;
+    std::vector<float> y;
+    std::vector<std::uint8_t> usable;
+    std::vector<float> work;   // scratch: the second Laplacian pass, the 5-tap steps
+    std::vector<float> picks;  // scratch: the sampled 5-tap steps
+    std::vector<float> totals;  // scratch: per-column edge totals
+    float at(std::int64_t r, std::int64_t c) const { return y[idx(r * width + c)]; }
+};
+
+template <std::int64_t kStride>
+void load_rows(const PixelView& pixels, std::int64_t top, std::int64_t stride, int above,
+               int below, Band& band) {
+    const std::int64_t step = kStride > 0 ? kStride : stride;  // a constant lets loops vectorise
+    for (std::int64_t r = 0; r < band.rows; ++r) {
+        const std::uint8_t* p = pixels.row(top + r);
+        float* out = band.y.data() + r * pixels.width;
+        std::uint8_t* ok = band.usable.data() + r * pixels.width;
+        for (std::int64_t c = 0; c < pixels.width; ++c) {
+            const std::uint8_t* q = p + c * step;
+            out[c] = luma_of(q);
+            const int largest = largest_of(q);
+            ok[c] = static_cast<std::uint8_t>((largest > above) & (largest < below));
+        }
+    }
+}
+
+void load_band(const PixelView& pixels, std::int64_t top, std::int64_t rows, int above, int below,
+               Band& band) {
+    band.rows = rows;
+    band.width = pixels.width;
+    band.y.resize(idx(rows * pixels.width));
+    band.usable.resize(band.y.size());
+    if (pixels.pixel_stride == 3)
+        load_rows<3>(pixels, top, 3, above, below, band);
+    else
+        load_rows<0>(pixels, top, pixels.pixel_stride, above, below, band);
+}
+
+// The sum of value(0..n-1): in float, vectorised (the order of the adds is the compiler's
+// lanes, fixed for a build), then in double.
+template <class F>
+double lane_sum(std::int64_t n, F&& value) {
+    float total = 0.0f;
+#pragma omp simd reduction(+ : total)
+    for (std::int64_t c = 0; c < n; ++c) total += value(c);
+    return static_cast<double>(total);
+}
+
+// Immerkaer's mask [[1,-2,1],[-2,4,-2],[1,-2,1]] is the outer product of [1,-2,1] with itself:
+// one pass down the columns, one along the rows. Response (i, j) is centred on pixel (i+1, j+1).
+void add_tile_responses(Band& band, FineSums& out) {
+    const std::int64_t rows = band.rows, width = band.width;
+    if (rows < kTile + 2 || width < kTile + 2) return;
+    const std::int64_t tiles_y = (rows - 2) / kTile, tiles_x = (width - 2) / kTile;
+    const std::int64_t used = tiles_x * kTile;
+    std::vector<float>& response = band.work;
+    response.resize(idx(width));
+    std::vector<double> sums(idx(tiles_x));
+    std::vector<std::uint8_t> whole(idx(tiles_x));
+    std::vector<float> down(idx(width));
+    for (std::int64_t ty = 0; ty < tiles_y; ++ty) {
+        std::fill(sums.begin(), sums.end(), 0.0);
+        std::fill(whole.begin(), whole.end(), std::uint8_t{1});
+        for (std::int64_t i = ty * kTile; i < (ty + 1) * kTile; ++i) {
+            const float* a = band.y.data() + i * width;
+            const float* b = a + width;
+            const float* c = b + width;
+            for (std::int64_t j = 0; j < used + 2; ++j) down[idx(j)] = a[j] - 2.0f * b[j] + c[j];
+            for (std::int64_t j = 0; j < used; ++j)
+                response[idx(j)] = std::fabs(down[idx(j)] - 2.0f * down[idx(j + 1)] + down[idx(j + 2)]);
+            const std::uint8_t* ok = band.usable.data() + (i + 1) * width + 1;
+            for (std::int64_t tx = 0; tx < tiles_x; ++tx) {
+                const float* r = response.data() + tx * kTile;
+                const std::uint8_t* u = ok + tx * kTile;
+                float row_sum = 0.0f;
+                std::uint8_t all = 1;
+#pragma omp simd reduction(+ : row_sum) reduction(& : all)
+                for (std::int64_t j = 0; j < kTile; ++j) {
+                    row_sum += r[j];
+                    all &= u[j];
+                }
+                sums[idx(tx)] += static_cast<double>(row_sum);
+                whole[idx(tx)] &= all;
+            }
+        }
+        for (std::int64_t tx = 0; tx < tiles_x; ++tx)
+            if (whole[idx(tx)])
+                out.tile_responses.push_back(static_cast<float>(sums[idx(tx)] / (kTile * kTile)));
+    }
+}
+
+// The 20 % strongest edges of the band along one axis, by the step between neighbouring 5-tap
+// means ((y[i + 5] - y[i]) / 5), set against the image's own step at their centre.
+void add_edge_energies(Band& band, int axis, FineSums& out) {
+    const std::int64_t rows = band.rows, width = band.width;
+    const std::int64_t length = axis == 0 ? rows : width;
+    if (length <= kBoxTaps + 2) return;
+    const std::int64_t out_rows = axis == 0 ? rows - kBoxTaps : rows;
+    const std::int64_t out_cols = axis == 0 ? width : width - kBoxTaps;
+    const std::int64_t along = axis == 0 ? width : 1;  // index step of one pixel along the axis
+    const std::int64_t centre = kBoxTaps / 2;
+    std::vector<float>& wide = band.work;
+    wide.resize(idx(out_rows * out_cols));
+    for (std::int64_t r = 0; r < out_rows; ++r) {
+        const float* y = band.y.data() + r * width;
+        float* w = wide.data() + r * out_cols;
+        for (std::int64_t c = 0; c < out_cols; ++c) {
+            const float step = y[c + kBoxTaps * along] - y[c];
+            w[c] = step * step;  // (5 x the blurred step)^2
+        }
+    }
+    std::vector<float>& picks = band.picks;
+    picks.clear();
+    for (std::size_t i = 0; i < wide.size(); i += kEdgeSampleStep) picks.push_back(wide[i]);
+    const auto rank = static_cast<std::size_t>(static_cast<double>(picks.size()) * (1.0 - kEdgeShare));
+    std::nth_element(picks.begin(), picks.begin() + static_cast<std::ptrdiff_t>(rank), picks.end());
+    const float threshold = picks[rank];
+    // Per-column totals (plain element-wise adds, which vectorise), summed once at the end.
+    std::vector<float>& totals = band.totals;
+    totals.assign(idx(3 * out_cols), 0.0f);
+    float* count_at = totals.data();
+    float* sharp_at = count_at + out_cols;
+    float* wide_at = sharp_at + out_cols;
+    for (std::int64_t r = 0; r < out_rows; ++r) {
+        const float* y = band.y.data() + r * width + centre * along;
+        const float* w = wide.data() + r * out_cols;
+        for (std::int64_t c = 0; c < out_cols; ++c) {
+            const float edge = w[c] > threshold ? 1.0f : 0.0f;
+            const float sharp = y[c + along] - y[c];
+            count_at[c] += edge;
+            sharp_at[c] += edge * (sharp * sharp);
+            wide_at[c] += edge * w[c];
+        }
+    }
+    double count = 0.0, sharp_sum = 0.0, wide_sum = 0.0;
+    for (std::int64_t c = 0; c < out_cols; ++c) {
+        count += static_cast<double>(count_at[c]);
+        sharp_sum += static_cast<double>(sharp_at[c]);
+        wide_sum += static_cast<double>(wide_at[c]);
+    }
+    out.edges[idx(axis)][0] += count;
+    out.edges[idx(axis)][1] += sharp_sum;
+    out.edges[idx(axis)][2] += wide_sum / (kBoxTaps * kBoxTaps);
+}
+
+// Mean squared step between neighbours at each offset along the axis (block edges show as
+// larger steps at one offset in eight).
+void add_steps(const Band& band, FineSums& out) {
+    const std::int64_t rows = band.rows, width = band.width;
+    std::vector<double>& down = out.steps[0];
+    std::vector<double>& across = out.steps[1];
+    if (down.empty() && rows > 1) down.assign(idx(rows - 1), 0.0);
+    if (across.empty() && width > 1) across.assign(idx(width - 1), 0.0);
+    std::vector<float> column_sums(idx(std::max<std::int64_t>(width - 1, 0)), 0.0f);
+    for (std::int64_t r = 0; r < rows; ++r) {
+        const float* y = band.y.data() + r * width;
+        if (r + 1 < rows && idx(r) < down.size()) {
+            const float* next = y + width;
+            down[idx(r)] += lane_sum(width, [&](std::int64_t c) {
+                const float d = next[c] - y[c];
+                return d * d;
+            }) / static_cast<double>(width);
+        }
+        for (std::int64_t c = 0; c + 1 < width; ++c) {
+            const float d = y[c + 1] - y[c];
+            column_sums[idx(c)] += d * d;
+        }
+    }
+    for (std::size_t c = 0; c < column_sums.size() && c < across.size(); ++c)
+        across[c] += static_cast<double>(column_sums[c]) / static_cast<double>(rows);
+}
+
+}  // namespace
+
+SampleStatistics sample_statistics(const PixelView& pixels) {
+    require_rgb(pixels);
+    SampleStatistics s;
+    double luma = 0.0, luma_sq = 0.0, rg = 0.0, rg_sq = 0.0, yb = 0.0, yb_sq = 0.0;
+    for (std::int64_t r = 0; r < pixels.height; ++r) {
+        const std::uint8_t* p = pixels.row(r);
+        for (std::int64_t c = 0; c < pixels.width; ++c, p += pixels.pixel_stride) {
+            ++s.histograms[0][largest_of(p)];
+            ++s.histograms[1][p[0]];
+            ++s.histograms[2][p[1]];
+            ++s.histograms[3][p[2]];
+            const double y = static_cast<double>(luma_of(p));
+            const double a = static_cast<double>(p[0]) - static_cast<double>(p[1]);
+            const double b = 0.5 * (static_cast<double>(p[0]) + static_cast<double>(p[1])) -
+                             static_cast<double>(p[2]);
+            luma += y;
+            luma_sq += y * y;
+            rg += a;
+            rg_sq += a * a;
+            yb += b;
+            yb_sq += b * b;
+        }
+    }
+    s.pixels = static_cast<std::uint64_t>(pixels.pixel_count());
+    if (s.pixels == 0) return s;
+    const double n = static_cast<double>(s.pixels);
+    const auto spread = [n](double sum, double sq) {
+        const double mean = sum / n;
+        return std::sqrt(std::max(0.0, sq / n - mean * mean));
+    };
+    s.luma_mean = luma / n;
+    s.luma_std = spread(luma, luma_sq);
+    s.rg_mean = rg / n;
+    s.rg_std = spread(rg, rg_sq);
+    s.yb_mean = yb / n;
+    s.yb_std = spread(yb, yb_sq);
+    return s;
+}
+
+FineSums fine_sums(const PixelView& pixels, int usable_above, int usable_below, int band_rows,
+                   int band_step) {
+    require_rgb(pixels);
+    if (band_rows < 1 || band_step < band_rows)
+        throw std::invalid_argument("bands need band_rows >= 1 and band_step >= band_rows, got " +
+                                    std::to_string(band_rows) + " and " + std::to_string(band_step));
+    FineSums out;
+    const std::int64_t height = pixels.height;
+    if (height == 0 || pixels.width == 0) return out;
+    Band band;
+    const auto measure = [&](std::int64_t top, std::int64_t rows) {
+        load_band(pixels, top, rows, usable_above, usable_below, band);
+        add_tile_responses(band, out);
+        add_edge_energies(band, 0, out);
+        add_edge_energies(band, 1, out);
+        add_steps(band, out);
+        ++out.bands;
+    };
+    if (height <= 2 * std::int64_t{band_rows}) {
+        measure(0, height);
+        return out;
+    }
+    for (std::int64_t top = 0; top + band_rows <= height; top += band_step) measure(top, band_rows);
+    return out;
+}
+
+}  // namespace palette
