@@ -84,3 +84,12 @@ class Metrics:
 
     def watch_jobs(self, counts: Callable[[], dict[str, int]]) -> None:
         self.registry.register(_JobsCollector(counts))
+
+    def watch_workers(self, running: Callable[[], int]) -> None:
+        """This process's job threads: how many jobs (or chunks of one) they hold right now."""
+        gauge = Gauge(
+            "palette_worker_tasks_running",
+            "Jobs or chunks of jobs this process is running now",
+            registry=self.registry,
+        )
+        gauge.set_function(running)

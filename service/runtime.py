@@ -107,6 +107,7 @@ class Runtime:
                 on_results=self._index_results,
             )
             self.pool.start()
+            self.metrics.watch_workers(self.pool.busy)
         self._sweeper = Sweeper(
             b.jobs, b.blobs, b.housekeeping, s.sweep_interval_seconds, b.locks
         )

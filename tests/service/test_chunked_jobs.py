@@ -61,6 +61,9 @@ def test_a_job_of_several_chunks_runs_each_image_once_in_input_order(
         assert job["status"] == "succeeded", job
         assert job["progress"]["done"] == 8
         items = c.get(job["results_url"]).json()["items"]
+        # Nothing is left held: every chunk and the assembly are let go (just after the job
+        # is seen finished, hence the bounded wait).
+        h.wait_for(lambda: "\npalette_worker_tasks_running 0.0\n" in c.get("/metrics").text, 10)
     assert [i["name"] for i in items] == [*images, "extra.jpg"]
     assert all(i["status"] == "succeeded" for i in items)
     # Every image once: no chunk ran twice, none was skipped.
