@@ -6,6 +6,7 @@
 namespace py = pybind11;
 
 void register_analysis(py::module_& m);
+void register_arrow(py::module_& m);
 void register_color_set(py::module_& m);
 void register_dispatch(py::module_& m);
 void register_histogram(py::module_& m);
@@ -21,4 +22,5 @@ PYBIND11_MODULE(_core, m) {
     register_quantize(m);
     register_jpeg(m);
     register_analysis(m);
+    register_arrow(m);
 }

@@ -14,7 +14,7 @@ namespace {
 
 constexpr int kBoxTaps = 5;          // the re-blur the sharpness sets the image's own step against
 constexpr double kEdgeShare = 0.2;   // the share of the strongest edges the sharpness looks at
-constexpr std::int64_t kEdgeSampleStep = 7;  // the edge threshold is read from every 7th step
+constexpr std::size_t kEdgeSampleStep = 7;  // the edge threshold is read from every 7th step
 constexpr std::int64_t kTile = 16;   // noise tiles, in pixels
 
 void require_rgb(const PixelView& pixels) {
@@ -41,36 +41,38 @@ struct Band {
     std::vector<float> work;   // scratch: the second Laplacian pass, the 5-tap steps
     std::vector<float> picks;  // scratch: the sampled 5-tap steps
     std::vector<float> totals;  // scratch: per-column edge totals
+    std::vector<std::uint8_t> planes;  // scratch: one row's R, G and B
     float at(std::int64_t r, std::int64_t c) const { return y[idx(r * width + c)]; }
 };
 
-template <std::int64_t kStride>
-void load_rows(const PixelView& pixels, std::int64_t top, std::int64_t stride, int above,
-               int below, Band& band) {
-    const std::int64_t step = kStride > 0 ? kStride : stride;  // a constant lets loops vectorise
-    for (std::int64_t r = 0; r < band.rows; ++r) {
+void load_band(const PixelView& pixels, std::int64_t top, std::int64_t rows, int above, int below,
+               Band& band) {
+    const std::int64_t width = pixels.width;
+    band.rows = rows;
+    band.width = width;
+    band.y.resize(idx(rows * width));
+    band.usable.resize(band.y.size());
+    band.planes.resize(idx(3 * width));
+    std::uint8_t* red = band.planes.data();
+    std::uint8_t* green = red + width;
+    std::uint8_t* blue = green + width;
+    for (std::int64_t r = 0; r < rows; ++r) {
+        // Channels to planes first (a plain copy), so the arithmetic below runs in vector lanes.
         const std::uint8_t* p = pixels.row(top + r);
-        float* out = band.y.data() + r * pixels.width;
-        std::uint8_t* ok = band.usable.data() + r * pixels.width;
-        for (std::int64_t c = 0; c < pixels.width; ++c) {
-            const std::uint8_t* q = p + c * step;
-            out[c] = luma_of(q);
-            const int largest = largest_of(q);
+        for (std::int64_t c = 0; c < width; ++c, p += pixels.pixel_stride) {
+            red[c] = p[0];
+            green[c] = p[1];
+            blue[c] = p[2];
+        }
+        float* out = band.y.data() + r * width;
+        std::uint8_t* ok = band.usable.data() + r * width;
+        for (std::int64_t c = 0; c < width; ++c) {
+            out[c] = 0.299f * static_cast<float>(red[c]) + 0.587f * static_cast<float>(green[c]) +
+                     0.114f * static_cast<float>(blue[c]);
+            const int largest = std::max(std::max(red[c], green[c]), blue[c]);
             ok[c] = static_cast<std::uint8_t>((largest > above) & (largest < below));
         }
     }
-}
-
-void load_band(const PixelView& pixels, std::int64_t top, std::int64_t rows, int above, int below,
-               Band& band) {
-    band.rows = rows;
-    band.width = pixels.width;
-    band.y.resize(idx(rows * pixels.width));
-    band.usable.resize(band.y.size());
-    if (pixels.pixel_stride == 3)
-        load_rows<3>(pixels, top, 3, above, below, band);
-    else
-        load_rows<0>(pixels, top, pixels.pixel_stride, above, below, band);
 }
 
 // The sum of value(0..n-1): in float, vectorised (the order of the adds is the compiler's
@@ -126,6 +128,20 @@ void add_tile_responses(Band& band, FineSums& out) {
     }
 }
 
+// Adds the steps above `threshold` of one row: per column, one for the edge, its squared step
+// `after - before` at the centre and its squared 5-tap step `wide`.
+void add_edges(const float* __restrict wide, const float* __restrict before,
+               const float* __restrict after, float threshold, std::int64_t n,
+               float* __restrict count, float* __restrict sharp, float* __restrict smooth) {
+    for (std::int64_t c = 0; c < n; ++c) {
+        const float edge = wide[c] > threshold ? 1.0f : 0.0f;
+        const float step = after[c] - before[c];
+        count[c] += edge;
+        sharp[c] += edge * (step * step);
+        smooth[c] += edge * wide[c];
+    }
+}
+
 // The 20 % strongest edges of the band along one axis, by the step between neighbouring 5-tap
 // means ((y[i + 5] - y[i]) / 5), set against the image's own step at their centre.
 void add_edge_energies(Band& band, int axis, FineSums& out) {
@@ -147,8 +163,8 @@ void add_edge_energies(Band& band, int axis, FineSums& out) {
         }
     }
     std::vector<float>& picks = band.picks;
-    picks.clear();
-    for (std::size_t i = 0; i < wide.size(); i += kEdgeSampleStep) picks.push_back(wide[i]);
+    picks.resize((wide.size() + kEdgeSampleStep - 1) / kEdgeSampleStep);
+    for (std::size_t i = 0; i < picks.size(); ++i) picks[i] = wide[i * kEdgeSampleStep];
     const auto rank = static_cast<std::size_t>(static_cast<double>(picks.size()) * (1.0 - kEdgeShare));
     std::nth_element(picks.begin(), picks.begin() + static_cast<std::ptrdiff_t>(rank), picks.end());
     const float threshold = picks[rank];
@@ -160,14 +176,8 @@ void add_edge_energies(Band& band, int axis, FineSums& out) {
     float* wide_at = sharp_at + out_cols;
     for (std::int64_t r = 0; r < out_rows; ++r) {
         const float* y = band.y.data() + r * width + centre * along;
-        const float* w = wide.data() + r * out_cols;
-        for (std::int64_t c = 0; c < out_cols; ++c) {
-            const float edge = w[c] > threshold ? 1.0f : 0.0f;
-            const float sharp = y[c + along] - y[c];
-            count_at[c] += edge;
-            sharp_at[c] += edge * (sharp * sharp);
-            wide_at[c] += edge * w[c];
-        }
+        add_edges(wide.data() + r * out_cols, y, y + along, threshold, out_cols, count_at,
+                  sharp_at, wide_at);
     }
     double count = 0.0, sharp_sum = 0.0, wide_sum = 0.0;
     for (std::int64_t c = 0; c < out_cols; ++c) {
@@ -212,39 +222,46 @@ void add_steps(const Band& band, FineSums& out) {
 SampleStatistics sample_statistics(const PixelView& pixels) {
     require_rgb(pixels);
     SampleStatistics s;
-    double luma = 0.0, luma_sq = 0.0, rg = 0.0, rg_sq = 0.0, yb = 0.0, yb_sq = 0.0;
-    for (std::int64_t r = 0; r < pixels.height; ++r) {
-        const std::uint8_t* p = pixels.row(r);
+    // Exact integer moments of the channels; luma and the opponent channels are linear in them.
+    std::uint64_t r1 = 0, g1 = 0, b1 = 0, rr = 0, gg = 0, bb = 0, rg = 0, rb = 0, gb = 0;
+    for (std::int64_t y = 0; y < pixels.height; ++y) {
+        const std::uint8_t* p = pixels.row(y);
         for (std::int64_t c = 0; c < pixels.width; ++c, p += pixels.pixel_stride) {
-            ++s.histograms[0][largest_of(p)];
-            ++s.histograms[1][p[0]];
-            ++s.histograms[2][p[1]];
-            ++s.histograms[3][p[2]];
-            const double y = static_cast<double>(luma_of(p));
-            const double a = static_cast<double>(p[0]) - static_cast<double>(p[1]);
-            const double b = 0.5 * (static_cast<double>(p[0]) + static_cast<double>(p[1])) -
-                             static_cast<double>(p[2]);
-            luma += y;
-            luma_sq += y * y;
-            rg += a;
-            rg_sq += a * a;
-            yb += b;
-            yb_sq += b * b;
+            const std::uint32_t r = p[0], g = p[1], b = p[2];
+            ++s.histograms[0][std::max({r, g, b})];
+            ++s.histograms[1][r];
+            ++s.histograms[2][g];
+            ++s.histograms[3][b];
+            r1 += r;
+            g1 += g;
+            b1 += b;
+            rr += r * r;
+            gg += g * g;
+            bb += b * b;
+            rg += r * g;
+            rb += r * b;
+            gb += g * b;
         }
     }
     s.pixels = static_cast<std::uint64_t>(pixels.pixel_count());
     if (s.pixels == 0) return s;
     const double n = static_cast<double>(s.pixels);
-    const auto spread = [n](double sum, double sq) {
-        const double mean = sum / n;
-        return std::sqrt(std::max(0.0, sq / n - mean * mean));
+    const auto mean = [n](std::uint64_t v) { return static_cast<double>(v) / n; };
+    const double mr = mean(r1), mg = mean(g1), mb = mean(b1);
+    // Covariances of R, G, B (population), from which every linear mix's variance follows.
+    const double vrr = mean(rr) - mr * mr, vgg = mean(gg) - mg * mg, vbb = mean(bb) - mb * mb;
+    const double vrg = mean(rg) - mr * mg, vrb = mean(rb) - mr * mb, vgb = mean(gb) - mg * mb;
+    const auto spread = [&](double wr, double wg, double wb) {
+        const double v = wr * wr * vrr + wg * wg * vgg + wb * wb * vbb +
+                         2.0 * (wr * wg * vrg + wr * wb * vrb + wg * wb * vgb);
+        return std::sqrt(std::max(0.0, v));
     };
-    s.luma_mean = luma / n;
-    s.luma_std = spread(luma, luma_sq);
-    s.rg_mean = rg / n;
-    s.rg_std = spread(rg, rg_sq);
-    s.yb_mean = yb / n;
-    s.yb_std = spread(yb, yb_sq);
+    s.luma_mean = 0.299 * mr + 0.587 * mg + 0.114 * mb;
+    s.luma_std = spread(0.299, 0.587, 0.114);
+    s.rg_mean = mr - mg;
+    s.rg_std = spread(1.0, -1.0, 0.0);
+    s.yb_mean = 0.5 * (mr + mg) - mb;
+    s.yb_std = spread(0.5, 0.5, -1.0);
     return s;
 }
 

@@ -91,21 +91,27 @@ SaliencyGrid saliency_grid(const PixelView& pixels, int target_cells) {
     // Per cell: the mean color (rounded to 8 bits, in Oklab) and the mean green gradient.
     std::vector<std::uint64_t> sums(n * 3, 0);
     std::vector<std::uint64_t> gradient(n, 0);
+    const std::int64_t stride = pixels.pixel_stride;
     for (std::int64_t y = 0; y < rows * cell; ++y) {
-        const std::uint8_t* p = pixels.row(y);
+        const std::uint8_t* row = pixels.row(y);
         const std::uint8_t* below = y + 1 < h ? pixels.row(y + 1) : nullptr;
-        const std::size_t base = idx((y / cell) * cols);
-        for (std::int64_t x = 0; x < cols * cell; ++x, p += pixels.pixel_stride) {
-            const std::size_t c = base + idx(x / cell);
-            sums[3 * c] += p[0];
-            sums[3 * c + 1] += p[1];
-            sums[3 * c + 2] += p[2];
-            const int g = p[1];
-            std::uint64_t detail = 0;
-            if (x + 1 < w) detail += static_cast<std::uint64_t>(std::abs(p[pixels.pixel_stride + 1] - g));
-            if (below != nullptr)
-                detail += static_cast<std::uint64_t>(std::abs(below[x * pixels.pixel_stride + 1] - g));
-            gradient[c] += detail;
+        std::uint64_t* cell_sums = sums.data() + 3 * idx((y / cell) * cols);
+        std::uint64_t* cell_detail = gradient.data() + idx((y / cell) * cols);
+        for (std::int64_t cx = 0; cx < cols; ++cx) {
+            std::uint32_t r = 0, g = 0, b = 0, detail = 0;
+            for (std::int64_t x = cx * cell; x < (cx + 1) * cell; ++x) {
+                const std::uint8_t* p = row + x * stride;
+                r += p[0];
+                g += p[1];
+                b += p[2];
+                const int green = p[1];
+                if (x + 1 < w) detail += static_cast<std::uint32_t>(std::abs(p[stride + 1] - green));
+                if (below != nullptr) detail += static_cast<std::uint32_t>(std::abs(below[x * stride + 1] - green));
+            }
+            cell_sums[3 * cx] += r;
+            cell_sums[3 * cx + 1] += g;
+            cell_sums[3 * cx + 2] += b;
+            cell_detail[cx] += detail;
         }
     }
     const double area = static_cast<double>(cell * cell);
@@ -137,17 +143,15 @@ SaliencyGrid saliency_grid(const PixelView& pixels, int target_cells) {
         const float l = static_cast<float>(lab[c][0]), a = static_cast<float>(lab[c][1]),
                     b = static_cast<float>(lab[c][2]);
         border_sample.distances2(l, a, b, d);
-        // The `nearest` smallest, kept sorted by insertion (most distances fail the first test).
-        float smallest[kBorderNeighbours];
-        std::fill(smallest, smallest + kBorderNeighbours, INFINITY);
-        for (const float v : d) {
-            if (!(v < smallest[nearest - 1])) continue;
-            std::size_t at = nearest - 1;
-            for (; at > 0 && v < smallest[at - 1]; --at) smallest[at] = smallest[at - 1];
-            smallest[at] = v;
-        }
+        // The `nearest` smallest: take the minimum out, that many times.
         float background = 0.0f;
-        for (std::size_t j = 0; j < nearest; ++j) background += std::sqrt(smallest[j]);
+        for (std::size_t k = 0; k < nearest; ++k) {
+            float least = INFINITY;
+#pragma omp simd reduction(min : least)
+            for (std::size_t j = 0; j < d.size(); ++j) least = d[j] < least ? d[j] : least;
+            *std::find(d.begin(), d.end(), least) = INFINITY;
+            background += std::sqrt(least);
+        }
         distinct[c] = background / static_cast<float>(nearest);
         // Rarity: mean distance to a fixed sample of all cells (global color contrast).
         rare[c] = all_sample.mean_distance(l, a, b);

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from . import _core
 from ._decode import DEFAULT_PIXEL_BUDGET, Pixels, decode
 
 __all__ = ["ANALYSIS_BUDGET", "AnalysisImage", "load_analysis_image"]
@@ -128,19 +130,23 @@ def _starts_like_jpeg(source: Any) -> bool:
 
 
 def _estimate_jpeg_quality(source: str | os.PathLike[str] | bytes) -> int | None:
-    """The IJG quality (1-100) whose scaled standard luminance table is nearest the file's.
-
-    Encoders built on libjpeg (nearly all) scale the standard table of the JPEG spec
-    (Annex K) by the quality setting, so the file's luminance table gives the setting back.
-    """
+    """The IJG quality (1-100) of a JPEG file (see :func:`_quality_from_tables`)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         opened = source if isinstance(source, (str, os.PathLike)) else io.BytesIO(source)
         with Image.open(opened) as img:  # reads the header only
-            tables = getattr(img, "quantization", None)
+            return _quality_from_tables(getattr(img, "quantization", None))
     except (OSError, UnidentifiedImageError, ValueError):
         return None
+
+
+def _quality_from_tables(tables: Any) -> int | None:
+    """The IJG quality (1-100) whose scaled standard luminance table is nearest the file's.
+
+    Encoders built on libjpeg (nearly all) scale the standard table of the JPEG spec
+    (Annex K) by the quality setting, so the file's luminance table gives the setting back.
+    """
     if not tables or 0 not in tables:
         return None
     actual = np.asarray(tables[0], dtype=np.float64)
@@ -149,6 +155,40 @@ def _estimate_jpeg_quality(source: str | os.PathLike[str] | bytes) -> int | None
     # Pillow lists tables in natural (row-major) order, like the reference tables below.
     errors = np.sum((_IJG_TABLES - actual) ** 2, axis=1)
     return int(np.argmin(errors)) + 1  # the first (lowest) quality on a tie
+
+
+def _plain_jpeg(data: bytes, budget: int, max_pixels: int) -> tuple[int, int, Pixels, int | None] | None:
+    """(width, height, pixels, quality) of a plain sRGB JPEG (RGB, no ICC profile) decoded at
+    the strongest DCT scale that keeps half the budget, its pixels a view of Pillow's own
+    memory (RGBX rows: the fourth byte is padding) instead of a packed copy; None for anything
+    else, and for any error, which ``decode`` then reports in its own words."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombWarning,
+            Image.DecompressionBombError):
+        return None
+    with img:
+        width, height = img.size
+        if (img.format != "JPEG" or img.mode != "RGB" or img.info.get("icc_profile")
+                or width * height > max_pixels):
+            return None
+        if img.info.get("progressive") and ((width + 7) // 8) * ((height + 7) // 8) >= budget // 4:
+            return None  # decode reads a large progressive file's DC scans alone, far faster
+        factor = min(8, _factor(width, height, budget))
+        img.draft("RGB", (max(1, width // factor), max(1, height // factor)))
+        img.decodermaxblock = max(img.decodermaxblock, len(data))  # one decoder call
+        try:
+            img.load()
+            schema, array = img.__arrow_c_array__()
+        except (OSError, SyntaxError, ValueError):
+            return None
+        quality = _quality_from_tables(getattr(img, "quantization", None))
+        pixels = _core.pixels_from_arrow(schema, array, img.height, img.width)[:, :, :3]
+    return width, height, pixels, quality
 
 
 # The JPEG spec's example luminance quantization table (ITU-T T.81, Annex K, Table K.1).
@@ -166,11 +206,9 @@ _IJG_TABLES = np.clip(np.floor((_IJG_LUMA * _IJG_SCALES[:, np.newaxis] + 50.0) /
 
 
 def _split(pixels: Pixels) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8] | None]:
+    """RGB (a view where the pixels already hold RGB first) and alpha of 1-4 channel pixels."""
     channels = pixels.shape[2]
-    if channels in (1, 2):
-        rgb = np.repeat(pixels[:, :, :1], 3, axis=2)
-    else:
-        rgb = np.ascontiguousarray(pixels[:, :, :3])
+    rgb = np.repeat(pixels[:, :, :1], 3, axis=2) if channels in (1, 2) else pixels[:, :, :3]
     alpha = np.ascontiguousarray(pixels[:, :, channels - 1]) if channels in (2, 4) else None
     return rgb, alpha
 
@@ -186,16 +224,29 @@ def load_analysis_image(
             source = bytes(data)  # read once: looked at twice (JPEG tables, then the decoder)
         else:
             source = _Replay(data, getattr(source, "name", "file object"))  # decode's error
-    jpeg = _starts_like_jpeg(source)
-    if jpeg:
+    data: bytes | None = None
+    if isinstance(source, (bytes, bytearray, memoryview)) and _starts_like_jpeg(source):
+        data = bytes(source)
+    elif isinstance(source, (str, os.PathLike)) and _starts_like_jpeg(source):
+        with open(source, "rb") as fh:
+            data = fh.read()  # read once: the decoder and the quantization tables both look
+    plain = None if data is None else _plain_jpeg(data, budget, max_pixels)
+    if plain is not None:
+        width, height, pixels, quality = plain
+        step = _sample_step(pixels.shape[1], pixels.shape[0])
+        sample = pixels[::step, ::step]
+    elif data is not None:
+        # Anything else about the JPEG (and every error) is decode's, named after the source.
         decoded = decode(source, exact=False, pixel_budget=budget, max_pixels=max_pixels)
+        width, height = decoded.width, decoded.height
         strips = list(decoded.strips)
         pixels = strips[0] if len(strips) == 1 else np.concatenate(strips, axis=0)
         step = _sample_step(pixels.shape[1], pixels.shape[0])
         sample = pixels[::step, ::step]
-        quality = _estimate_jpeg_quality(source)
+        quality = _estimate_jpeg_quality(data)
     else:
         decoded = decode(source, exact=True, pixel_budget=budget, max_pixels=max_pixels)
+        width, height = decoded.width, decoded.height
         factor = _factor(decoded.width, decoded.height, budget)
         pixels, sample = _box_reduce(decoded.strips, decoded.width, factor,
                                      _sample_step(decoded.width, decoded.height))
@@ -206,6 +257,7 @@ def load_analysis_image(
         pixels = pixels[::step, ::step]
     rgb, alpha = _split(pixels)
     sample_rgb, sample_alpha = _split(sample)
-    scale = decoded.width / rgb.shape[1]
-    return AnalysisImage(decoded.width, decoded.height, rgb, alpha, sample_rgb, sample_alpha,
-                         scale, quality)
+    # Read by five passes (statistics, saliency, weights, palettes): gathered once.
+    sample_rgb = np.ascontiguousarray(sample_rgb)
+    scale = width / rgb.shape[1]
+    return AnalysisImage(width, height, rgb, alpha, sample_rgb, sample_alpha, scale, quality)

@@ -113,3 +113,6 @@ def best_rectangle(gain: npt.NDArray[np.float32]) -> tuple[int, int, int, int]: 
 def saliency_weighted(
     pixels: npt.NDArray[np.uint8], saliency: npt.NDArray[np.float32], step: int = 1
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]: ...
+def pixels_from_arrow(
+    schema: object, array: object, height: int, width: int
+) -> npt.NDArray[np.uint8]: ...

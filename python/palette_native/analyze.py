@@ -5,16 +5,17 @@ analysis image (about a megapixel), and a reduction of it to at most 65,536 pixe
 n-th pixel, like ``extract``'s sampling) gives the global statistics, the saliency map and
 the pixels of the three palettes. The per-pixel work (quality sums, saliency, weights) runs in
 the native core with the GIL released. The palettes come from the same engine as ``extract``:
-the whole palette is ``extract`` of the reduction; for the subject and background palettes,
-every second pixel of it (along each axis, about 16K pixels) is handed to the same histogram
-and clustering (the public ``Histogram``) as an RGBA array whose alpha is the weight of each
-pixel, the saliency for the subject palette and its complement for the background palette
-(times the image's own alpha, if it has one).
+for a photo, its histogram and clustering (as ``Histogram.palette`` calls them), for flat
+artwork (few exact colors) ``extract`` itself. The whole palette reads the reduction; the
+subject and background palettes read every third pixel of it (along each axis, about 7K
+pixels) as RGBA whose alpha is the weight of each pixel, the saliency for the subject palette
+and its complement for the background palette (times the image's own alpha, if it has one).
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,9 +24,9 @@ import numpy.typing as npt
 
 from ._analysis_image import ANALYSIS_BUDGET, load_analysis_image
 from . import _core
-from ._api import Histogram, extract
+from ._api import EXACT_COLOR_LIMIT, TRANSPARENT_BELOW, extract
 from ._decode import DEFAULT_MAX_PIXELS, CancelCheck
-from ._palette import Palette
+from ._palette import Color, Metrics, Palette
 from .errors import BadParameterError, CanceledError
 from .quality import Quality, measure_quality
 from .subject import Box, Subject, find_subject
@@ -33,8 +34,8 @@ from .subject import Box, Subject, find_subject
 __all__ = ["CROP_ASPECTS", "Analysis", "analyze"]
 
 #: The subject and background palettes read every n-th pixel (along each axis) of the sample
-#: the whole palette reads: about 16K pixels, plenty for a few colors.
-WEIGHTED_STEP = 2
+#: the whole palette reads: about 7K pixels, plenty for a few colors.
+WEIGHTED_STEP = 3
 #: The crops ``Analysis.to_dict`` (and so the CLI's JSON) lists.
 CROP_ASPECTS: tuple[str, ...] = ("1:1", "16:9")
 
@@ -90,12 +91,45 @@ def _check_colors(colors: Any) -> int:
     return int(colors)
 
 
-def _weighted_palette(rgba: npt.NDArray[np.uint8], k: int) -> Palette:
-    """The palette of pixels that weigh their alpha, from the same histogram and clustering as
-    ``extract`` (the public multi-image ``Histogram``)."""
-    histogram = Histogram()
-    histogram.add(rgba)
-    return histogram.palette(k)
+_scratch = threading.local()
+
+
+def _scratch_of(name: str, make: Any) -> Any:
+    """A native accumulator kept per thread, so its memory stays mapped between images."""
+    item = getattr(_scratch, name, None)
+    if item is None:
+        item = make()
+        setattr(_scratch, name, item)
+    else:
+        item.clear()
+    return item
+
+
+def _is_flat_artwork(pixels: npt.NDArray[np.uint8]) -> bool:
+    """Whether the pixels hold few exact colors, which ``extract`` clusters as they are (a
+    photo passes the limit within a few thousand pixels, where the check stops)."""
+    colors: _core.ColorSet = _scratch_of("colors", lambda: _core.ColorSet(EXACT_COLOR_LIMIT))
+    return bool(colors.add(pixels, TRANSPARENT_BELOW, True))
+
+
+def _histogram_palette(pixels: npt.NDArray[np.uint8], k: int, *, width: int, height: int,
+                       options: dict[str, Any]) -> Palette:
+    """The palette of pixels that weigh their alpha (if they have one) from the histogram and
+    clustering ``extract`` uses for photos, called as ``Histogram.palette`` calls them."""
+    histogram: _core.Histogram = _scratch_of("histogram", lambda: _core.Histogram(False))
+    histogram.add(pixels, TRANSPARENT_BELOW, True)
+    result = _core.build_palette(histogram, k)
+    total = int(result.total_weight)
+    analyzed = int(histogram.pixels)
+    return Palette(
+        colors=[Color(rgb=(int(r), int(g), int(b)), population=round(int(n) / _core.OPAQUE_WEIGHT),
+                      fraction=int(n) / total if total else 0.0)
+                for (r, g, b), n in zip(result.colors, result.population)],
+        metrics=Metrics(mse=result.mse, psnr=result.psnr, delta_e_mean=result.delta_e_mean,
+                        delta_e_p95=result.delta_e_p95),
+        width=width, height=height, analyzed_pixels=analyzed,
+        transparent_fraction=int(histogram.transparent_pixels) / analyzed if analyzed else 0.0,
+        reason=result.reason or None, options=options)
 
 
 def analyze(
@@ -131,11 +165,15 @@ def analyze(
     subject = find_subject(small, image.width, image.height)
     check_cancel()
     seen = small if image.sample_alpha is None else np.dstack([small, image.sample_alpha])
-    whole = replace(extract(seen, k), width=image.width, height=image.height)
     front, back = _core.saliency_weighted(seen, subject.saliency, WEIGHTED_STEP)
-    options = whole.options
-    in_front, behind = (replace(_weighted_palette(pixels, k), width=image.width,
-                                height=image.height, options=options) for pixels in (front, back))
+    if _is_flat_artwork(seen):
+        # Few exact colors: extract clusters those rather than histogram cells.
+        whole, in_front, behind = (replace(extract(pixels, k), width=image.width,
+                                           height=image.height) for pixels in (seen, front, back))
+    else:
+        whole, in_front, behind = (
+            _histogram_palette(pixels, k, width=image.width, height=image.height,
+                               options={"colors": k}) for pixels in (seen, front, back))
     return Analysis(
         width=image.width,
         height=image.height,

@@ -252,9 +252,16 @@ def blur_ratio(sums: FineSums, noise: float) -> float:
 
 def noise_sigma(sums: FineSums) -> float:
     """Immerkaer's noise estimate (luma levels) from the flattest tiles with no clipped pixel."""
-    if sums.tiles.size == 0:
+    tiles = sums.tiles
+    if tiles.size == 0:
         return 0.0
-    return float(np.percentile(sums.tiles, _NOISE_PERCENTILE)) * math.sqrt(math.pi / 2.0) / 6.0
+    # np.percentile's linear interpolation, from one partial sort.
+    position = _NOISE_PERCENTILE / 100.0 * (tiles.size - 1)
+    low = int(position)
+    high = min(low + 1, tiles.size - 1)
+    parts = np.partition(tiles, [low, high])
+    tenth = float(parts[low]) + (float(parts[high]) - float(parts[low])) * (position - low)
+    return tenth * math.sqrt(math.pi / 2.0) / 6.0
 
 
 def blockiness(sums: FineSums, period: int, noise: float) -> float:
@@ -290,9 +297,12 @@ def colorfulness(stats: SampleStatistics) -> float:
     return spread + 0.3 * offset
 
 
-def _entropy_bits(counts: npt.NDArray[np.uint64]) -> float:
-    p = counts[counts > 0] / float(counts.sum())
-    return float(-(p * np.log2(p)).sum())
+def _mean_entropy_bits(histograms: npt.NDArray[np.uint64]) -> float:
+    """The mean entropy (bits) of the rows of ``histograms``."""
+    counts = histograms.astype(np.float64)
+    p = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+    logs = np.log2(np.where(p > 0.0, p, 1.0))
+    return float(-(p * logs).sum() / len(histograms))
 
 
 _SRGB = np.arange(256, dtype=np.float64) / 255.0
@@ -323,7 +333,7 @@ def exposure(stats: SampleStatistics, clip: Clipping) -> dict[str, float]:
     total = max(1, int(counts.sum()))
     share = np.cumsum(counts) / total
     p995 = int(np.searchsorted(share, 0.995))
-    entropy = sum(_entropy_bits(stats.histograms[k]) for k in (1, 2, 3)) / 3.0
+    entropy = _mean_entropy_bits(stats.histograms[1:])
     return {
         "clipped_highlights": float(counts[max(0, clip.top - clip.band):].sum()) / total,
         "clipped_shadows": float(counts[:clip.bottom + clip.band + 1].sum()) / total,
