@@ -376,7 +376,7 @@ elseif op == 'resend' then
     or (not is_null(a.endpoint_id) and m.endpoint_id ~= a.endpoint_id) then
     return 'missing'
   end
-  if m.status == 'pending' and m.lease_until and num(m.lease_until) > tonumber(a.now) then
+  if m.status == 'pending' and m.lease_until and num(m.lease_until) >= tonumber(a.now) then
     return 'busy'
   end
   requeue(a.id, m, 'resend', a.now)

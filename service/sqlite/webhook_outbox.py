@@ -463,7 +463,7 @@ class SqliteWebhookOutbox:
             if (
                 row["status"] == "pending"
                 and row["lease_until"] is not None
-                and row["lease_until"] > now
+                and row["lease_until"] >= now  # held to its last instant, as claims see it
             ):
                 raise Conflict("the message is being delivered right now")
             tx.execute(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from conformancetools import FakeClock, item, new_job
 
 from service.backends import Backends
@@ -103,14 +104,21 @@ def test_complete_and_fail_are_final(backend: Backends, clock: FakeClock) -> Non
     assert not jobs.complete(first, ResultInfo("k", "d", 1))  # final is final
 
 
-def test_complete_refused_after_cancel_request(backend: Backends) -> None:
+@pytest.mark.parametrize("ending", ["complete", "fail"])
+def test_a_cancel_request_wins_over_the_end_the_worker_reaches(
+    backend: Backends, ending: str
+) -> None:
     jobs = backend.jobs
     job_id = jobs.submit(new_job(backend)).id
     lease = jobs.claim("w", 10)
     assert lease is not None
     assert jobs.progress(lease, [item(0)], None)
     jobs.cancel(job_id, "t1")
-    assert not jobs.complete(lease, ResultInfo("k", "d", 1))
+    if ending == "complete":
+        assert not jobs.complete(lease, ResultInfo("k", "d", 1))
+    else:
+        assert not jobs.fail(lease, {"code": "archive_corrupt"}, ResultInfo("k", "d", 1))
+    assert jobs.get(job_id).status == "running"
     assert jobs.acknowledge_cancel(lease)
     job = jobs.get(job_id)
     assert job.status == "canceled" and job.progress.done == 0  # nothing partial is kept

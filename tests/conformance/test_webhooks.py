@@ -354,10 +354,12 @@ def test_attempts_succeed_retry_and_become_dead_letters(
     endpoint(one)
     one.webhook_outbox.relay(event())
     (message,) = claim(one.webhook_outbox)
-    assert record(one.webhook_outbox, message, ERROR, clock.now(), retry_in=60.0) == "pending"
+    slow_error = Outcome(500, 1234.5678, "HTTP 500", success=False)
+    assert record(one.webhook_outbox, message, slow_error, clock.now(), retry_in=60.0) == "pending"
     stored = two.webhook_outbox.get_message(message.id, "t1")
     assert stored["status"] == "pending" and stored["last_error"] == "HTTP 500"
     assert stored["attempts"][0]["status_code"] == 500
+    assert stored["attempts"][0]["latency_ms"] == 1234.6
     assert stored["attempts"][0]["trigger"] == "scheduled"
     assert claim(two.webhook_outbox) == []  # not due yet
     clock.advance(61)
@@ -422,6 +424,28 @@ def test_an_endpoint_failing_too_long_is_disabled_once(
     assert claim(one.webhook_outbox) == [] and claim(two.webhook_outbox, "s2") == []
 
 
+def test_failing_exactly_the_limit_disables_and_enabling_again_starts_a_new_streak(
+    node: Callable[[], Backends], clock: FakeClock
+) -> None:
+    one, two = node(), node()
+    endpoint_id = endpoint(one)
+    one.webhook_outbox.relay(event())
+    (message,) = claim(one.webhook_outbox)
+    record(one.webhook_outbox, message, ERROR, clock.now(), retry_in=HOOKS.disable_after_s)
+    clock.advance(HOOKS.disable_after_s)
+    (message,) = claim(two.webhook_outbox, "s2")
+    record(two.webhook_outbox, message, ERROR, clock.now(), 10.0, "s2")
+    assert one.webhook_endpoints.get_endpoint(endpoint_id, "t1")["disabled"] is True
+    enabled = two.webhook_endpoints.update_endpoint(endpoint_id, "t1", {"disabled": False})
+    assert enabled["disabled"] is False and enabled["failing_since"] is None
+    # A failure now starts a new streak: the old one does not disable it again at once.
+    clock.advance(10)
+    (message,) = claim(one.webhook_outbox)
+    assert record(one.webhook_outbox, message, ERROR, clock.now(), 10.0) == "pending"
+    again = two.webhook_endpoints.get_endpoint(endpoint_id, "t1")
+    assert again["disabled"] is False and again["failing_since"] is not None
+
+
 def test_a_success_clears_the_failure_streak(
     node: Callable[[], Backends], clock: FakeClock
 ) -> None:
@@ -448,6 +472,11 @@ def test_resend_requeues_one_message_unless_it_is_in_flight(
     (message,) = claim(one.webhook_outbox)
     with pytest.raises(Conflict):
         two.webhook_outbox.resend(message.id, "t1")
+    clock.advance(LEASE_S)  # the lease's last instant: no other sender may claim it yet
+    assert claim(two.webhook_outbox, "s2") == []
+    with pytest.raises(Conflict):
+        two.webhook_outbox.resend(message.id, "t1")
+    clock.advance(-LEASE_S)
     record(one.webhook_outbox, message, ERROR, clock.now())  # a dead letter
     with pytest.raises(NotFound):
         two.webhook_outbox.resend(message.id, "t2")
