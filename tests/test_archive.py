@@ -38,7 +38,14 @@ GiB = 1 << 30
 
 
 def local_header(
-    name: bytes, *, method: int, crc: int, csize: int, usize: int, flags: int = 0
+    name: bytes,
+    *,
+    method: int,
+    crc: int,
+    csize: int,
+    usize: int,
+    flags: int = 0,
+    extra: bytes = b"",
 ) -> bytes:
     return (
         struct.pack(
@@ -53,9 +60,10 @@ def local_header(
             csize,
             usize,
             len(name),
-            0,
+            len(extra),
         )
         + name
+        + extra
     )
 
 
@@ -450,6 +458,33 @@ def test_overlapping_entries_quoted_overlap() -> None:
         f"entry 'a.png' (bytes 0-{len(first_header) + len(first_plain)}) overlaps 'b.png' "
         f"(starting at byte {second_offset}); overlapping entries are a zip bomb technique"
     )
+
+
+def test_an_overlap_is_measured_past_the_local_extra_field() -> None:
+    # The same quoted overlap behind a local header with a long extra field (the data starts
+    # after it): the second entry starts inside the first one's data either way.
+    second_plain = BLUE
+    second_fields: dict[str, Any] = dict(
+        method=0, crc=zlib.crc32(second_plain), csize=len(second_plain), usize=len(second_plain)
+    )
+    second = local_header(b"b.png", **second_fields) + second_plain
+    first_plain = RED + second
+    first_fields: dict[str, Any] = dict(
+        method=0, crc=zlib.crc32(first_plain), csize=len(first_plain), usize=len(first_plain)
+    )
+    extra = struct.pack("<HH", 0xCAFE, 4000) + bytes(4000)  # one unknown extra block
+    first_header = local_header(b"a.png", extra=extra, **first_fields)
+    body = first_header + RED + second
+    second_offset = len(first_header) + len(RED)
+    directory = central_header(b"a.png", offset=0, **first_fields) + central_header(
+        b"b.png", offset=second_offset, **second_fields
+    )
+    data = body + directory + end_record(2, directory, len(body))
+    with pytest.raises(ArchiveError) as info:
+        list(iter_archive(data))
+    assert info.value.code == "archive_overlapping_entries"
+    assert info.value.details["entry_end"] == len(first_header) + len(first_plain)
+    assert info.value.details["other_start"] == second_offset
 
 
 def test_entry_running_into_the_directory() -> None:
