@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -45,6 +46,30 @@ struct Band {
     float at(std::int64_t r, std::int64_t c) const { return y[idx(r * width + c)]; }
 };
 
+// One row of interleaved pixels to three planes. Four-byte pixels (RGBX, RGBA) are read as
+// words and split with shifts, which vectorise; other layouts byte by byte.
+void to_planes(const std::uint8_t* __restrict row, std::int64_t width, std::int64_t stride,
+               std::uint8_t* __restrict red, std::uint8_t* __restrict green,
+               std::uint8_t* __restrict blue) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (stride == 4) {
+        for (std::int64_t c = 0; c < width; ++c) {
+            std::uint32_t word;
+            std::memcpy(&word, row + 4 * c, sizeof word);
+            red[c] = static_cast<std::uint8_t>(word);
+            green[c] = static_cast<std::uint8_t>(word >> 8);
+            blue[c] = static_cast<std::uint8_t>(word >> 16);
+        }
+        return;
+    }
+#endif
+    for (std::int64_t c = 0; c < width; ++c, row += stride) {
+        red[c] = row[0];
+        green[c] = row[1];
+        blue[c] = row[2];
+    }
+}
+
 void load_band(const PixelView& pixels, std::int64_t top, std::int64_t rows, int above, int below,
                Band& band) {
     const std::int64_t width = pixels.width;
@@ -57,13 +82,8 @@ void load_band(const PixelView& pixels, std::int64_t top, std::int64_t rows, int
     std::uint8_t* green = red + width;
     std::uint8_t* blue = green + width;
     for (std::int64_t r = 0; r < rows; ++r) {
-        // Channels to planes first (a plain copy), so the arithmetic below runs in vector lanes.
-        const std::uint8_t* p = pixels.row(top + r);
-        for (std::int64_t c = 0; c < width; ++c, p += pixels.pixel_stride) {
-            red[c] = p[0];
-            green[c] = p[1];
-            blue[c] = p[2];
-        }
+        // Channels to planes first, so the arithmetic below runs in vector lanes.
+        to_planes(pixels.row(top + r), width, pixels.pixel_stride, red, green, blue);
         float* out = band.y.data() + r * width;
         std::uint8_t* ok = band.usable.data() + r * width;
         for (std::int64_t c = 0; c < width; ++c) {

@@ -15,6 +15,7 @@ namespace {
 constexpr int kBorderNeighbours = 4;   // background = mean distance to this many border colors
 constexpr std::size_t kColorSamples = 96;  // border colors, and cells for the rarity
 constexpr double kCenterSigma = 0.5;   // of each side
+constexpr std::size_t kLanes = 8;       // for the nearest border colors
 
 std::size_t idx(std::int64_t i) { return static_cast<std::size_t>(i); }
 
@@ -138,20 +139,39 @@ SaliencyGrid saliency_grid(const PixelView& pixels, int target_cells) {
         all_sample.push(lab[i]);
     const std::size_t nearest = std::min<std::size_t>(kBorderNeighbours, border_sample.size());
     std::vector<float> distinct(n), rare(n);
-    std::vector<float> d(border_sample.size());
+    // Padded to whole lanes with distances that never win.
+    std::vector<float> d((border_sample.size() + kLanes - 1) / kLanes * kLanes, INFINITY);
     for (std::size_t c = 0; c < n; ++c) {
         const float l = static_cast<float>(lab[c][0]), a = static_cast<float>(lab[c][1]),
                     b = static_cast<float>(lab[c][2]);
         border_sample.distances2(l, a, b, d);
-        // The `nearest` smallest: take the minimum out, that many times.
-        float background = 0.0f;
-        for (std::size_t k = 0; k < nearest; ++k) {
-            float least = INFINITY;
-#pragma omp simd reduction(min : least)
-            for (std::size_t j = 0; j < d.size(); ++j) least = d[j] < least ? d[j] : least;
-            *std::find(d.begin(), d.end(), least) = INFINITY;
-            background += std::sqrt(least);
+        // The `nearest` smallest: each of 8 lanes keeps its 4 smallest through a min/max
+        // network (vector ops), then the 4 smallest of those 32.
+        static_assert(kBorderNeighbours == 4, "the network below keeps four per lane");
+        float lanes[kBorderNeighbours][kLanes];
+        std::fill(&lanes[0][0], &lanes[0][0] + kBorderNeighbours * kLanes, INFINITY);
+        float* m0 = lanes[0];
+        float* m1 = lanes[1];
+        float* m2 = lanes[2];
+        float* m3 = lanes[3];
+        for (std::size_t j = 0; j < d.size(); j += kLanes) {
+            const float* v = d.data() + j;
+#pragma omp simd
+            for (std::size_t lane = 0; lane < kLanes; ++lane) {
+                const float x0 = v[lane];
+                const float x1 = x0 < m0[lane] ? m0[lane] : x0;
+                m0[lane] = x0 < m0[lane] ? x0 : m0[lane];
+                const float x2 = x1 < m1[lane] ? m1[lane] : x1;
+                m1[lane] = x1 < m1[lane] ? x1 : m1[lane];
+                const float x3 = x2 < m2[lane] ? m2[lane] : x2;
+                m2[lane] = x2 < m2[lane] ? x2 : m2[lane];
+                m3[lane] = x3 < m3[lane] ? x3 : m3[lane];
+            }
         }
+        float* candidates = &lanes[0][0];
+        std::partial_sort(candidates, candidates + nearest, candidates + kBorderNeighbours * kLanes);
+        float background = 0.0f;
+        for (std::size_t k = 0; k < nearest; ++k) background += std::sqrt(candidates[k]);
         distinct[c] = background / static_cast<float>(nearest);
         // Rarity: mean distance to a fixed sample of all cells (global color contrast).
         rare[c] = all_sample.mean_distance(l, a, b);
