@@ -1,7 +1,8 @@
 """Mutation testing of the code that guards users, with mutmut 3 (configured in pyproject.toml).
 
     python tools/mutation.py run                # every mutant of [tool.mutmut] only_mutate
-    python tools/mutation.py run --sample       # the fixed sample (SAMPLE below)
+    python tools/mutation.py run --sample       # the fixed sample (SAMPLE below), then its
+                                                # score, failing under SAMPLE_FLOOR (.ci/run)
     python tools/mutation.py run 'service.conditional.*'   # mutants by name (mutmut globs)
     python tools/mutation.py report             # writes benchmarks/results/mutation.md
     python tools/mutation.py results            # mutmut's own listing
@@ -31,6 +32,7 @@ import shutil
 import sys
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +42,8 @@ MUTATED_PACKAGES = ("service", "palette_native")
 
 # The CI sample: a fixed set of mutants (the same ones every run), a few from each module, so
 # a check sees within minutes whether the tests still catch breaks in each area. The full run is
-# the documented command above. .ci/run does not run the sample (yet): run it by hand.
+# the documented command above. .ci/run runs the sample and fails when fewer than SAMPLE_FLOOR
+# per cent of its mutants (less the listed equivalent ones) are killed.
 SAMPLE = (
     "service.conditional.x_parse_range__mutmut_1*",
     "service.signed_urls.xǁUrlSignerǁverify__mutmut_2*",
@@ -55,6 +58,7 @@ SAMPLE = (
     "service.sqlite.jobs.xǁSqliteJobStoreǁcancel__mutmut_1*",
     "service.sqlite.webhook_endpoints.xǁSqliteWebhookEndpointsǁupdate_endpoint__mutmut_1*",
 )
+SAMPLE_FLOOR = 90.0
 
 
 def _native_module() -> Path | None:
@@ -262,11 +266,33 @@ def _mutmut_version() -> str:
     return version("mutmut")
 
 
+def sample_score() -> int:
+    """The sample's score from the last run; 1 (a failure) under ``SAMPLE_FLOOR``, or when a
+    mutant of the sample was not run at all."""
+    equivalent = _equivalents()
+    chosen = {
+        name: status
+        for name, status in _results().items()
+        if any(fnmatchcase(name, pattern) for pattern in SAMPLE) and name not in equivalent
+    }
+    killed = sorted(n for n, s in chosen.items() if s in _KILLED)
+    missed = sorted(n for n, s in chosen.items() if s not in _KILLED)
+    score = 100.0 * len(killed) / len(chosen) if chosen else 0.0
+    print(f"mutation sample: {len(killed)} of {len(chosen)} killed ({score:.1f} %, "
+          f"floor {SAMPLE_FLOOR:.0f} %); {len(SAMPLE)} patterns, equivalent ones left out")
+    for name in missed:
+        print(f"  not killed ({chosen[name]}): {name}")
+    return 0 if chosen and score >= SAMPLE_FLOOR else 1
+
+
+_KILLED = ("killed", "timeout", "segfault", "caught by type check")
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["report"]:
         return report(" ".join(["python tools/mutation.py", *(argv[1:] or ["run"])]))
     if argv[:2] == ["run", "--sample"]:
-        return _mutmut(["run", *SAMPLE, *argv[2:]])
+        return _mutmut(["run", *SAMPLE, *argv[2:]]) or sample_score()
     return _mutmut(argv or ["run"])
 
 
