@@ -219,11 +219,11 @@ def load_analysis_image(
     """Decode ``source`` (anything ``extract`` takes) to its analysis image; raises the same
     errors as ``extract`` (unsupported format, too many pixels, truncated file, ...)."""
     if hasattr(source, "read") and not isinstance(source, (str, os.PathLike)):
-        data = source.read()
-        if isinstance(data, (bytes, bytearray)) and data:
-            source = bytes(data)  # read once: looked at twice (JPEG tables, then the decoder)
+        content = source.read()
+        if isinstance(content, (bytes, bytearray)) and content:
+            source = bytes(content)  # read once: looked at twice (JPEG tables, then the decoder)
         else:
-            source = _Replay(data, getattr(source, "name", "file object"))  # decode's error
+            source = _Replay(content, getattr(source, "name", "file object"))  # decode's error
     data: bytes | None = None
     if isinstance(source, (bytes, bytearray, memoryview)) and _starts_like_jpeg(source):
         data = bytes(source)
