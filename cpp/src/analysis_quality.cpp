@@ -42,6 +42,8 @@ struct Band {
     std::vector<float> work;   // scratch: the second Laplacian pass, the 5-tap steps
     std::vector<float> picks;  // scratch: the sampled 5-tap steps
     std::vector<float> totals;  // scratch: per-column edge totals
+    // Squared steps between neighbours: down (rows - 1) x width, across rows x (width - 1).
+    std::vector<float> down2, across2;
     std::vector<std::uint8_t> planes;  // scratch: one row's R, G and B
     float at(std::int64_t r, std::int64_t c) const { return y[idx(r * width + c)]; }
 };
@@ -149,16 +151,39 @@ void add_tile_responses(Band& band, FineSums& out) {
 }
 
 // Adds the steps above `threshold` of one row: per column, one for the edge, its squared step
-// `after - before` at the centre and its squared 5-tap step `wide`.
-void add_edges(const float* __restrict wide, const float* __restrict before,
-               const float* __restrict after, float threshold, std::int64_t n,
-               float* __restrict count, float* __restrict sharp, float* __restrict smooth) {
+// at the centre `sharp2` and its squared 5-tap step `wide`.
+void add_edges(const float* __restrict wide, const float* __restrict sharp2, float threshold,
+               std::int64_t n, float* __restrict count, float* __restrict sharp,
+               float* __restrict smooth) {
     for (std::int64_t c = 0; c < n; ++c) {
         const float edge = wide[c] > threshold ? 1.0f : 0.0f;
-        const float step = after[c] - before[c];
         count[c] += edge;
-        sharp[c] += edge * (step * step);
+        sharp[c] += edge * sharp2[c];
         smooth[c] += edge * wide[c];
+    }
+}
+
+// The squared steps between neighbours down and across the band, which the edges and the
+// block steps both read.
+void square_steps(Band& band) {
+    const std::int64_t rows = band.rows, width = band.width;
+    band.down2.resize(idx(std::max<std::int64_t>(rows - 1, 0) * width));
+    band.across2.resize(idx(rows * std::max<std::int64_t>(width - 1, 0)));
+    for (std::int64_t r = 0; r + 1 < rows; ++r) {
+        const float* y = band.y.data() + r * width;
+        float* out = band.down2.data() + r * width;
+        for (std::int64_t c = 0; c < width; ++c) {
+            const float d = y[c + width] - y[c];
+            out[c] = d * d;
+        }
+    }
+    for (std::int64_t r = 0; r < rows && width > 1; ++r) {
+        const float* y = band.y.data() + r * width;
+        float* out = band.across2.data() + r * (width - 1);
+        for (std::int64_t c = 0; c + 1 < width; ++c) {
+            const float d = y[c + 1] - y[c];
+            out[c] = d * d;
+        }
     }
 }
 
@@ -195,8 +220,10 @@ void add_edge_energies(Band& band, int axis, FineSums& out) {
     float* sharp_at = count_at + out_cols;
     float* wide_at = sharp_at + out_cols;
     for (std::int64_t r = 0; r < out_rows; ++r) {
-        const float* y = band.y.data() + r * width + centre * along;
-        add_edges(wide.data() + r * out_cols, y, y + along, threshold, out_cols, count_at,
+        // The squared step at the edge's centre, between pixels centre and centre + 1.
+        const float* sharp2 = axis == 0 ? band.down2.data() + (r + centre) * width
+                                        : band.across2.data() + r * (width - 1) + centre;
+        add_edges(wide.data() + r * out_cols, sharp2, threshold, out_cols, count_at,
                   sharp_at, wide_at);
     }
     double count = 0.0, sharp_sum = 0.0, wide_sum = 0.0;
@@ -218,20 +245,16 @@ void add_steps(const Band& band, FineSums& out) {
     std::vector<double>& across = out.steps[1];
     if (down.empty() && rows > 1) down.assign(idx(rows - 1), 0.0);
     if (across.empty() && width > 1) across.assign(idx(width - 1), 0.0);
-    std::vector<float> column_sums(idx(std::max<std::int64_t>(width - 1, 0)), 0.0f);
+    for (std::int64_t r = 0; r + 1 < rows && idx(r) < down.size(); ++r) {
+        const float* d2 = band.down2.data() + r * width;
+        down[idx(r)] += lane_sum(width, [&](std::int64_t c) { return d2[c]; }) /
+                        static_cast<double>(width);
+    }
+    if (width < 2) return;
+    std::vector<float> column_sums(idx(width - 1), 0.0f);
     for (std::int64_t r = 0; r < rows; ++r) {
-        const float* y = band.y.data() + r * width;
-        if (r + 1 < rows && idx(r) < down.size()) {
-            const float* next = y + width;
-            down[idx(r)] += lane_sum(width, [&](std::int64_t c) {
-                const float d = next[c] - y[c];
-                return d * d;
-            }) / static_cast<double>(width);
-        }
-        for (std::int64_t c = 0; c + 1 < width; ++c) {
-            const float d = y[c + 1] - y[c];
-            column_sums[idx(c)] += d * d;
-        }
+        const float* d2 = band.across2.data() + r * (width - 1);
+        for (std::int64_t c = 0; c + 1 < width; ++c) column_sums[idx(c)] += d2[c];
     }
     for (std::size_t c = 0; c < column_sums.size() && c < across.size(); ++c)
         across[c] += static_cast<double>(column_sums[c]) / static_cast<double>(rows);
@@ -298,6 +321,7 @@ FineSums fine_sums(const PixelView& pixels, int usable_above, int usable_below, 
     const auto measure = [&](std::int64_t top, std::int64_t rows) {
         load_band(pixels, top, rows, usable_above, usable_below, band);
         add_tile_responses(band, out);
+        square_steps(band);
         add_edge_energies(band, 0, out);
         add_edge_energies(band, 1, out);
         add_steps(band, out);

@@ -168,10 +168,16 @@ SaliencyGrid saliency_grid(const PixelView& pixels, int target_cells) {
                 m3[lane] = x3 < m3[lane] ? x3 : m3[lane];
             }
         }
-        float* candidates = &lanes[0][0];
-        std::partial_sort(candidates, candidates + nearest, candidates + kBorderNeighbours * kLanes);
+        // Each lane's four are sorted: merge the lanes' heads.
+        std::size_t head[kLanes] = {};
         float background = 0.0f;
-        for (std::size_t k = 0; k < nearest; ++k) background += std::sqrt(candidates[k]);
+        for (std::size_t k = 0; k < nearest; ++k) {
+            std::size_t best = 0;
+            for (std::size_t lane = 1; lane < kLanes; ++lane)
+                if (lanes[head[lane]][lane] < lanes[head[best]][best]) best = lane;
+            background += std::sqrt(lanes[head[best]][best]);
+            ++head[best];
+        }
         distinct[c] = background / static_cast<float>(nearest);
         // Rarity: mean distance to a fixed sample of all cells (global color contrast).
         rare[c] = all_sample.mean_distance(l, a, b);
