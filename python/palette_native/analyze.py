@@ -96,10 +96,10 @@ _scratch = threading.local()
 
 def _scratch_of(name: str, make: Any) -> Any:
     """A native accumulator kept per thread, so its memory stays mapped between images."""
-    item = getattr(_scratch, name, None)
+    items: dict[str, Any] = _scratch.__dict__.setdefault("items", {})
+    item = items.get(name)
     if item is None:
-        item = make()
-        setattr(_scratch, name, item)
+        item = items[name] = make()
     else:
         item.clear()
     return item
@@ -115,8 +115,13 @@ def _is_flat_artwork(pixels: npt.NDArray[np.uint8]) -> bool:
 def _histogram_palette(pixels: npt.NDArray[np.uint8], k: int, *, width: int, height: int,
                        options: dict[str, Any]) -> Palette:
     """The palette of pixels that weigh their alpha (if they have one) from the histogram and
-    clustering ``extract`` uses for photos, called as ``Histogram.palette`` calls them."""
-    histogram: _core.Histogram = _scratch_of("histogram", lambda: _core.Histogram(False))
+    clustering ``extract`` uses for photos, called as ``Histogram.palette`` calls them.
+
+    Partly transparent pixels make the histogram clear all its cells afterwards, where opaque
+    ones leave few to clear, so the two kinds get a histogram each."""
+    partly = pixels.ndim == 3 and pixels.shape[2] in (2, 4)
+    histogram: _core.Histogram = _scratch_of("weighted histogram" if partly else "histogram",
+                                             lambda: _core.Histogram(False))
     histogram.add(pixels, TRANSPARENT_BELOW, True)
     result = _core.build_palette(histogram, k)
     total = int(result.total_weight)
