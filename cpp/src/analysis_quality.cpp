@@ -44,6 +44,7 @@ struct Band {
     std::vector<float> totals;  // scratch: per-column edge totals
     // Squared steps between neighbours: down (rows - 1) x width, across rows x (width - 1).
     std::vector<float> down2, across2;
+    std::vector<std::uint32_t> bins;  // scratch: the edge threshold's buckets
     std::vector<std::uint8_t> planes;  // scratch: one row's R, G and B
     float at(std::int64_t r, std::int64_t c) const { return y[idx(r * width + c)]; }
 };
@@ -187,6 +188,28 @@ void square_steps(Band& band) {
     }
 }
 
+// The rank-th smallest of `values` (all >= 0), as std::nth_element would find it: the bit
+// patterns of non-negative floats sort like the floats, so a histogram of their top bits finds
+// the bucket holding that rank in one pass, and only that bucket is sorted partly.
+float select_rank(std::vector<float>& values, std::size_t rank, std::vector<std::uint32_t>& bins) {
+    constexpr int kShift = 20;  // 2^12 buckets of the 32-bit patterns
+    bins.assign(std::size_t{1} << (32 - kShift), 0u);
+    const auto bucket = [](float v) {
+        std::uint32_t bits;
+        std::memcpy(&bits, &v, sizeof bits);
+        return bits >> kShift;
+    };
+    for (const float v : values) ++bins[bucket(v)];
+    std::size_t below = 0, chosen = 0;
+    while (below + bins[chosen] <= rank) below += bins[chosen++];
+    std::size_t kept = 0;
+    for (const float v : values)
+        if (bucket(v) == chosen) values[kept++] = v;
+    const auto at = static_cast<std::ptrdiff_t>(rank - below);
+    std::nth_element(values.begin(), values.begin() + at, values.begin() + static_cast<std::ptrdiff_t>(kept));
+    return values[static_cast<std::size_t>(at)];
+}
+
 // The 20 % strongest edges of the band along one axis, by the step between neighbouring 5-tap
 // means ((y[i + 5] - y[i]) / 5), set against the image's own step at their centre.
 void add_edge_energies(Band& band, int axis, FineSums& out) {
@@ -211,8 +234,7 @@ void add_edge_energies(Band& band, int axis, FineSums& out) {
     picks.resize((wide.size() + kEdgeSampleStep - 1) / kEdgeSampleStep);
     for (std::size_t i = 0; i < picks.size(); ++i) picks[i] = wide[i * kEdgeSampleStep];
     const auto rank = static_cast<std::size_t>(static_cast<double>(picks.size()) * (1.0 - kEdgeShare));
-    std::nth_element(picks.begin(), picks.begin() + static_cast<std::ptrdiff_t>(rank), picks.end());
-    const float threshold = picks[rank];
+    const float threshold = select_rank(picks, rank, band.bins);
     // Per-column totals (plain element-wise adds, which vectorise), summed once at the end.
     std::vector<float>& totals = band.totals;
     totals.assign(idx(3 * out_cols), 0.0f);
