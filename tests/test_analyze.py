@@ -116,3 +116,42 @@ def test_png_and_rgba_sources() -> None:
     assert result.quality.compression.details["jpeg_quality"] == 100
     assert result.palette.transparent_fraction > 0.15
     assert result.to_json()
+
+
+def test_flat_artwork_palettes_are_its_exact_colors() -> None:
+    image = np.zeros((240, 320, 3), np.uint8)
+    image[:] = (20, 40, 200)  # a blue background
+    image[60:180, 100:220] = (230, 200, 10)  # a yellow square in the middle
+    image[:20] = (250, 250, 250)  # a white band at the top
+    result = pn.analyze(image, colors=3)
+    exact = {(20, 40, 200), (230, 200, 10), (250, 250, 250)}
+    for palette in (result.palette, result.subject_palette, result.background_palette):
+        assert {c.rgb for c in palette.colors} <= exact
+    yellow = lambda pal: sum(c.fraction for c in pal.colors if c.rgb == (230, 200, 10))
+    assert yellow(result.subject_palette) > yellow(result.palette) > yellow(result.background_palette)
+
+
+def test_pixels_from_arrow_share_pillows_memory() -> None:
+    from palette_native import _core
+
+    image = Image.fromarray(_scene((60, 80)))
+    view = _core.pixels_from_arrow(*image.__arrow_c_array__(), image.height, image.width)
+    assert view.shape == (60, 80, 4) and not view.flags.writeable
+    assert np.array_equal(view[:, :, :3], np.asarray(image))
+    gray = image.convert("L")
+    with pytest.raises(ValueError, match="fixed-size list"):
+        _core.pixels_from_arrow(*gray.__arrow_c_array__(), gray.height, gray.width)
+    with pytest.raises(ValueError, match="pixels"):
+        _core.pixels_from_arrow(*image.__arrow_c_array__(), image.height + 1, image.width)
+
+
+def test_pillow_view_and_packed_decode_give_the_same_analysis() -> None:
+    from PIL import ImageCms
+
+    scene = Image.fromarray(_scene((600, 800)))
+    plain, tagged = io.BytesIO(), io.BytesIO()
+    scene.save(plain, format="JPEG", quality=85)
+    # An sRGB profile sends the file through decode (packed pixels) instead of the view.
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    scene.save(tagged, format="JPEG", quality=85, icc_profile=srgb)
+    assert pn.analyze(plain.getvalue()).to_dict() == pn.analyze(tagged.getvalue()).to_dict()

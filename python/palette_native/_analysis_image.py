@@ -7,6 +7,12 @@ what ``extract``'s own decode costs (the entropy decoding is the same at every s
 other source is read in full, strip by strip, and averaged over power-of-two blocks the same
 way. Either way each analysis pixel is the mean of a ``scale`` x ``scale`` square of source
 pixels, so a JPEG block of 8 source pixels spans ``8 / scale`` of them.
+
+A plain sRGB JPEG (RGB, no ICC profile) is decoded here with Pillow and its pixels are a view
+of Pillow's own memory (exported through the Arrow C data interface: RGBX rows, the fourth
+byte padding) rather than a packed copy, and the file is read once for both the pixels and the
+quantization tables; every other JPEG, and every error, goes through ``decode``. The ~64K-pixel
+sample is gathered into one contiguous array, since five passes read it.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ class AnalysisImage:
 
     width: int  # of the source
     height: int
-    rgb: npt.NDArray[np.uint8]  # h x w x 3, the source reduced by ``scale``
+    rgb: npt.NDArray[np.uint8]  # h x w x 3, the source reduced by ``scale`` (may be a strided view)
     alpha: npt.NDArray[np.uint8] | None  # h x w, or None when the source has no alpha
     sample: npt.NDArray[np.uint8]  # about 64K pixels, every n-th (n x n apart), h x w x 3
     sample_alpha: npt.NDArray[np.uint8] | None

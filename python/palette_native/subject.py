@@ -16,7 +16,7 @@ four classic cues, each scaled to 0-1 (divided by its 99th percentile):
 of cells with the largest sum of ``saliency - 0.9 * mean(saliency)`` (Kadane's maximum
 subarray for every pair of top and bottom rows). The map and the rectangle are computed by the
 native core (``_core.saliency_grid``, ``_core.best_rectangle``; distances in float32 Oklab) on
-the ~64K-pixel reduction of the image, with the GIL released, in well under a millisecond. The
+the ~64K-pixel reduction of the image, with the GIL released, in about a millisecond. The
 constants (exponents, sigma, threshold, neighbours) were chosen on the labelled set of
 benchmarks/bench_analyze.py, which is also the set the bar is measured on (there is no
 held-out set).
