@@ -6,10 +6,11 @@ n-th pixel, like ``extract``'s sampling) gives the global statistics, the salien
 the pixels of the three palettes. The per-pixel work (quality sums, saliency, weights) runs in
 the native core with the GIL released. The palettes come from the same engine as ``extract``:
 for a photo, its histogram and clustering (as ``Histogram.palette`` calls them), for flat
-artwork (few exact colors) ``extract`` itself. The whole palette reads the reduction; the
-subject and background palettes read every fourth pixel of it (along each axis, about 4K
-pixels) as RGBA whose alpha is the weight of each pixel, the saliency for the subject palette
-and its complement for the background palette (times the image's own alpha, if it has one).
+artwork (few exact colors) ``extract`` itself. For a photo the whole palette reads every second
+pixel of the reduction (about 16K), the subject and background palettes every fourth (about
+4K) as RGBA whose alpha is the weight of each pixel, the saliency for the subject palette and
+its complement for the background palette (times the image's own alpha, if it has one).
+Flat artwork's palettes read the whole reduction.
 """
 
 from __future__ import annotations
@@ -33,8 +34,12 @@ from .subject import Box, Subject, find_subject
 
 __all__ = ["CROP_ASPECTS", "Analysis", "analyze"]
 
-#: The subject and background palettes read every n-th pixel (along each axis) of the sample
-#: the whole palette reads: about 4K pixels, plenty for a few colors.
+#: The palettes of a photo read every n-th pixel (along each axis) of the ~64K-pixel sample:
+#: the whole palette about 16K pixels (measured against all the sample's pixels, its mean color
+#: error is the same as a palette of the whole sample's: 3.24 Oklab x 100 over the benchmark
+#: corpus at K = 8, at most 3.5 % more on one photo), the subject and background palettes,
+#: whose pixels weigh their saliency, about 4K.
+PALETTE_STEP = 2
 WEIGHTED_STEP = 4
 #: The crops ``Analysis.to_dict`` (and so the CLI's JSON) lists.
 CROP_ASPECTS: tuple[str, ...] = ("1:1", "16:9")
@@ -170,15 +175,17 @@ def analyze(
     subject = find_subject(small, image.width, image.height)
     check_cancel()
     seen = small if image.sample_alpha is None else np.dstack([small, image.sample_alpha])
-    front, back = _core.saliency_weighted(seen, subject.saliency, WEIGHTED_STEP)
-    if _is_flat_artwork(seen):
+    flat = _is_flat_artwork(seen)
+    front, back = _core.saliency_weighted(seen, subject.saliency, 1 if flat else WEIGHTED_STEP)
+    if flat:
         # Few exact colors: extract clusters those rather than histogram cells.
         whole, in_front, behind = (replace(extract(pixels, k), width=image.width,
                                            height=image.height) for pixels in (seen, front, back))
     else:
         whole, in_front, behind = (
             _histogram_palette(pixels, k, width=image.width, height=image.height,
-                               options={"colors": k}) for pixels in (seen, front, back))
+                               options={"colors": k})
+            for pixels in (seen[::PALETTE_STEP, ::PALETTE_STEP], front, back))
     return Analysis(
         width=image.width,
         height=image.height,
