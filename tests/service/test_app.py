@@ -333,6 +333,25 @@ def test_job_upload_limits_and_bad_requests(tmp_path: Path, h: Any) -> None:
             headers={"content-type": "multipart/form-data; boundary=xx"},
         )
         h.problem(malformed, 400, "malformed_multipart")
+        # Cut off after a whole first part: between parts, inside the next part's headers, and
+        # in the first bytes of the next file. None of these bodies is complete.
+        whole = (
+            b"--xx\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\n"
+            + h.make_jpeg(1)
+            + b"\r\n--xx"
+        )
+        for cut in (
+            whole,
+            whole + b"\r\nContent-Disposition: form-da",
+            whole + b'\r\nContent-Disposition: form-data; name="file"; filename="b.jpg"\r\n\r\n'
+            + h.make_jpeg(2)[:100],
+        ):
+            truncated = c.post(
+                "/v1/jobs",
+                content=cut,
+                headers={"content-type": "multipart/form-data; boundary=xx"},
+            )
+            h.problem(truncated, 400, "malformed_multipart")
         assert c.get("/v1/jobs").json()["jobs"] == []
         # Nothing from the refused uploads is left behind.
         assert list(app.state.runtime.backends.blobs.keys("uploads")) == []

@@ -87,6 +87,35 @@ def test_every_route_has_a_policy_row() -> None:
     assert stale == [], "policy rows for routes that do not exist"
 
 
+def documented_need(path: str, method: str) -> str:
+    """What a route needs, from the roles as service/README.md describes them, written out here
+    apart from the policy table: ``admin`` for API keys, webhook endpoints and messages, the
+    callback secret and the audit log; ``write`` to create, cancel and delete jobs, compute
+    palettes (and analyses) and mint download links; ``read`` for the rest of ``/v1``."""
+    admin_areas = ("/v1/api-keys", "/v1/webhook-endpoints", "/v1/webhook-messages",
+                   "/v1/webhook-callback-secret", "/v1/audit")
+    if path.startswith(admin_areas):
+        return "admin"
+    writes = {
+        ("/v1/jobs", "POST"), ("/v1/jobs/{job_id}", "DELETE"), ("/v1/jobs/{job_id}/cancel", "POST"),
+        ("/v1/palette", "POST"), ("/v1/analyze", "POST"), ("/v1/jobs/{job_id}/download-url", "POST"),
+    }
+    return "write" if (path, method) in writes else "read"
+
+
+def test_the_policy_table_gives_each_role_what_the_readme_says() -> None:
+    """The matrix takes its expectations from the policy table; this holds the table itself to
+    the documented roles, so a row that lets a viewer read a secret is caught."""
+    checked = [(p, m) for p, m in ROUTES if p.startswith("/v1/") and not p.startswith("/v1/downloads/")]
+    assert len(checked) > 25
+    wrong = {
+        (p, m): (getattr(rule, "need", None), documented_need(p, m))
+        for p, m in checked
+        if (rule := rule_for(p, m)) is None or rule.need != documented_need(p, m)
+    }
+    assert wrong == {}, "route: (policy, documented)"
+
+
 def test_a_route_without_a_policy_row_is_denied_to_everyone(tmp_path: Path, h: Any) -> None:
     from starlette.responses import PlainTextResponse
 
