@@ -155,3 +155,18 @@ def test_pillow_view_and_packed_decode_give_the_same_analysis() -> None:
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     scene.save(tagged, format="JPEG", quality=85, icc_profile=srgb)
     assert pn.analyze(plain.getvalue()).to_dict() == pn.analyze(tagged.getvalue()).to_dict()
+
+
+def test_pillow_without_the_arrow_export_gives_the_packed_copy() -> None:
+    from palette_native._analysis_image import _pillow_pixels
+
+    image = Image.fromarray(_scene((60, 80)))
+
+    class BeforeArrow:  # what Pillow before 11.2 offers: the array interface only
+        height, width = image.height, image.width
+        __array_interface__ = image.__array_interface__
+
+    packed = _pillow_pixels(BeforeArrow())
+    view = _pillow_pixels(image)
+    assert packed.strides[1] == 3 and view.strides[1] == 4
+    assert np.array_equal(packed, view)

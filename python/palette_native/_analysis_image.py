@@ -189,12 +189,22 @@ def _plain_jpeg(data: bytes, budget: int, max_pixels: int) -> tuple[int, int, Pi
         img.decodermaxblock = max(img.decodermaxblock, len(data))  # one decoder call
         try:
             img.load()
-            schema, array = img.__arrow_c_array__()
         except (OSError, SyntaxError, ValueError):
             return None
         quality = _quality_from_tables(getattr(img, "quantization", None))
-        pixels = _core.pixels_from_arrow(schema, array, img.height, img.width)[:, :, :3]
+        pixels = _pillow_pixels(img)
     return width, height, pixels, quality
+
+
+def _pillow_pixels(img: Any) -> Pixels:
+    """The RGB pixels of a loaded Pillow image: a view of its memory through its Arrow export
+    (Pillow 11.2 on, for an image in one block), else the packed copy ``numpy.asarray`` makes."""
+    try:
+        schema, array = img.__arrow_c_array__()
+    except (AttributeError, ValueError):
+        return np.asarray(img)
+    rgbx: Pixels = _core.pixels_from_arrow(schema, array, img.height, img.width)
+    return rgbx[:, :, :3]
 
 
 # The JPEG spec's example luminance quantization table (ITU-T T.81, Annex K, Table K.1).
