@@ -25,9 +25,9 @@ import numpy.typing as npt
 
 from ._analysis_image import ANALYSIS_BUDGET, load_analysis_image
 from . import _core
-from ._api import EXACT_COLOR_LIMIT, TRANSPARENT_BELOW, extract
+from ._api import EXACT_COLOR_LIMIT, TRANSPARENT_BELOW, _to_palette, extract
 from ._decode import DEFAULT_MAX_PIXELS, CancelCheck
-from ._palette import Color, Metrics, Palette
+from ._palette import Palette
 from .errors import BadParameterError, CanceledError
 from .quality import Quality, measure_quality
 from .subject import Box, Subject, find_subject
@@ -128,18 +128,9 @@ def _histogram_palette(pixels: npt.NDArray[np.uint8], k: int, *, width: int, hei
     histogram: _core.Histogram = _scratch_of("weighted histogram" if partly else "histogram",
                                              lambda: _core.Histogram(False))
     histogram.add(pixels, TRANSPARENT_BELOW, True)
-    result = _core.build_palette(histogram, k)
-    total = int(result.total_weight)
-    analyzed = int(histogram.pixels)
-    return Palette(
-        colors=[Color(rgb=(int(r), int(g), int(b)), population=round(int(n) / _core.OPAQUE_WEIGHT),
-                      fraction=int(n) / total if total else 0.0)
-                for (r, g, b), n in zip(result.colors, result.population)],
-        metrics=Metrics(mse=result.mse, psnr=result.psnr, delta_e_mean=result.delta_e_mean,
-                        delta_e_p95=result.delta_e_p95),
-        width=width, height=height, analyzed_pixels=analyzed,
-        transparent_fraction=int(histogram.transparent_pixels) / analyzed if analyzed else 0.0,
-        reason=result.reason or None, options=options)
+    return _to_palette(_core.build_palette(histogram, k), width=width, height=height,
+                       pixels=int(histogram.pixels),
+                       transparent=int(histogram.transparent_pixels), options=options)
 
 
 def analyze(
