@@ -16,7 +16,6 @@ Flat artwork's palettes read the whole reduction.
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,7 +24,7 @@ import numpy.typing as npt
 
 from ._analysis_image import ANALYSIS_BUDGET, load_analysis_image
 from . import _core
-from ._api import EXACT_COLOR_LIMIT, TRANSPARENT_BELOW, _to_palette, extract
+from ._api import EXACT_COLOR_LIMIT, TRANSPARENT_BELOW, _scratch, _to_palette, extract
 from ._decode import DEFAULT_MAX_PIXELS, CancelCheck
 from ._palette import Palette
 from .errors import BadParameterError, CanceledError
@@ -96,24 +95,11 @@ def _check_colors(colors: Any) -> int:
     return int(colors)
 
 
-_scratch = threading.local()
-
-
-def _scratch_of(name: str, make: Any) -> Any:
-    """A native accumulator kept per thread, so its memory stays mapped between images."""
-    items: dict[str, Any] = _scratch.__dict__.setdefault("items", {})
-    item = items.get(name)
-    if item is None:
-        item = items[name] = make()
-    else:
-        item.clear()
-    return item
-
-
 def _is_flat_artwork(pixels: npt.NDArray[np.uint8]) -> bool:
     """Whether the pixels hold few exact colors, which ``extract`` clusters as they are (a
     photo passes the limit within a few thousand pixels, where the check stops)."""
-    colors: _core.ColorSet = _scratch_of("colors", lambda: _core.ColorSet(EXACT_COLOR_LIMIT))
+    colors: _core.ColorSet = _scratch(("analyze", "colors"),
+                                      lambda: _core.ColorSet(EXACT_COLOR_LIMIT))
     return bool(colors.add(pixels, TRANSPARENT_BELOW, True))
 
 
@@ -125,8 +111,8 @@ def _histogram_palette(pixels: npt.NDArray[np.uint8], k: int, *, width: int, hei
     Partly transparent pixels make the histogram clear all its cells afterwards, where opaque
     ones leave few to clear, so the two kinds get a histogram each."""
     partly = pixels.ndim == 3 and pixels.shape[2] in (2, 4)
-    histogram: _core.Histogram = _scratch_of("weighted histogram" if partly else "histogram",
-                                             lambda: _core.Histogram(False))
+    histogram: _core.Histogram = _scratch(("analyze", "weighted" if partly else "opaque"),
+                                          lambda: _core.Histogram(False))
     histogram.add(pixels, TRANSPARENT_BELOW, True)
     return _to_palette(_core.build_palette(histogram, k), width=width, height=height,
                        pixels=int(histogram.pixels),
