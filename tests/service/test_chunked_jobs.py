@@ -20,7 +20,7 @@ from service.settings import Settings
 
 
 class Counting:
-    """``extract`` that counts the images it is given, by their palette's source name."""
+    """``extract`` that counts the images it is given, by their bytes."""
 
     def __init__(self) -> None:
         self.calls: Counter[bytes] = Counter()
