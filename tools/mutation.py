@@ -4,6 +4,8 @@
     python tools/mutation.py run --sample       # the fixed sample (SAMPLE below), then its
                                                 # score, failing under SAMPLE_FLOOR (.ci/run)
     python tools/mutation.py run 'service.conditional.*'   # mutants by name (mutmut globs)
+    python tools/mutation.py run --unchecked ['service.uploads.*']  # only mutants with no
+                                                # result yet, here or in the ledger
     python tools/mutation.py report             # writes benchmarks/results/mutation.md
     python tools/mutation.py results            # mutmut's own listing
 
@@ -22,6 +24,14 @@ Two adjustments make mutmut work with this project's editable install:
 
 ``report`` counts killed, survived, timed-out and untested mutants per module and subtracts
 the mutants listed in ``tools/equivalent_mutants.txt`` (each with a one-line reason).
+
+mutmut keeps its results in ``mutants/`` (not committed), so a new machine would start from
+nothing. The ledger (``benchmarks/results/mutation-ledger.json``, committed) keeps every result
+with the hash mutmut gives the function's source: every ``run`` and ``report`` adds what this
+machine checked, and a result from the ledger counts only while its function's hash is the
+same, so the full run can be finished module by module across machines. A result there can go
+stale when tests change (a weakened test lets a listed "killed" mutant live); ``run`` with
+names re-checks, and CI re-checks the sample on every run.
 """
 
 from __future__ import annotations
@@ -34,9 +44,11 @@ from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "benchmarks" / "results" / "mutation.md"
+LEDGER = ROOT / "benchmarks" / "results" / "mutation-ledger.json"
 EQUIVALENT = ROOT / "tools" / "equivalent_mutants.txt"
 MUTATED_PACKAGES = ("service", "palette_native")
 
@@ -103,16 +115,20 @@ def _name_modules_as_imported() -> None:
             module.get_mutant_name = get_mutant_name  # type: ignore[attr-defined]
 
 
-def _refresh_unmutated_copies() -> None:
-    """mutmut copies the source folders to ``mutants/`` once and never again, so a file it does
-    not mutate (the Redis backend, a Lua script, settings ...) would stay as it was at the first
-    run while the tests move on. Bring every such copy up to date before each run."""
+def _config() -> dict[str, Any]:
     try:
         import tomllib
     except ImportError:  # Python 3.10
         import tomli as tomllib
 
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mutmut"]
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mutmut"]
+
+
+def _refresh_unmutated_copies() -> None:
+    """mutmut copies the source folders to ``mutants/`` once and never again, so a file it does
+    not mutate (the Redis backend, a Lua script, settings ...) would stay as it was at the first
+    run while the tests move on. Bring every such copy up to date before each run."""
+    config = _config()
     mutated = {Path(p) for p in config["only_mutate"]}
     for folder in config["source_paths"]:
         for source in (ROOT / folder).rglob("*"):
@@ -129,18 +145,147 @@ def _refresh_unmutated_copies() -> None:
                 shutil.copy2(source, copy)
 
 
-def _mutmut(args: list[str]) -> int:
+def _mutmut(args: list[str], *, unchecked_only: bool = False) -> int:
     os.chdir(ROOT)
     _refresh_unmutated_copies()
     _import_the_mutated_copies()
     import mutmut.__main__ as entry
 
     _name_modules_as_imported()
+    _seed_from_ledger()
+    if unchecked_only:
+        _skip_checked(entry)
     try:
         entry.cli.main(args=args, prog_name="mutmut", standalone_mode=False)
     except SystemExit as exc:
         return int(exc.code or 0)
+    finally:
+        if args[:1] == ["run"]:
+            _save_ledger(_exit_codes())
     return 0
+
+
+def _skip_checked(entry: Any) -> None:
+    """mutmut runs every mutant it is given by name again; keep only those with no result."""
+    original = entry.collect_source_file_mutation_data
+
+    def collect(*, mutant_names: Any) -> Any:
+        mutants, by_path = original(mutant_names=mutant_names)
+        return [m for m in mutants if m[2] is None], by_path
+
+    entry.collect_source_file_mutation_data = collect
+
+
+# -- the ledger ------------------------------------------------------------------------------
+
+def _mutant_function(name: str) -> tuple[str, int]:
+    """``service.egress.x_port__mutmut_7`` -> (``x_port``, 6): the function as mutmut hashes it
+    and the mutant's index among that function's mutants."""
+    head, _, number = name.rpartition("__mutmut_")
+    return head.rpartition(".")[2], int(number) - 1
+
+
+def _generated() -> dict[str, tuple[dict[str, str], list[str]]]:
+    """Every mutated file -> (hash of each function, mutant names), made from the sources as
+    they are now, as ``mutmut run`` makes them (nothing is written)."""
+    from mutmut.mutation.file_mutation import mutate_file_contents
+    from mutmut.utils.format_utils import get_mutant_name
+
+    os.chdir(ROOT)
+    out = {}
+    for path in _config()["only_mutate"]:
+        made = mutate_file_contents(path, (ROOT / path).read_text(encoding="utf-8"))
+        names = [get_mutant_name(Path(path), n).removeprefix("python.") for n in made.mutant_names]
+        out[path] = (dict(made.hash_by_function_name), names)
+    return out
+
+
+def _meta(path: str) -> dict[str, Any]:
+    meta = ROOT / "mutants" / f"{path}.meta"
+    return json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
+
+
+def _load_ledger() -> dict[str, dict[str, dict[str, Any]]]:
+    if not LEDGER.is_file():
+        return {}
+    return json.loads(LEDGER.read_text(encoding="utf-8"))["files"]
+
+
+def _exit_codes() -> dict[str, int | None]:
+    """Every mutant of the sources as they are now -> mutmut's exit code for it: from this
+    machine's last run, else from the ledger; None where neither has a result for the function
+    as it is now."""
+    ledger = _load_ledger()
+    out: dict[str, int | None] = {}
+    for path, (hashes, names) in _generated().items():
+        meta = _meta(path)
+        here = meta.get("exit_code_by_key", {})
+        here_hashes = meta.get("hash_by_function_name", {})
+        kept = ledger.get(path, {})
+        for name in names:
+            func, index = _mutant_function(name)
+            code = here.get(name) if here_hashes.get(func) == hashes.get(func) else None
+            entry = kept.get(func)
+            if code is None and entry is not None and entry["hash"] == hashes.get(func):
+                codes = entry["exit_codes"]
+                code = codes[index] if index < len(codes) else None
+            out[name] = code
+    return out
+
+
+def _save_ledger(codes: dict[str, int | None]) -> None:
+    """Write every known result, by file and function, with the function's hash."""
+    generated = _generated()
+    lines = ['{"mutmut": %s, "files": {' % json.dumps(_mutmut_version())]
+    files = []
+    for path, (hashes, names) in sorted(generated.items()):
+        by_function: dict[str, list[int | None]] = defaultdict(list)
+        for name in names:
+            func, index = _mutant_function(name)
+            column = by_function[func]
+            column.extend([None] * (index + 1 - len(column)))
+            column[index] = codes.get(name)
+        entries = [
+            f"  {json.dumps(func, ensure_ascii=False)}: "
+            f'{{"hash": "{hashes[func]}", "exit_codes": {json.dumps(column)}}}'
+            for func, column in sorted(by_function.items())
+            if any(c is not None for c in column)
+        ]
+        if entries:
+            files.append(f" {json.dumps(path)}: {{\n" + ",\n".join(entries) + "\n }")
+    lines.append(",\n".join(files))
+    lines.append("}}")
+    LEDGER.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _seed_from_ledger() -> None:
+    """Hand mutmut the ledger's results for functions whose hash it has (or will compute as)
+    the same, so a plain ``run`` checks only the rest."""
+    for path, functions in _load_ledger().items():
+        meta_path = ROOT / "mutants" / f"{path}.meta"
+        meta = _meta(path) or {
+            "exit_code_by_key": {},
+            "hash_by_function_name": {},
+            "type_check_error_by_key": {},
+            "durations_by_key": {},
+            "estimated_durations_by_key": {},
+        }
+        hashes = meta["hash_by_function_name"]
+        codes = meta["exit_code_by_key"]
+        module = _module_name(path)
+        for func, entry in functions.items():
+            if hashes.setdefault(func, entry["hash"]) != entry["hash"]:
+                continue
+            for index, code in enumerate(entry["exit_codes"]):
+                name = f"{module}.{func}__mutmut_{index + 1}"
+                if code is not None and codes.get(name) is None:
+                    codes[name] = code
+        meta_path.parent.mkdir(parents=True, exist_ok=True)
+        meta_path.write_text(json.dumps(meta), encoding="utf-8")
+
+
+def _module_name(path: str) -> str:
+    return path.removesuffix(".py").replace("/", ".").removeprefix("python.")
 
 
 # -- the report ------------------------------------------------------------------------------
@@ -156,15 +301,10 @@ def _equivalents() -> dict[str, str]:
 
 
 def _results() -> dict[str, str]:
-    """mutant name -> status, from mutmut's ``.meta`` files (in mutmut's own words)."""
+    """mutant name -> status (in mutmut's own words), this machine's results and the ledger's."""
     from mutmut.stats import status_by_exit_code
 
-    out: dict[str, str] = {}
-    for meta in (ROOT / "mutants").rglob("*.py.meta"):
-        data = json.loads(meta.read_text(encoding="utf-8"))
-        for name, code in data.get("exit_code_by_key", {}).items():
-            out[name] = status_by_exit_code[code]
-    return out
+    return {name: status_by_exit_code[code] for name, code in _exit_codes().items()}
 
 
 def _module(name: str) -> str:
@@ -176,7 +316,11 @@ def _module(name: str) -> str:
 
 
 def report(command: str) -> int:
-    results = _results()
+    from mutmut.stats import status_by_exit_code
+
+    codes = _exit_codes()
+    _save_ledger(codes)
+    results = {name: status_by_exit_code[code] for name, code in codes.items()}
     equivalent = _equivalents()
     unknown = sorted(set(equivalent) - set(results))
     # A listed mutant that the tests kill is not equivalent: its entry is stale (mutmut numbers
@@ -293,6 +437,15 @@ def main(argv: list[str]) -> int:
         return report(" ".join(["python tools/mutation.py", *(argv[1:] or ["run"])]))
     if argv[:2] == ["run", "--sample"]:
         return _mutmut(["run", *SAMPLE, *argv[2:]]) or sample_score()
+    if argv[:2] == ["run", "--unchecked"]:
+        rest, options, names = argv[2:], [], []
+        while rest:
+            arg = rest.pop(0)
+            if arg == "--max-children":
+                options += [arg, rest.pop(0)]
+            else:
+                (options if arg.startswith("-") else names).append(arg)
+        return _mutmut(["run", *options, *(names or ["*"])], unchecked_only=True)
     return _mutmut(argv or ["run"])
 
 
