@@ -284,7 +284,9 @@ def test_bzip2_entries_are_skipped_not_inflated() -> None:
         (b"%PDF-1.7", None),
         (b"", None),
     ],
-    ids=lambda v: repr(v)[:24] if isinstance(v, bytes) else str(v),
+    # Hex ids: a backslash-escaped repr in a test id is not found again when the id is selected
+    # by name (mutmut runs tests by id).
+    ids=lambda v: (v[:12].hex() or "empty") if isinstance(v, bytes) else str(v),
 )
 def test_sniff(head: bytes, expected: tuple[str, str] | None) -> None:
     assert sniff(head) == expected
