@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -16,25 +16,63 @@ from service.settings import Settings
 Resolver = Callable[..., list[Any]]
 
 
-def fake_resolver(table: dict[str, list[str]], real: Resolver) -> Resolver:
-    """``socket.getaddrinfo`` that answers from ``table`` and passes IP literals through."""
+# A resolver answer in a family other than IPv4 / IPv6: (family, sockaddr).
+OtherFamily = tuple[int, Any]
 
-    def getaddrinfo(host: str, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
-        if host in table:
-            out = []
-            for ip in table[host]:
-                family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-                sockaddr = (
-                    (ip, int(port or 0), 0, 0)
-                    if family == socket.AF_INET6
-                    else (ip, int(port or 0))
+
+def fake_resolver(table: Mapping[str, Sequence[str | OtherFamily]], real: Resolver) -> Resolver:
+    """``socket.getaddrinfo`` that answers for the names in ``table`` the way the system resolver
+    answers for an address it found, and passes IP literals through.
+
+    The arguments (port, family, socket type, protocol, flags) go to the real ``getaddrinfo`` for a
+    numeric address first: a call it would refuse is refused, and every name gets one entry per
+    socket type that call answers with (all three when no type is asked for). A scoped IPv6
+    answer (``fe80::1%eth0``) keeps its zone in the address text, as the real one reports it.
+    """
+
+    def getaddrinfo(
+        host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+    ) -> list[Any]:
+        if host not in table:
+            ipaddress.ip_address(host)  # anything else must be a literal: never ask real DNS
+            return real(host, port, family, type, proto, flags)
+        kinds = list(
+            dict.fromkeys(
+                (kind, protocol)
+                for _, kind, protocol, _, _ in real(
+                    "127.0.0.1", port, socket.AF_INET, type, proto, flags | socket.AI_NUMERICHOST
                 )
-                out.append((family, socket.SOCK_STREAM, 6, "", sockaddr))
-            return out
-        ipaddress.ip_address(host)  # anything else must be a literal: never ask real DNS in tests
-        return real(host, port, *args, **kwargs)
+            )
+        )
+        out: list[Any] = []
+        for answer in table[host]:
+            if isinstance(answer, tuple):
+                entries = [answer]
+            elif ":" in answer:
+                scope_id = 2 if "%" in answer else 0  # the interface's index
+                entries = [(socket.AF_INET6, (answer, int(port or 0), 0, scope_id))]
+            else:
+                entries = [(socket.AF_INET, (answer, int(port or 0)))]
+            for fam, sockaddr in entries:
+                if family in (0, fam):
+                    out.extend((fam, kind, protocol, "", sockaddr) for kind, protocol in kinds)
+        return out
 
     return getaddrinfo
+
+
+def recording(resolver: Resolver, asked: list[str]) -> Resolver:
+    """``resolver``, noting in ``asked`` every host it is asked for."""
+
+    def getaddrinfo(host: str, *args: Any, **kwargs: Any) -> list[Any]:
+        asked.append(host)
+        return resolver(host, *args, **kwargs)
+
+    return getaddrinfo
+
+
+def no_answers(*args: Any, **kwargs: Any) -> list[Any]:
+    return []
 
 
 @pytest.fixture
@@ -150,6 +188,160 @@ def test_one_private_answer_refuses_the_whole_name(monkeypatch: pytest.MonkeyPat
         EgressPolicy().vet_url("http://mixed.example/")
 
 
+def refusal_of(address: str, reason: str, host: str = "hooks.example") -> str:
+    """The start of the detail a refused destination is told (``address`` as vetted)."""
+    return f"destination {host} -> {ipaddress.ip_address(address)} is a {reason} address;"
+
+
+@pytest.mark.parametrize(
+    ("answers", "address", "reason"),
+    [
+        (["2606:4700:4700::1111", "10.0.0.1"], "10.0.0.1", "private"),  # AAAA fine, A private
+        (["10.0.0.1", "93.184.216.34"], "10.0.0.1", "private"),  # the bad one first
+        (["93.184.216.34", "::ffff:10.0.0.1"], "::ffff:10.0.0.1", "private"),  # IPv4-mapped
+        (["93.184.216.34", "169.254.169.254"], "169.254.169.254", "cloud metadata"),
+        (["2002:a00:1::1"], "2002:a00:1::1", "private (embedded in 2002:a00:1::1)"),  # 6to4
+        (["fe80::1%eth0"], "fe80::1", "link-local"),  # the zone is not part of the address
+        (["fe80::1%eth0", "93.184.216.34"], "fe80::1", "link-local"),
+    ],
+    ids=lambda v: ",".join(v) if isinstance(v, list) else str(v),
+)
+def test_a_name_with_any_refused_answer_is_refused(
+    answers: list[str],
+    address: str,
+    reason: str,
+    monkeypatch: pytest.MonkeyPatch,
+    connect_calls: list[object],
+) -> None:
+    table = {"hooks.example": answers}
+    monkeypatch.setattr(socket, "getaddrinfo", fake_resolver(table, socket.getaddrinfo))
+    with pytest.raises(EgressRefused) as info:
+        EgressPolicy().vet_url("https://hooks.example/hook")
+    assert info.value.code == "url_not_allowed"
+    assert str(info.value).startswith(refusal_of(address, reason))
+    with (
+        httpx.Client(transport=PinnedTransport(EgressPolicy())) as client,
+        pytest.raises(EgressRefused) as again,
+    ):
+        client.post("https://hooks.example/hook", content=b"{}")
+    assert str(again.value) == str(info.value)
+    assert connect_calls == []
+
+
+@pytest.mark.parametrize(
+    ("host", "answer", "reason"),
+    [
+        ("2130706433", "127.0.0.1", "loopback"),  # a decimal number, read by inet_aton
+        ("0177.0.0.1", "127.0.0.1", "loopback"),  # octal: not an address to ipaddress
+        ("0x7f.1", "127.0.0.1", "loopback"),
+        ("10.1", "10.0.0.1", "private"),
+    ],
+)
+def test_numbers_that_are_not_addresses_are_judged_by_what_they_resolve_to(
+    host: str, answer: str, reason: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The system resolver reads these as addresses; the guard asks it and vets its answer."""
+    asked: list[str] = []
+    resolver = fake_resolver({host: [answer]}, socket.getaddrinfo)
+    monkeypatch.setattr(socket, "getaddrinfo", recording(resolver, asked))
+    with pytest.raises(EgressRefused) as info:
+        EgressPolicy().vet_url(f"http://{host}/hook")
+    assert info.value.code == "url_not_allowed" and asked == [host]
+    assert str(info.value).startswith(refusal_of(answer, reason, host=host))
+
+
+@pytest.mark.parametrize(
+    ("answers", "allow", "vetted"),
+    [
+        (["93.184.216.34", "2606:4700:4700::1111"], "", ["93.184.216.34", "2606:4700:4700::1111"]),
+        (["2606:4700:4700::1111", "93.184.216.34"], "", ["2606:4700:4700::1111", "93.184.216.34"]),
+        (
+            ["93.184.216.35", "93.184.216.34", "93.184.216.35"],
+            "",
+            ["93.184.216.35", "93.184.216.34"],
+        ),
+        (["fe80::1%eth0"], "fe80::/10", ["fe80::1"]),
+        (
+            ["fe80::1%eth0", "fe80::1%eth1", "10.0.0.1"],
+            "fe80::/10,10.0.0.0/8",
+            ["fe80::1", "10.0.0.1"],
+        ),
+        # an answer in another family (as an NSS module may give) is skipped, not the end
+        ([(socket.AF_UNIX, "/run/hooks.sock"), "93.184.216.34"], "", ["93.184.216.34"]),
+    ],
+    ids=["a-then-aaaa", "aaaa-then-a", "duplicates", "zone", "zones", "not-ip-first"],
+)
+def test_the_vetted_addresses_of_a_name_and_the_one_connected_to(
+    answers: list[str | OtherFamily],
+    allow: str,
+    vetted: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every IP answer once, in the resolver's order, without its zone; the connection goes to
+    the first. An answer that is not an IP address is skipped."""
+    table = {"hooks.example": answers}
+    monkeypatch.setattr(socket, "getaddrinfo", fake_resolver(table, socket.getaddrinfo))
+    policy = EgressPolicy(allow_cidrs=parse_cidrs(allow))
+    expected = [ipaddress.ip_address(a) for a in vetted]
+    got = policy.vet_url("https://hooks.example/hook")
+    assert got == expected and [str(a) for a in got] == vetted
+    inner = Recording()
+    PinnedTransport(policy, inner).handle_request(
+        httpx.Request("POST", "https://hooks.example/hook")
+    )
+    [sent] = inner.sent
+    assert sent.url.host == vetted[0] and sent.headers["host"] == "hooks.example"
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [[], [(socket.AF_UNIX, "/run/hooks.sock")], [(socket.AF_UNIX, "/a"), (socket.AF_UNIX, "/b")]],
+    ids=["none", "unix", "two-unix"],
+)
+def test_a_name_without_an_ip_answer_is_unresolvable(
+    answers: list[str | OtherFamily], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = {"hooks.example": answers}
+    monkeypatch.setattr(socket, "getaddrinfo", fake_resolver(table, socket.getaddrinfo))
+    with pytest.raises(EgressRefused) as info:
+        EgressPolicy().vet_url("http://hooks.example/hook")
+    assert (info.value.code, str(info.value)) == (
+        "url_unresolvable",
+        "host 'hooks.example' has no IP address",
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "detail"),
+    [
+        ("http://127.0.0.1/", "destination 127.0.0.1 is a loopback address;"),
+        ("https://[::1]:8443/", "destination ::1 is a loopback address;"),
+        # written otherwise than the address's own form: both are shown
+        ("http://[0:0:0:0:0:0:0:1]/", "destination 0:0:0:0:0:0:0:1 -> ::1 is a loopback"),
+        ("http://[fe80::1%25eth0]/", "destination fe80::1%25eth0 -> fe80::1 is a link-local"),
+        ("http://[FE80::A%25eth0]:81/", "destination fe80::a%25eth0 -> fe80::a is a link-local"),
+        # what follows the first % is a zone, whatever it holds: the address before it is vetted
+        ("http://10.0.0.1%25eth0/", "destination 10.0.0.1%25eth0 -> 10.0.0.1 is a private"),
+        ("http://10.0.0.1%25a%25b/", "destination 10.0.0.1%25a%25b -> 10.0.0.1 is a private"),
+    ],
+)
+def test_a_literal_address_is_vetted_without_asking_the_resolver(
+    url: str, detail: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[str] = []
+    monkeypatch.setattr(socket, "getaddrinfo", recording(no_answers, asked))
+    with pytest.raises(EgressRefused) as info:
+        EgressPolicy().vet_url(url)
+    assert info.value.code == "url_not_allowed" and asked == []
+    assert str(info.value).startswith(detail)
+
+
+def test_an_allowlisted_scoped_literal_is_vetted_without_its_zone() -> None:
+    policy = EgressPolicy(allow_cidrs=parse_cidrs("fe80::/10"))
+    [address] = policy.vet_url("http://[fe80::1%25eth0]/hook")
+    assert address == ipaddress.ip_address("fe80::1") and str(address) == "fe80::1"
+
+
 @pytest.mark.parametrize(
     ("url", "fragment"),
     [
@@ -159,6 +351,8 @@ def test_one_private_answer_refuses_the_whole_name(monkeypatch: pytest.MonkeyPat
         ("http://:pw@example.com/", "credentials"),
         ("http:///nohost", "no host"),
         ("http://example.com:99999/", "not a valid URL"),
+        ("http://example.com:-1/", "not a valid URL"),
+        ("http://example.com:http/", "not a valid URL"),
         ("file:///etc/passwd", "scheme"),
     ],
 )
@@ -168,14 +362,24 @@ def test_malformed_urls(url: str, fragment: str) -> None:
     assert info.value.code == "url_invalid"
 
 
-def test_unresolvable_host(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "failure",
+    [
+        socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+        UnicodeError("label empty or too long"),
+    ],
+    ids=["gaierror", "unicode"],
+)
+def test_unresolvable_host(failure: Exception, monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args: Any, **kwargs: Any) -> list[Any]:
-        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        raise failure
 
     monkeypatch.setattr(socket, "getaddrinfo", fail)
     with pytest.raises(EgressRefused) as info:
         EgressPolicy().vet_url("http://nowhere.example/")
     assert info.value.code == "url_unresolvable"
+    assert str(info.value) == f"host 'nowhere.example' does not resolve ({failure})"
+    assert info.value.__cause__ is failure
 
 
 def test_bad_allowlist_entry_is_named() -> None:
@@ -236,12 +440,25 @@ def test_the_guard_itself_blocks_non_loopback(network_guard: Any) -> None:
         "http://%00/",
         "http://" + "a" * 64 + ".example/",
         "http://" + "a" * 5000 + "!/",
+        "http://93.184.216.34 evil.example/",  # an address, then more: not an address
+        "http://93.184.216.34 /",
+        "http:// 10.0.0.1/",
     ],
-    ids=["nul", "space", "dash", "percent", "long-label", "huge"],
+    ids=[
+        "nul",
+        "space",
+        "dash",
+        "percent",
+        "long-label",
+        "huge",
+        "ip-then-name",
+        "ip-space",
+        "space-ip",
+    ],
 )
 def test_bad_host_names_never_reach_the_resolver(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     asked: list[str] = []
-    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: asked.append(host) or [])
+    monkeypatch.setattr(socket, "getaddrinfo", recording(no_answers, asked))
     with pytest.raises(EgressRefused) as info:
         EgressPolicy().vet_url(url)
     assert info.value.code == "url_invalid" and asked == []
