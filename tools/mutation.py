@@ -152,7 +152,9 @@ def _mutmut(args: list[str], *, unchecked_only: bool = False) -> int:
     import mutmut.__main__ as entry
 
     _name_modules_as_imported()
-    _seed_from_ledger()
+    _type_errors_of_mutants_only()
+    if args[:1] == ["run"]:
+        _seed_from_ledger()
     if unchecked_only:
         _skip_checked(entry)
     try:
@@ -163,6 +165,36 @@ def _mutmut(args: list[str], *, unchecked_only: bool = False) -> int:
         if args[:1] == ["run"]:
             _save_ledger(_exit_codes())
     return 0
+
+
+def _type_errors_of_mutants_only() -> None:
+    """mypy also reports errors in mutmut's own dispatch wrappers (a wrapped ``TypeGuard``
+    function no longer narrows its argument), which mutmut cannot pin on a mutant and stops on.
+    Keep only the errors inside a mutant's function: those the mutation made."""
+    import ast
+
+    from mutmut.mutation import file_mutation
+
+    original = file_mutation.run_type_checker
+
+    def run_type_checker(command: list[str]) -> list[Any]:
+        errors = original(command)
+        spans: dict[Path, list[tuple[int, int]]] = {}
+        for path in {e.file_path for e in errors}:
+            tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+            spans[path] = [
+                (node.lineno, node.end_lineno or node.lineno)
+                for node in ast.walk(tree)
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                and "__mutmut_" in node.name
+                and not node.name.endswith("__mutmut_orig")
+            ]
+        kept = [e for e in errors if any(a <= e.line_number <= b for a, b in spans[e.file_path])]
+        if len(kept) < len(errors):
+            print(f"    {len(errors) - len(kept)} type error(s) outside mutants left aside")
+        return kept
+
+    file_mutation.run_type_checker = run_type_checker
 
 
 def _skip_checked(entry: Any) -> None:
@@ -335,13 +367,17 @@ def report(command: str) -> int:
         "",
         f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}",
         f"- tool: mutmut {_mutmut_version()}; command: `{command}`",
-        "- score = killed / (mutants - equivalent - not checked); a timeout counts as killed (the",
-        "  mutant hung the tests); a mutant no test reaches counts against the score. \"other\":",
-        "  not checked or skipped. A module with mutants under \"other\" was checked in part (a",
-        "  run given mutant names); its score covers the mutants checked.",
+        "- score = (killed + mypy) / (mutants - equivalent - not checked). \"mypy\": refused by",
+        "  mypy --strict, which the suite runs (tests/test_stubs.py), before any test ran. \"tests",
+        "  on typed\": killed / (the same less the mypy ones), the tests' score on the mutants that",
+        "  pass the type check. A timeout counts as killed (the mutant hung the tests); a mutant no",
+        "  test reaches counts against the score. \"other\": not checked or skipped; a module with",
+        "  mutants there was checked in part, and its scores cover the mutants checked.",
+        "- results carry over between machines in mutation-ledger.json (see tools/mutation.py).",
         "",
-        "| module | mutants | killed | timeout | survived | no tests | equivalent | other | score |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| module | mutants | killed | mypy | timeout | survived | no tests | equivalent | other "
+        "| score | tests on typed |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     total: Counter[str] = Counter()
     for module in sorted(by_module):
@@ -386,14 +422,16 @@ def report(command: str) -> int:
 
 
 def _row(module: str, c: Counter[str]) -> str:
-    killed = c["killed"] + c["timeout"] + c["segfault"] + c["caught by type check"]
+    by_mypy = c["caught by type check"]
+    by_tests = c["killed"] + c["timeout"] + c["segfault"]
     counted = sum(c.values()) - c["equivalent"] - c["not checked"] - c["skipped"]
-    score = f"{100.0 * killed / counted:.1f} %" if counted else "-"
-    other = _other(c)
+    score = f"{100.0 * (by_tests + by_mypy) / counted:.1f} %" if counted else "-"
+    typed = counted - by_mypy
+    tests_score = f"{100.0 * by_tests / typed:.1f} %" if typed else "-"
     return (
-        f"| {module} | {sum(c.values())} | {c['killed']} | {c['timeout'] + c['segfault']} "
-        f"| {c['survived'] + c['suspicious']} | {c['no tests']} | {c['equivalent']} "
-        f"| {other} | {score} |"
+        f"| {module} | {sum(c.values())} | {c['killed']} | {by_mypy} "
+        f"| {c['timeout'] + c['segfault']} | {c['survived'] + c['suspicious']} | {c['no tests']} "
+        f"| {c['equivalent']} | {_other(c)} | {score} | {tests_score} |"
     )
 
 
@@ -401,7 +439,16 @@ def _other(c: Counter[str]) -> int:
     return sum(c.values()) - sum(c[k] for k in _COLUMNS)
 
 
-_COLUMNS = ("killed", "timeout", "segfault", "survived", "suspicious", "no tests", "equivalent")
+_COLUMNS = (
+    "killed",
+    "caught by type check",
+    "timeout",
+    "segfault",
+    "survived",
+    "suspicious",
+    "no tests",
+    "equivalent",
+)
 
 
 def _mutmut_version() -> str:
