@@ -218,14 +218,20 @@ def _mutant_function(name: str) -> tuple[str, int]:
 
 
 def _generated() -> dict[str, tuple[dict[str, str], list[str]]]:
-    """Every mutated file -> (hash of each function, mutant names), made from the sources as
-    they are now, as ``mutmut run`` makes them (nothing is written)."""
+    """Every mutated file -> (hash of each function, mutant names) for the sources as they are
+    now: from mutmut's last run where its copy is up to date, else made as ``mutmut run``
+    makes them (nothing is written)."""
     from mutmut.mutation.file_mutation import mutate_file_contents
     from mutmut.utils.format_utils import get_mutant_name
 
     os.chdir(ROOT)
     out = {}
     for path in _config()["only_mutate"]:
+        meta, copy = _meta(path), ROOT / "mutants" / path
+        if meta and copy.is_file() and copy.stat().st_mtime > (ROOT / path).stat().st_mtime:
+            # mutmut's own copy is newer than the source (its test for "unmodified")
+            out[path] = (meta["hash_by_function_name"], list(meta["exit_code_by_key"]))
+            continue
         made = mutate_file_contents(path, (ROOT / path).read_text(encoding="utf-8"))
         names = [get_mutant_name(Path(path), n).removeprefix("python.") for n in made.mutant_names]
         out[path] = (dict(made.hash_by_function_name), names)
