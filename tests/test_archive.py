@@ -22,6 +22,7 @@ from palette_native.archive import (
     ArchiveEntry,
     ArchiveLimits,
     declared_entry_count,
+    is_zip,
     iter_archive,
     scan_directory,
     sniff,
@@ -290,6 +291,26 @@ def test_bzip2_entries_are_skipped_not_inflated() -> None:
 )
 def test_sniff(head: bytes, expected: tuple[str, str] | None) -> None:
     assert sniff(head) == expected
+
+
+@pytest.mark.parametrize(
+    "head, expected",
+    [
+        (zip_bytes({"a.png": RED})[:4], True),  # a local header
+        (zip_bytes({})[:4], True),  # an empty archive is only its end record
+        (b"PK\x03\x04\x14\x00", True),
+        (b"PK\x05\x06" + bytes(18), True),
+        (b"pk\x03\x04\x14\x00", False),
+        (b"pk\x05\x06" + bytes(18), False),
+        (b"PK\x01\x02", False),  # a central directory record is not where a ZIP starts
+        (b"PK", False),
+        (PNG_SIGNATURE, False),
+        (b"", False),
+    ],
+    ids=lambda v: (v[:12].hex() or "empty") if isinstance(v, bytes) else str(v),
+)
+def test_is_zip(head: bytes, expected: bool) -> None:
+    assert is_zip(head) is expected
 
 
 # --- limits ------------------------------------------------------------------------------
@@ -688,6 +709,24 @@ def test_extract_archive_results() -> None:
     assert bad.error.code != "archive_corrupt"  # the image is bad, not the archive
 
 
+def test_extract_archive_defaults_to_the_palette_extract_gives() -> None:
+    from palette_native import extract
+    from palette_native.archive import extract_archive
+
+    # Sixteen flat stripes: more colors than the default palette size, so the size shows.
+    stripes = Image.new("RGB", (64, 16))
+    for n in range(16):
+        stripes.paste((n * 16, 255 - n * 16, (n * 40) % 256), (n * 4, 0, n * 4 + 4, 16))
+    buffer = io.BytesIO()
+    stripes.save(buffer, format="PNG")
+    image = buffer.getvalue()
+    (result,) = list(extract_archive(zip_bytes({"stripes.png": image})))
+    alone = extract(image)
+    assert result.palette is not None and len(alone.colors) == 8
+    assert [c.hex for c in result.palette.colors] == [c.hex for c in alone.colors]
+    assert result.palette.options == alone.options
+
+
 def test_extract_archive_passes_options_and_raises_caller_errors() -> None:
     from palette_native.archive import extract_archive
     from palette_native.errors import CanceledError
@@ -909,6 +948,11 @@ def test_a_summary_of_another_directory_is_refused_before_it_is_loaded() -> None
         next(iter_archive(forged, entries=range(0, 1), directory=scan_directory(small)))
     assert caught.value.code == "archive_corrupt"
     assert "scanned before" in str(caught.value)
+    scanned = scan_directory(small).directory_bytes
+    assert caught.value.details == {
+        "directory_size": 300_000 * scanned,
+        "scanned_directory_size": scanned,
+    }
 
 
 def test_a_summary_whose_counts_do_not_match_is_refused() -> None:
@@ -920,12 +964,20 @@ def test_a_summary_whose_counts_do_not_match_is_refused() -> None:
     assert caught.value.code == "archive_corrupt"
 
 
-def test_a_summary_is_held_to_the_limits_of_the_read() -> None:
+@pytest.mark.parametrize("max_entries", [2, 3], ids=["one-over", "at-the-limit"])
+def test_a_summary_is_held_to_the_limits_of_the_read(max_entries: int) -> None:
     data = _tiny_zip(["a.txt", "b.txt", "c.txt"])
     summary = scan_directory(data)  # under the default limits
+    limits = ArchiveLimits(max_entries=max_entries)
+    if max_entries >= summary.entries:  # as many entries as the limit allows is fine
+        assert [e.name for e in iter_archive(data, limits, directory=summary)] == [
+            "a.txt", "b.txt", "c.txt"
+        ]
+        return
     with pytest.raises(ArchiveError) as caught:
-        next(iter_archive(data, ArchiveLimits(max_entries=2), directory=summary))
+        next(iter_archive(data, limits, directory=summary))
     assert caught.value.code == "archive_too_many_entries"
+    assert caught.value.details == {"limit_entries": 2, "actual_entries": 3}
 
 
 def test_a_part_is_still_held_to_the_end_record_checks() -> None:
