@@ -240,14 +240,22 @@ def test_a_deleted_job_takes_its_finished_messages_along(
 ) -> None:
     one = node()
     endpoint(one)
+    endpoint(one)
     done = event(job_id="jobD")
-    one.webhook_outbox.relay(done)
-    (message,) = claim(one.webhook_outbox)
-    record(one.webhook_outbox, message, OK, clock.now())
+    assert one.webhook_outbox.relay(done) == 2
+    delivered, retried = claim(one.webhook_outbox)
+    record(one.webhook_outbox, delivered, OK, clock.now())
+    assert record(one.webhook_outbox, retried, ERROR, clock.now(), retry_in=60.0) == "pending"
     deleted = JobEvent("evt-deleted-jobD", "job.deleted", {"id": "jobD", "tenant": "t1"}, 0.0)
     assert node().webhook_outbox.relay(deleted) == 1
     with pytest.raises(NotFound):
-        one.webhook_outbox.get_message(message.id, "t1")
+        one.webhook_outbox.get_message(delivered.id, "t1")
+    # A message still to be delivered is not lost with the job: its retry still goes out.
+    waiting = one.webhook_outbox.get_message(retried.id, "t1")
+    assert waiting["status"] == "pending" and len(waiting["attempts"]) == 1
+    clock.advance(60.0)
+    (again,) = claim(node().webhook_outbox)
+    assert again.id == retried.id and again.body == retried.body
 
 
 # -- claiming ----------------------------------------------------------------------------------
