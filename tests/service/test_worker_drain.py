@@ -1,12 +1,13 @@
 """The worker's ways out of a job other than finishing it: a drain lets the images already
 running finish and keeps them, even when one of them was stopped (the next run does only the
-images never finished); a results store that keeps failing leaves the job retried, never
-dropped, until it recovers."""
+images never finished); a cancel stops its own job and no other running beside it; a results
+store that keeps failing leaves the job retried, never dropped, until it recovers."""
 
 from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,13 @@ from service.settings import Settings
 
 
 class Script:
-    """``extract`` with a part for some images: ``held`` waits until ``release`` is set,
+    """``extract`` with a part for some images: ``held`` ones wait until ``release`` is set,
     ``stopped_by_drain`` stops (as the library does when told to cancel) once the pool
     drains; every other image runs at once. Records every image it is given, in order."""
 
-    def __init__(self, names: dict[bytes, str], held: str = "", stopped_by_drain: str = "") -> None:
+    def __init__(
+        self, names: dict[bytes, str], held: Collection[str] = (), stopped_by_drain: str = ""
+    ) -> None:
         self.names = names
         self.held = held
         self.stopped_by_drain = stopped_by_drain
@@ -39,7 +42,7 @@ class Script:
         name = self.names[bytes(source)]
         with self.lock:
             self.calls.append(name)
-        while name == self.held and not self.release.wait(0.01):
+        while name in self.held and not self.release.wait(0.01):
             if should_cancel is not None and should_cancel():
                 raise CanceledError("stopped while held")
         while name == self.stopped_by_drain:
@@ -58,7 +61,7 @@ def test_a_drain_keeps_every_image_that_finishes_after_one_was_stopped(
     settings = Settings(
         data_dir=tmp_path, workers=2, drain_grace_seconds=30.0, max_worker_crashes=1
     )
-    first = Script(names, held="img1.jpg", stopped_by_drain="img2.jpg")
+    first = Script(names, held={"img1.jpg"}, stopped_by_drain="img2.jpg")
     with TestClient(create_app(settings, extract=first)) as c:
         pool = c.app.state.runtime.pool  # type: ignore[attr-defined]
         first.draining = pool.draining
@@ -85,6 +88,39 @@ def test_a_drain_keeps_every_image_that_finishes_after_one_was_stopped(
     assert all(i["status"] == "succeeded" for i in items), items
     # Only the stopped image and the ones never started are computed again.
     assert sorted(second.calls) == ["img2.jpg", "img4.jpg", "img5.jpg"]
+
+
+def test_a_cancel_stops_its_own_job_and_not_the_one_running_beside_it(
+    tmp_path: Path, h: Any
+) -> None:
+    images = {
+        f"{job}{n}.jpg": h.make_jpeg(5400 + 10 * ord(job) + n) for job in "ab" for n in range(2)
+    }
+    names = {data: name for name, data in images.items()}
+    # Two job threads: each job has its first image held, so both are running at the cancel.
+    script = Script(names, held={"a0.jpg", "b0.jpg"})
+    settings = Settings(data_dir=tmp_path, workers=2)
+    with TestClient(create_app(settings, extract=script)) as c:
+        locations = {
+            job: h.submit(
+                c, [(f"{job}.zip", h.make_zip({n: d for n, d in images.items() if n[0] == job}))]
+            ).headers["location"]
+            for job in "ab"
+        }
+        h.wait_for(lambda: {"a0.jpg", "b0.jpg"} <= set(script.calls))
+        canceled = c.post(locations["a"] + "/cancel")
+        assert canceled.status_code == 202 and canceled.json()["cancel_requested"] is True
+        job_a = h.wait_job(c, locations["a"], timeout=10)
+        assert job_a["status"] == "canceled" and job_a["progress"]["done"] == 0, job_a
+        script.release.set()
+        job_b = h.wait_job(c, locations["b"])
+        assert job_b["status"] == "succeeded" and job_b["progress"]["done"] == 2, job_b
+        items = c.get(job_b["results_url"]).json()["items"]
+    assert [(i["name"], i["status"]) for i in items] == [
+        ("b0.jpg", "succeeded"), ("b1.jpg", "succeeded")
+    ]
+    # b's held image ran once, to the end: nothing of it was stopped and computed again.
+    assert script.calls.count("b0.jpg") == 1
 
 
 class FailingResults(LocalBlobStore):
