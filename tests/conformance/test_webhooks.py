@@ -8,6 +8,7 @@ an outcome), so every step is decided by the test and the fake clock.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -225,14 +226,29 @@ def test_batches_form_once_from_the_buffer(node: Callable[[], Backends], clock: 
     assert sum(len(m["payload"]["events"]) for m in messages) == 3
 
 
-def test_a_test_message_goes_to_its_endpoint_only(node: Callable[[], Backends]) -> None:
+@pytest.mark.parametrize(
+    ("event_type", "status"),
+    [("job.failed", "failed"), ("job.succeeded", "succeeded"), ("job.progress", "running")],
+)
+def test_a_test_message_goes_to_its_endpoint_only(
+    node: Callable[[], Backends], event_type: str, status: str
+) -> None:
     one = node()
-    endpoint_id = endpoint(one)
-    msg_id = one.webhook_outbox.enqueue_test(endpoint_id, "t1", "job.failed")
+    endpoint_id = endpoint(one, url="https://hooks.example/Test-Path")
+    msg_id = one.webhook_outbox.enqueue_test(endpoint_id, "t1", event_type)
+    assert re.fullmatch(r"msg_[A-Za-z0-9_-]{24}", msg_id), msg_id  # as every message id
     message = node().webhook_outbox.get_message(msg_id, "t1", endpoint_id)
-    assert message["payload"]["data"]["example"] is True and message["status"] == "pending"
+    assert message["status"] == "pending"
+    payload = message["payload"]
+    assert payload["type"] == event_type
+    assert payload["data"]["example"] is True
+    assert payload["data"]["job_id"] == "job_example" and payload["data"]["status"] == status
+    (sent,) = claim(node().webhook_outbox)
+    assert (sent.id, sent.url, sent.endpoint_id) == (
+        msg_id, "https://hooks.example/Test-Path", endpoint_id
+    )
     with pytest.raises(NotFound):
-        one.webhook_outbox.enqueue_test(endpoint_id, "t2", "job.failed")
+        one.webhook_outbox.enqueue_test(endpoint_id, "t2", event_type)
 
 
 def test_a_deleted_job_takes_its_finished_messages_along(
