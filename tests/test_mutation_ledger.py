@@ -1,4 +1,5 @@
-"""The mutation ledger: results survive a new machine while their function is unchanged."""
+"""tools/mutation.py: the ledger keeps results on a new machine while their function is unchanged;
+the SQL-case rule for equivalent mutants."""
 
 from __future__ import annotations
 
@@ -79,3 +80,34 @@ def test_seeding_hands_mutmut_the_ledger_results(tree: Path) -> None:
     mutation._seed_from_ledger()
     assert mutation._exit_codes()[names[0]] == 0
     assert mutation._exit_codes()[names[1]] == 36
+
+
+def _diff(before: str, after: str) -> str:
+    return f"--- a.py\n+++ a.py\n@@ -1,3 +1,3 @@\n def f():\n-{before}\n+{after}\n     pass"
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "same"),
+    [
+        ('    tx.execute("SELECT id FROM jobs WHERE id = ?", (i,))',
+         '    tx.execute("select id from jobs where id = ?", (i,))', True),
+        ('    "AND status = \'pending\' AND tries = 0"',
+         '    "and status = \'pending\' and tries = 0"', True),
+        ('    "lease_until = NULL, owner = NULL "', '    "LEASE_UNTIL = NULL, OWNER = NULL "', True),
+        # a quoted SQL literal is compared as written
+        ('    "AND status = \'pending\'"', '    "AND STATUS = \'PENDING\'"', False),
+        # a Python value, not SQL
+        ('    status = "pending"', '    status = "PENDING"', False),
+        ('    tx.execute("SELECT 1 FROM t WHERE s = ?", ("pending",))',
+         '    tx.execute("SELECT 1 FROM t WHERE s = ?", ("PENDING",))', False),
+        # more than case
+        ('    "SELECT id FROM jobs"', '    "XXSELECT id FROM jobsXX"', False),
+    ],
+)
+def test_sql_case_only(before: str, after: str, same: bool) -> None:
+    assert mutation.sql_case_only(_diff(before, after)) is same
+
+
+def test_sql_case_only_needs_one_changed_line() -> None:
+    two = _diff('    "SELECT a FROM t"', '    "select a from t"') + '\n-    "WHERE x"\n+    "where x"'
+    assert mutation.sql_case_only(two) is False

@@ -7,6 +7,8 @@
     python tools/mutation.py run --unchecked ['service.uploads.*']  # only mutants with no
                                                 # result yet, here or in the ledger
     python tools/mutation.py report             # writes benchmarks/results/mutation.md
+    python tools/mutation.py sql-case           # lists surviving SQL-case-only mutants of the
+                                                # SQLite modules as equivalent (see sql_case_only)
     python tools/mutation.py results            # mutmut's own listing
 
 Runs from the repository root; mutmut copies the sources to ``mutants/`` and runs the
@@ -38,8 +40,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
+import time
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from fnmatch import fnmatchcase
@@ -240,7 +244,12 @@ def _generated() -> dict[str, tuple[dict[str, str], list[str]]]:
 
 def _meta(path: str) -> dict[str, Any]:
     meta = ROOT / "mutants" / f"{path}.meta"
-    return json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
+    for _ in range(10):  # a running mutmut rewrites the file after every mutant
+        try:
+            return json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
+        except json.JSONDecodeError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{meta} stays unreadable")
 
 
 def _load_ledger() -> dict[str, dict[str, dict[str, Any]]]:
@@ -485,7 +494,61 @@ def sample_score() -> int:
 _KILLED = ("killed", "timeout", "segfault", "caught by type check")
 
 
+SQL_CASE_REASON = (
+    "SQLite keywords and names are case-insensitive and no quoted literal changed: the same "
+    "statement."
+)
+_SQL_WORD = re.compile(
+    r"\b(SELECT|UPDATE|INSERT|DELETE|WHERE|FROM|SET|AND|OR|NOT|IN|IS|NULL|JOIN|ON|AS|ORDER BY|"
+    r"GROUP BY|LIMIT|VALUES|RETURNING|CASE|WHEN|THEN|ELSE|END|COUNT|COALESCE|MIN|MAX|SUM)\b"
+)
+
+
+def sql_case_only(diff: str) -> bool:
+    """A diff that only changes the case of SQL outside its quoted literals (SQLite reads
+    keywords and names in any case): one line out, one line in, differing only in case, inside
+    one double-quoted string that holds an SQL keyword, with each '...' literal unchanged."""
+    removed = [l[1:] for l in diff.splitlines() if l.startswith("-") and not l.startswith("---")]
+    added = [l[1:] for l in diff.splitlines() if l.startswith("+") and not l.startswith("+++")]
+    if len(removed) != 1 or len(added) != 1 or removed == added:
+        return False
+    before, after = removed[0], added[0]
+    if len(before) != len(after) or before.lower() != after.lower():
+        return False
+    differ = [i for i, (b, a) in enumerate(zip(before, after)) if b != a]
+    opening, closing = before.rfind('"', 0, differ[0]), before.find('"', differ[-1])
+    if opening < 0 or closing < 0 or '"' in before[opening + 1 : closing]:
+        return False
+    literal, mutated = before[opening + 1 : closing], after[opening + 1 : closing]
+    pieces = zip(literal.split("'"), mutated.split("'"))
+    return _SQL_WORD.search(literal) is not None and all(
+        b == a for i, (b, a) in enumerate(pieces) if i % 2
+    )
+
+
+def list_sql_case_equivalents() -> int:
+    """Append to the equivalents list every surviving mutant of an SQLite module whose only
+    change is the case of SQL (``sql_case_only``); prints what it added."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    os.chdir(ROOT)
+    listed = _equivalents()
+    added = []
+    for name, status in sorted(_results().items()):
+        if status not in ("survived", "suspicious") or name in listed:
+            continue
+        if ".sqlite." in name and sql_case_only(get_diff_for_mutant(name)):
+            added.append(f"{name} {SQL_CASE_REASON}")
+    if added:
+        with EQUIVALENT.open("a", encoding="utf-8") as out:
+            out.write("\n".join(added) + "\n")
+    print("\n".join(added) or "no new SQL-case equivalents")
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["sql-case"]:
+        return list_sql_case_equivalents()
     if argv[:1] == ["report"]:
         return report(" ".join(["python tools/mutation.py", *(argv[1:] or ["run"])]))
     if argv[:2] == ["run", "--sample"]:
