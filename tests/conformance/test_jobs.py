@@ -140,23 +140,22 @@ def test_a_cursor_past_the_newest_job_pages_from_the_newest(backend: Backends, s
 @pytest.mark.parametrize(
     "cursor",
     [
-        "%%%",
-        "",
-        "bm90LWEtY3Vyc29y",  # "not-a-cursor"
-        raw_cursor(b"s"),  # no number
-        raw_cursor(b"sabc"),
-        raw_cursor(b"s12x"),
-        raw_cursor(b"s-1"),
-        raw_cursor(b"s1.5"),
-        raw_cursor(b"x12"),  # a number, but not behind the right letter
-        raw_cursor(b"12"),
-        raw_cursor(b"S12"),
-        raw_cursor(b"s\xc3\xa91"),  # not ASCII
-        raw_cursor(b"s\xff"),
-        cursor_at(10**19),  # 20 digits: past any job number
-        cursor_at(10**30),
+        pytest.param("%%%", id="not-base64"),
+        pytest.param("", id="empty"),
+        pytest.param("bm90LWEtY3Vyc29y", id="other-text"),  # "not-a-cursor"
+        pytest.param(raw_cursor(b"s"), id="no-number"),
+        pytest.param(raw_cursor(b"sabc"), id="letters"),
+        pytest.param(raw_cursor(b"s12x"), id="trailing-letter"),
+        pytest.param(raw_cursor(b"s-1"), id="negative"),
+        pytest.param(raw_cursor(b"s1.5"), id="fraction"),
+        pytest.param(raw_cursor(b"x12"), id="wrong-letter"),
+        pytest.param(raw_cursor(b"12"), id="no-letter"),
+        pytest.param(raw_cursor(b"S12"), id="capital-letter"),
+        pytest.param(raw_cursor(b"s\xc3\xa91"), id="not-ascii"),
+        pytest.param(raw_cursor(b"s\xff"), id="not-utf8"),
+        pytest.param(cursor_at(10**19), id="20-digits"),  # past any job number
+        pytest.param(cursor_at(10**30), id="31-digits"),
     ],
-    ids=lambda cursor: cursor or "empty",
 )
 def test_a_cursor_the_store_did_not_issue_is_refused(backend: Backends, cursor: str) -> None:
     backend.jobs.submit(new_job(backend))
