@@ -300,7 +300,7 @@ def test_ping_answers_and_counts_are_by_status(backend: Backends) -> None:
 
 
 @pytest.mark.parametrize(
-    "ending", ["taken over", "canceled while stalled", "cancel acknowledged", "deleted"]
+    "ending", ["taken-over", "canceled-while-stalled", "cancel-acknowledged", "deleted"]
 )
 def test_a_lost_lease_renews_as_dead_and_nothing_more(
     backend: Backends, clock: FakeClock, ending: str
@@ -312,13 +312,13 @@ def test_a_lost_lease_renews_as_dead_and_nothing_more(
     lease = jobs.claim("w1", 10)
     assert lease is not None
     assert jobs.renew(lease, 10) == LeaseState(alive=True, cancel_requested=False)
-    if ending == "taken over":
+    if ending == "taken-over":
         clock.advance(11)
         assert jobs.claim("w2", 10) is not None
     else:
         jobs.cancel(job_id, "t1")
         assert jobs.renew(lease, 10) == LeaseState(alive=True, cancel_requested=True)
-        if ending == "canceled while stalled":
+        if ending == "canceled-while-stalled":
             clock.advance(11)
             assert jobs.reap_expired() == 1 and jobs.get(job_id).status == "canceled"
         else:
