@@ -30,6 +30,7 @@ from typing import Any
 from ..clock import Clock
 from ..crypto.fields import Plain
 from ..jobs.chunks import plan_chunks
+from ..jobs.cursors import decode_cursor, encode_cursor
 from ..jobs.interfaces import (
     Chunk,
     IdempotencyOutcome,
@@ -121,21 +122,6 @@ def _item_palette(data: dict[str, Any], cipher: Plain) -> Any:
     if "sealed" in data:
         return json.loads(cipher.open_bytes(base64.b64decode(data["sealed"])))
     return data.get("palette")
-
-
-def _encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    padded = cursor + "=" * (-len(cursor) % 4)
-    try:
-        raw = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
-    except (ValueError, UnicodeError):
-        raise InvalidCursor("malformed cursor") from None
-    if not raw.startswith("s") or not raw[1:].isdigit() or len(raw) > 20:
-        raise InvalidCursor("malformed cursor")
-    return int(raw[1:])
 
 
 class RedisJobStore:
@@ -274,7 +260,7 @@ class RedisJobStore:
         self, tenant: str, *, status: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> tuple[list[Job], str | None]:
         tag = self.tag_of_tenant(tenant)
-        below = "+inf" if cursor is None else f"({_decode_cursor(cursor)}"
+        below = "+inf" if cursor is None else f"({decode_cursor(cursor)}"
         now = self.clock.now()
         found: list[tuple[Job, int]] = []
         batch = max(limit + 1, 50)
@@ -298,7 +284,7 @@ class RedisJobStore:
                 found.append((job, int(seq)))
             below = f"({int(rows[-1][1])}"
         jobs = [job for job, _ in found[:limit]]
-        next_cursor = _encode_cursor(found[limit - 1][1]) if len(found) > limit else None
+        next_cursor = encode_cursor(found[limit - 1][1]) if len(found) > limit else None
         return jobs, next_cursor
 
     def _change(self, op: str, job_id: str, tenant: str) -> Job:

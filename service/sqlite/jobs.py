@@ -8,7 +8,6 @@ the same transaction.
 
 from __future__ import annotations
 
-import base64
 import json
 import sqlite3
 import uuid
@@ -17,6 +16,7 @@ from typing import Any, Literal
 
 from ..clock import Clock
 from ..crypto.fields import Plain
+from ..jobs.cursors import decode_cursor, encode_cursor
 from ..jobs.interfaces import (
     IdempotencyOutcome,
     InvalidCursor,
@@ -105,21 +105,6 @@ _EXPIRED = "status = 'running' AND lease_expires < ?"
 # How often a waiting claim looks for work other processes queued (this process's submits
 # wake it at once).
 _POLL_SECONDS = 0.5
-
-
-def _encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    padded = cursor + "=" * (-len(cursor) % 4)
-    try:
-        raw = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
-    except (ValueError, UnicodeError):
-        raise InvalidCursor("malformed cursor") from None
-    if not raw.startswith("s") or not raw[1:].isdigit() or len(raw) > 20:
-        raise InvalidCursor("malformed cursor")
-    return int(raw[1:])
 
 
 def _row_to_job(row: sqlite3.Row) -> Job:
@@ -232,12 +217,12 @@ class SqliteJobStore:
             args.append(status)
         if cursor is not None:
             sql += " AND seq < ?"
-            args.append(_decode_cursor(cursor))
+            args.append(decode_cursor(cursor))
         sql += " ORDER BY seq DESC LIMIT ?"
         args.append(limit + 1)
         rows = self.db.conn().execute(sql, args).fetchall()
         jobs = [_row_to_job(r) for r in rows[:limit]]
-        next_cursor = _encode_cursor(rows[limit - 1]["seq"]) if len(rows) > limit else None
+        next_cursor = encode_cursor(rows[limit - 1]["seq"]) if len(rows) > limit else None
         return jobs, next_cursor
 
     def cancel(self, job_id: str, tenant: str) -> Job:

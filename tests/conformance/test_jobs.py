@@ -153,7 +153,14 @@ def test_a_cursor_past_the_newest_job_pages_from_the_newest(backend: Backends, s
         pytest.param(raw_cursor(b"S12"), id="capital-letter"),
         pytest.param(raw_cursor(b"s\xc3\xa91"), id="not-ascii"),
         pytest.param(raw_cursor(b"s\xff"), id="not-utf8"),
+        pytest.param(cursor_at(2**63), id="past-64-bits"),  # past what SQLite's INTEGER holds
+        pytest.param(cursor_at(10**19 - 1), id="19-nines"),
         pytest.param(cursor_at(10**19), id="20-digits"),  # past any job number
+        pytest.param(raw_cursor(b"s010"), id="leading-zero"),
+        pytest.param(cursor_at(10) + "=", id="padded"),
+        pytest.param(cursor_at(10) + "!", id="stray-character"),
+        pytest.param(cursor_at(10)[:2] + " " + cursor_at(10)[2:], id="inner-space"),
+        pytest.param(cursor_at(10).upper(), id="other-case"),
         pytest.param(cursor_at(10**30), id="31-digits"),
     ],
 )
