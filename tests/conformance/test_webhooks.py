@@ -558,6 +558,11 @@ def test_messages_list_newest_first_with_filters_and_a_cursor(
     everything, end = outbox.list_messages("t1", endpoint_id=None)
     assert end is None and len(everything) == 5
     assert [m["job_id"] for m in everything] == ["jobC", "jobB", "jobB", "jobA", "jobA"]
+    created = [m["created_at"] for m in everything]  # RFC 3339, newest first
+    assert created == sorted(created, reverse=True) and len(set(created)) == 3
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", c) for c in created)
+    # a page that ends exactly at the last message has no next cursor
+    assert outbox.list_messages("t1", endpoint_id=None, limit=5) == (everything, None)
     pages, cursor = [], None
     while True:
         page, cursor = outbox.list_messages("t1", endpoint_id=None, limit=2, cursor=cursor)
@@ -587,7 +592,8 @@ def test_a_message_is_visible_to_its_owner_only(node: Callable[[], Backends]) ->
     (message,) = claim(one.webhook_outbox)
     assert two.webhook_outbox.get_message(message.id, "t1", endpoint_id)["id"] == message.id
     for owner, where in (("t2", None), ("t1", "ep_other"), ("t2", endpoint_id)):
-        with pytest.raises(NotFound):
+        # the API's 404 detail is this text: it names the message and nothing of its owner's
+        with pytest.raises(NotFound, match=f"^no webhook message '{message.id}'$"):
             two.webhook_outbox.get_message(message.id, owner, where)
     assert two.webhook_outbox.list_messages("t2", endpoint_id=endpoint_id) == ([], None)
 
