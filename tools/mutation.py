@@ -182,6 +182,8 @@ def _type_errors_of_mutants_only() -> None:
     original = file_mutation.run_type_checker
 
     def run_type_checker(command: list[str]) -> list[Any]:
+        if command[:1] == ["mypy"]:  # this interpreter's mypy, whatever PATH holds
+            command = [sys.executable, "-m", *command]
         errors = original(command)
         spans: dict[Path, list[tuple[int, int]]] = {}
         for path in {e.file_path for e in errors}:
