@@ -26,9 +26,8 @@ def decode_cursor(cursor: str) -> int:
     except ValueError:  # not base64, or not ASCII
         raise InvalidCursor("malformed cursor") from None
     number = re.fullmatch(rb"s([0-9]{1,19})", raw)
-    if number is None or int(number[1]) > MAX_JOB_NUMBER:
-        raise InvalidCursor("malformed cursor")
-    seq = int(number[1])
-    if encode_cursor(seq) != cursor:  # stray characters, padding, leading zeros
+    seq = int(number[1]) if number else -1
+    # out of range, or not the token encode_cursor makes (stray characters, padding, zeros)
+    if not 0 <= seq <= MAX_JOB_NUMBER or encode_cursor(seq) != cursor:
         raise InvalidCursor("malformed cursor")
     return seq

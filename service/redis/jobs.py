@@ -34,7 +34,6 @@ from ..jobs.cursors import decode_cursor, encode_cursor
 from ..jobs.interfaces import (
     Chunk,
     IdempotencyOutcome,
-    InvalidCursor,
     ItemKey,
     ItemResult,
     Job,

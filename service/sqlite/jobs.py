@@ -19,7 +19,6 @@ from ..crypto.fields import Plain
 from ..jobs.cursors import decode_cursor, encode_cursor
 from ..jobs.interfaces import (
     IdempotencyOutcome,
-    InvalidCursor,
     ItemKey,
     ItemResult,
     Job,
