@@ -9,6 +9,8 @@
     python tools/mutation.py report             # writes benchmarks/results/mutation.md
     python tools/mutation.py sql-case           # lists surviving SQL-case-only mutants of the
                                                 # SQLite modules as equivalent (see sql_case_only)
+    python tools/mutation.py save               # this machine's results into the ledger now
+                                                # (safe beside a running ``run``)
     python tools/mutation.py results            # mutmut's own listing
 
 Runs from the repository root; mutmut copies the sources to ``mutants/`` and runs the
@@ -551,6 +553,9 @@ def list_sql_case_equivalents() -> int:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["sql-case"]:
         return list_sql_case_equivalents()
+    if argv[:1] == ["save"]:
+        _save_ledger(_exit_codes())
+        return 0
     if argv[:1] == ["report"]:
         return report(" ".join(["python tools/mutation.py", *(argv[1:] or ["run"])]))
     if argv[:2] == ["run", "--sample"]:
