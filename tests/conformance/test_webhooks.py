@@ -16,6 +16,7 @@ import pytest
 from conformancetools import FakeClock
 
 from service.backends import Backends
+from service.clock import iso_time
 from service.jobs.interfaces import JobEvent
 from service.webhooks.interfaces import (
     Claimed,
@@ -114,6 +115,51 @@ def test_endpoints_are_created_listed_in_pages_and_seen_by_every_node(
     assert len(one.webhook_endpoints.list_endpoints("t2", 10, None)[0]) == 1
 
 
+def test_an_endpoint_reads_back_as_made_with_the_documented_defaults(
+    node: Callable[[], Backends], clock: FakeClock
+) -> None:
+    """Only ``url`` is required: the rest takes the defaults the API documents; what is given
+    is kept, on every node."""
+    one, two = node(), node()
+    bare, _ = one.webhook_endpoints.create_endpoint("t1", {"url": "https://hooks.example/bare"})
+    assert re.fullmatch(r"ep_[A-Za-z0-9_-]{16}", bare["id"]), bare["id"]
+    made_at = iso_time(clock.now())
+    expected = {
+        "id": bare["id"],
+        "url": "https://hooks.example/bare",
+        "description": "",
+        "event_types": ["*"],
+        "disabled": False,
+        "disabled_reason": None,
+        "batch": None,
+        "metadata": {},
+        "failing_since": None,
+        "previous_secret_expires_at": None,
+        "created_at": made_at,
+        "updated_at": made_at,
+    }
+    assert {k: v for k, v in bare.items() if k != "etag"} == expected
+    assert two.webhook_endpoints.get_endpoint(bare["id"], "t1") == bare
+
+    full, _ = one.webhook_endpoints.create_endpoint(
+        "t1",
+        {
+            "url": "https://hooks.example/full",
+            "description": "orders",
+            "event_types": ["job.failed"],
+            "disabled": True,
+            "disabled_reason": "paused by the owner",
+            "metadata": {"team": "blue"},
+        },
+    )
+    read = two.webhook_endpoints.get_endpoint(full["id"], "t1")
+    assert read == full and read["id"] != bare["id"]
+    assert (read["description"], read["event_types"], read["metadata"]) == (
+        "orders", ["job.failed"], {"team": "blue"}
+    )
+    assert (read["disabled"], read["disabled_reason"]) == (True, "paused by the owner")
+
+
 def test_updates_and_deletes_hold_to_their_precondition(
     node: Callable[[], Backends], clock: FakeClock
 ) -> None:
@@ -195,6 +241,7 @@ def test_an_event_is_relayed_once_however_often_and_wherever_it_is_relayed(
         (subscribed, ""),
     ]
     assert all(m["payload"]["data"]["job_id"] == done.job["id"] for m in messages)
+    assert [m["event_count"] for m in messages] == [1, 1]  # one event each, not a batch
     assert {m["id"] for m in messages} == {c.id for c in claim(one.webhook_outbox)}
 
 

@@ -409,8 +409,10 @@ def test_download_link_body_is_checked(keyed: Any, h: Any) -> None:
     assert problem["detail"] == "The JSON body is too large."
     ok = c.post(url, content=b"{" + b" " * 4094 + b"}", headers=auth)
     assert ok.status_code == 200, ok.text
-    h.problem(c.post(url, content=b"{nope", headers=auth), 400, "invalid_json")
-    h.problem(c.post(url, content=b"[1, 2]", headers=auth), 400, "invalid_json")
+    nope = h.problem(c.post(url, content=b"{nope", headers=auth), 400, "invalid_json")
+    assert nope["detail"].startswith("The body is not valid JSON (")
+    array = h.problem(c.post(url, content=b"[1, 2]", headers=auth), 400, "invalid_json")
+    assert array["detail"] == "The body must be a JSON object."
     h.problem(c.post(url, content=b"\xff\xfe", headers=auth), 400, "invalid_json")
     for body, field in (
         ({"expires_in": 0}, "expires_in"),
