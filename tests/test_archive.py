@@ -420,6 +420,24 @@ def test_ratio_floor_spares_small_compressible_files() -> None:
     assert entry.data == large
 
 
+def test_the_ratio_error_reports_what_was_read_and_the_limit_itself_is_allowed() -> None:
+    """The compressed bytes are the entry's own (not its local header, nor an earlier entry's),
+    the ratio is theirs to one decimal, and a ratio exactly at the limit passes."""
+    entry = PNG_SIGNATURE + bytes(4096 - len(PNG_SIGNATURE))
+    data = zip_bytes({"first.txt": b"hello", "dense.png": entry})
+    [info] = [i for i in zipfile.ZipFile(io.BytesIO(data)).infolist() if i.filename == "dense.png"]
+    with pytest.raises(ArchiveError) as caught:
+        list(iter_archive(data, ArchiveLimits(ratio_floor_bytes=4096, chunk_bytes=4096)))
+    details = caught.value.details
+    assert details["compressed_bytes"] == info.compress_size  # the small entry, read whole
+    assert details["inflated_bytes"] == 4096
+    assert details["actual_ratio"] == round(4096 / info.compress_size, 1) > 100
+    at_limit = 4096 / info.compress_size
+    assert at_limit * info.compress_size == 4096  # so the check compares equal numbers
+    limits = ArchiveLimits(max_ratio=at_limit, ratio_floor_bytes=4096, chunk_bytes=4096)
+    assert [e.data for e in iter_archive(data, limits)][1] == entry
+
+
 def test_lying_size_header_is_caught() -> None:
     # The directory claims half the real size of a stored entry: zipfile stops there and the
     # CRC of what came out does not match, so the archive is reported corrupt.
@@ -962,6 +980,8 @@ def test_a_summary_whose_counts_do_not_match_is_refused() -> None:
     with pytest.raises(ArchiveError, match="scanned before") as caught:
         next(iter_archive(data, entries=range(0, 1), directory=scan_directory(other)))
     assert caught.value.code == "archive_corrupt"
+    assert caught.value.details == {"entries": 2, "scanned_entries": 2}
+    assert "holds 2 entries (2 files), not the 2 (1) scanned before" in str(caught.value)
 
 
 @pytest.mark.parametrize("max_entries", [2, 3], ids=["one-over", "at-the-limit"])

@@ -557,8 +557,8 @@ def _read_entry(
     buffer = io.BytesIO()
     inflated = 0
     kind: tuple[str, str] | None = None
+    start = counter.bytes_read  # before the local header, which open() reads
     with zf.open(info) as stream:
-        start = counter.bytes_read
         while True:
             chunk = stream.read(limits.chunk_bytes)
             if not chunk:
