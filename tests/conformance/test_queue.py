@@ -33,6 +33,22 @@ def test_claim_is_exclusive_and_fenced(backend: Backends, clock: FakeClock) -> N
     assert jobs.get(job_id).progress.done == 1
 
 
+def test_progress_extends_the_lease_only_when_asked(backend: Backends, clock: FakeClock) -> None:
+    """``progress(..., lease_seconds=s)`` is also a renewal; without it the lease keeps its end."""
+    jobs = backend.jobs
+    jobs.submit(new_job(backend, images=3))
+    lease = jobs.claim("w1", 10)
+    assert lease is not None
+    clock.advance(8)
+    assert jobs.progress(lease, [item(0)], None, lease_seconds=10)  # now ends at 18
+    clock.advance(8)  # 16: past the claim's 10, inside the renewal's 18
+    assert jobs.claim("w2", 10) is None
+    assert jobs.progress(lease, [item(1)], None)  # no renewal: still ends at 18
+    clock.advance(3)  # 19
+    taken = jobs.claim("w2", 10)
+    assert taken is not None and taken.token > lease.token
+
+
 def test_claims_are_oldest_first(backend: Backends) -> None:
     ids = [backend.jobs.submit(new_job(backend)).id for _ in range(3)]
     claimed = [backend.jobs.claim("w", 10) for _ in range(3)]

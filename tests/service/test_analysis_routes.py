@@ -318,3 +318,21 @@ def test_analyze_jobs_read_encrypted_uploads_twice(
     assert item["status"] == "succeeded", item
     assert (item["analysis"]["width"], item["analysis"]["height"]) == (640, 480)
     assert item["analysis"]["palette"]["colors"]
+
+
+def test_analysis_stays_beside_the_palette_in_a_worker_of_this_process(
+    client: Any, h: Any, photo: bytes
+) -> None:
+    """The same as above on the in-process app (whose worker threads the mutation tests can
+    reach): each item keeps its analysis next to its palette, and a job without the flag
+    stores none."""
+    asked = h.submit(client, [("photo.jpg", photo)], analyze="true", colors="4")
+    plain = h.submit(client, [("photo.jpg", photo)], colors="4")
+    for r in (asked, plain):
+        assert h.wait_job(client, r.headers["location"], 60)["status"] == "succeeded"
+    (item,) = client.get(asked.headers["location"] + "/results").json()["items"]
+    assert len(item["palette"]["colors"]) == 4 and "analysis" not in item["palette"]
+    assert 0 < item["analysis"]["quality"]["score"] <= 100
+    (bare,) = client.get(plain.headers["location"] + "/results").json()["items"]
+    assert len(bare["palette"]["colors"]) == 4 and "analysis" not in bare["palette"]
+    assert "analysis" not in bare

@@ -190,6 +190,7 @@ def test_patch_honors_if_match(api: Any, receiver: Any) -> None:
     assert client.delete(path, headers={"if-match": ok.headers["etag"]}).status_code == 204
     gone = client.get(path)
     assert gone.status_code == 404 and gone.json()["code"] == "not_found"
+    assert gone.json()["detail"] == f"no webhook endpoint {path.rsplit('/', 1)[1]!r}"
 
 
 def test_rotate_and_test_event(api: Any, receiver: Any) -> None:
