@@ -202,7 +202,9 @@ def test_a_rotated_secret_signs_beside_the_new_one_for_the_overlap(
     one, two = node(), node()
     made, first_secret = one.webhook_endpoints.create_endpoint("t1", {"url": "https://h.example"})
     rotated, second_secret = two.webhook_endpoints.rotate_secret(made["id"], "t1")
-    assert second_secret != first_secret and rotated["previous_secret_expires_at"] is not None
+    assert second_secret != first_secret
+    overlap_ends = clock.now() + HOOKS.rotation_overlap_s
+    assert rotated["previous_secret_expires_at"] == iso_time(overlap_ends)
     with pytest.raises(NotFound):
         one.webhook_endpoints.rotate_secret(made["id"], "t2")
 
@@ -211,12 +213,14 @@ def test_a_rotated_secret_signs_beside_the_new_one_for_the_overlap(
     assert message.secrets == (second_secret, first_secret)
     record(two.webhook_outbox, message, ERROR, clock.now(), retry_in=0.0)
 
-    clock.advance(HOOKS.rotation_overlap_s + 1)
-    one.webhook_outbox.purge()
+    clock.advance(overlap_ends - clock.now())  # the overlap's last instant is over, not in
     after = one.webhook_endpoints.get_endpoint(made["id"], "t1")
     assert after["previous_secret_expires_at"] is None
     (again,) = claim(one.webhook_outbox)
     assert again.id == message.id and again.secrets == (second_secret,)
+    clock.advance(1)
+    one.webhook_outbox.purge()
+    assert one.webhook_endpoints.get_endpoint(made["id"], "t1") == after
 
 
 # -- enqueue -----------------------------------------------------------------------------------
