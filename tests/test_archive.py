@@ -973,6 +973,35 @@ def test_a_summary_of_another_directory_is_refused_before_it_is_loaded() -> None
     }
 
 
+def test_a_chunk_checks_only_its_own_entries_and_ignores_numbers_past_the_end() -> None:
+    good = _tiny_zip(["a.txt", "b.txt", "c.txt"])
+    broken = bytearray(good)
+    offset = zipfile.ZipFile(io.BytesIO(good)).getinfo("c.txt").header_offset
+    broken[offset : offset + 4] = b"XXXX"  # c.txt's local header is gone
+    # A chunk of the first two never reads c.txt's header; the whole archive does.
+    assert [e.name for e in iter_archive(bytes(broken), entries=range(0, 2))] == ["a.txt", "b.txt"]
+    with pytest.raises(ArchiveError) as caught:
+        list(iter_archive(bytes(broken)))
+    assert caught.value.code == "archive_corrupt" and caught.value.details == {"name": "c.txt"}
+    with pytest.raises(ArchiveError):
+        list(iter_archive(bytes(broken), entries=range(2, 3)))
+    assert [e.name for e in iter_archive(good, entries=range(2, 9))] == ["c.txt"]
+    assert list(iter_archive(good, entries=range(3, 5))) == []
+
+
+def test_a_folder_entry_whose_data_overlaps_the_next_is_refused_in_a_whole_read() -> None:
+    """Folders are never read, but their declared extent is part of the layout check."""
+    good = _tiny_zip(["d/", "a.txt"])
+    record = good.index(b"PK\x01\x02")  # the folder's central directory record comes first
+    assert good[record + 46 : record + 48] == b"d/"
+    forged = bytearray(good)
+    forged[record + 20 : record + 24] = struct.pack("<I", 100)  # compressed size: 100 bytes
+    with pytest.raises(ArchiveError) as caught:
+        list(iter_archive(bytes(forged)))
+    assert caught.value.code == "archive_overlapping_entries"
+    assert caught.value.details["name"] == "d/" and caught.value.details["other"] == "a.txt"
+
+
 def test_a_summary_whose_counts_do_not_match_is_refused() -> None:
     data = _tiny_zip(["a.txt", "b.txt"])
     other = _tiny_zip(["c.txt", "dddd/"])  # the same directory size, a folder in place of a file

@@ -206,10 +206,11 @@ def test_expiry_after_retention(backend: Backends, clock: FakeClock) -> None:
     assert lease is not None
     assert jobs.complete(lease, ResultInfo(f"results/{job_id}/1.json", "abc", 3))
     clock.advance(99)
-    assert jobs.expire() == []
-    clock.advance(2)
-    with pytest.raises(JobNotFound):  # invisible as soon as it expires...
+    assert jobs.expire() == [] and jobs.get(job_id).id == job_id
+    clock.advance(1)
+    with pytest.raises(JobNotFound):  # invisible from the instant it expires...
         jobs.get(job_id)
+    clock.advance(1)
     assert [j.id for j in jobs.expire()] == [job_id]  # ...and then removed
     assert jobs.inputs(job_id) == [] and jobs.expire() == []
 

@@ -49,6 +49,27 @@ def test_progress_extends_the_lease_only_when_asked(backend: Backends, clock: Fa
     assert taken is not None and taken.token > lease.token
 
 
+def test_a_succeeded_job_counts_what_it_did_and_a_failed_one_what_it_had(
+    backend: Backends,
+) -> None:
+    """On success the total becomes the images handled (an estimate made at submit time gives
+    way to what the archives held); a failed job keeps its total, so its progress shows what
+    was left undone."""
+    jobs = backend.jobs
+    done = jobs.submit(new_job(backend, images=3)).id
+    lease = jobs.claim("w1", 10)
+    assert lease is not None and jobs.progress(lease, [item(0), item(1, "failed")], None)
+    assert jobs.complete(lease, ResultInfo(f"results/{done}/1.json", "abc", 2))
+    progress = jobs.get(done).progress
+    assert (progress.total, progress.done, progress.failed) == (2, 1, 1)
+    failed = jobs.submit(new_job(backend, images=3)).id
+    lease = jobs.claim("w1", 10)
+    assert lease is not None and jobs.progress(lease, [item(0)], None)
+    assert jobs.fail(lease, {"code": "internal_error"}, None)
+    progress = jobs.get(failed).progress
+    assert (progress.total, progress.done) == (3, 1)
+
+
 def test_claims_are_oldest_first(backend: Backends) -> None:
     ids = [backend.jobs.submit(new_job(backend)).id for _ in range(3)]
     claimed = [backend.jobs.claim("w", 10) for _ in range(3)]

@@ -330,7 +330,10 @@ def test_analysis_stays_beside_the_palette_in_a_worker_of_this_process(
     plain = h.submit(client, [("photo.jpg", photo)], colors="4")
     for r in (asked, plain):
         assert h.wait_job(client, r.headers["location"], 60)["status"] == "succeeded"
-    (item,) = client.get(asked.headers["location"] + "/results").json()["items"]
+    document = client.get(asked.headers["location"] + "/results").json()
+    assert document["job_id"] == asked.json()["id"] and document["error"] is None
+    assert document["count"] == 1
+    (item,) = document["items"]
     assert len(item["palette"]["colors"]) == 4 and "analysis" not in item["palette"]
     assert 0 < item["analysis"]["quality"]["score"] <= 100
     (bare,) = client.get(plain.headers["location"] + "/results").json()["items"]
