@@ -39,7 +39,8 @@ def one_attempt(system: WebhookSystem, url: str) -> dict[str, Any]:
     message_id = system.outbox.enqueue_test(endpoint["id"], "t1", "job.succeeded")
     [claimed] = system.outbox.claim_due(system.deliverer.owner, 10, 30.0)
     system.deliverer.deliver(claimed)
-    [attempt] = system.outbox.get_message(message_id, "t1")["attempts"]
+    attempts: list[dict[str, Any]] = system.outbox.get_message(message_id, "t1")["attempts"]
+    [attempt] = attempts
     return attempt
 
 
@@ -66,9 +67,8 @@ def raw_server() -> Iterator[tuple[str, list[bytes]]]:
 
 
 class SteppedTimer:
-    """Stands in for the ``time`` module inside ``service.webhooks.delivery``: the first
-    ``perf_counter()`` reads 100.0 s and every later one 100.25 s, so an attempt lasts exactly
-    250 ms whatever the machine's speed."""
+    """The first ``perf_counter()`` reads 100.0 s and every later one 100.25 s, so an attempt
+    lasts exactly 250 ms whatever the machine's speed."""
 
     def __init__(self) -> None:
         self.reads = 0
@@ -76,8 +76,6 @@ class SteppedTimer:
     def perf_counter(self) -> float:
         self.reads += 1
         return 100.0 if self.reads == 1 else 100.25
-
-    monotonic = staticmethod(time.monotonic)
 
 
 @pytest.mark.parametrize("ending", ["answered", "refused", "timed out", "connection error"])
@@ -94,14 +92,18 @@ def test_every_attempt_records_how_long_it_took_in_milliseconds(
         overrides["egress"] = EgressPolicy()  # loopback is not allowed: refused before sending
     elif ending == "timed out":
         overrides["timeout_s"] = 0.3
-        receiver.reply = lambda n, r: (time.sleep(1.0), (200, {}))[1]
+        def slow(n: int, r: Any) -> tuple[int, dict[str, str]]:
+            time.sleep(1.0)  # past the 0.3 s timeout
+            return 200, {}
+
+        receiver.reply = slow
     elif ending == "connection error":
         url = raw_server[0]  # closes without an answer
     system = open_webhooks(settings(**overrides))
     timer = SteppedTimer()
-    monkeypatch.setattr(delivery, "time", SimpleNamespace(
-        perf_counter=timer.perf_counter, monotonic=time.monotonic
-    ))
+    # Only the sender module's view of ``time`` changes; httpx and the other threads keep theirs.
+    clock = SimpleNamespace(perf_counter=timer.perf_counter, monotonic=time.monotonic)
+    monkeypatch.setattr(delivery, "time", clock)
     attempt = one_attempt(system, url)
     assert attempt["latency_ms"] == 250.0
     expected_error = {
