@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import palette_native
 import pytest
+from palette_native import CanceledError
 from starlette.testclient import TestClient
 
 from palette_native.archive import SKIP_NOT_IMAGE
@@ -73,3 +77,57 @@ def test_a_job_gives_back_every_file_it_opened(app_client: TestClient, h: Any) -
     r = h.submit(app_client, files)
     assert h.wait_job(app_client, r.headers["location"], 60)["status"] == "succeeded"
     assert open_files() <= before + 4  # 24 left open would show
+
+
+def _raises(source: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("a decoder bug, not the image's fault")
+
+
+def test_an_unexpected_error_fails_the_image_with_a_plain_detail(tmp_path: Path, h: Any) -> None:
+    settings = Settings(data_dir=tmp_path / "data", sweep_interval_seconds=3600)
+    with TestClient(create_app(settings, extract=_raises)) as c:
+        r = h.submit(c, [("a.png", h.make_png(1))])
+        assert h.wait_job(c, r.headers["location"], 60)["status"] == "succeeded"
+        (item,) = c.get(r.headers["location"] + "/results").json()["items"]
+    assert item["status"] == "failed" and item["palette"] is None
+    assert item["error"] == {"code": "internal_error", "detail": "RuntimeError while decoding"}
+
+
+class FirstThenHold:
+    """``extract`` that does the first image at once and holds the rest until told to stop."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, source: Any, *, should_cancel: Any = None, **kwargs: Any) -> Any:
+        with self.lock:
+            self.calls += 1
+            first = self.calls == 1
+        if not first:
+            deadline = time.monotonic() + 30
+            while not (should_cancel is not None and should_cancel()):
+                assert time.monotonic() < deadline, "the worker never stopped the image"
+                time.sleep(0.01)
+            raise CanceledError("stopped while held")
+        return palette_native.extract(source, **kwargs)
+
+
+def test_a_job_over_its_time_limit_keeps_what_it_did_and_says_why(
+    tmp_path: Path, h: Any
+) -> None:
+    security = SecuritySettings(job_timeout_seconds=1.0)
+    settings = Settings(
+        data_dir=tmp_path / "data", workers=1, sweep_interval_seconds=3600, security=security
+    )
+    with TestClient(create_app(settings, extract=FirstThenHold())) as c:
+        files = [(f"img{n}.png", h.make_png(n)) for n in range(3)]
+        r = h.submit(c, files)
+        job = h.wait_job(c, r.headers["location"], 60)
+        assert job["status"] == "failed" and job["error"]["code"] == "job_timeout"
+        document = c.get(r.headers["location"] + "/results").json()
+        metrics = c.get("/metrics").text
+    assert document["error"] == job["error"]
+    assert [i["status"] for i in document["items"]] == ["succeeded"]
+    assert 'palette_jobs_finished_total{status="failed"} 1.0' in metrics
+    assert 'palette_jobs_finished_total{status="succeeded"}' not in metrics
