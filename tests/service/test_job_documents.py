@@ -8,6 +8,7 @@ import base64
 import os
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from starlette.testclient import TestClient
 
 from palette_native.archive import SKIP_NOT_IMAGE
 from service.app import create_app
+from service.backends import open_backends
+from service.jobs.interfaces import ItemResult
 from service.security.settings import SecuritySettings
 from service.settings import Settings
 
@@ -131,3 +134,64 @@ def test_a_job_over_its_time_limit_keeps_what_it_did_and_says_why(
     assert [i["status"] for i in document["items"]] == ["succeeded"]
     assert 'palette_jobs_finished_total{status="failed"} 1.0' in metrics
     assert 'palette_jobs_finished_total{status="succeeded"}' not in metrics
+
+
+class Calls:
+    """``extract`` that counts calls by the size of the image it is given."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, source: Any, **kwargs: Any) -> Any:
+        size = os.path.getsize(source) if isinstance(source, str) else len(source)
+        with self.lock:
+            self.sizes.append(size)
+        return palette_native.extract(source, **kwargs)
+
+
+def test_a_resumed_job_skips_the_images_it_recorded_and_records_each_once(
+    tmp_path: Path, h: Any
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data", sweep_interval_seconds=3600, lease_seconds=5.0
+    )
+    first, second = h.make_png(1, size=(40, 30)), h.make_png(2, size=(80, 60))
+    with TestClient(create_app(settings, run_workers=False)) as c:
+        location = h.submit(c, [("first.png", first), ("second.png", second)]).headers["location"]
+    job_id = location.rsplit("/", 1)[1]
+    b = open_backends(settings)
+    try:  # a worker that recorded the first image, then died
+        lease = b.jobs.claim("a worker that died", 5.0)
+        assert lease is not None and lease.job_id == job_id
+        done = ItemResult(0, 0, "first.png", "succeeded", palette={"colors": []})
+        assert b.jobs.progress(lease, [done], None)
+        assert b.jobs.release(lease, crashed=True)
+    finally:
+        b.close()
+    calls = Calls()
+    with TestClient(create_app(settings, extract=calls)) as c:
+        assert h.wait_job(c, location)["status"] == "succeeded"
+    assert calls.sizes == [len(second)]  # the first image was not done again
+    b = open_backends(settings)
+    try:
+        assert b.jobs.done_items(job_id) == {(0, 0), (1, 0)}  # one entry per plain image
+    finally:
+        b.close()
+
+
+def test_an_archive_that_fails_part_way_keeps_the_images_done_before(
+    tmp_path: Path, h: Any
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", sweep_interval_seconds=3600)
+    bomb = b"\x89PNG\r\n\x1a\n" + bytes(4 * 2**20)  # 4 MiB of zeros: over the 100:1 ratio
+    archive = h.make_zip(
+        {"fine.png": h.make_png(5), "bomb.png": bomb}, compression=zipfile.ZIP_DEFLATED
+    )
+    with TestClient(create_app(settings)) as c:
+        r = h.submit(c, [("set.zip", archive)])
+        job = h.wait_job(c, r.headers["location"], 60)
+        document = c.get(r.headers["location"] + "/results").json()
+    assert job["status"] == "failed" and job["error"]["code"] == "archive_ratio_exceeded", job
+    assert job["progress"]["done"] == 1
+    assert [(i["name"], i["status"]) for i in document["items"]] == [("fine.png", "succeeded")]
