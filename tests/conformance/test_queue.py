@@ -70,6 +70,24 @@ def test_a_succeeded_job_counts_what_it_did_and_a_failed_one_what_it_had(
     assert (progress.total, progress.done) == (3, 1)
 
 
+def test_reaping_cancels_a_stalled_job_asked_to_cancel_and_requeues_the_next(
+    backend: Backends, clock: FakeClock
+) -> None:
+    """One pass handles every expired lease: a job whose cancel was asked for ends canceled
+    (with its event), and the one after it goes back to the queue."""
+    jobs = backend.jobs
+    canceled = jobs.submit(new_job(backend)).id
+    requeued = jobs.submit(new_job(backend)).id
+    assert jobs.claim("w1", 10) is not None and jobs.claim("w2", 10) is not None
+    jobs.cancel(canceled, "t1")
+    clock.advance(11)
+    assert jobs.reap_expired() == 2
+    assert jobs.get(canceled).status == "canceled"
+    assert jobs.get(requeued).status == "queued"
+    events = backend.events.read("test_queue", 100)
+    assert [e.type for e in events if e.job["id"] == canceled][-1] == "job.canceled"
+
+
 def test_claims_are_oldest_first(backend: Backends) -> None:
     ids = [backend.jobs.submit(new_job(backend)).id for _ in range(3)]
     claimed = [backend.jobs.claim("w", 10) for _ in range(3)]
