@@ -91,6 +91,9 @@ def test_everyone_past_the_global_queued_images_gets_503(tmp_path: Path, h: Any)
             r = h.submit(c, images(h, 1, 40), headers=headers)
             body = h.problem(r, 503, "overloaded")
             assert body["detail"] == detail and r.headers["retry-after"] == "7"
+        # Even a job that adds no images (a ZIP holding only a folder) is refused at the limit.
+        empty = h.make_zip({"dir/": b""})
+        h.problem(h.submit(c, [("empty.zip", empty)], headers=B), 503, "overloaded")
 
 
 def test_the_tenant_limit_is_checked_before_the_global_one(tmp_path: Path, h: Any) -> None:
@@ -105,6 +108,8 @@ def test_without_queue_limits_the_backlog_is_not_limited(tmp_path: Path, h: Any)
     with queued_client(settings_for(tmp_path)) as c:
         for seed in (10, 20, 30):
             accepted(h.submit(c, images(h, 3, seed), headers=A))
+        # A ZIP holding only a folder is a job of no images.
+        accepted(h.submit(c, [("empty.zip", h.make_zip({"dir/": b""}))], headers=A))
 
 
 def test_a_tenant_at_its_active_jobs_quota_gets_429(tmp_path: Path, h: Any) -> None:
