@@ -1002,6 +1002,44 @@ def test_a_folder_entry_whose_data_overlaps_the_next_is_refused_in_a_whole_read(
     assert caught.value.details["name"] == "d/" and caught.value.details["other"] == "a.txt"
 
 
+def test_a_directory_over_its_size_limit_is_refused_with_its_figures() -> None:
+    """The limit is 4 KiB of directory per allowed entry, plus one: exactly at it passes."""
+    small = _tiny_zip(["a" * 14 + ".txt"])
+    record = scan_directory(small).directory_bytes
+    assert record == 64  # 46 bytes and the 18-byte name: 128 of them make 8,192 bytes
+    limits = ArchiveLimits(max_entries=1)  # (1 + 1) * 4 KiB = 8,192 bytes of directory
+    at_limit = _forge_records(small, copies=8192 // record, declared=1)
+    over = _forge_records(small, copies=8192 // record + 1, declared=1)
+    with pytest.raises(ArchiveError) as caught:
+        scan_directory(over, limits=limits)
+    assert caught.value.code == "archive_too_large"
+    assert caught.value.details == {
+        "limit_directory_bytes": 8192,
+        "actual_directory_bytes": (8192 // record + 1) * record,
+    }
+    with pytest.raises(ArchiveError) as fine:  # passes the size check, then counts entries
+        scan_directory(at_limit, limits=limits)
+    assert "limit_directory_bytes" not in fine.value.details
+
+
+def test_an_archive_with_data_before_it_is_refused_with_the_directory_figures() -> None:
+    data = _tiny_zip(["a.txt"])
+    with pytest.raises(ArchiveError) as caught:
+        scan_directory(b"junk" + data)
+    end = len(data) + 4 - 22  # where the end record starts
+    size = scan_directory(data).directory_bytes
+    assert caught.value.code == "archive_corrupt"
+    assert caught.value.details == {
+        "directory_offset": end - 4 - size,
+        "directory_size": size,
+        "directory_end": end,
+    }
+    assert str(caught.value).endswith("the archive is truncated or has data before it")
+    with pytest.raises(ArchiveError) as none:
+        scan_directory(b"no archive here")
+    assert str(none.value) == "not a ZIP archive: no end-of-central-directory record"
+
+
 def test_a_summary_whose_counts_do_not_match_is_refused() -> None:
     data = _tiny_zip(["a.txt", "b.txt"])
     other = _tiny_zip(["c.txt", "dddd/"])  # the same directory size, a folder in place of a file
