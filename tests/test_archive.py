@@ -902,11 +902,62 @@ def test_a_damaged_directory_record_is_corrupt() -> None:
 
 
 def test_a_record_running_past_the_directory_is_corrupt() -> None:
-    archive = bytearray(_tiny_zip(["a.txt"]))
+    archive = bytearray(_tiny_zip(["a.txt", "b.txt"]))
     _, offset, _ = _directory_bounds(bytes(archive))
-    struct.pack_into("<H", archive, offset + 28, 0xFFF0)  # a name longer than the directory
-    with pytest.raises(ArchiveError, match="runs past the directory"):
+    second = archive.index(b"PK\x01\x02", offset + 4)
+    struct.pack_into("<H", archive, second + 28, 0xFFF0)  # a name longer than the directory
+    with pytest.raises(ArchiveError, match="^central directory record 2 runs past the directory"):
         scan_directory(bytes(archive))
+
+
+@pytest.mark.parametrize("cut", [1, 2, 5, 12, 21])
+def test_an_end_record_cut_short_is_no_end_record(cut: int) -> None:
+    """The last bytes of the file hold the end record's signature but not the whole record."""
+    archive = _tiny_zip(["a.txt"])[:-cut]
+    with pytest.raises(ArchiveError, match="no end-of-central-directory record") as caught:
+        scan_directory(archive)
+    assert caught.value.code == "archive_corrupt"
+    assert declared_entry_count(archive) is None
+
+
+def test_the_longest_archive_comment_is_read_past() -> None:
+    """The end record is looked for in the last 22 + 65,535 bytes: with a comment of the
+    largest size it sits at the very first of them."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("a.txt", b"x")
+        zf.writestr("dir/b.txt", b"y")
+        zf.comment = b"c" * 0xFFFF
+    archive = out.getvalue()
+    assert archive.rindex(b"PK\x05\x06") == len(archive) - 22 - 0xFFFF
+    summary = scan_directory(archive)
+    assert (summary.entries, summary.files) == (2, 2)
+    assert declared_entry_count(archive) == 2
+    assert [e.name for e in iter_archive(archive)] == ["a.txt", "dir/b.txt"]
+
+
+def test_an_entry_count_over_32767_is_read_unsigned() -> None:
+    archive = bytearray(_tiny_zip(["a.txt"]))
+    end, _, _ = _directory_bounds(bytes(archive))
+    struct.pack_into("<HH", archive, end + 8, 40_000, 40_000)  # forged: declared, not checked
+    assert declared_entry_count(bytes(archive)) == 40_000
+
+
+def test_a_comment_that_looks_like_a_zip64_locator_is_only_a_comment() -> None:
+    """A locator is trusted only when the record it points at is a ZIP64 end record: here the
+    last directory record's comment happens to end with locator bytes pointing at byte 0."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
+        info = zipfile.ZipInfo("a.txt")
+        info.comment = b"PK\x06\x07" + struct.pack("<IQI", 0, 0, 1)
+        zf.writestr(info, b"x" * 100)
+    archive = out.getvalue()
+    end = archive.rindex(b"PK\x05\x06")
+    assert archive[end - 20 : end - 16] == b"PK\x06\x07"
+    summary = scan_directory(archive)
+    assert (summary.entries, summary.files) == (1, 1)
+    assert declared_entry_count(archive) == 1
+    assert [e.name for e in iter_archive(archive)] == ["a.txt"]
 
 
 def test_a_zip64_locator_pointing_at_nothing_is_not_trusted() -> None:

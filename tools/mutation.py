@@ -12,6 +12,9 @@
     python tools/mutation.py save               # this machine's results into the ledger now
                                                 # (safe beside a running ``run``)
     python tools/mutation.py results            # mutmut's own listing
+    python tools/mutation.py try NAME -- tests/x.py -k y   # one mutant (from the last
+                                                # ``run``'s mutants/) against the work tree's
+                                                # tests: "killed" when they fail
 
 Runs from the repository root; mutmut copies the sources to ``mutants/`` and runs the
 in-process tests (pyproject's ``pytest_add_cli_args_test_selection``) against each mutant, only
@@ -40,6 +43,7 @@ names re-checks, and CI re-checks the sample on every run.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -550,7 +554,31 @@ def list_sql_case_equivalents() -> int:
     return 0
 
 
+def try_mutant(name: str, pytest_args: list[str]) -> int:
+    """Run the given tests (the work tree's, so a test written since the last ``run`` counts)
+    with one mutant switched on; 0 when they fail (the mutant is killed), 1 when they pass."""
+    import pytest
+    from mutmut.mutation.trampoline import set_mutant_under_test
+
+    if not (ROOT / "mutants").is_dir():
+        sys.exit("no mutants/ here: `python tools/mutation.py run` makes it")
+    _refresh_unmutated_copies()
+    _import_the_mutated_copies()
+    set_mutant_under_test(name)
+    # Imported now, from mutants/: pytest puts the work tree first on sys.path when it loads
+    # the tests, and a package already imported stays the one its submodules come from.
+    for package in map(importlib.import_module, MUTATED_PACKAGES):
+        assert "mutants" in Path(package.__file__ or "").parts, package
+    code = pytest.main(["-p", "no:cacheprovider", "-q", "-x", *pytest_args])
+    if code in (pytest.ExitCode.NO_TESTS_COLLECTED, pytest.ExitCode.USAGE_ERROR):
+        sys.exit(f"pytest could not run those tests (exit {code})")
+    print(f"{name}: {'survived' if code == 0 else 'killed'}")
+    return 1 if code == 0 else 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["try"] and len(argv) >= 2:
+        return try_mutant(argv[1], [a for a in argv[2:] if a != "--"])
     if argv[:1] == ["sql-case"]:
         return list_sql_case_equivalents()
     if argv[:1] == ["save"]:

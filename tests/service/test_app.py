@@ -88,13 +88,14 @@ def test_sync_bad_inputs(client: TestClient, h: Any) -> None:
     assert "/v1/jobs" in body["detail"]
     truncated = h.make_jpeg(2, size=(400, 300))[:600]
     h.problem(client.post("/v1/palette", content=truncated), 422, "decode_error")
-    h.problem(
+    body = h.problem(
         client.post(
             "/v1/palette", files=[("file", ("a", h.make_jpeg(1))), ("file", ("b", h.make_jpeg(2)))]
         ),
         400,
         "too_many_files",
     )
+    assert body["detail"] == "Send exactly one 'file' part."
 
 
 def test_sync_limits_name_the_limit(tmp_path: Path, h: Any) -> None:
@@ -294,7 +295,7 @@ def test_job_upload_limits_and_bad_requests(tmp_path: Path, h: Any) -> None:
         body = h.problem(
             h.submit(c, [(f"{n}.jpg", h.make_jpeg(n)) for n in range(4)]), 422, "too_many_images"
         )
-        assert body["limit_images"] == 3
+        assert body["limit_images"] == 3 and body["actual_images_at_least"] == 4
         archive = h.make_zip({f"{n}.jpg": h.make_jpeg(n) for n in range(3)})
         body = h.problem(
             h.submit(c, [("x.jpg", h.make_jpeg(9)), ("a.zip", archive)]), 422, "too_many_images"
@@ -355,6 +356,32 @@ def test_job_upload_limits_and_bad_requests(tmp_path: Path, h: Any) -> None:
         assert c.get("/v1/jobs").json()["jobs"] == []
         # Nothing from the refused uploads is left behind.
         assert list(app.state.runtime.backends.blobs.keys("uploads")) == []
+
+
+def test_names_that_are_not_utf8_are_kept_with_replacement_characters(
+    client: TestClient, h: Any
+) -> None:
+    """Old clients send file and field names in Latin-1: the upload goes through, each byte
+    that is not UTF-8 shown as U+FFFD."""
+    boundary = b"nn"
+    body = b"".join(
+        b"--nn\r\nContent-Disposition: form-data; " + disposition + b"\r\n\r\n" + data + b"\r\n"
+        for disposition, data in (
+            (b'name="file"; filename="caf\xe9.jpg"', h.make_jpeg(1)),
+            (b'name="\xff"; filename="b.jpg"', h.make_jpeg(2)),
+            (b'name="n\xe4me"', b"ignored"),
+        )
+    )
+    r = client.post(
+        "/v1/jobs",
+        content=body + b"--nn--\r\n",
+        headers={"content-type": "multipart/form-data; boundary=" + boundary.decode()},
+    )
+    assert r.status_code == 202, r.text
+    job = h.wait_job(client, r.headers["location"])
+    assert job["status"] == "succeeded", job
+    names = [item["name"] for item in client.get(job["results_url"]).json()["items"]]
+    assert names == ["caf\ufffd.jpg", "b.jpg"]
 
 
 def test_per_image_and_archive_limits_inside_jobs(tmp_path: Path, h: Any) -> None:
