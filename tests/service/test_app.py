@@ -309,24 +309,34 @@ def test_job_upload_limits_and_bad_requests(tmp_path: Path, h: Any) -> None:
         big = h.make_jpeg(5, size=(600, 400), quality=95)
         body = h.problem(h.submit(c, [("big.jpg", big)]), 413, "request_too_large")
         assert body["limit_bytes"] == 60_000
+        assert body["actual_bytes"] > len(big)  # the declared length of the whole body
         h.problem(
             h.submit(c, [("a.txt", b"plain text, not an image" * 30)]), 415, "unsupported_format"
         )
         h.problem(
             h.submit(c, [("a.tar.gz", b"\x1f\x8b\x08" + b"\x00" * 600)]), 415, "unsupported_format"
         )
-        h.problem(
+        body = h.problem(
             c.post("/v1/jobs", content=b"{}", headers={"content-type": "application/json"}),
             415,
             "unsupported_media_type",
         )
+        assert body["detail"] == "Send multipart/form-data with one or more 'file' parts."
         h.problem(c.post("/v1/jobs", data={"colors": "4"}, files=[]), 415, "unsupported_media_type")
         h.problem(c.post("/v1/jobs", files=[("colors", (None, "4"))]), 400, "no_files")
         h.problem(h.submit(c, [("a.jpg", h.make_jpeg(1))], colors="999"), 400, "bad_parameter")
         h.problem(
             h.submit(c, [("a.jpg", h.make_jpeg(1))], callback_url="ftp://x"), 400, "bad_parameter"
         )
-        h.problem(h.submit(c, [("empty.jpg", b"")]), 400, "empty_file")
+        body = h.problem(h.submit(c, [("empty.jpg", b"")]), 400, "empty_file")
+        assert body["part"] == "empty.jpg" and body["detail"] == "File part 'empty.jpg' is empty."
+        not_this_boundary = c.post(
+            "/v1/jobs",
+            content=b"--yy\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nx\r\n--yy--",
+            headers={"content-type": "multipart/form-data; boundary=xx"},
+        )
+        body = h.problem(not_this_boundary, 400, "malformed_multipart")
+        assert body["detail"].startswith("The multipart body is malformed: ")
         malformed = c.post(
             "/v1/jobs",
             content=b"--xx\r\nContent-Disposition: form-data; "
@@ -352,7 +362,8 @@ def test_job_upload_limits_and_bad_requests(tmp_path: Path, h: Any) -> None:
                 content=cut,
                 headers={"content-type": "multipart/form-data; boundary=xx"},
             )
-            h.problem(truncated, 400, "malformed_multipart")
+            body = h.problem(truncated, 400, "malformed_multipart")
+            assert body["detail"] == "The multipart body ended inside a part."
         assert c.get("/v1/jobs").json()["jobs"] == []
         # Nothing from the refused uploads is left behind.
         assert list(app.state.runtime.backends.blobs.keys("uploads")) == []
@@ -369,7 +380,7 @@ def test_names_that_are_not_utf8_are_kept_with_replacement_characters(
         for disposition, data in (
             (b'name="file"; filename="caf\xe9.jpg"', h.make_jpeg(1)),
             (b'name="\xff"; filename="b.jpg"', h.make_jpeg(2)),
-            (b'name="n\xe4me"', b"ignored"),
+            (b'name="n\xe4me"', b"ign\xf6red"),
         )
     )
     r = client.post(

@@ -333,6 +333,38 @@ def test_batching_100_events_in_two_callbacks(
     assert sorted(e["data"]["job_id"] for e in events) == sorted(f"job_{i}" for i in range(100))
 
 
+def test_a_batch_carries_only_the_latest_progress_of_each_job(
+    make_system: Any, receiver: Any
+) -> None:
+    system = make_system()
+    add_endpoint(
+        system,
+        receiver.url,
+        event_types=["job.progress", "job.succeeded"],
+        batch={"max_events": 50, "max_wait_ms": 300},
+    )
+
+    def progress(job_id: str, done: int) -> None:
+        state = job(job_id, status="running", progress={"total": 3, "done": done})
+        emit(system, state, "job.progress")
+
+    progress("job_1", 1)
+    progress("job_2", 1)
+    progress("job_1", 2)
+    progress("job_1", 3)
+    emit(system, job("job_1"), "job.succeeded")
+    system.start()
+    [got] = receiver.wait_for(1, timeout=5)
+    events = sorted(
+        (e["data"]["job_id"], e["type"], e["data"]["progress"]["done"]) for e in got.json()["events"]
+    )
+    assert events == [
+        ("job_1", "job.progress", 3),
+        ("job_1", "job.succeeded", 3),
+        ("job_2", "job.progress", 1),
+    ]
+
+
 def test_batch_flushes_after_max_wait(make_system: Any, receiver: Any) -> None:
     system = make_system()
     add_endpoint(system, receiver.url, batch={"max_events": 50, "max_wait_ms": 300})
