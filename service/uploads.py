@@ -144,7 +144,9 @@ def admit(kind: Kind | None, label: str, accept_archives: bool) -> Kind:
         return kind
     what = "an image or a ZIP archive" if accept_archives else "an image"
     found = f" (found {kind[1]})" if kind else ""
-    hint = "; send archives to POST /v1/jobs" if kind and kind[0] == "archive" else ""
+    # Only where archives are refused: a job upload is already at POST /v1/jobs.
+    refused_archive = kind is not None and kind[0] == "archive" and not accept_archives
+    hint = "; send archives to POST /v1/jobs" if refused_archive else ""
     raise Problem(
         415,
         "unsupported_format",

@@ -18,6 +18,7 @@ def test_claim_is_exclusive_and_fenced(backend: Backends, clock: FakeClock) -> N
     job_id = jobs.submit(new_job(backend)).id
     lease = jobs.claim("w1", 10)
     assert lease is not None and lease.job_id == job_id and jobs.claim("w2", 10) is None
+    assert lease.expires_at == clock.t + 10
     assert jobs.get(job_id).status == "running" and jobs.get(job_id).started_at is not None
     clock.advance(11)  # w1 stalls past its lease; w2 takes over
     lease2 = jobs.claim("w2", 10)
@@ -96,6 +97,9 @@ def test_claims_are_oldest_first(backend: Backends) -> None:
 
 def test_claim_waits_for_work(backend: Backends) -> None:
     jobs = backend.jobs
+    started = time.monotonic()
+    assert jobs.claim("w", 10) is None
+    assert time.monotonic() - started < 0.8  # no wait asked: the answer comes at once
     started = time.monotonic()
     assert jobs.claim("w", 10, wait=0.3) is None
     assert time.monotonic() - started >= 0.25  # it waited

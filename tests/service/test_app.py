@@ -80,12 +80,20 @@ def test_sync_bad_options(client: TestClient, h: Any, query: str, parameter: str
 
 def test_sync_bad_inputs(client: TestClient, h: Any) -> None:
     h.problem(client.post("/v1/palette", content=b""), 400, "empty_body")
-    h.problem(
+    body = h.problem(
         client.post("/v1/palette", content=b"hello, not an image" * 10), 415, "unsupported_format"
     )
+    assert body["detail"] == "'body' is not an image; types are detected from the bytes."
+    assert body["part"] == "body"
     zipped = h.make_zip({"a.jpg": h.make_jpeg(1)})
     body = h.problem(client.post("/v1/palette", content=zipped), 415, "unsupported_format")
-    assert "/v1/jobs" in body["detail"]
+    assert body["detail"] == (
+        "'body' is not an image (found zip); types are detected from the bytes; "
+        "send archives to POST /v1/jobs."
+    )
+    notes = [("file", ("notes.txt", b"plain text " * 60))]
+    body = h.problem(client.post("/v1/palette", files=notes), 415, "unsupported_format")
+    assert body["part"] == "notes.txt"
     truncated = h.make_jpeg(2, size=(400, 300))[:600]
     h.problem(client.post("/v1/palette", content=truncated), 422, "decode_error")
     body = h.problem(
@@ -310,11 +318,18 @@ def test_job_upload_limits_and_bad_requests(tmp_path: Path, h: Any) -> None:
         body = h.problem(h.submit(c, [("big.jpg", big)]), 413, "request_too_large")
         assert body["limit_bytes"] == 60_000
         assert body["actual_bytes"] > len(big)  # the declared length of the whole body
-        h.problem(
+        body = h.problem(
             h.submit(c, [("a.txt", b"plain text, not an image" * 30)]), 415, "unsupported_format"
         )
-        h.problem(
+        assert body["part"] == "a.txt" and body["detail"] == (
+            "'a.txt' is not an image or a ZIP archive; types are detected from the bytes."
+        )
+        body = h.problem(
             h.submit(c, [("a.tar.gz", b"\x1f\x8b\x08" + b"\x00" * 600)]), 415, "unsupported_format"
+        )
+        assert body["detail"] == (  # no hint to use POST /v1/jobs: this is POST /v1/jobs
+            "'a.tar.gz' is not an image or a ZIP archive (found gzip); types are detected from "
+            "the bytes."
         )
         body = h.problem(
             c.post("/v1/jobs", content=b"{}", headers={"content-type": "application/json"}),
