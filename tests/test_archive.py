@@ -284,10 +284,24 @@ def test_bzip2_entries_are_skipped_not_inflated() -> None:
         (bytes(257) + b"ustar\x0000", ("archive", "tar")),
         (b"%PDF-1.7", None),
         (b"", None),
+        (b"GIF87a\x01\x00", ("image", "gif")),
+        (b"II+\x00\x08\x00\x00\x00", ("image", "tiff")),  # BigTIFF, both byte orders
+        (b"MM\x00+\x00\x08\x00\x00", ("image", "tiff")),
+        (b"RIFF\x24\x00\x00\x00WAVEfmt ", None),  # RIFF but a sound
+        (b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00", None),  # ISO-BMFF but an MP4 video
+        (b"\x00\x00\x00\x1cftypavis\x00\x00\x00\x00", ("image", "avif")),  # an AVIF sequence
+        # BM + each DIB header size (BITMAPCOREHEADER ... BITMAPV5HEADER), 26 bytes in all
+        *[
+            (b"BM" + bytes(12) + bytes([n]) + bytes(11), ("image", "bmp"))
+            for n in (12, 40, 52, 56, 64, 108, 124)
+        ],
+        (b"BM" + bytes(12) + b"\x28" + bytes(10), None),  # too short for a DIB header
+        (b"BM" + bytes(12) + b"\x29" + bytes(11), None),  # no DIB header is 41 bytes
+        (b"PK\x07\x08\x00\x00", ("archive", "zip")),  # a split archive's first part
     ],
     # Hex ids: a backslash-escaped repr in a test id is not found again when the id is selected
     # by name (mutmut runs tests by id).
-    ids=lambda v: (v[:12].hex() or "empty") if isinstance(v, bytes) else str(v),
+    ids=lambda v: f"{v[:16].hex() or 'empty'}-{len(v)}" if isinstance(v, bytes) else str(v),
 )
 def test_sniff(head: bytes, expected: tuple[str, str] | None) -> None:
     assert sniff(head) == expected

@@ -22,6 +22,7 @@ from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.backends import open_backends
+from service.runtime import Runtime
 from service.security.settings import SecuritySettings
 from service.settings import Settings
 
@@ -261,3 +262,30 @@ def test_a_chunk_that_starts_past_the_first_input_runs_its_own_images(
         (name, "succeeded") for name in [*first, *second]
     ]
     assert sorted(extract.calls) == sorted([*first, *second])
+
+
+def test_the_pools_threads_are_named_and_never_hold_the_process_open(
+    tmp_path: Path, h: Any
+) -> None:
+    """A thread dump (py-spy, faulthandler) tells the pool's threads apart by name, and none of
+    them keeps the interpreter alive should the process end without a drain."""
+    seen: list[threading.Thread] = []
+
+    def extract(source: Any, **kwargs: Any) -> Any:
+        seen.append(threading.current_thread())
+        return palette_native.extract(source, **kwargs)
+
+    settings = Settings(data_dir=tmp_path, workers=2)
+    runtime = Runtime(settings)
+    runtime.start()  # from this thread, which is not a daemon, as `palette serve` starts it
+    try:
+        pool = {t.name: t for t in threading.enumerate() if t.name.startswith("palette-")}
+    finally:
+        runtime.stop()
+    assert {"palette-worker-0", "palette-worker-1", "palette-monitor"} <= set(pool)
+    assert all(t.daemon for t in pool.values())
+    with TestClient(create_app(settings, extract=extract)) as c:
+        job = h.wait_job(c, h.submit(c, [("a.jpg", h.make_jpeg(8200))]).headers["location"])
+    assert job["status"] == "succeeded", job
+    (decoder,) = seen
+    assert decoder.name.startswith("palette-cpu") and decoder.daemon
