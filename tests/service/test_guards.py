@@ -186,7 +186,8 @@ def test_a_bad_content_length_is_refused(client: TestClient, h: Any) -> None:
     r = client.post(
         "/v1/palette", content=h.make_jpeg(1), headers={"content-length": "lots"}
     )
-    h.problem(r, 400, "bad_content_length")
+    body = h.problem(r, 400, "bad_content_length")
+    assert body["detail"] == "Content-Length is not a number."
 
 
 # -- byte ranges and conditional requests ----------------------------------------------------

@@ -19,12 +19,12 @@ from starlette.testclient import TestClient
 from service.app import create_app
 from service.settings import Settings
 
-pytestmark = pytest.mark.e2e
 
 CHILD = Path(__file__).with_name("crashing_worker.py")
 MARKER = b"KILL-MY-WORKER"
 
 
+@pytest.mark.e2e  # a worker process of its own; the other tests run in this one
 def test_an_image_that_kills_its_worker_is_given_up_and_the_job_goes_on(
     tmp_path: Path, h: Any, guard_dir: Path
 ) -> None:

@@ -289,3 +289,35 @@ def test_the_pools_threads_are_named_and_never_hold_the_process_open(
     assert job["status"] == "succeeded", job
     (decoder,) = seen
     assert decoder.name.startswith("palette-cpu") and decoder.daemon
+
+
+def test_workers_keep_taking_jobs_after_a_failed_claim_and_after_idling(
+    tmp_path: Path, h: Any
+) -> None:
+    """A claim that fails (the store briefly unreachable) and claims that find nothing (an idle
+    spell longer than a claim's 0.5 s wait) leave the one worker thread taking jobs; idle, it
+    waits in its claims instead of spinning."""
+    failures = [RuntimeError("the store is unreachable")]
+    claims: list[float] = []
+
+    def backends(settings: Settings, clock: Any) -> Any:
+        opened = open_backends(settings, clock)
+        claim = opened.jobs.claim
+
+        def failing_once(*args: Any, **kwargs: Any) -> Any:
+            claims.append(time.monotonic())
+            if failures:
+                raise failures.pop()
+            return claim(*args, **kwargs)
+
+        opened.jobs.claim = failing_once  # type: ignore[method-assign]
+        return opened
+
+    settings = Settings(data_dir=tmp_path, workers=1)
+    with TestClient(create_app(settings, backends=backends)) as c:
+        h.wait_for(lambda: not failures)
+        idle_from = len(claims)
+        time.sleep(1.2)  # idle: two claims' waits and more, with nothing queued
+        assert 1 <= len(claims) - idle_from <= 6, "an idle worker should wait in its claims"
+        job = h.wait_job(c, h.submit(c, [("a.jpg", h.make_jpeg(8300))]).headers["location"], 20)
+    assert job["status"] == "succeeded", job
