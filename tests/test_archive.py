@@ -687,8 +687,17 @@ def test_bad_sources() -> None:
     ],
 )
 def test_limits_validation(field: str, value: Any) -> None:
-    with pytest.raises(BadParameterError, match=field):
+    with pytest.raises(BadParameterError, match=field) as caught:
         ArchiveLimits(**{field: value})
+    assert caught.value.details == {"parameter": field, "actual": repr(value)}
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("ratio_floor_bytes", 0), ("max_ratio", 1.0), ("max_ratio", 1.5), ("max_entries", 1)],
+)
+def test_limits_at_their_edges_are_accepted(field: str, value: Any) -> None:
+    assert getattr(ArchiveLimits(**{field: value}), field) == value
 
 
 def test_memory_stays_flat_over_a_large_archive(tmp_path: Path) -> None:

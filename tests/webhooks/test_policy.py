@@ -166,6 +166,10 @@ def test_finished_messages_are_kept_30_days(make_api: Any, receiver: Any) -> Non
     now[0] += 2
     store.purge()
     assert api.messages(ok["id"]) == [] and api.messages(bad["id"]) == []
+    # Their attempts go with them (the SQLite store here: rows no listing can reach).
+    with store.db.read() as conn:
+        left = conn.execute("SELECT COUNT(*) FROM webhook_attempts").fetchone()[0]
+    assert left == 0
     assert [m["status"] for m in api.messages(idle["id"])] == ["pending"]  # never purged
 
 
