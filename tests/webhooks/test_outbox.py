@@ -365,6 +365,22 @@ def test_a_batch_carries_only_the_latest_progress_of_each_job(
     ]
 
 
+def test_a_disabled_endpoints_buffer_holds_no_other_endpoint_back(make_system: Any) -> None:
+    """Both endpoints buffer an event; the one disabled keeps it, the other gets its batch,
+    whichever the outbox looks at first (the disabled one has the smaller id here, which is
+    the order SQLite groups them in)."""
+    system = make_system()
+    batch = {"max_events": 1, "max_wait_ms": 60_000}
+    ids = sorted(add_endpoint(system, f"http://127.0.0.1:9/{n}", batch=batch)[0] for n in range(2))
+    emit(system, job(), "job.succeeded")
+    system.endpoints.update_endpoint(ids[0], "public", {"disabled": True})
+    assert system.outbox.form_batches() == 1
+    assert [m["endpoint_id"] for m in messages(system)] == [ids[1]]
+    system.endpoints.update_endpoint(ids[0], "public", {"disabled": False})
+    assert system.outbox.form_batches() == 1
+    assert sorted(m["endpoint_id"] for m in messages(system)) == ids
+
+
 def test_batch_flushes_after_max_wait(make_system: Any, receiver: Any) -> None:
     system = make_system()
     add_endpoint(system, receiver.url, batch={"max_events": 50, "max_wait_ms": 300})
