@@ -372,13 +372,16 @@ def test_a_disabled_endpoints_buffer_holds_no_other_endpoint_back(make_system: A
     system = make_system()
     batch = {"max_events": 1, "max_wait_ms": 60_000}
     ids = sorted(add_endpoint(system, f"http://127.0.0.1:9/{n}", batch=batch)[0] for n in range(2))
-    emit(system, job(), "job.succeeded")
+    emit(system, job("job_1"), "job.succeeded")
+    emit(system, job("job_2"), "job.succeeded")
     system.endpoints.update_endpoint(ids[0], "public", {"disabled": True})
-    assert system.outbox.form_batches() == 1
-    assert [m["endpoint_id"] for m in messages(system)] == [ids[1]]
+    assert system.outbox.form_batches() == 2  # a batch is full at one event
+    assert [m["endpoint_id"] for m in messages(system)] == [ids[1]] * 2
     system.endpoints.update_endpoint(ids[0], "public", {"disabled": False})
-    assert system.outbox.form_batches() == 1
-    assert sorted(m["endpoint_id"] for m in messages(system)) == ids
+    assert system.outbox.form_batches() == 2
+    formed = messages(system)
+    assert sorted(m["endpoint_id"] for m in formed) == [ids[0]] * 2 + [ids[1]] * 2
+    assert all(m["id"].startswith("msg_") for m in formed)
 
 
 def test_batch_flushes_after_max_wait(make_system: Any, receiver: Any) -> None:
