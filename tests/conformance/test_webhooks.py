@@ -385,6 +385,23 @@ def test_one_sender_keeps_to_its_tenant_cap(node: Callable[[], Backends]) -> Non
     assert sorted(m.tenant for m in got) == ["t1", "t2"]
 
 
+def test_a_claim_takes_at_most_its_limit_and_the_tenant_cap(
+    node: Callable[[], Backends],
+) -> None:
+    one = node()
+    endpoint(one)
+    endpoint(one)
+    for _ in range(3):
+        one.webhook_outbox.relay(event())  # 6 messages of t1, on two endpoints
+    assert len(claim(one.webhook_outbox, "s1", limit=2, per_destination=9, per_tenant=9)) == 2
+    assert len(claim(one.webhook_outbox, "s2", per_tenant=3)) == 1  # 2 of t1 held already
+    two = node()
+    endpoint(two, owner="t3")
+    for _ in range(3):
+        two.webhook_outbox.relay(event(tenant="t3"))
+    assert len(claim(two.webhook_outbox, "s3", per_tenant=2)) == 2
+
+
 def test_caps_hold_across_senders_on_different_nodes(
     node: Callable[[], Backends],
 ) -> None:
