@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -624,3 +625,19 @@ def test_a_redirect_is_recorded_with_where_it_pointed() -> None:
     outcome = classify(moved, 12.5, 1_700_000_000.0)
     where = ("https://elsewhere.example/" + "x" * 300)[:200]
     assert outcome.error == f"redirect not followed (Location: {where})"
+
+
+def test_the_senders_threads_are_named_and_never_hold_the_process_open(
+    make_system: Any, receiver: Any
+) -> None:
+    """Started from a thread that is not a daemon (as `palette serve` starts it): a thread dump
+    tells the dispatcher and the senders apart, and none keeps the interpreter alive."""
+    system = make_system()
+    add_endpoint(system, receiver.url)
+    system.start()
+    emit(system, job(), "job.succeeded")
+    receiver.wait_for(1, timeout=5)
+    threads = [t for t in threading.enumerate() if t.name.startswith("webhook-")]
+    names = {t.name.rstrip("_0123456789") for t in threads}
+    assert {"webhook-dispatch", "webhook-send"} <= names, names
+    assert all(t.daemon for t in threads)
