@@ -14,7 +14,8 @@
     python tools/mutation.py results            # mutmut's own listing
     python tools/mutation.py try NAME -- tests/x.py -k y   # one mutant (from the last
                                                 # ``run``'s mutants/) against the work tree's
-                                                # tests: "killed" when they fail
+                                                # tests: "killed" when they fail (kept
+                                                # as a result, like run's, for save/report)
 
 Runs from the repository root; mutmut copies the sources to ``mutants/`` and runs the
 in-process tests (pyproject's ``pytest_add_cli_args_test_selection``) against each mutant, only
@@ -573,7 +574,24 @@ def try_mutant(name: str, pytest_args: list[str]) -> int:
     if code in (pytest.ExitCode.NO_TESTS_COLLECTED, pytest.ExitCode.USAGE_ERROR):
         sys.exit(f"pytest could not run those tests (exit {code})")
     print(f"{name}: {'survived' if code == 0 else 'killed'}")
+    _record(name, 0 if code == 0 else 1)
     return 1 if code == 0 else 0
+
+
+def _record(name: str, exit_code: int) -> None:
+    """Keep a ``try`` outcome as mutmut keeps its own (the exit code in the file's .meta), so
+    ``save`` and ``report`` count it; only while mutants/ holds the function as it is now."""
+    for path, (hashes, names) in _generated().items():
+        if name not in names:
+            continue
+        meta = _meta(path)
+        func, _ = _mutant_function(name)
+        if meta.get("hash_by_function_name", {}).get(func) != hashes.get(func):
+            print(f"not recorded: mutants/{path} is older than the source (run first)")
+            return
+        meta.setdefault("exit_code_by_key", {})[name] = exit_code
+        (ROOT / "mutants" / f"{path}.meta").write_text(json.dumps(meta), encoding="utf-8")
+        return
 
 
 def main(argv: list[str]) -> int:
