@@ -179,15 +179,13 @@ class Deliverer:
             self._wake.wait(self.settings.poll_interval_s)
             self._wake.clear()
 
-    def relay_events(self) -> int:
+    def relay_events(self) -> None:
         """Job events -> outbox messages. At least once: a crash before the acknowledgement
         relays the events again, and the outbox writes nothing for an event id it has seen."""
-        relayed = 0
         events = self.events.read(CONSUMER, RELAY_BATCH)
         for event in events:
-            relayed += self.outbox.relay(event)
+            self.outbox.relay(event)
         self.events.ack(CONSUMER, events)
-        return relayed
 
     def _send_and_release(self, message: Claimed, key: str) -> None:
         try:
