@@ -557,7 +557,8 @@ def list_sql_case_equivalents() -> int:
 
 def try_mutant(name: str, pytest_args: list[str]) -> int:
     """Run the given tests (the work tree's, so a test written since the last ``run`` counts)
-    with one mutant switched on; 0 when they fail (the mutant is killed), 1 when they pass."""
+    with one mutant switched on; 0 when they fail (the mutant is killed), 1 when they pass.
+    Like mutmut, any failure counts as a kill: run the same tests without a mutant first."""
     import pytest
     from mutmut.mutation.trampoline import set_mutant_under_test
 
