@@ -19,7 +19,6 @@ from starlette.testclient import TestClient
 from service.app import create_app
 from service.settings import Settings
 
-
 CHILD = Path(__file__).with_name("crashing_worker.py")
 MARKER = b"KILL-MY-WORKER"
 
