@@ -17,7 +17,8 @@ import uuid
 import zipfile
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -343,7 +344,9 @@ class WorkerPool:
 
         def settle_until(limit: int) -> None:
             while len(window) > limit:
-                record(_resolve(window.popleft()))
+                item = self._wait(window[0], active)
+                window.popleft()
+                record(item)
 
         # Images of one job are extracted on the shared CPU pool, up to ``threads`` at once,
         # while this thread reads the next archive entries and commits finished ones in order.
@@ -371,7 +374,11 @@ class WorkerPool:
                     settle_until(0 if alone else self.threads_wanted)
             settle_until(0)
         except _Stop as stop:
-            # Images already running finish (a drain keeps them; a cancel throws them away).
+            # Images queued behind other jobs' images never start; those already running finish
+            # (a drain keeps them; a cancel throws them away).
+            for queued in window:
+                if isinstance(queued, Future):
+                    queued.cancel()
             self._settle(window, record if stop.reason == "drain" else None)
             if stop.reason == "timeout" or (stop.reason == "interrupted" and active.timed_out.is_set()):
                 self._finish(active, error=self._timeout_error())
@@ -418,10 +425,20 @@ class WorkerPool:
             task = window.popleft()
             try:
                 item = _resolve(task)
-            except _Stop:
+            except (_Stop, CancelledError):
                 continue
             if record is not None:
                 record(item)
+
+    def _wait(self, task: Future[ItemResult] | ItemResult, active: _Active) -> ItemResult:
+        """The image's result. The image may sit queued behind other jobs' images in the shared
+        pool, so the wait ends as soon as this job must stop (cancel, lost lease, drain)."""
+        while isinstance(task, Future):
+            try:
+                return task.result(timeout=self.poll_seconds)
+            except FutureTimeout:
+                self._check(active)
+        return task
 
     def _submit(
         self,

@@ -813,6 +813,28 @@ def test_canceling_one_running_job_leaves_the_other_running(tmp_path: Path, h: A
         ]
 
 
+def test_a_job_canceled_while_its_image_waits_behind_other_jobs_stops_at_once(
+    tmp_path: Path, h: Any
+) -> None:
+    # Both CPU threads hold images of the first job; the second job's only image is queued
+    # behind them. Canceling the second job must not wait for the first job's images.
+    busy = {f"b{n}.jpg": h.make_jpeg(600 + n) for n in range(2)}
+    late = h.make_jpeg(700)
+    gate = Gate({**{data: name for name, data in busy.items()}, late: "late.jpg"}, free=0)
+    settings = Settings(data_dir=tmp_path, workers=2)
+    with TestClient(create_app(settings, extract=gate)) as c:
+        b = h.submit(c, [("b.zip", h.make_zip(busy))]).headers["location"]
+        h.wait_for(lambda: len(gate.calls) == 2)
+        a = h.submit(c, [("late.jpg", late)]).headers["location"]
+        h.wait_for(lambda: c.get(a).json()["status"] == "running")
+        assert c.post(a + "/cancel").status_code in (200, 202)
+        assert h.wait_job(c, a, timeout=10)["status"] == "canceled"
+        assert sorted(gate.calls) == ["b0.jpg", "b1.jpg"]
+        gate.open.set()
+        assert h.wait_job(c, b)["status"] == "succeeded"
+    assert "late.jpg" not in gate.calls  # never started: nothing was thrown away half done
+
+
 def test_a_failed_images_error_names_the_upload_not_the_servers_file(
     tmp_path: Path, h: Any
 ) -> None:
