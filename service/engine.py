@@ -17,7 +17,7 @@ __all__ = ["Engine"]
 
 class Engine:
     """Wraps ``palette_native.extract``, ``palette_native.analyze`` and
-    ``palette_native.archive.iter_archive``."""
+    ``palette_native.archive.ArchiveReader``."""
 
     def __init__(self, settings: Settings, extract: Callable[..., Any] | None = None) -> None:
         import palette_native
@@ -34,7 +34,7 @@ class Engine:
             max_total_bytes=settings.zip_max_total_bytes,
             max_ratio=settings.zip_max_ratio,
         )
-        self._iter_archive = archive.iter_archive
+        self._archive_reader = archive.ArchiveReader
         self._scan_directory = archive.scan_directory
         self._summary = archive.DirectorySummary
         self.sniff = archive.sniff
@@ -45,10 +45,9 @@ class Engine:
         kwargs["max_pixels"] = self.settings.max_pixels
         return kwargs
 
-    def iter_archive(
-        self, f: BinaryIO, entries: range | None = None, scanned: JobInput | None = None
-    ) -> Iterator[Any]:
-        """Every file entry, or only those at ``entries`` (one chunk of a large job).
+    def open_archive(self, f: BinaryIO, scanned: JobInput | None = None) -> Any:
+        """An ``ArchiveReader`` of ``f`` under the service's limits; ``reader.entries()`` reads
+        every file entry, ``reader.entries(range)`` one chunk of a large job.
 
         ``scanned``: the job input whose directory submit checked (``scan_directory``); its
         counts stand in for walking the directory again, and the read must match them."""
@@ -57,7 +56,7 @@ class Engine:
             directory = self._summary(
                 scanned.directory_entries, scanned.images, scanned.directory_bytes
             )
-        return self._iter_archive(f, limits=self.limits, entries=entries, directory=directory)
+        return self._archive_reader(f, self.limits, directory=directory)
 
     def scan_directory(self, f: BinaryIO) -> Any:
         """The archive's central directory checked against the limits (``DirectorySummary``)."""

@@ -99,7 +99,7 @@ class Runtime:
                 lease_seconds=s.lease_seconds,
                 extract_kwargs=engine.extract_kwargs,
                 analysis_for=engine.job_analysis,
-                archive_iter=engine.iter_archive,
+                open_archive=engine.open_archive,
                 max_images_per_job=s.max_images_per_job,
                 on_item=lambda status: self.metrics.images.labels(status, "job").inc(),
                 on_job=lambda status: self.metrics.jobs_finished.labels(status).inc(),

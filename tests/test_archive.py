@@ -21,6 +21,7 @@ import pytest
 from palette_native.archive import (
     ArchiveEntry,
     ArchiveLimits,
+    ArchiveReader,
     declared_entry_count,
     is_zip,
     iter_archive,
@@ -1031,6 +1032,49 @@ def test_a_part_read_with_the_scanned_summary_does_not_walk_the_directory_again(
     assert walks == []  # the summary stood in for the walk in every part
     assert [e.name for e in iter_archive(data, entries=range(0, 2))] == ["a.txt", "b.txt"]
     assert walks == [1]  # without one, each read walks it
+
+
+def test_one_reader_loads_the_directory_once_and_reads_any_parts_in_any_order(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    data = mixed_archive()
+    whole = summarize(list(iter_archive(data)))
+    loads: list[int] = []
+    real = zipfile.ZipFile._RealGetContents
+
+    def counting(self: zipfile.ZipFile) -> None:
+        loads.append(1)
+        real(self)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents", counting)
+    path = tmp_path / "mixed.zip"
+    path.write_bytes(data)
+    summary = scan_directory(data)
+    files_open = len(os.listdir("/proc/self/fd"))
+    with ArchiveReader(path, directory=summary) as reader:
+        later, first = list(reader.entries(range(3, 99))), list(reader.entries(range(0, 3)))
+        again = list(reader.entries())
+        assert len(os.listdir("/proc/self/fd")) == files_open + 1  # it opened the path itself
+    assert len(os.listdir("/proc/self/fd")) == files_open  # and closed it on leaving the block
+    assert loads == [1]
+    assert summarize(first + later) == whole == summarize(again)
+
+
+def test_a_reader_refuses_a_bad_directory_when_opened_and_a_bad_part_when_read() -> None:
+    with pytest.raises(ArchiveError) as caught:
+        ArchiveReader(_tiny_zip(["a.txt", "../b.txt"]))
+    assert caught.value.code == "archive_unsafe_name"  # every record, before any part
+    good = _tiny_zip(["a.txt", "b.txt", "c.txt"])
+    broken = bytearray(good)
+    offset = zipfile.ZipFile(io.BytesIO(good)).getinfo("b.txt").header_offset
+    broken[offset : offset + 4] = b"XXXX"
+    with ArchiveReader(bytes(broken)) as reader:
+        with pytest.raises(ArchiveError) as caught:
+            list(reader.entries(range(1, 2)))
+        assert caught.value.details == {"name": "b.txt"}
+        # The other parts still read: the damage is b.txt's own.
+        assert [e.name for e in reader.entries(range(2, 3))] == ["c.txt"]
+        assert [e.name for e in reader.entries(range(0, 1))] == ["a.txt"]
 
 
 def test_a_summary_of_another_directory_is_refused_before_it_is_loaded() -> None:

@@ -21,10 +21,9 @@ import re
 import struct
 import zipfile
 import zlib
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from itertools import pairwise
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, Union, cast
 
 from .errors import ArchiveError, BadParameterError, CanceledError, PaletteError
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ArchiveEntry",
+    "ArchiveReader",
     "ArchiveLimits",
     "ArchiveResult",
     "ArchiveSource",
@@ -451,18 +451,9 @@ def _corrupt(message: str, **details: Any) -> ArchiveError:
     return ArchiveError(message, code="archive_corrupt", **details)
 
 
-def _check_directory(
-    zf: zipfile.ZipFile,
-    fp: IO[bytes],
-    limits: ArchiveLimits,
-    selected: Collection[zipfile.ZipInfo] | None = None,
-) -> dict[int, int]:
-    """Every check that needs only the central directory and the local headers.
-
-    ``selected``: read the local headers of these entries only (each is still checked against
-    the next entry in file order, so checking every part once checks the whole archive).
-    Returns each read entry's local header length, keyed by its header offset."""
-    infos = zf.infolist()  # the directory check has already held their number to the limit
+def _check_records(infos: list[zipfile.ZipInfo], limits: ArchiveLimits) -> None:
+    """Every check that needs only the central directory: names, encryption, declared sizes
+    (the directory check has already held the number of records to the limit)."""
     declared_total = 0
     for info in infos:
         reason = _unsafe_name_reason(info.orig_filename)
@@ -500,20 +491,22 @@ def _check_directory(
                 actual_bytes=declared_total,
             )
 
-    # Layout: walk the entries in file order; each one's data must end before the next local
-    # header starts, and the last one's before the central directory.
+
+def _check_layout(
+    fp: IO[bytes],
+    in_order: list[zipfile.ZipInfo],
+    directory_start: int,
+    checked: Iterable[int],
+) -> dict[int, int]:
+    """The local headers of the entries at positions ``checked`` of ``in_order`` (the records
+    sorted by header offset): each must be where the directory says, and its data must end
+    before the next entry in file order starts (the last one's, before the central
+    directory). Checking every part of an archive once checks the whole archive.
+    Returns each read entry's local header length, keyed by its header offset."""
     header_lengths: dict[int, int] = {}
-    spans: list[tuple[int, int, str]] = []  # (start, end, name)
-    in_order = sorted(infos, key=lambda i: i.header_offset)
-    if selected is not None:
-        wanted = {id(info) for info in selected}
-        following = {
-            id(info): (after.header_offset, after.filename)
-            for info, after in pairwise(in_order)
-        }
-    for info in in_order:
-        if selected is not None and id(info) not in wanted:
-            continue
+    spans: list[tuple[int, int, str, int, str]] = []  # (start, end, name, next start, its name)
+    for position in checked:
+        info = in_order[position]
         fp.seek(info.header_offset)
         header = fp.read(_LOCAL_HEADER.size)
         if len(header) != _LOCAL_HEADER.size:
@@ -526,13 +519,16 @@ def _check_directory(
             )
         header_length = _LOCAL_HEADER.size + name_length + extra_length
         header_lengths[info.header_offset] = header_length
-        end = info.header_offset + header_length + info.compress_size
-        spans.append((info.header_offset, end, info.filename))
-        if selected is not None:  # where the next entry starts, read or not
-            next_start, next_name = following.get(id(info), (zf.start_dir, "central directory"))
-            spans.append((next_start, next_start, next_name))
-    spans.append((zf.start_dir, zf.start_dir, "central directory"))
-    for (start, end, name), (next_start, _, next_name) in pairwise(spans):
+        if position + 1 < len(in_order):
+            after = in_order[position + 1]
+            following = (after.header_offset, after.filename)
+        else:
+            following = (directory_start, "central directory")
+        spans.append(
+            (info.header_offset, info.header_offset + header_length + info.compress_size,
+             info.filename, *following)
+        )
+    for start, end, name, next_start, next_name in spans:
         if next_start < end:
             raise ArchiveError(
                 f"entry {name!r} (bytes {start}-{end}) overlaps {next_name!r} "
@@ -592,6 +588,111 @@ def _read_entry(
     return ArchiveEntry(name, buffer.getvalue(), None, kind[1])
 
 
+class ArchiveReader:
+    """A ZIP archive open for reading in parts.
+
+    Opening it runs the directory checks once (:func:`scan_directory`'s, or the end-record
+    checks against ``directory``, then names, encryption and declared sizes of every entry);
+    each :meth:`entries` call then reads only the local headers and data of the entries it
+    asks for. A job's worker keeps one open while it runs chunk after chunk of the same
+    archive, so a chunk costs its own entries rather than a walk over a directory of many
+    thousands. ``source`` as for :func:`iter_archive`; a path is opened here and closed by
+    :meth:`close` (or leaving a ``with`` block), a file object is left open.
+    Not for use by several threads at once.
+    """
+
+    def __init__(
+        self,
+        source: ArchiveSource,
+        limits: ArchiveLimits | None = None,
+        *,
+        directory: DirectorySummary | None = None,
+    ) -> None:
+        self.limits = limits or ArchiveLimits()
+        self._resources = ExitStack()
+        try:
+            self._open(self._resources.enter_context(_open_source(source)), directory)
+        except BaseException:
+            self._resources.close()
+            raise
+
+    def _open(self, raw: IO[bytes], directory: DirectorySummary | None) -> None:
+        limits = self.limits
+        self._raw = raw
+        self._counter = counter = _CountingFile(raw)
+        try:
+            if directory is None:
+                _scan_directory(raw, limits)
+            else:
+                _check_summary(_directory_bounds(raw, limits), directory, limits)
+        except (OSError, struct.error, ValueError) as exc:
+            raise _corrupt(f"not a readable ZIP archive: {exc}") from exc
+        try:
+            zf = zipfile.ZipFile(cast(IO[bytes], counter))
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error) as exc:
+            raise _corrupt(f"not a valid ZIP archive: {exc}") from exc
+        self._zf = self._resources.enter_context(zf)
+        infos = zf.infolist()
+        self._files = [info for info in infos if not info.is_dir()]
+        if directory is not None and (
+            len(infos) != directory.entries or len(self._files) != directory.files
+        ):
+            raise _corrupt(
+                f"the central directory holds {len(infos)} entries "
+                f"({len(self._files)} files), not the {directory.entries} ({directory.files}) "
+                "scanned before",
+                entries=len(infos),
+                scanned_entries=directory.entries,
+            )
+        _check_records(infos, limits)
+        self._in_order = sorted(infos, key=lambda i: i.header_offset)
+        self._position = {id(info): n for n, info in enumerate(self._in_order)}
+
+    def __enter__(self) -> ArchiveReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._resources.close()
+
+    def entries(self, part: range | None = None) -> Iterator[ArchiveEntry]:
+        """The file entries in directory order, or only those at positions ``part`` (counted
+        from 0 over the file entries); see :func:`iter_archive`."""
+        files = self._files
+        if part is not None:
+            files = [files[n] for n in part if 0 <= n < len(files)]
+            checked: Iterable[int] = sorted(self._position[id(info)] for info in files)
+        else:
+            checked = range(len(self._in_order))
+        try:
+            header_lengths = _check_layout(
+                self._raw, self._in_order, self._zf.start_dir, checked
+            )
+        except (OSError, EOFError, struct.error) as exc:
+            raise _corrupt(f"archive layout is unreadable: {exc}") from exc
+        for info in files:
+            if _is_metadata(info.filename):
+                yield ArchiveEntry(info.filename, None, SKIP_METADATA)
+                continue
+            if info.compress_type not in _BOUNDED_METHODS:
+                yield ArchiveEntry(info.filename, None, SKIP_UNSUPPORTED_COMPRESSION)
+                continue
+            try:
+                entry = _read_entry(
+                    self._zf, self._counter, info, header_lengths[info.header_offset],
+                    self.limits,
+                )
+            except ArchiveError:
+                raise
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
+                raise _corrupt(
+                    f"entry {info.filename!r} is corrupt: {exc}", name=info.filename
+                ) from exc
+            yield entry
+
+
 def iter_archive(
     source: ArchiveSource,
     limits: ArchiveLimits | None = None,
@@ -610,65 +711,16 @@ def iter_archive(
     ``entries``: only the file entries at these positions (counted as above, from 0). Only
     their local headers and data are read, found through the central directory's offsets, so
     one part of a large archive costs its own bytes (what a chunk of a job reads). The declared
-    sizes of every entry are still checked against the limits.
+    sizes of every entry are still checked against the limits. To read several parts of one
+    archive, open an :class:`ArchiveReader` once instead.
 
     ``directory``: what :func:`scan_directory` returned for this archive earlier (a job checks
     it once at submit; each of its chunks then reads a part). The walk over the directory's
     records is not repeated; the end-record checks are, and the directory must match the
     summary (its size before it is loaded, its entry counts after), else ``archive_corrupt``.
     """
-    limits = limits or ArchiveLimits()
-    with _open_source(source) as raw:
-        counter = _CountingFile(raw)
-        try:
-            if directory is None:
-                _scan_directory(raw, limits)
-            else:
-                _check_summary(_directory_bounds(raw, limits), directory, limits)
-        except (OSError, struct.error, ValueError) as exc:
-            raise _corrupt(f"not a readable ZIP archive: {exc}") from exc
-        try:
-            zf = zipfile.ZipFile(cast(IO[bytes], counter))
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error) as exc:
-            raise _corrupt(f"not a valid ZIP archive: {exc}") from exc
-        with zf:
-            files = [info for info in zf.infolist() if not info.is_dir()]
-            if directory is not None and (
-                len(zf.infolist()) != directory.entries or len(files) != directory.files
-            ):
-                raise _corrupt(
-                    f"the central directory holds {len(zf.infolist())} entries "
-                    f"({len(files)} files), not the {directory.entries} ({directory.files}) "
-                    "scanned before",
-                    entries=len(zf.infolist()),
-                    scanned_entries=directory.entries,
-                )
-            if entries is not None:
-                files = [files[n] for n in entries if 0 <= n < len(files)]
-            try:
-                header_lengths = _check_directory(
-                    zf, raw, limits, None if entries is None else files
-                )
-            except (OSError, EOFError, struct.error) as exc:
-                raise _corrupt(f"archive layout is unreadable: {exc}") from exc
-            for info in files:
-                if _is_metadata(info.filename):
-                    yield ArchiveEntry(info.filename, None, SKIP_METADATA)
-                    continue
-                if info.compress_type not in _BOUNDED_METHODS:
-                    yield ArchiveEntry(info.filename, None, SKIP_UNSUPPORTED_COMPRESSION)
-                    continue
-                try:
-                    entry = _read_entry(
-                        zf, counter, info, header_lengths[info.header_offset], limits
-                    )
-                except ArchiveError:
-                    raise
-                except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
-                    raise _corrupt(
-                        f"entry {info.filename!r} is corrupt: {exc}", name=info.filename
-                    ) from exc
-                yield entry
+    with ArchiveReader(source, limits, directory=directory) as reader:
+        yield from reader.entries(entries)
 
 
 def extract_archive(

@@ -46,6 +46,13 @@ AnalyseFn = Callable[[Any, Callable[[], bool]], dict[str, Any]]
 """``(source, should_cancel) -> analysis document``, for jobs with the ``analyze`` option."""
 
 
+@dataclass
+class _HeldArchive:
+    blob_key: str
+    reader: Any
+    resources: ExitStack
+
+
 class _Stop(Exception):
     """Unwinds a job that must stop: ``reason`` is cancel, lost (lease) or drain."""
 
@@ -119,7 +126,7 @@ class WorkerPool:
         lease_seconds: float,
         extract_kwargs: Callable[[dict[str, Any]], dict[str, Any]],
         analysis_for: Callable[[dict[str, Any]], AnalyseFn | None] = lambda options: None,
-        archive_iter: Callable[..., Iterator[Any]] | None = None,
+        open_archive: Callable[[BinaryIO, JobInput | None], Any] | None = None,
         max_images_per_job: int = 10_000,
         max_attempts: int = 5,
         claim_wait: float = 0.5,
@@ -135,7 +142,12 @@ class WorkerPool:
         self.extract = extract
         self.extract_kwargs = extract_kwargs
         self.analysis_for = analysis_for
-        self.archive_iter = archive_iter
+        self.open_archive = open_archive
+        """``(file, scanned input or None) -> ArchiveReader``: a context manager whose
+        ``entries(part=None)`` yields the archive's entries."""
+        self._held = threading.local()
+        """Per worker thread: the archive its last chunk read (``_HeldArchive``), kept open
+        for the next chunk of the same archive."""
         self.threads_wanted = threads
         self.lease_seconds = lease_seconds
         self.max_images_per_job = max_images_per_job
@@ -236,22 +248,26 @@ class WorkerPool:
 
     # -- workers ---------------------------------------------------------------------------
     def _run(self, owner: str) -> None:
-        while not self.draining.is_set():
-            try:
-                lease = self.store.claim(owner, self.lease_seconds, wait=self.claim_wait)
-            except Exception:
-                logger.exception("claim failed")
-                self.draining.wait(self.claim_wait)
-                continue
-            if lease is None:
-                continue
-            active = self._track(lease)
-            try:
-                self._work(active)
-            except Exception as exc:  # noqa: BLE001 - logged in _give_up_or_release
-                self._give_up_or_release(active, exc)
-            finally:
-                self._untrack(lease)
+        try:
+            while not self.draining.is_set():
+                try:
+                    lease = self.store.claim(owner, self.lease_seconds, wait=self.claim_wait)
+                except Exception:
+                    logger.exception("claim failed")
+                    self.draining.wait(self.claim_wait)
+                    continue
+                if lease is None:
+                    self._drop_reader()  # idle: let go of the last chunk's archive
+                    continue
+                active = self._track(lease)
+                try:
+                    self._work(active)
+                except Exception as exc:  # noqa: BLE001 - logged in _give_up_or_release
+                    self._give_up_or_release(active, exc)
+                finally:
+                    self._untrack(lease)
+        finally:
+            self._drop_reader()
 
     def _track(self, lease: Lease) -> _Active:
         active = _Active(lease)
@@ -468,27 +484,57 @@ class WorkerPool:
             # A file on this machine: the library streams it instead of holding a copy.
             yield _Image((inp.seq, 0), inp.name, self.blobs.as_file(inp.blob_key))
             return
-        if self.archive_iter is None:
+        if self.open_archive is None:
             raise RuntimeError("archive support is not available")
-        first = 0 if entries is None else entries.start
-        with self.blobs.open(inp.blob_key) as f:
-            # A chunk reads its part against the directory submit checked (never walked twice);
-            # a whole job is one read, and checks the directory itself.
-            parts = self.archive_iter(f) if entries is None else self.archive_iter(f, entries, inp)
-            for index, entry in enumerate(parts, start=first):
-                if (inp.seq, index) in done:
-                    continue
-                self._check(active)
-                if entry.data is None:
-                    yield ItemResult(
-                        inp.seq,
-                        index,
-                        entry.name,
-                        "skipped",
-                        error={"code": "skipped", "detail": str(entry.skipped_reason)},
-                    )
-                    continue
-                yield _Image((inp.seq, index), entry.name, nullcontext(entry.data))
+        if entries is None:  # a whole job is one read, and checks the directory itself
+            with self.blobs.open(inp.blob_key) as f, self.open_archive(f, None) as reader:
+                yield from self._entries(inp, reader.entries(), 0, done, active)
+            return
+        # A chunk reads its part against the directory submit checked. The archive stays open
+        # for this thread's next chunk of it, so a job of many chunks loads its directory once
+        # per thread rather than once per chunk (53 ms a chunk for 10,000 entries).
+        reader = self._reader(inp)
+        try:
+            yield from self._entries(inp, reader.entries(entries), entries.start, done, active)
+        except BaseException:  # an error or a stop part way: open it afresh next time
+            self._drop_reader()
+            raise
+
+    def _entries(
+        self, inp: JobInput, parts: Iterator[Any], first: int, done: set[ItemKey], active: _Active
+    ) -> Iterator[_Image | ItemResult]:
+        for index, entry in enumerate(parts, start=first):
+            if (inp.seq, index) in done:
+                continue
+            self._check(active)
+            if entry.data is None:
+                yield ItemResult(
+                    inp.seq,
+                    index,
+                    entry.name,
+                    "skipped",
+                    error={"code": "skipped", "detail": str(entry.skipped_reason)},
+                )
+                continue
+            yield _Image((inp.seq, index), entry.name, nullcontext(entry.data))
+
+    def _reader(self, inp: JobInput) -> Any:
+        held: _HeldArchive | None = getattr(self._held, "archive", None)
+        if held is not None and held.blob_key == inp.blob_key:
+            return held.reader
+        self._drop_reader()
+        assert self.open_archive is not None
+        with ExitStack() as resources:
+            f = resources.enter_context(self.blobs.open(inp.blob_key))
+            reader = resources.enter_context(self.open_archive(f, inp))
+            self._held.archive = _HeldArchive(inp.blob_key, reader, resources.pop_all())
+        return reader
+
+    def _drop_reader(self) -> None:
+        held: _HeldArchive | None = getattr(self._held, "archive", None)
+        self._held.archive = None
+        if held is not None:
+            held.resources.close()
 
     def _extract_one(
         self,

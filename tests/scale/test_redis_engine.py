@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conformancetools import FakeClock, distributed, item
@@ -250,19 +251,20 @@ def test_a_chunk_reads_its_part_against_the_directory_submit_checked(
     monkeypatch.setattr(
         library, "_scan_directory", lambda fp, limits: walks.append(1) or real_walk(fp, limits)
     )
-    parts = [
-        [e.name for e in engine.iter_archive(io.BytesIO(data), range(n, n + 2), stored)]
-        for n in (0, 2, 4)
-    ]
+    def names(reader: Any, part: range | None = None) -> list[str]:
+        return [e.name for e in reader.entries(part)]
+
+    with engine.open_archive(io.BytesIO(data), stored) as reader:  # one reader, three chunks
+        parts = [names(reader, range(n, n + 2)) for n in (0, 2, 4)]
     assert parts == [["dir/0.txt", "dir/1.txt"], ["dir/2.txt", "dir/3.txt"], ["dir/4.txt"]]
     assert walks == []
-    assert [e.name for e in engine.iter_archive(io.BytesIO(data))] == [
-        f"dir/{n}.txt" for n in range(5)
-    ]
+    with engine.open_archive(io.BytesIO(data)) as reader:
+        assert names(reader) == [f"dir/{n}.txt" for n in range(5)]
     assert walks == [1]  # a whole read walks it itself
     unknown = dataclasses.replace(stored, directory_entries=0, directory_bytes=0)
-    list(engine.iter_archive(io.BytesIO(data), range(0, 1), unknown))
+    with engine.open_archive(io.BytesIO(data), unknown) as reader:
+        names(reader, range(0, 1))
     assert walks == [1, 1]  # an input stored without the scan: the chunk walks it
     wrong = dataclasses.replace(stored, directory_entries=7)
     with pytest.raises(ArchiveError, match="scanned before"):
-        list(engine.iter_archive(io.BytesIO(data), range(0, 1), wrong))
+        engine.open_archive(io.BytesIO(data), wrong)

@@ -69,3 +69,36 @@ def test_a_job_of_several_chunks_runs_each_image_once_in_input_order(
     # Every image once: no chunk ran twice, none was skipped.
     assert sorted(counting.calls.values()) == [1] * 8
     assert set(counting.calls) == {*images.values(), h.make_jpeg(99)}
+
+
+def test_a_worker_thread_loads_each_archive_once_for_all_of_its_chunks(
+    tmp_path: Path, h: Any, monkeypatch: Any
+) -> None:
+    from palette_native import archive
+
+    opened: list[int] = []
+    closed: list[int] = []
+
+    class CountingReader(archive.ArchiveReader):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            opened.append(1)
+
+        def close(self) -> None:
+            closed.append(1)
+            super().close()
+
+    monkeypatch.setattr(archive, "ArchiveReader", CountingReader)
+    settings = redis_settings(tmp_path, chunk_images=2, workers=1)
+    first = {f"a{n}.jpg": h.make_jpeg(4300 + n) for n in range(7)}  # 4 chunks
+    second = {f"b{n}.jpg": h.make_jpeg(4400 + n) for n in range(3)}  # 2 chunks
+    with TestClient(create_app(settings)) as c:
+        response = h.submit(c, [("a.zip", h.make_zip(first)), ("b.zip", h.make_zip(second))])
+        assert response.status_code == 202, response.text
+        job = h.wait_job(c, response.headers["location"], timeout=30.0)
+        assert job["status"] == "succeeded" and job["progress"]["done"] == 10, job
+        items = c.get(job["results_url"]).json()["items"]
+        assert [i["name"] for i in items] == [*first, *second]
+        # One reader per archive for its six chunks; the idle worker lets the last one go.
+        assert len(opened) == 2
+        h.wait_for(lambda: len(closed) == 2, 10)
