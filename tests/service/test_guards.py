@@ -594,6 +594,22 @@ def test_drain_keeps_finished_images_and_the_next_run_does_only_the_rest(
     assert sorted(second.calls) == sorted(set(names.values()) - done_first)
 
 
+def test_a_drain_without_grace_stops_the_running_image_and_hands_the_job_back(
+    tmp_path: Path, h: Any
+) -> None:
+    archive, names = archive_of(h, 3)
+    settings = Settings(data_dir=tmp_path, workers=1, drain_grace_seconds=0)
+    gate = Gate(names, free=0)
+    with TestClient(create_app(settings, extract=gate)) as c:
+        location = h.submit(c, [("three.zip", archive)]).headers["location"]
+        h.wait_for(lambda: len(gate.calls) == 1)
+    # The library stopped the image for the drain itself (no cancel, no lost lease): the job
+    # is handed back, not left running until its lease runs out.
+    with TestClient(create_app(settings, run_workers=False)) as c:
+        job = c.get(location).json()
+    assert job["status"] == "queued" and job["progress"]["done"] == 0, job
+
+
 def test_cancel_stops_a_running_job_and_keeps_nothing(tmp_path: Path, h: Any) -> None:
     archive, names = archive_of(h, 8)
     gate = Gate(names, free=2)
