@@ -361,6 +361,10 @@ class WorkerPool:
         def settle_until(limit: int) -> None:
             while len(window) > limit:
                 item = self._wait(window[0], active)
+                # An image that finished after the job had to stop is recorded only by a drain
+                # (it stays in the window for the unwinding below), so what a cancel or the time
+                # limit keeps does not depend on when this thread woke.
+                self._check(active)
                 window.popleft()
                 record(item)
 
