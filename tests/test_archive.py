@@ -1060,6 +1060,53 @@ def test_one_reader_loads_the_directory_once_and_reads_any_parts_in_any_order(
     assert summarize(first + later) == whole == summarize(again)
 
 
+class PrefetchingFile(io.BytesIO):
+    """A file that, like a blob read over the network, takes a ``prefetch`` hint; it records
+    each hint and the byte range of every read after it."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.hints: list[tuple[int, int]] = []
+        self.reads: list[tuple[int, int]] = []
+
+    def prefetch(self, start: int, stop: int) -> None:
+        self.hints.append((start, stop))
+        self.reads.clear()
+
+    def read(self, size: int | None = -1) -> bytes:
+        at = self.tell()
+        data = super().read(size)
+        self.reads.append((at, at + len(data)))
+        return data
+
+
+def test_a_part_tells_a_prefetching_file_its_span_and_reads_only_inside_it() -> None:
+    data = mixed_archive()
+    offsets = sorted(i.header_offset for i in zipfile.ZipFile(io.BytesIO(data)).infolist())
+    directory_start = _directory_bounds(data)[1]
+    whole = summarize(list(iter_archive(data)))
+    f = PrefetchingFile(data)
+    with ArchiveReader(f) as reader:
+        assert f.hints == []  # opening reads the directory, not a part
+        got = []
+        # File entries 1-2 are records 2-3 (the folder "photos/" is record 0); the last part
+        # runs to the central directory.
+        for part, span in ((range(1, 3), (offsets[2], offsets[4])),
+                           (range(6, 8), (offsets[7], directory_start)),
+                           (range(0, 1), (offsets[1], offsets[2]))):
+            f.hints.clear()
+            got += list(reader.entries(part))
+            assert f.hints == [span], part
+            assert f.reads and all(span[0] <= a and b <= span[1] for a, b in f.reads), f.reads
+        f.hints.clear()
+        assert summarize(list(reader.entries())) == whole
+        assert f.hints == []  # a whole read goes front to back without a hint
+        assert f.reads  # (and it read)
+    assert summarize(got) == [whole[n] for n in (1, 2, 6, 7, 0)]
+    with ArchiveReader(f) as reader:  # past the end: nothing to read, and no hint
+        assert list(reader.entries(range(50, 60))) == [] and f.hints == []
+
+
 def test_a_reader_refuses_a_bad_directory_when_opened_and_a_bad_part_when_read() -> None:
     with pytest.raises(ArchiveError) as caught:
         ArchiveReader(_tiny_zip(["a.txt", "../b.txt"]))

@@ -492,6 +492,16 @@ def _check_records(infos: list[zipfile.ZipInfo], limits: ArchiveLimits) -> None:
             )
 
 
+def _span(in_order: list[zipfile.ZipInfo], positions: list[int], directory_start: int
+          ) -> tuple[int, int]:
+    """The bytes reading the entries at ``positions`` (sorted) of ``in_order`` touches: from
+    the first one's local header to where the entry after the last one starts (or the central
+    directory)."""
+    last = positions[-1] + 1
+    stop = in_order[last].header_offset if last < len(in_order) else directory_start
+    return in_order[positions[0]].header_offset, stop
+
+
 def _check_layout(
     fp: IO[bytes],
     in_order: list[zipfile.ZipInfo],
@@ -597,7 +607,10 @@ class ArchiveReader:
     asks for. A job's worker keeps one open while it runs chunk after chunk of the same
     archive, so a chunk costs its own entries rather than a walk over a directory of many
     thousands. ``source`` as for :func:`iter_archive`; a path is opened here and closed by
-    :meth:`close` (or leaving a ``with`` block), a file object is left open.
+    :meth:`close` (or leaving a ``with`` block), a file object is left open. A file object
+    with a ``prefetch(start, stop)`` method is told, before each part is read, the bytes that
+    part spans (its first local header up to the next entry after its last), so a file read
+    over a network can fetch them in one request.
     Not for use by several threads at once.
     """
 
@@ -663,7 +676,11 @@ class ArchiveReader:
         files = self._files
         if part is not None:
             files = [files[n] for n in part if 0 <= n < len(files)]
-            checked: Iterable[int] = sorted(self._position[id(info)] for info in files)
+            positions = sorted(self._position[id(info)] for info in files)
+            prefetch = getattr(self._raw, "prefetch", None)
+            if prefetch is not None and positions:
+                prefetch(*_span(self._in_order, positions, self._zf.start_dir))
+            checked: Iterable[int] = positions
         else:
             checked = range(len(self._in_order))
         try:

@@ -182,25 +182,49 @@ class _RangeReader(io.RawIOBase):
         self._pos += got
         return got
 
+    def prefetch(self, start: int, stop: int) -> None:
+        """Fetch bytes ``start`` to ``stop`` in one GET now, unless they are held already or
+        are more than the reader holds: a reader of a ZIP chunk knows its chunk's span from
+        the central directory, and one exact GET costs far less than a fixed read-ahead that
+        overshoots small chunks and splits large ones."""
+        stop = min(stop, self._size)
+        if not 0 <= start < stop or stop - start > _HELD_BYTES:
+            return
+        if any(s <= start and stop <= s + len(d) for s, d in self._held):
+            return
+        self._get(start, stop)
+
     def _fetch(self, want: int) -> tuple[int, bytes]:
         last_start, last = self._held[-1] if self._held else (-1, b"")
         if self._pos == last_start + len(last):  # runs on from the last fetch
             size = min(2 * self._last_read, _MAX_READ)
         else:
             size = _FIRST_READ
-        end = min(self._size, self._pos + max(want, size))
+        return self._get(self._pos, min(self._size, self._pos + max(want, size)))
+
+    def _get(self, start: int, end: int) -> tuple[int, bytes]:
         body = self._client.get_object(
-            Bucket=self._bucket, Key=self._key, Range=f"bytes={self._pos}-{end - 1}"
+            Bucket=self._bucket, Key=self._key, Range=f"bytes={start}-{end - 1}"
         )["Body"]
         with body:
             data = body.read()
         self.gets += 1
         self._last_read = len(data)
-        self._held.append((self._pos, data))
+        self._held.append((start, data))
         held = sum(len(d) for _, d in self._held)
         while held > _HELD_BYTES and len(self._held) > 1:
             held -= len(self._held.pop(0)[1])
-        return self._pos, data
+        return start, data
+
+
+class _S3File(io.BufferedReader):
+    """What :meth:`S3BlobStore.open` returns: a buffered file with the reader's
+    ``prefetch`` (which ``palette_native.archive.ArchiveReader`` calls for each part)."""
+
+    raw: _RangeReader
+
+    def prefetch(self, start: int, stop: int) -> None:
+        self.raw.prefetch(start, stop)
 
 
 class S3BlobStore:
@@ -242,7 +266,7 @@ class S3BlobStore:
                 raise FileNotFoundError(key) from None
             raise
         # Buffered by the reader's own read-ahead; BufferedReader adds the rest of the file API.
-        return io.BufferedReader(raw, buffer_size=64 * 1024)
+        return _S3File(raw, buffer_size=64 * 1024)
 
     @contextmanager
     def as_file(self, key: str) -> Iterator[str]:

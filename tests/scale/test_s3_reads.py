@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from palette_native.archive import iter_archive, scan_directory
+from palette_native.archive import ArchiveReader, iter_archive, scan_directory
 from scaletools import SeaweedS3, s3_available
 from service.s3.blobs import S3BlobStore, open_s3
 
@@ -79,3 +79,26 @@ def test_a_chunk_of_a_zip_job_costs_a_few_gets(store: S3BlobStore, tmp_path: Pat
         # fetched at most twice (once for the local headers, once for the data, when the chunk
         # is larger than what a reader keeps), never a GET per entry.
         assert gets <= 2 + 2 * (chunk_bytes // (4 << 20) + 1), (entries, gets, chunk_bytes)
+
+
+def test_a_small_chunk_read_by_a_kept_reader_costs_one_exact_get(
+    store: S3BlobStore, tmp_path: Path
+) -> None:
+    """A worker keeps its archive open across chunks: each small chunk is then one GET of its
+    own span (told by the reader), not a fixed read-ahead of several MB around it."""
+    path = tmp_path / "small.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for n in range(40):
+            zf.writestr(f"photos/{n:04d}.jpg", _photo_like(n))
+    with open(path, "rb") as f:
+        store.put("uploads/job/1", iter(lambda: f.read(1 << 20), b""))
+    offsets = [i.header_offset for i in zipfile.ZipFile(path).infolist()]
+    with store.open("uploads/job/1") as f, ArchiveReader(f, directory=scan_directory(path)) as r:
+        for first in (20, 4, 33):  # out of order, as chunks reach one worker
+            part = range(first, first + 4)
+            gets = f.raw.gets  # type: ignore[attr-defined]
+            got = [(e.name, e.data) for e in r.entries(part)]
+            assert got == [(f"photos/{n:04d}.jpg", _photo_like(n)) for n in part]
+            assert f.raw.gets == gets + 1  # type: ignore[attr-defined]
+            start, data = f.raw._held[-1]  # type: ignore[attr-defined]
+            assert (start, start + len(data)) == (offsets[first], offsets[first + 4])
