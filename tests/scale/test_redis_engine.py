@@ -186,6 +186,34 @@ def test_a_tenant_of_the_next_partition_gets_the_next_claim(
     assert [lease.job_id if lease else None for lease in after] == [light, heavy[1]]
 
 
+def test_a_claim_runs_the_claim_script_only_in_partitions_with_work(
+    open_redis: Callable[..., Backends], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One pipelined probe, then the script where it can find something: a queued task, or a
+    lease that has run out (the claim reaps it first)."""
+    backend = open_redis(redis_partitions=8)
+    jobs = backend.jobs
+    calls: list[tuple[str, str]] = []
+    run = jobs.run
+
+    def counted(tag: str, op: str, **args: Any) -> Any:
+        calls.append((tag, op))
+        return run(tag, op, **args)
+
+    monkeypatch.setattr(jobs, "run", counted)
+    job_id = jobs.submit(big_job(backend, "tenant-a")).id
+    tag = jobs.tag_of_job(job_id)
+    calls.clear()
+    assert jobs.claim("w", 5) is not None
+    assert calls == [(tag, "claim")]  # not one script per partition
+    calls.clear()
+    assert jobs.claim("w", 5) is None
+    assert calls == []  # nothing queued and no lease out of time: no script at all
+    clock.advance(6)  # the lease runs out: the claim reaps it and hands the job out again
+    lease = jobs.claim("w", 5)
+    assert lease is not None and lease.job_id == job_id and calls == [(tag, "claim")]
+
+
 def test_a_task_that_keeps_dying_is_a_dead_letter_at_claim(
     open_redis: Callable[..., Backends], clock: FakeClock
 ) -> None:
