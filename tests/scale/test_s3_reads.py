@@ -61,13 +61,18 @@ def _photo_like(seed: int) -> bytes:
     return b"\xff\xd8\xff\xe0" + rng.randbytes(rng.randrange(300_000, 900_000))
 
 
-def test_a_chunk_of_a_zip_job_costs_a_few_gets(store: S3BlobStore, tmp_path: Path) -> None:
-    path = tmp_path / "photos.zip"
+def _stored_photo_zip(store: S3BlobStore, path: Path, photos: int, key: str) -> None:
+    """A stored ZIP of ``photos`` photo-like entries at ``path``, uploaded as blob ``key``."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
-        for n in range(200):
+        for n in range(photos):
             zf.writestr(f"photos/{n:04d}.jpg", _photo_like(n))
     with open(path, "rb") as f:
-        store.put("uploads/job/0", iter(lambda: f.read(1 << 20), b""))
+        store.put(key, iter(lambda: f.read(1 << 20), b""))
+
+
+def test_a_chunk_of_a_zip_job_costs_a_few_gets(store: S3BlobStore, tmp_path: Path) -> None:
+    path = tmp_path / "photos.zip"
+    _stored_photo_zip(store, path, 200, "uploads/job/0")
     summary = scan_directory(path)
     for entries in (range(8, 12), range(100, 164)):
         with store.open("uploads/job/0") as f:
@@ -87,11 +92,7 @@ def test_a_small_chunk_read_by_a_kept_reader_costs_one_exact_get(
     """A worker keeps its archive open across chunks: each small chunk is then one GET of its
     own span (told by the reader), not a fixed read-ahead of several MB around it."""
     path = tmp_path / "small.zip"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
-        for n in range(40):
-            zf.writestr(f"photos/{n:04d}.jpg", _photo_like(n))
-    with open(path, "rb") as f:
-        store.put("uploads/job/1", iter(lambda: f.read(1 << 20), b""))
+    _stored_photo_zip(store, path, 40, "uploads/job/1")
     offsets = [i.header_offset for i in zipfile.ZipFile(path).infolist()]
     with store.open("uploads/job/1") as f, ArchiveReader(f, directory=scan_directory(path)) as r:
         for first in (20, 4, 33):  # out of order, as chunks reach one worker
