@@ -3,7 +3,10 @@ process, a load generator in another, the library called directly as the baselin
 
 * ``test_sync_palette_under_load``: ``POST /v1/palette`` with the 1-3 MP corpus JPEGs from 8
   concurrent keep-alive clients. Bar: p95 < 100 ms and throughput >= 85 % of calling
-  ``palette_native.extract`` from two threads on the same bytes in the same run.
+  ``palette_native.extract`` from two threads on the same bytes in the same run. The run also
+  reports the CPU per request of the server, the library and the load generator, and of the
+  HTTP floor (``http_floor.py``: uvicorn and Starlette reading and hashing the same bodies
+  with no engine behind them) under the same load.
   The server runs as exposed to many tenants: every request carries a product API key
   (``pal_live_...``, checked against its stored HMAC) and counts against per-client rate limits
   (set above this one client's load).
@@ -164,13 +167,16 @@ def loadgen(
             conn.close()
 
     began = time.perf_counter()
+    cpu_began = time.process_time()
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - began
-    return {"latencies": latencies, "errors": errors, "wall": wall}
+    # Its own CPU while it ran (not its start-up): it shares the cores with the server.
+    cpu = time.process_time() - cpu_began
+    return {"latencies": latencies, "errors": errors, "wall": wall, "cpu": cpu}
 
 
 # -- helpers for the tests -------------------------------------------------------------------
@@ -180,6 +186,31 @@ def start_server(tmp_path: Path, env: dict[str, str] | None = None) -> Any:
     from servertools import ServiceProcess, write_guard
 
     return ServiceProcess(tmp_path / "data", write_guard(tmp_path / "netguard"), env).start(60)
+
+
+def start_http_floor(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``benchmarks/http_floor.py`` under uvicorn as ``palette serve`` runs it (httptools, one
+    event loop), on a free loopback port; returns the process and its URL once it answers."""
+    from servertools import free_port, guarded_env, write_guard
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "benchmarks.http_floor:app", "--host", "127.0.0.1",
+         "--port", str(port), "--http", "httptools", "--log-level", "warning",
+         "--no-access-log"],
+        cwd=REPO, env=guarded_env(write_guard(tmp_path / "netguard-floor"), {}),
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the HTTP floor server exited"
+        try:
+            httpx.get(url + "/", timeout=1.0)
+            return proc, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the HTTP floor server did not answer")
 
 
 def mint_key(data_dir: Path, role: str = "member") -> str:
@@ -256,6 +287,7 @@ def test_sync_palette_under_load(tmp_path: Path, report: Any, enforce_timing_bar
     direct_cpu: list[float] = []
     served: list[float] = []
     served_cpu = 0.0
+    loadgen_cpu = 0.0
     latencies: list[float] = []
     errors: list[str] = []
     try:
@@ -269,12 +301,28 @@ def test_sync_palette_under_load(tmp_path: Path, report: Any, enforce_timing_bar
                 server.url, files, DURATION_S / phases, offset=(phase + 2) * 10**6, credential=key
             )
             served_cpu += server.cpu_seconds() - cpu_before
+            loadgen_cpu += result["cpu"]
             served.append(len(result["latencies"]) / result["wall"])
             latencies += result["latencies"]
             errors += result["errors"]
         metrics = httpx.get(server.url + "/metrics").text
     finally:
         server.stop()
+    # The HTTP floor under the same load: what uvicorn and Starlette cost per request alone.
+    from servertools import process_cpu_seconds
+
+    floor, floor_url = start_http_floor(tmp_path)
+    try:
+        run_loadgen(floor_url, files, 1.0, offset=10**7)  # warm up
+        cpu_before = process_cpu_seconds(floor.pid)
+        floor_result = run_loadgen(floor_url, files, DURATION_S / phases, offset=2 * 10**7)
+        floor_cpu = process_cpu_seconds(floor.pid) - cpu_before
+    finally:
+        floor.terminate()
+        floor.wait(30)
+    assert floor_result["errors"] == []
+    floor_count = len(floor_result["latencies"])
+    assert floor_count >= 50, f"only {floor_count} requests reached the HTTP floor server"
     assert errors == []
     # Every request was computed: distinct bytes, so the cache never answered.
     assert 'palette_palette_cache_total{result="hit"}' not in metrics
@@ -310,7 +358,14 @@ def test_sync_palette_under_load(tmp_path: Path, report: Any, enforce_timing_bar
         (
             f"- CPU time per image (less sensitive to other load): server "
             f"{served_cpu / count * 1000:.1f} ms per request, library "
-            f"{statistics.median(direct_cpu) * 1000:.1f} ms"
+            f"{statistics.median(direct_cpu) * 1000:.1f} ms; the load generator "
+            f"{loadgen_cpu / count * 1000:.2f} ms per request on the same cores"
+        ),
+        (
+            f"- HTTP floor (benchmarks/http_floor.py: uvicorn + Starlette reading, hashing and "
+            f"joining the same bodies, no engine, no gate): server "
+            f"{floor_cpu / floor_count * 1000:.2f} ms per request "
+            f"({floor_count / floor_result['wall']:.0f} req/s)"
         ),
     ]
     report.add("Service: POST /v1/palette under load", lines)

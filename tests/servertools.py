@@ -24,6 +24,7 @@ __all__ = [
     "ServiceProcess",
     "free_port",
     "guarded_env",
+    "process_cpu_seconds",
     "write_guard",
 ]
 
@@ -103,6 +104,12 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time process ``pid`` has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class ServiceProcess:
@@ -195,8 +202,7 @@ class ServiceProcess:
     def cpu_seconds(self) -> float:
         """User + system CPU time the server has used so far."""
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.proc.pid)
 
     def peak_rss_mb(self) -> float:
         """The server's peak resident memory (VmHWM) so far."""
