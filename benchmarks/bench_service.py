@@ -198,7 +198,13 @@ def start_http_floor(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
         [sys.executable, "-m", "uvicorn", "benchmarks.http_floor:app", "--host", "127.0.0.1",
          "--port", str(port), "--http", "httptools", "--log-level", "warning",
          "--no-access-log"],
-        cwd=REPO, env=guarded_env(write_guard(tmp_path / "netguard-floor"), {}),
+        cwd=REPO,
+        # glibc's thresholds as `palette serve` sets them (service/cli.py): request-sized
+        # buffers from the heap, not fresh mappings that fault in on every request.
+        env=guarded_env(
+            write_guard(tmp_path / "netguard-floor"),
+            {"MALLOC_MMAP_THRESHOLD_": str(16 << 20), "MALLOC_TRIM_THRESHOLD_": str(32 << 20)},
+        ),
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
