@@ -391,6 +391,11 @@ def test_sync_palette_under_load(tmp_path: Path, report: Any, enforce_timing_bar
 GATE_REQUESTS = 1500
 GATE_BAR_MS = 0.5
 """The gate may add at most this much server CPU per request (measured 2-core shared box)."""
+# Under --benchmark-disable (CI) the server runs under coverage tracing, which multiplies the
+# cost of Python lines, and the gate is nothing but Python lines: 547 us for the API key in a
+# CI run of 2026-12-03 against 120 us timed. CI asserts instead that the gate costs less than
+# the rest of the cheapest request does (timed: 120 against 453 us; CI: 547 against 1093 us),
+# which a gate doing real work again per request (verifying the key, say) would fail.
 
 
 def _cpu_per_request(server: Any, path: str, credential: str) -> float:
@@ -419,7 +424,7 @@ def _cpu_per_request(server: Any, path: str, credential: str) -> float:
 
 
 @pytest.mark.e2e
-def test_gate_cost_per_request(tmp_path: Path, report: Any) -> None:
+def test_gate_cost_per_request(tmp_path: Path, report: Any, enforce_timing_bars: bool) -> None:
     """What authentication, the policy table and rate limits cost the server per request.
 
     A palette answered from memory (``GET /v1/palettes/{digest}``) is the cheapest gated
@@ -482,7 +487,8 @@ def test_gate_cost_per_request(tmp_path: Path, report: Any) -> None:
         lines.append(f"  - {name}: {cost * 1e6:.0f} µs{extra}; rounds {rounds} µs")
     report.add("Service: the gate's cost per request", lines)
     for name, cost in median.items():
-        assert cost - base < GATE_BAR_MS / 1000, f"{name} adds {(cost - base) * 1e6:.0f} µs"
+        bar = GATE_BAR_MS / 1000 if enforce_timing_bars else base
+        assert cost - base < bar, f"{name} adds {(cost - base) * 1e6:.0f} µs to {base * 1e6:.0f}"
 
 
 def _zip_stream(photos: list[bytes], target_bytes: int, path: Path) -> int:
