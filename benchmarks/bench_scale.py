@@ -96,12 +96,6 @@ def backing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backing]:
         redis.stop()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time process ``pid`` has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run_queue_seconds(pid: int) -> float:
     """Time process ``pid``'s threads have spent runnable but waiting for a CPU (schedstat):
     what other load on the machine took from it."""
@@ -140,7 +134,9 @@ class WorkerProcess:
         raise RuntimeError(f"no {field_name} in /proc/{self.proc.pid}/status")
 
     def cpu_seconds(self) -> float:
-        return cpu_seconds(self.proc.pid)
+        from servertools import process_cpu_seconds
+
+        return process_cpu_seconds(self.proc.pid)
 
     def settle(self, timeout: float = 60.0) -> None:
         """Wait until start-up is over: the process is alive and its CPU time stops growing
@@ -236,10 +232,12 @@ class Deployment:
 
     def support_cpu_seconds(self) -> dict[str, float]:
         """CPU time of everything but the workers: the API node, Redis and the S3 server."""
+        from servertools import process_cpu_seconds
+
         return {
-            "API node": cpu_seconds(self.api.proc.pid),
-            "Redis": cpu_seconds(self.backing.redis.process.pid),
-            "S3 server": cpu_seconds(self.backing.s3.process.pid),
+            "API node": process_cpu_seconds(self.api.proc.pid),
+            "Redis": process_cpu_seconds(self.backing.redis.process.pid),
+            "S3 server": process_cpu_seconds(self.backing.s3.process.pid),
         }
 
     # -- the API, as a client sees it ---------------------------------------------------------

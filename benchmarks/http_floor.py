@@ -26,7 +26,8 @@ async def _palette(request: Request) -> Response:
     async for chunk in request.stream():
         digest.update(chunk)
         chunks.append(chunk)
-    if not b"".join(chunks):
+    body = b"".join(chunks)  # joined as the service joins it, for the same copy
+    if not body:
         return Response(b"no body", status_code=400)
     return Response(_ANSWER, media_type="application/json", headers={"ETag": digest.hexdigest()})
 
