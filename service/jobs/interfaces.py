@@ -321,9 +321,12 @@ class JobQueue(Protocol):
         *,
         notify: bool = False,
         lease_seconds: float | None = None,
+        started: Mapping[ItemKey, str] | None = None,
     ) -> bool:
         """Record finished images (idempotent per image) if ``lease`` still owns the job;
-        ``notify`` appends ``job.progress``; ``lease_seconds`` also extends the lease."""
+        ``notify`` appends ``job.progress``; ``lease_seconds`` also extends the lease;
+        ``started`` marks more images as being worked on, as ``start_items`` does, in the same
+        write (a worker reports one image done and starts the next in one round trip)."""
         ...
 
     def finish_chunk(self, lease: Lease, lease_seconds: float) -> Lease | bool:

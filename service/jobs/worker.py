@@ -1,9 +1,10 @@
 """Worker threads: claim a job's lease, extract every image, write results, finish.
 
-Each image's outcome is committed as soon as it is known, so a job picked up again after a
-crash (its lease expired) skips the images already done. A monitor thread renews leases and
-polls cancel flags every ``poll_seconds``; ``should_cancel`` passed to the library reads those
-flags, so a running job stops within one poll plus one strip of work.
+Each image's outcome is committed as soon as it is known (in the same write as the next
+image's start), so a job picked up again after a crash (its lease expired) skips the images
+already done. A monitor thread renews leases and polls cancel flags every ``poll_seconds``;
+``should_cancel`` passed to the library reads those flags, so a running job stops within one
+poll plus one strip of work.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -344,19 +345,34 @@ class WorkerPool:
             )
 
         last_notify = 0.0
+        # Images finished but not yet recorded: they go to the store with the next image's
+        # start, one write for both (a moment later: the next entry is read in between), or
+        # on their own when nothing starts next.
+        pending: list[ItemResult] = []
 
-        def record(item: ItemResult) -> None:
+        def record(started: dict[ItemKey, str] | None = None) -> None:
             nonlocal last_notify
+            if not pending:
+                if started and not self.store.start_items(lease, started):
+                    raise _Stop("lost")
+                return
             now = time.monotonic()
             notify = now - last_notify >= 1.0
             if notify:
                 last_notify = now
             if not self.store.progress(
-                lease, [item], None, notify=notify, lease_seconds=self.lease_seconds
+                lease,
+                pending,
+                None,
+                notify=notify,
+                lease_seconds=self.lease_seconds,
+                started=started,
             ):
                 raise _Stop("lost")
             active.renewed_at = now
-            self.on_item(item.status)
+            for item in pending:
+                self.on_item(item.status)
+            pending.clear()
 
         def settle_until(limit: int) -> None:
             while len(window) > limit:
@@ -366,7 +382,7 @@ class WorkerPool:
                 # limit keeps does not depend on when this thread woke.
                 self._check(active)
                 window.popleft()
-                record(item)
+                pending.append(item)
 
         # Images of one job are extracted on the shared CPU pool, up to ``threads`` at once,
         # while this thread reads the next archive entries and commits finished ones in order.
@@ -388,18 +404,22 @@ class WorkerPool:
                     alone = task.key in lease.suspects
                     if alone:
                         settle_until(0)
-                    if not self.store.start_items(lease, {task.key: task.name}):
-                        raise _Stop("lost")
+                    record(started={task.key: task.name})
                     window.append(self._submit(task, kwargs, analyse, should_cancel))
                     settle_until(0 if alone else self.threads_wanted)
             settle_until(0)
+            record()
         except _Stop as stop:
             # Images queued behind other jobs' images never start; those already running finish
             # (a drain keeps them; a cancel throws them away).
             for queued in window:
                 if isinstance(queued, Future):
                     queued.cancel()
-            self._settle(window, record if stop.reason == "drain" else None)
+            self._settle(window, pending.append if stop.reason == "drain" else None)
+            try:
+                record()  # what finished before the stop, as if recorded at once
+            except _Stop:
+                stop = _Stop("lost")
             if stop.reason == "timeout" or (stop.reason == "interrupted" and active.timed_out.is_set()):
                 self._finish(active, error=self._timeout_error())
                 return
@@ -408,10 +428,13 @@ class WorkerPool:
         except Exception as exc:
             if not isinstance(exc, PaletteError):
                 self._settle(window, None)
+                with suppress(Exception):  # keep what finished; the error below is the news
+                    record()
                 raise
             # The archive itself failed (a limit, corruption): keep what finished, fail the job.
             try:
-                self._settle(window, record)
+                self._settle(window, pending.append)
+                record()
             except _Stop as stop:
                 self._stop(active, stop.reason)
                 return

@@ -94,6 +94,17 @@ local function owned(id, owner, token)
   return j, c, t
 end
 
+-- Images being worked on now ({field, name} each): what a crash of this claim counts against.
+local function start_items(id, c, token, items)
+  for _, it in ipairs(items) do
+    local crashes = 0
+    local old = redis.call('HGET', k('inflight', id), it[1])
+    if old then crashes = cjson.decode(old).crashes end
+    redis.call('HSET', k('inflight', id), it[1],
+      cjson.encode({name = it[2], crashes = crashes, token = token, chunk = c}))
+  end
+end
+
 -- Record finished images once each; returns {succeeded=, failed=, skipped=} of the new ones.
 local function add_items(id, items)
   local added = {succeeded = 0, failed = 0, skipped = 0}
@@ -297,19 +308,14 @@ elseif op == 'renew' then
 elseif op == 'start_items' then
   local j, c = owned(a.id, a.owner, a.token)
   if j == nil then return 0 end
-  for _, it in ipairs(a.items) do
-    local crashes = 0
-    local old = redis.call('HGET', k('inflight', a.id), it[1])
-    if old then crashes = cjson.decode(old).crashes end
-    redis.call('HSET', k('inflight', a.id), it[1],
-      cjson.encode({name = it[2], crashes = crashes, token = a.token, chunk = c}))
-  end
+  start_items(a.id, c, a.token, a.items)
   return 1
 
 elseif op == 'progress' then
   local j, c = owned(a.id, a.owner, a.token)
   if j == nil then return 0 end
   local added = add_items(a.id, a.items)
+  start_items(a.id, c, a.token, a.started)
   redis.call('HINCRBY', k('task', a.id, c), 'progress',
     added.succeeded + added.failed + added.skipped)
   redis.call('HSET', k('job', a.id), 'updated_at', a.now)

@@ -107,6 +107,10 @@ def _item_field(seq: int, index: int) -> str:
     return f"{seq}:{index}"
 
 
+def _started_rows(items: Mapping[ItemKey, str]) -> list[list[str]]:
+    return [[_item_field(seq, index), name] for (seq, index), name in items.items()]
+
+
 def _item_body(item: ItemResult, cipher: Plain) -> str:
     body: dict[str, Any] = {"name": item.name, "status": item.status, "error": item.error}
     sealed = None if item.palette is None else cipher.seal_text(json.dumps(item.palette))
@@ -488,8 +492,7 @@ class RedisJobStore:
         return {(int(s), int(i)) for s, i in (f.split(":") for f in fields)}
 
     def start_items(self, lease: Lease, items: Mapping[ItemKey, str]) -> bool:
-        rows = [[_item_field(seq, index), name] for (seq, index), name in items.items()]
-        return bool(self._owned("start_items", lease, items=rows))
+        return bool(self._owned("start_items", lease, items=_started_rows(items)))
 
     def progress(
         self,
@@ -499,6 +502,7 @@ class RedisJobStore:
         *,
         notify: bool = False,
         lease_seconds: float | None = None,
+        started: Mapping[ItemKey, str] | None = None,
     ) -> bool:
         now = self.clock.now()
         rows = [
@@ -510,6 +514,7 @@ class RedisJobStore:
                 "progress",
                 lease,
                 items=rows,
+                started=_started_rows(started or {}),
                 total=total,
                 notify=notify,
                 now=repr(now),

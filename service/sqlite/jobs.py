@@ -405,17 +405,18 @@ class SqliteJobStore:
         with self.db.transaction() as tx:
             if not self._owns(tx, lease):
                 return False
-            # A crash counts against the images of the claim that crashed: the token says which.
-            tx.executemany(
-                "INSERT INTO job_inflight (job_id, input_seq, entry_index, name, lease_token)"
-                " VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT DO UPDATE SET lease_token = excluded.lease_token",
-                [
-                    (lease.job_id, seq, index, name, lease.token)
-                    for (seq, index), name in items.items()
-                ],
-            )
+            self._start(tx, lease, items)
         return True
+
+    @staticmethod
+    def _start(tx: sqlite3.Connection, lease: Lease, items: Mapping[ItemKey, str]) -> None:
+        # A crash counts against the images of the claim that crashed: the token says which.
+        tx.executemany(
+            "INSERT INTO job_inflight (job_id, input_seq, entry_index, name, lease_token)"
+            " VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT DO UPDATE SET lease_token = excluded.lease_token",
+            [(lease.job_id, seq, index, name, lease.token) for (seq, index), name in items.items()],
+        )
 
     @staticmethod
     def _owns(tx: sqlite3.Connection, lease: Lease) -> bool:
@@ -432,12 +433,15 @@ class SqliteJobStore:
         *,
         notify: bool = False,
         lease_seconds: float | None = None,
+        started: Mapping[ItemKey, str] | None = None,
     ) -> bool:
         now = self.clock.now()
         with self.db.transaction() as tx:
             if not self._owns(tx, lease):
                 return False
             added = self._add_items(tx, lease.job_id, items)
+            if started:
+                self._start(tx, lease, started)
             tx.execute(
                 "UPDATE jobs SET done = done + ?, failed = failed + ?, skipped = skipped + ?,"
                 " total = COALESCE(?, total), updated_at = ?,"

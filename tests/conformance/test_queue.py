@@ -27,6 +27,7 @@ def test_claim_is_exclusive_and_fenced(backend: Backends, clock: FakeClock) -> N
     assert not jobs.renew(lease, 10).alive
     assert not jobs.start_items(lease, {(0, 0): "img0.jpg"})
     assert not jobs.progress(lease, [item(0)], None)
+    assert not jobs.progress(lease, [item(0)], None, started={(1, 0): "img1.jpg"})
     assert not jobs.complete(lease, ResultInfo("k", "d", 1))
     assert not jobs.fail(lease, {"code": "x"}, None)
     assert not jobs.release(lease)
@@ -250,6 +251,26 @@ def test_a_crash_counts_against_the_images_in_flight(backend: Backends, clock: F
     assert jobs.complete(lease, ResultInfo("k", "d", 1))
     p = jobs.get(job_id).progress
     assert (p.done, p.failed, p.total) == (2, 1, 3)
+
+
+def test_progress_that_starts_the_next_image_counts_a_crash_against_it(
+    backend: Backends, clock: FakeClock
+) -> None:
+    """``progress(..., started=...)``, one write for an image done and the next one begun,
+    leaves the store as ``progress`` then ``start_items`` would."""
+    jobs = backend.jobs
+    job_id = jobs.submit(new_job(backend, images=3)).id
+    lease = jobs.claim("w", 5)
+    assert lease is not None
+    assert jobs.start_items(lease, {(0, 0): "img0.jpg"})
+    assert jobs.progress(lease, [item(0)], None, started={(1, 0): "img1.jpg"})
+    assert jobs.progress(lease, [item(1)], None, started={(2, 0): "img2.jpg"})
+    assert jobs.done_items(job_id) == {(0, 0), (1, 0)}
+    clock.advance(6)  # the worker died with image 2 in flight
+    assert jobs.reap_expired() == 1
+    again = jobs.claim("w", 5)
+    assert again is not None and again.suspects == {(2, 0)} and again.attempts == 0
+    assert jobs.get(job_id).progress.done == 2
 
 
 def test_crashed_claims_without_progress_are_attempts(backend: Backends, clock: FakeClock) -> None:
