@@ -11,9 +11,10 @@
   not move on from the partition it has just served.
 * ``test_two_worker_processes_scale``: the same ZIP job of corpus photos run by one worker
   process and by two, in alternating phases (the idle second process is stopped with SIGSTOP
-  in the one-worker phases). The issue's bar, two >= 1.7x one, is reported (not met on the
-  shared 2-core machine); timed runs assert a guard of 1.1x, and every run asserts that each
-  process did at least 35 % of the work (CPU time) in the two-worker phases. Each phase's
+  in the one-worker phases). The issue's bar, two >= 1.7x one, is reported with the ceiling
+  the measured CPU sets for it (not met on the 2-core machine); timed runs assert a guard of
+  1.1x, and every run asserts that each process did at least 35 % of the work (CPU time) in
+  the two-worker phases. Each phase's
   archive carries new bytes, and the workers' CPU time must cover what the library needs for
   that many photos, so every image is really decoded and analysed.
 * ``test_one_gigabyte_zip_through_s3_memory`` (slow): a ~1 GB stored ZIP of photos as one job
@@ -50,9 +51,10 @@ REPO = Path(__file__).resolve().parents[1]
 FAIR_IMAGES = 2000
 CHUNK_IMAGES = 64  # the setting's default, which the fairness bar is stated for
 THROUGHPUT_BAR = 1.7
-# The 1.7x bar is not met on the shared 2-core machine (1.13-1.55x measured, with the workers
-# waiting for a CPU most of the time; see benchmarks/README.md), so it is reported and this
-# guard is asserted: at 1.0 the two processes would not be working in parallel at all.
+# The 1.7x bar is not met on the 2-core machine (1.53-1.64x measured on an idle machine, above
+# the 1.29-1.45x ceiling the run reports only because a lone worker waits at chunk hand-overs;
+# see benchmarks/README.md), so it is reported and this guard is asserted: at 1.0 the two
+# processes would not be working in parallel at all.
 THROUGHPUT_GUARD = 1.1
 THROUGHPUT_CHUNKS = 60
 """The throughput job is cut into about this many chunks (of at least 4 images): enough for
