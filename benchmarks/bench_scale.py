@@ -112,14 +112,14 @@ def run_queue_seconds(pid: int) -> float:
 
 def thread_cpu_seconds(pid: int) -> dict[int, float]:
     """User + system CPU time of each thread of process ``pid``, by thread id."""
-    hz = os.sysconf("SC_CLK_TCK")
+    from servertools import stat_cpu_seconds
+
     out = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            out[int(task.name)] = stat_cpu_seconds(task / "stat")
         except (FileNotFoundError, ProcessLookupError):
             continue  # the thread ended meanwhile
-        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / hz
     return out
 
 
@@ -506,7 +506,7 @@ def test_two_worker_processes_scale(
     shares: list[float] = []  # the busier worker's part of the CPU, in two-worker phases
     starved: dict[int, list[float]] = {1: [], 2: []}
     support: list[dict[str, float]] = []
-    extract_cpu: dict[int, list[float]] = {1: [], 2: []}  # the extract threads' CPU, each phase
+    extract_cpu: list[float] = []  # the lone worker's extract thread, each one-worker phase
     try:
         archive = backing.root / "throughput.zip"
         for n, active in enumerate(phases):
@@ -517,7 +517,7 @@ def test_two_worker_processes_scale(
             try:
                 job_id = deployment.submit(archive, key)
                 each_before = [w.cpu_seconds() for w in deployment.workers]
-                threads_before = [thread_cpu_seconds(w.proc.pid) for w in deployment.workers]
+                threads_before = thread_cpu_seconds(deployment.workers[0].proc.pid)
                 cpu_before = sum(each_before)
                 waited_before = sum(run_queue_seconds(w.proc.pid) for w in deployment.workers)
                 support_before = deployment.support_cpu_seconds()
@@ -525,10 +525,9 @@ def test_two_worker_processes_scale(
                 job = deployment.wait(job_id, key, 0.05, 600)
                 seconds[active].append(time.monotonic() - started)
                 cpu[active].append(sum(w.cpu_seconds() for w in deployment.workers) - cpu_before)
-                extract_cpu[active].append(sum(
-                    busiest_thread_seconds(before, thread_cpu_seconds(w.proc.pid))
-                    for w, before in zip(deployment.workers[:active], threads_before)
-                ))
+                if active == 1:
+                    threads_after = thread_cpu_seconds(deployment.workers[0].proc.pid)
+                    extract_cpu.append(busiest_thread_seconds(threads_before, threads_after))
                 support_after = deployment.support_cpu_seconds()
                 support.append({k: support_after[k] - support_before[k] for k in support_after})
                 waited = sum(run_queue_seconds(w.proc.pid) for w in deployment.workers)
@@ -550,10 +549,8 @@ def test_two_worker_processes_scale(
     # thread never waits runs at one image per extract-thread time. So the ratio is at most
     # 2 x (extract thread's CPU per image) / (all CPU per image), whatever the code does; a
     # ratio above it means the lone worker's extract thread waited (chunk hand-overs).
-    extract_ms = statistics.median(extract_cpu[1]) / count * 1000
-    extract_busy = statistics.median(
-        e / s for e, s in zip(extract_cpu[1], seconds[1])
-    )
+    extract_ms = statistics.median(extract_cpu) / count * 1000
+    extract_busy = statistics.median(e / s for e, s in zip(extract_cpu, seconds[1]))
     all_ms = statistics.median(
         (w + sum(s.values())) / count * 1000
         for w, s in zip(cpu[2], [s for s, a in zip(support, phases) if a == 2])

@@ -25,6 +25,7 @@ __all__ = [
     "free_port",
     "guarded_env",
     "process_cpu_seconds",
+    "stat_cpu_seconds",
     "write_guard",
 ]
 
@@ -108,7 +109,13 @@ def free_port() -> int:
 
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU time process ``pid`` has used so far (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
+
+
+def stat_cpu_seconds(stat: Path) -> float:
+    """User + system CPU time in a ``/proc`` ``stat`` file: a process's, or one thread's
+    (``/proc/PID/task/TID/stat``)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
